@@ -1,0 +1,62 @@
+// Package translate turns Kubernetes objects (Gateway API kinds, Services,
+// EndpointSlices, Secrets, Namespaces) into a data-plane snapshot plus the status each
+// object should carry. It is a pure function: no clients, no clocks, no globals. The
+// Kubernetes controller and the standalone file source both call it unchanged.
+package translate
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// ControllerName is the GatewayClass controllerName that Switchyard serves.
+const ControllerName = "switchyard.dev/gateway-controller"
+
+// Input is everything translation reads. Slices may be in any order; translation
+// sorts what it needs so that equal inputs give equal outputs.
+type Input struct {
+	GatewayClasses  []*gwv1.GatewayClass
+	Gateways        []*gwv1.Gateway
+	HTTPRoutes      []*gwv1.HTTPRoute
+	ReferenceGrants []*gwv1.ReferenceGrant
+	Services        []*corev1.Service
+	EndpointSlices  []*discoveryv1.EndpointSlice
+	Secrets         []*corev1.Secret
+	Namespaces      []*corev1.Namespace
+
+	Options Options
+}
+
+// Options tune translation to where it runs.
+type Options struct {
+	// ControllerName is the GatewayClass controllerName to serve; empty means
+	// ControllerName.
+	ControllerName string
+	// Standalone is set by the file source. Then a Gateway whose gatewayClassName
+	// names no GatewayClass object is served as if its class were Switchyard's, and
+	// EndpointSlice addresses in 127.0.0.0/8 and ::1 are accepted (a real API server
+	// refuses them).
+	Standalone bool
+	// Now stamps lastTransitionTime on conditions. Translation never reads the clock.
+	Now time.Time
+}
+
+// Output is the result of one translation.
+type Output struct {
+	// Snapshot is the data-plane configuration. Its Version is a hash of its content.
+	Snapshot *config.Snapshot
+	// GatewayClasses holds the status of each GatewayClass this controller owns, by name.
+	GatewayClasses map[string]gwv1.GatewayClassStatus
+	// Gateways holds the status of each Gateway of an owned class.
+	Gateways map[types.NamespacedName]gwv1.GatewayStatus
+	// HTTPRoutes holds, for each HTTPRoute that references an owned Gateway, the
+	// status entries of those parentRefs (entries of other controllers are not
+	// included; the status writer merges).
+	HTTPRoutes map[types.NamespacedName]gwv1.HTTPRouteStatus
+}
