@@ -1,0 +1,198 @@
+package translate
+
+import (
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// attachment is one listener a route parentRef attaches to, with the route's
+// hostnames as seen through that listener.
+type attachment struct {
+	listener  *listenerState
+	hostnames []string
+}
+
+// attachRoutes attaches every HTTPRoute to the owned Gateways it names, records the
+// routes on the listeners that take them, and returns the routes' status entries.
+func (ix *index) attachRoutes(gateways []*gatewayState) map[types.NamespacedName]gwv1.HTTPRouteStatus {
+	byKey := map[types.NamespacedName]*gatewayState{}
+	for _, gs := range gateways {
+		byKey[gs.key] = gs
+	}
+	out := map[types.NamespacedName]gwv1.HTTPRouteStatus{}
+	for _, route := range ix.routes {
+		var compiled *compiledRoute
+		var parents []gwv1.RouteParentStatus
+		for _, ref := range route.Spec.ParentRefs {
+			gs := byKey[parentGateway(route.Namespace, ref)]
+			if gs == nil || str(ref.Group, gatewayGroup) != gatewayGroup || str(ref.Kind, kindGateway) != kindGateway {
+				// Not one of our Gateways: another controller reports on it.
+				continue
+			}
+			if compiled == nil {
+				compiled = ix.compileRoute(route)
+			}
+			parents = append(parents, ix.attachParent(route, ref, gs, compiled))
+		}
+		if len(parents) > 0 {
+			key := types.NamespacedName{Namespace: route.Namespace, Name: route.Name}
+			out[key] = gwv1.HTTPRouteStatus{RouteStatus: gwv1.RouteStatus{Parents: parents}}
+		}
+	}
+	return out
+}
+
+func parentGateway(routeNamespace string, ref gwv1.ParentReference) types.NamespacedName {
+	return types.NamespacedName{Namespace: str(ref.Namespace, routeNamespace), Name: string(ref.Name)}
+}
+
+// attachParent attaches the route through one parentRef and renders that parent's
+// status entry.
+func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, gs *gatewayState, compiled *compiledRoute) gwv1.RouteParentStatus {
+	conds := newConditionSet(route.Generation, ix.opts.Now)
+	accepted := string(gwv1.RouteConditionAccepted)
+	attachments, reason, detail := ix.matchListeners(route, ref, gs)
+	switch {
+	case reason != "":
+		conds.set(accepted, false, string(reason), detail)
+	case compiled.invalidReason != "":
+		conds.set(accepted, false, string(compiled.invalidReason), compiled.invalidDetail)
+	default:
+		conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "The route is accepted.")
+		name := route.Namespace + "/" + route.Name
+		for _, a := range attachments {
+			if a.listener.attached[name] {
+				continue
+			}
+			if a.listener.attached == nil {
+				a.listener.attached = map[string]bool{}
+			}
+			a.listener.attached[name] = true
+			a.listener.attachedRoutes++
+			if a.listener.programmed() {
+				a.listener.routes = append(a.listener.routes, config.Route{
+					Name:              name,
+					Hostnames:         a.hostnames,
+					CreationTimestamp: route.CreationTimestamp.Time.UTC(),
+					Rules:             compiled.rules,
+				})
+			}
+		}
+	}
+	resolved := string(gwv1.RouteConditionResolvedRefs)
+	if compiled.refsReason != "" {
+		conds.set(resolved, false, string(compiled.refsReason), compiled.refsDetail)
+	} else {
+		conds.set(resolved, true, string(gwv1.RouteReasonResolvedRefs), "All references are resolved.")
+	}
+	return gwv1.RouteParentStatus{
+		ParentRef:      ref,
+		ControllerName: gwv1.GatewayController(ix.controllerName),
+		Conditions:     conds.list(),
+	}
+}
+
+// matchListeners finds the listeners of a Gateway that a parentRef attaches the route
+// to, following the Gateway API order of checks: sectionName and port, then the
+// listeners' allowedRoutes, then hostnames. When none is left it gives the reason.
+func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference, gs *gatewayState) ([]attachment, gwv1.RouteConditionReason, string) {
+	var named, usable []*listenerState
+	for _, l := range gs.listeners {
+		if ref.SectionName != nil && string(*ref.SectionName) != l.name {
+			continue
+		}
+		if ref.Port != nil && int(*ref.Port) != l.port {
+			continue
+		}
+		named = append(named, l)
+		if l.accepted {
+			usable = append(usable, l)
+		}
+	}
+	if len(named) == 0 {
+		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("Gateway %s has no listener%s.", gs.key, describeParentRef(ref))
+	}
+	if len(usable) == 0 {
+		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("No accepted listener of Gateway %s%s.", gs.key, describeParentRef(ref))
+	}
+	var allowed []*listenerState
+	kindAllowed := false
+	for _, l := range usable {
+		kindAllowed = kindAllowed || l.allowsHTTPRoute
+		if l.allowsHTTPRoute && ix.allowsNamespace(l, route.Namespace) {
+			allowed = append(allowed, l)
+		}
+	}
+	if !kindAllowed {
+		return nil, gwv1.RouteReasonNotAllowedByListeners, fmt.Sprintf("No listener of Gateway %s allows the HTTPRoute kind.", gs.key)
+	}
+	if len(allowed) == 0 {
+		return nil, gwv1.RouteReasonNotAllowedByListeners,
+			fmt.Sprintf("No listener of Gateway %s allows HTTPRoutes from namespace %q.", gs.key, route.Namespace)
+	}
+	routeHosts := make([]string, 0, len(route.Spec.Hostnames))
+	for _, h := range route.Spec.Hostnames {
+		routeHosts = append(routeHosts, strings.ToLower(string(h)))
+	}
+	var out []attachment
+	for _, l := range allowed {
+		if hosts, ok := effectiveHostnames(l.hostname, routeHosts); ok {
+			out = append(out, attachment{listener: l, hostnames: hosts})
+		}
+	}
+	if len(out) == 0 {
+		return nil, gwv1.RouteReasonNoMatchingListenerHostname,
+			fmt.Sprintf("No hostname of the route matches a listener hostname of Gateway %s.", gs.key)
+	}
+	return out, "", ""
+}
+
+func describeParentRef(ref gwv1.ParentReference) string {
+	var parts []string
+	if ref.SectionName != nil {
+		parts = append(parts, fmt.Sprintf("named %q", *ref.SectionName))
+	}
+	if ref.Port != nil {
+		parts = append(parts, fmt.Sprintf("on port %d", *ref.Port))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, " ")
+}
+
+// allowsNamespace applies a listener's allowedRoutes.namespaces to a route namespace.
+func (ix *index) allowsNamespace(l *listenerState, routeNamespace string) bool {
+	from := gwv1.NamespacesFromSame
+	var selector *metav1.LabelSelector
+	if ar := l.spec.AllowedRoutes; ar != nil && ar.Namespaces != nil {
+		if ar.Namespaces.From != nil {
+			from = *ar.Namespaces.From
+		}
+		selector = ar.Namespaces.Selector
+	}
+	switch from {
+	case gwv1.NamespacesFromAll:
+		return true
+	case gwv1.NamespacesFromSame:
+		return routeNamespace == l.gateway.key.Namespace
+	case gwv1.NamespacesFromSelector:
+		if selector == nil {
+			return false
+		}
+		sel, err := metav1.LabelSelectorAsSelector(selector)
+		if err != nil {
+			return false
+		}
+		return sel.Matches(labels.Set(ix.namespaceLabels(routeNamespace)))
+	default:
+		return false
+	}
+}

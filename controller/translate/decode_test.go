@@ -1,0 +1,112 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// documentSeparator splits a multi-document YAML stream.
+var documentSeparator = regexp.MustCompile(`(?m)^---[ \t]*$`)
+
+// Comment lines that set translation options for a test case.
+var (
+	standaloneOption     = regexp.MustCompile(`(?m)^# standalone: true$`)
+	controllerNameOption = regexp.MustCompile(`(?m)^# controllerName: (\S+)$`)
+)
+
+// decodeManifests reads a multi-document YAML stream of Kubernetes manifests into an
+// Input. Every document that cannot be decoded is reported; the others are kept, so a
+// fuzzer can still translate what survived.
+func decodeManifests(data []byte) (*Input, []error) {
+	in := &Input{}
+	var errs []error
+	for i, doc := range documentSeparator.Split(string(data), -1) {
+		if isBlankDocument(doc) {
+			continue
+		}
+		if err := decodeDocument(in, []byte(doc)); err != nil {
+			errs = append(errs, fmt.Errorf("document %d: %w", i, err))
+		}
+	}
+	// Options come from comment lines, so that the files stay plain manifests.
+	if standaloneOption.Match(data) {
+		in.Options.Standalone = true
+	}
+	if m := controllerNameOption.FindSubmatch(data); m != nil {
+		in.Options.ControllerName = string(m[1])
+	}
+	return in, errs
+}
+
+func isBlankDocument(doc string) bool {
+	for _, line := range strings.Split(doc, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			return false
+		}
+	}
+	return true
+}
+
+func decodeDocument(in *Input, doc []byte) error {
+	var tm metav1.TypeMeta
+	if err := yaml.Unmarshal(doc, &tm); err != nil {
+		return err
+	}
+	switch tm.APIVersion + "/" + tm.Kind {
+	case "gateway.networking.k8s.io/v1/GatewayClass":
+		return decodeInto(doc, &in.GatewayClasses)
+	case "gateway.networking.k8s.io/v1/Gateway":
+		return decodeInto(doc, &in.Gateways)
+	case "gateway.networking.k8s.io/v1/HTTPRoute":
+		return decodeInto(doc, &in.HTTPRoutes)
+	case "gateway.networking.k8s.io/v1/ReferenceGrant", "gateway.networking.k8s.io/v1beta1/ReferenceGrant":
+		return decodeInto(doc, &in.ReferenceGrants)
+	case "v1/Service":
+		return decodeInto(doc, &in.Services)
+	case "discovery.k8s.io/v1/EndpointSlice":
+		return decodeInto(doc, &in.EndpointSlices)
+	case "v1/Secret":
+		return decodeInto(doc, &in.Secrets)
+	case "v1/Namespace":
+		return decodeInto(doc, &in.Namespaces)
+	case "test/Nil":
+		// A "Nil" document adds a nil entry to every list, to prove that translation
+		// copes with them.
+		in.GatewayClasses = append(in.GatewayClasses, nil)
+		in.Gateways = append(in.Gateways, nil)
+		in.HTTPRoutes = append(in.HTTPRoutes, nil)
+		in.ReferenceGrants = append(in.ReferenceGrants, nil)
+		in.Services = append(in.Services, nil)
+		in.EndpointSlices = append(in.EndpointSlices, nil)
+		in.Secrets = append(in.Secrets, nil)
+		in.Namespaces = append(in.Namespaces, nil)
+		return nil
+	default:
+		return fmt.Errorf("unknown kind %s %s", tm.APIVersion, tm.Kind)
+	}
+}
+
+// decodeInto strictly decodes one document and appends it to the list.
+func decodeInto[T any, L ~[]*T](doc []byte, list *L) error {
+	obj := new(T)
+	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		return err
+	}
+	*list = append(*list, obj)
+	return nil
+}
+
+// Compile-time proof that every list the decoder fills has the expected type.
+var (
+	_ []*gwv1.GatewayClass         = (&Input{}).GatewayClasses
+	_ []*discoveryv1.EndpointSlice = (&Input{}).EndpointSlices
+	_ []*corev1.Namespace          = (&Input{}).Namespaces
+)

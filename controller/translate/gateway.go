@@ -1,0 +1,208 @@
+package translate
+
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// gatewayState is one owned Gateway while it is being translated.
+type gatewayState struct {
+	gw  *gwv1.Gateway
+	key types.NamespacedName
+	// address is the IP to bind, "" for all interfaces.
+	address string
+	// addressProblem explains why the Gateway's addresses cannot be served.
+	addressProblem string
+	listeners      []*listenerState
+}
+
+// listenerState is one listener of an owned Gateway.
+type listenerState struct {
+	gateway  *gatewayState
+	name     string
+	port     int
+	hostname string
+	protocol config.Protocol
+	spec     gwv1.Listener
+
+	// accepted is false when the listener can generate no configuration at all.
+	accepted                       bool
+	acceptedReason, acceptedDetail string
+	// conflictReason is HostnameConflict or ProtocolConflict, or "".
+	conflictReason, conflictDetail string
+	// refsProblem is the ResolvedRefs reason when some reference is bad.
+	refsProblem, refsDetail string
+	supportedKinds          []gwv1.RouteGroupKind
+	allowsHTTPRoute         bool
+	certificates            []config.Certificate
+	// portTaken explains that another Gateway owns this listener's socket.
+	portTaken string
+
+	// attachedRoutes counts distinct routes; attached holds their names, since one
+	// route may reach the same listener through several parentRefs.
+	attachedRoutes int32
+	attached       map[string]bool
+	routes         []config.Route
+}
+
+// programmed reports whether the listener is served by the data plane.
+func (l *listenerState) programmed() bool {
+	if !l.accepted || l.portTaken != "" || !l.allowsHTTPRoute || l.gateway.addressProblem != "" {
+		return false
+	}
+	return l.protocol != config.ProtocolHTTPS || len(l.certificates) > 0
+}
+
+// virtualHostName is the VirtualHost name of the listener, "<ns>/<gateway>/<listener>".
+func (l *listenerState) virtualHostName() string {
+	return l.gateway.key.Namespace + "/" + l.gateway.key.Name + "/" + l.name
+}
+
+// ownsClass reports whether this controller serves Gateways of the named class.
+func (ix *index) ownsClass(name string) bool {
+	gc, ok := ix.gatewayClasses[name]
+	if !ok {
+		return ix.opts.Standalone
+	}
+	return string(gc.Spec.ControllerName) == ix.controllerName
+}
+
+// gatewayClassStatuses gives every owned GatewayClass its status.
+func (ix *index) gatewayClassStatuses() map[string]gwv1.GatewayClassStatus {
+	out := map[string]gwv1.GatewayClassStatus{}
+	for name, gc := range ix.gatewayClasses {
+		if string(gc.Spec.ControllerName) != ix.controllerName {
+			continue
+		}
+		conds := newConditionSet(gc.Generation, ix.opts.Now)
+		conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true,
+			string(gwv1.GatewayClassReasonAccepted), "The GatewayClass is served by "+ix.controllerName+".")
+		out[name] = gwv1.GatewayClassStatus{
+			Conditions:        conds.list(),
+			SupportedFeatures: supportedFeatureList(),
+		}
+	}
+	return out
+}
+
+// ownedGateways evaluates every Gateway of an owned class and its listeners.
+func (ix *index) ownedGateways() []*gatewayState {
+	var out []*gatewayState
+	for _, gw := range ix.gateways {
+		if !ix.ownsClass(string(gw.Spec.GatewayClassName)) {
+			continue
+		}
+		gs := &gatewayState{gw: gw, key: types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}}
+		gs.address, gs.addressProblem = bindAddress(gw.Spec.Addresses)
+		names := map[string]bool{}
+		for i := range gw.Spec.Listeners {
+			l := ix.evaluateListener(gs, gw.Spec.Listeners[i])
+			if names[l.name] {
+				l.reject(gwv1.ListenerReasonUnsupportedValue, "Another listener of this Gateway has the same name.")
+			}
+			names[l.name] = true
+			gs.listeners = append(gs.listeners, l)
+		}
+		markConflicts(gs.listeners)
+		out = append(out, gs)
+	}
+	return out
+}
+
+// bindAddress picks the address to bind: the first requested IPAddress (an entry
+// without a type is an IPAddress). Other address types are left to the
+// infrastructure, so they bind all interfaces.
+func bindAddress(addrs []gwv1.GatewaySpecAddress) (string, string) {
+	for _, a := range addrs {
+		if a.Type != nil && *a.Type != gwv1.IPAddressType {
+			continue
+		}
+		ip := net.ParseIP(a.Value)
+		if ip == nil {
+			return "", fmt.Sprintf("Address %q is not an IP address.", a.Value)
+		}
+		return ip.String(), ""
+	}
+	return "", ""
+}
+
+func (l *listenerState) reject(reason gwv1.ListenerConditionReason, detail string) {
+	if !l.accepted {
+		return
+	}
+	l.accepted, l.acceptedReason, l.acceptedDetail = false, string(reason), detail
+}
+
+func (l *listenerState) refsFail(reason gwv1.ListenerConditionReason, detail string) {
+	if l.refsProblem == "" {
+		l.refsProblem, l.refsDetail = string(reason), detail
+	}
+}
+
+// evaluateListener checks one listener's protocol, port, route kinds and TLS.
+func (ix *index) evaluateListener(gs *gatewayState, spec gwv1.Listener) *listenerState {
+	l := &listenerState{
+		gateway:  gs,
+		name:     string(spec.Name),
+		port:     int(spec.Port),
+		hostname: strings.ToLower(str(spec.Hostname, "")),
+		spec:     spec,
+		accepted: true,
+	}
+	switch spec.Protocol {
+	case gwv1.HTTPProtocolType:
+		l.protocol = config.ProtocolHTTP
+	case gwv1.HTTPSProtocolType:
+		l.protocol = config.ProtocolHTTPS
+	default:
+		l.reject(gwv1.ListenerReasonUnsupportedProtocol, fmt.Sprintf("Protocol %q is not supported; use HTTP or HTTPS.", spec.Protocol))
+		l.supportedKinds = []gwv1.RouteGroupKind{}
+		return l
+	}
+	if l.port < 1 || l.port > 65535 {
+		l.reject(gwv1.ListenerReasonPortUnavailable, fmt.Sprintf("Port %d is out of range.", l.port))
+	}
+	ix.evaluateRouteKinds(l)
+	if l.protocol == config.ProtocolHTTPS {
+		ix.evaluateTLS(l)
+	}
+	return l
+}
+
+// evaluateRouteKinds works out which route kinds the listener takes: HTTPRoute by
+// default, and of an explicit list only the kinds this controller supports.
+func (ix *index) evaluateRouteKinds(l *listenerState) {
+	httpRoute := gwv1.RouteGroupKind{Group: ptrTo(gwv1.Group(gatewayGroup)), Kind: kindHTTPRoute}
+	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
+		l.supportedKinds = []gwv1.RouteGroupKind{httpRoute}
+		l.allowsHTTPRoute = true
+		return
+	}
+	var invalid []string
+	l.supportedKinds = []gwv1.RouteGroupKind{}
+	for _, k := range l.spec.AllowedRoutes.Kinds {
+		group := str(k.Group, gatewayGroup)
+		if group == gatewayGroup && k.Kind == kindHTTPRoute {
+			if !l.allowsHTTPRoute {
+				l.supportedKinds = append(l.supportedKinds, httpRoute)
+			}
+			l.allowsHTTPRoute = true
+			continue
+		}
+		invalid = append(invalid, group+"/"+string(k.Kind))
+	}
+	if len(invalid) > 0 {
+		sort.Strings(invalid)
+		l.refsFail(gwv1.ListenerReasonInvalidRouteKinds,
+			fmt.Sprintf("Route kinds %s are not supported; only %s/%s is.", strings.Join(invalid, ", "), gatewayGroup, kindHTTPRoute))
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -1,0 +1,169 @@
+package translate
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .out.yaml files")
+
+// goldenNow is the clock the golden cases run at.
+var goldenNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// redactedKey replaces private keys in golden files.
+const redactedKey = "<redacted private key>"
+
+// goldenOutput is Output in a shape that YAML can render: maps keyed by strings.
+type goldenOutput struct {
+	Snapshot       *config.Snapshot                   `json:"snapshot"`
+	GatewayClasses map[string]gwv1.GatewayClassStatus `json:"gatewayClasses,omitempty"`
+	Gateways       map[string]gwv1.GatewayStatus      `json:"gateways,omitempty"`
+	HTTPRoutes     map[string]gwv1.HTTPRouteStatus    `json:"httpRoutes,omitempty"`
+}
+
+// renderOutput renders an Output as YAML, with private keys redacted. The Output is
+// not modified.
+func renderOutput(t testing.TB, out *Output) []byte {
+	t.Helper()
+	g := goldenOutput{
+		GatewayClasses: out.GatewayClasses,
+		Gateways:       map[string]gwv1.GatewayStatus{},
+		HTTPRoutes:     map[string]gwv1.HTTPRouteStatus{},
+	}
+	if out.Snapshot != nil {
+		raw, err := json.Marshal(out.Snapshot)
+		if err != nil {
+			t.Fatalf("marshal snapshot: %v", err)
+		}
+		g.Snapshot = &config.Snapshot{}
+		if err := json.Unmarshal(raw, g.Snapshot); err != nil {
+			t.Fatalf("unmarshal snapshot: %v", err)
+		}
+		redactKeys(g.Snapshot)
+	}
+	for k, v := range out.Gateways {
+		g.Gateways[k.String()] = v
+	}
+	for k, v := range out.HTTPRoutes {
+		g.HTTPRoutes[k.String()] = v
+	}
+	b, err := yaml.Marshal(g)
+	if err != nil {
+		t.Fatalf("render output: %v", err)
+	}
+	return b
+}
+
+func redactKeys(s *config.Snapshot) {
+	for i := range s.Listeners {
+		for j := range s.Listeners[i].VirtualHosts {
+			if tls := s.Listeners[i].VirtualHosts[j].TLS; tls != nil {
+				for k := range tls.Certificates {
+					tls.Certificates[k].KeyPEM = redactedKey
+				}
+			}
+		}
+	}
+}
+
+// reversed returns a copy of the input with every list in reverse order, to check
+// that translation does not depend on input order.
+func reversed(in *Input) *Input {
+	c := *in
+	c.GatewayClasses = reverse(in.GatewayClasses)
+	c.Gateways = reverse(in.Gateways)
+	c.HTTPRoutes = reverse(in.HTTPRoutes)
+	c.ReferenceGrants = reverse(in.ReferenceGrants)
+	c.Services = reverse(in.Services)
+	c.EndpointSlices = reverse(in.EndpointSlices)
+	c.Secrets = reverse(in.Secrets)
+	c.Namespaces = reverse(in.Namespaces)
+	return &c
+}
+
+func reverse[T any](s []T) []T {
+	out := make([]T, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+func TestGolden(t *testing.T) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "*.in.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inputs) < 40 {
+		t.Fatalf("found %d golden cases, want at least 40", len(inputs))
+	}
+	for _, inPath := range inputs {
+		name := strings.TrimSuffix(filepath.Base(inPath), ".in.yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(inPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, errs := decodeManifests(data)
+			if len(errs) > 0 {
+				t.Fatalf("decode %s: %v", inPath, errs)
+			}
+			in.Options.Now = goldenNow
+			out := Translate(in)
+			if err := out.Snapshot.Validate(); err != nil {
+				t.Errorf("snapshot does not validate: %v", err)
+			}
+			got := renderOutput(t, out)
+			if again := renderOutput(t, Translate(reversed(in))); string(again) != string(got) {
+				t.Errorf("output depends on input order:\n%s\nvs\n%s", got, again)
+			}
+			outPath := strings.TrimSuffix(inPath, ".in.yaml") + ".out.yaml"
+			if *update {
+				if err := os.WriteFile(outPath, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(outPath)
+			if err != nil {
+				t.Fatalf("%v (run the test with -update to create it)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("output differs from %s (run with -update after checking the change):\n%s", outPath, got)
+			}
+		})
+	}
+}
+
+// BenchmarkTranslate translates every golden input once per iteration.
+func BenchmarkTranslate(b *testing.B) {
+	inputs, err := filepath.Glob(filepath.Join("testdata", "*.in.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var decoded []*Input
+	for _, p := range inputs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		in, _ := decodeManifests(data)
+		decoded = append(decoded, in)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		for _, in := range decoded {
+			Translate(in)
+		}
+	}
+}

@@ -1,0 +1,228 @@
+package translate
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// compiledRoute is an HTTPRoute's rules in IR form, with what went wrong on the way.
+type compiledRoute struct {
+	rules []config.Rule
+	// invalidReason is set when the route cannot be served at all (a bad regular
+	// expression, an unsupported filter, ...); the route is then not programmed.
+	invalidReason gwv1.RouteConditionReason
+	invalidDetail string
+	// refsReason is set when some backend reference could not be resolved; the route
+	// is still served and the share of that reference is answered with 500.
+	refsReason gwv1.RouteConditionReason
+	refsDetail string
+}
+
+// routeError makes a route unservable.
+type routeError struct {
+	reason gwv1.RouteConditionReason
+	detail string
+}
+
+func (e *routeError) Error() string { return e.detail }
+
+func unsupported(where, format string, args ...any) *routeError {
+	return &routeError{reason: gwv1.RouteReasonUnsupportedValue, detail: where + ": " + fmt.Sprintf(format, args...)}
+}
+
+// routeCompiler carries what compiling one route needs.
+type routeCompiler struct {
+	ix     *index
+	route  *gwv1.HTTPRoute
+	result *compiledRoute
+}
+
+// refFailed records the first unresolved reference, which becomes ResolvedRefs=False.
+func (c *routeCompiler) refFailed(reason gwv1.RouteConditionReason, detail string) {
+	if c.result.refsReason == "" {
+		c.result.refsReason, c.result.refsDetail = reason, detail
+	}
+}
+
+// compileRoute translates all rules of a route. Any invalid rule makes the whole
+// route invalid, so that a route is either served as written or not at all.
+func (ix *index) compileRoute(route *gwv1.HTTPRoute) *compiledRoute {
+	c := &routeCompiler{ix: ix, route: route, result: &compiledRoute{}}
+	rules := make([]config.Rule, 0, len(route.Spec.Rules))
+	for i := range route.Spec.Rules {
+		rule, err := c.rule(&route.Spec.Rules[i], fmt.Sprintf("spec.rules[%d]", i))
+		if err != nil {
+			c.result.invalidReason, c.result.invalidDetail = err.reason, err.detail
+			c.result.rules = nil
+			return c.result
+		}
+		rules = append(rules, rule)
+	}
+	c.result.rules = rules
+	return c.result
+}
+
+func (c *routeCompiler) rule(r *gwv1.HTTPRouteRule, where string) (config.Rule, *routeError) {
+	out := config.Rule{Name: str(r.Name, "")}
+	for j := range r.Matches {
+		m, err := compileMatch(&r.Matches[j], fmt.Sprintf("%s.matches[%d]", where, j))
+		if err != nil {
+			return out, err
+		}
+		out.Matches = append(out.Matches, m)
+	}
+	filters, err := c.filters(r.Filters, where+".filters", r.Matches)
+	if err != nil {
+		return out, err
+	}
+	out.Filters = filters
+	for k := range r.BackendRefs {
+		b, err := c.backendRef(&r.BackendRefs[k], fmt.Sprintf("%s.backendRefs[%d]", where, k), r.Matches)
+		if err != nil {
+			return out, err
+		}
+		out.Backends = append(out.Backends, b)
+	}
+	if out.Timeouts, err = compileTimeouts(r.Timeouts, where+".timeouts"); err != nil {
+		return out, err
+	}
+	if out.Retry, err = compileRetry(r.Retry, where+".retry"); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// compileMatch translates one HTTPRouteMatch, applying the API defaults (PathPrefix
+// "/", Exact) and checking regular expressions with the data plane's RE2 engine.
+func compileMatch(m *gwv1.HTTPRouteMatch, where string) (config.Match, *routeError) {
+	var out config.Match
+	if m.Path != nil {
+		p := &config.PathMatch{Type: config.PathMatchType(str(m.Path.Type, string(gwv1.PathMatchPathPrefix))), Value: str(m.Path.Value, "/")}
+		switch p.Type {
+		case config.PathExact, config.PathPrefix:
+			if !strings.HasPrefix(p.Value, "/") {
+				return out, unsupported(where+".path.value", "path %q must start with \"/\"", p.Value)
+			}
+		case config.PathRegularExpression:
+			if _, err := regexp.Compile(p.Value); err != nil {
+				return out, unsupported(where+".path.value", "invalid regular expression %q: %v", p.Value, err)
+			}
+		default:
+			return out, unsupported(where+".path.type", "path match type %q is not supported", p.Type)
+		}
+		out.Path = p
+	}
+	var err *routeError
+	seenHeaders := map[string]bool{}
+	for i, h := range m.Headers {
+		// Header names are case-insensitive; the first of equivalent entries counts.
+		name := strings.ToLower(string(h.Name))
+		if seenHeaders[name] && name != "" {
+			continue
+		}
+		seenHeaders[name] = true
+		var vm config.ValueMatch
+		if vm, err = compileValueMatch(str(h.Type, string(gwv1.HeaderMatchExact)), string(h.Name), h.Value, fmt.Sprintf("%s.headers[%d]", where, i)); err != nil {
+			return out, err
+		}
+		out.Headers = append(out.Headers, vm)
+	}
+	seenParams := map[string]bool{}
+	for i, q := range m.QueryParams {
+		if seenParams[string(q.Name)] && q.Name != "" {
+			continue
+		}
+		seenParams[string(q.Name)] = true
+		var vm config.ValueMatch
+		if vm, err = compileValueMatch(str(q.Type, string(gwv1.QueryParamMatchExact)), string(q.Name), q.Value, fmt.Sprintf("%s.queryParams[%d]", where, i)); err != nil {
+			return out, err
+		}
+		out.QueryParams = append(out.QueryParams, vm)
+	}
+	out.Method = str(m.Method, "")
+	return out, nil
+}
+
+func compileValueMatch(matchType, name, value, where string) (config.ValueMatch, *routeError) {
+	out := config.ValueMatch{Type: config.StringMatchType(matchType), Name: name, Value: value}
+	if name == "" {
+		return out, unsupported(where+".name", "name must not be empty")
+	}
+	switch out.Type {
+	case config.MatchExact:
+	case config.MatchRegularExpression:
+		if _, err := regexp.Compile(value); err != nil {
+			return out, unsupported(where+".value", "invalid regular expression %q: %v", value, err)
+		}
+	default:
+		return out, unsupported(where+".type", "match type %q is not supported", matchType)
+	}
+	return out, nil
+}
+
+// compileTimeouts parses the rule's timeouts. A backendRequest timeout longer than a
+// non-zero request timeout is invalid: the request timeout covers every attempt.
+func compileTimeouts(t *gwv1.HTTPRouteTimeouts, where string) (*config.Timeouts, *routeError) {
+	if t == nil || (t.Request == nil && t.BackendRequest == nil) {
+		return nil, nil
+	}
+	out := &config.Timeouts{}
+	if t.Request != nil {
+		d, err := parseGatewayDuration(string(*t.Request))
+		if err != nil {
+			return nil, unsupported(where+".request", "%v", err)
+		}
+		out.Request = config.Duration(d)
+	}
+	if t.BackendRequest != nil {
+		d, err := parseGatewayDuration(string(*t.BackendRequest))
+		if err != nil {
+			return nil, unsupported(where+".backendRequest", "%v", err)
+		}
+		out.BackendRequest = config.Duration(d)
+	}
+	if t.Request != nil && t.BackendRequest != nil && out.Request != 0 && out.BackendRequest > out.Request {
+		return nil, unsupported(where+".backendRequest", "backendRequest timeout %s is longer than request timeout %s", *t.BackendRequest, *t.Request)
+	}
+	return out, nil
+}
+
+// compileRetry parses the rule's retry policy. With no attempts given, one retry is
+// made: a retry stanza asks for retries, so zero would contradict it.
+func compileRetry(r *gwv1.HTTPRouteRetry, where string) (*config.Retry, *routeError) {
+	if r == nil {
+		return nil, nil
+	}
+	out := &config.Retry{Attempts: 1}
+	if r.Attempts != nil {
+		if *r.Attempts < 0 {
+			return nil, unsupported(where+".attempts", "attempts %d is negative", *r.Attempts)
+		}
+		out.Attempts = *r.Attempts
+	}
+	seen := map[int]bool{}
+	for _, code := range r.Codes {
+		if code < 400 || code > 599 {
+			return nil, unsupported(where+".codes", "status code %d is not in 400-599", code)
+		}
+		if !seen[int(code)] {
+			seen[int(code)] = true
+			out.Codes = append(out.Codes, int(code))
+		}
+	}
+	sort.Ints(out.Codes)
+	if r.Backoff != nil {
+		d, err := parseGatewayDuration(string(*r.Backoff))
+		if err != nil {
+			return nil, unsupported(where+".backoff", "%v", err)
+		}
+		out.Backoff = config.Duration(d)
+	}
+	return out, nil
+}

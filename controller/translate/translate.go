@@ -1,0 +1,52 @@
+package translate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+
+	"k8s.io/apimachinery/pkg/types"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// Translate turns the input objects into a data-plane snapshot and the status of every
+// object this controller owns. It reads nothing but its input, never panics, and gives
+// byte-identical output for equal input whatever the order of the input slices.
+func Translate(in *Input) *Output {
+	if in == nil {
+		in = &Input{}
+	}
+	ix := newIndex(in)
+	gateways := ix.ownedGateways()
+	claimSockets(gateways)
+	out := &Output{
+		GatewayClasses: ix.gatewayClassStatuses(),
+		Gateways:       map[types.NamespacedName]gwv1.GatewayStatus{},
+		HTTPRoutes:     ix.attachRoutes(gateways),
+	}
+	for _, gs := range gateways {
+		out.Gateways[gs.key] = gs.status(ix.opts.Now)
+	}
+	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
+	snap.Backends = ix.referencedBackends(snap.Listeners)
+	snap.Version = snapshotVersion(snap)
+	out.Snapshot = snap
+	return out
+}
+
+// snapshotVersion hashes the snapshot's content (with Version empty), so that equal
+// configurations get equal versions and the data plane can skip no-op updates.
+func snapshotVersion(s *config.Snapshot) string {
+	c := *s
+	c.Version = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		// The IR is plain data and always marshals; hash the error text rather than
+		// give two different snapshots the same version.
+		b = []byte(err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}

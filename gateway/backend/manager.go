@@ -1,0 +1,121 @@
+// Package backend keeps the gateway's view of its upstreams: one Pool per configured
+// backend, balancing over that backend's endpoints, and the tuned transports that
+// carry requests to them. Pool state (balancing position, endpoint counters) outlives
+// configuration versions.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// ErrUnknownBackend is returned by RoundTrip for a backend name that is not
+// configured.
+var ErrUnknownBackend = errors.New("unknown backend")
+
+// Manager owns the backend pools and transports of a gateway replica.
+type Manager struct {
+	http1 *http.Transport
+	h2c   *http.Transport
+
+	// updateMu serialises Update; requests only load pools.
+	updateMu sync.Mutex
+	pools    atomic.Pointer[map[string]*Pool]
+}
+
+// NewManager returns a Manager with no backends.
+func NewManager(opts Options) *Manager {
+	opts = opts.withDefaults()
+	m := &Manager{http1: newHTTP1Transport(opts), h2c: newH2CTransport(opts)}
+	empty := map[string]*Pool{}
+	m.pools.Store(&empty)
+	return m
+}
+
+// Update installs the backends of a new configuration version. Pools of backends
+// whose Name is unchanged are kept, with their state; pools of backends no longer
+// listed are dropped. It is safe to call while requests are in flight: readers see
+// either the old or the new set of pools.
+func (m *Manager) Update(backends []config.Backend) {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	old := *m.pools.Load()
+	next := make(map[string]*Pool, len(backends))
+	for i := range backends {
+		b := &backends[i]
+		if p := old[b.Name]; p != nil {
+			p.update(b)
+			next[b.Name] = p
+			continue
+		}
+		next[b.Name] = newPool(b)
+	}
+	m.pools.Store(&next)
+}
+
+// Pool returns the pool of the named backend, or nil if it is not configured.
+func (m *Manager) Pool(name string) *Pool {
+	return (*m.pools.Load())[name]
+}
+
+// Transport returns the shared transport for an application protocol: HTTP/2 with
+// prior knowledge for h2c, HTTP/1.1 for everything else (WebSocket included).
+func (m *Manager) Transport(p config.AppProtocol) http.RoundTripper {
+	if p == config.AppProtocolH2C {
+		return m.h2c
+	}
+	return m.http1
+}
+
+// RoundTrip sends req to one endpoint of the named backend, chosen by the backend's
+// pool, over the backend's transport. req is not modified; it is cloned with ctx.
+// The endpoint counts the request as in flight until the response body is closed.
+func (m *Manager) RoundTrip(ctx context.Context, backend string, req *http.Request) (*http.Response, error) {
+	pool := m.Pool(backend)
+	if pool == nil {
+		return nil, fmt.Errorf("backend %q: %w", backend, ErrUnknownBackend)
+	}
+	ep, err := pool.Pick()
+	if err != nil {
+		return nil, fmt.Errorf("backend %q: %w", backend, err)
+	}
+	out := req.Clone(ctx)
+	out.RequestURI = ""
+	out.URL.Scheme = "http"
+	out.URL.Host = ep.Address
+	ep.Requests.Add(1)
+	ep.InFlight.Add(1)
+	res, err := m.Transport(pool.Protocol()).RoundTrip(out)
+	if err != nil {
+		ep.InFlight.Add(-1)
+		ep.Failures.Add(1)
+		return nil, err
+	}
+	res.Body = &releasingBody{ReadCloser: res.Body, ep: ep}
+	return res, nil
+}
+
+// Close closes idle backend connections. Requests in flight are not interrupted.
+func (m *Manager) Close() {
+	m.http1.CloseIdleConnections()
+	m.h2c.CloseIdleConnections()
+}
+
+// releasingBody ends an endpoint's in-flight count when the response body is closed.
+type releasingBody struct {
+	io.ReadCloser
+	ep   *Endpoint
+	once sync.Once
+}
+
+func (b *releasingBody) Close() error {
+	b.once.Do(func() { b.ep.InFlight.Add(-1) })
+	return b.ReadCloser.Close()
+}

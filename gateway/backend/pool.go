@@ -1,0 +1,122 @@
+package backend
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// ErrNoEndpoints is returned by Pick when a backend has no endpoint able to serve.
+var ErrNoEndpoints = errors.New("backend has no serving endpoints")
+
+// Endpoint is one address of a backend together with the state the gateway keeps
+// about it. The same Endpoint value is kept across configuration versions for as long
+// as its address stays in the backend, so its counters are continuous.
+type Endpoint struct {
+	// Address is "ip:port" (IPv6 in brackets).
+	Address string
+	// Zone and NodeName locate the endpoint.
+	Zone     string
+	NodeName string
+
+	// InFlight counts requests currently being forwarded to the endpoint.
+	InFlight atomic.Int64
+	// Requests counts requests ever forwarded to the endpoint.
+	Requests atomic.Uint64
+	// Failures counts requests that failed before a response arrived (connect
+	// errors, resets, timeouts).
+	Failures atomic.Uint64
+}
+
+// EndpointState is an endpoint with its conditions in the current configuration.
+type EndpointState struct {
+	Endpoint    *Endpoint
+	Ready       bool
+	Serving     bool
+	Terminating bool
+}
+
+// poolState is one configuration version of a pool. It is immutable once published,
+// so Pick reads it without locks.
+type poolState struct {
+	protocol config.AppProtocol
+	// ready are the endpoints eligible for new traffic.
+	ready []*Endpoint
+	// serving are the endpoints that are serving but not ready (typically
+	// terminating); they take traffic only when no endpoint is ready.
+	serving []*Endpoint
+	all     []EndpointState
+}
+
+// Pool balances requests over the endpoints of one backend.
+type Pool struct {
+	name  string
+	next  atomic.Uint64
+	state atomic.Pointer[poolState]
+}
+
+func newPool(b *config.Backend) *Pool {
+	p := &Pool{name: b.Name}
+	p.update(b)
+	return p
+}
+
+// Name is the config.Backend name of the pool.
+func (p *Pool) Name() string { return p.name }
+
+// Protocol is how the pool's endpoints are spoken to.
+func (p *Pool) Protocol() config.AppProtocol { return p.state.Load().protocol }
+
+// Endpoints lists the endpoints of the current configuration with their conditions.
+// The returned slice is shared and must not be modified.
+func (p *Pool) Endpoints() []EndpointState { return p.state.Load().all }
+
+// Pick chooses an endpoint round-robin among the ready endpoints, or among the
+// serving ones when none is ready. It does not allocate.
+func (p *Pool) Pick() (*Endpoint, error) {
+	s := p.state.Load()
+	candidates := s.ready
+	if len(candidates) == 0 {
+		candidates = s.serving
+		if len(candidates) == 0 {
+			return nil, ErrNoEndpoints
+		}
+	}
+	n := p.next.Add(1) - 1
+	return candidates[n%uint64(len(candidates))], nil
+}
+
+// update installs a new configuration of the backend. Endpoints whose address,
+// zone and node are unchanged keep their Endpoint value and with it their counters.
+func (p *Pool) update(b *config.Backend) {
+	known := map[endpointKey]*Endpoint{}
+	if old := p.state.Load(); old != nil {
+		for _, es := range old.all {
+			e := es.Endpoint
+			known[endpointKey{e.Address, e.Zone, e.NodeName}] = e
+		}
+	}
+	s := &poolState{protocol: b.Protocol, all: make([]EndpointState, 0, len(b.Endpoints))}
+	if s.protocol == "" {
+		s.protocol = config.AppProtocolHTTP1
+	}
+	for _, ce := range b.Endpoints {
+		key := endpointKey{ce.Address, ce.Zone, ce.NodeName}
+		e := known[key]
+		if e == nil {
+			e = &Endpoint{Address: ce.Address, Zone: ce.Zone, NodeName: ce.NodeName}
+			known[key] = e
+		}
+		s.all = append(s.all, EndpointState{Endpoint: e, Ready: ce.Ready, Serving: ce.Serving, Terminating: ce.Terminating})
+		switch {
+		case ce.Ready:
+			s.ready = append(s.ready, e)
+		case ce.Serving:
+			s.serving = append(s.serving, e)
+		}
+	}
+	p.state.Store(s)
+}
+
+type endpointKey struct{ address, zone, node string }

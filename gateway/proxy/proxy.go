@@ -1,0 +1,216 @@
+// Package proxy is the gateway's forwarding engine. For each route rule it builds,
+// once per configuration version, a handler that splits traffic among the rule's
+// backend references by weight, runs the chosen reference's filters, and forwards the
+// request to an endpoint of the backend, streaming the response back.
+//
+// Forwarding is built on httputil.ReverseProxy, which already handles hop-by-hop
+// headers, trailers, protocol upgrades and prompt flushing of streamed responses.
+// Everything that varies per request (the endpoint, the attempt's deadline, whether a
+// failure may be retried) travels in the request's context, so one ReverseProxy per
+// backend protocol serves every route.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// TrustedProxies are the peers whose X-Forwarded-* headers are believed. Requests
+	// from any other peer have those headers replaced.
+	TrustedProxies []netip.Prefix
+	// Logger receives forwarding errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy builds rule handlers that forward to the pools of a backend.Manager.
+type Proxy struct {
+	backends       *backend.Manager
+	trustedProxies []netip.Prefix
+	logger         *slog.Logger
+	http1          *httputil.ReverseProxy
+	h2c            *httputil.ReverseProxy
+}
+
+// New returns a Proxy forwarding through m.
+func New(m *backend.Manager, opts Options) *Proxy {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p := &Proxy{
+		backends:       m,
+		trustedProxies: append([]netip.Prefix(nil), opts.TrustedProxies...),
+		logger:         logger,
+	}
+	buffers := &bufferPool{}
+	p.http1 = p.newReverseProxy(m.Transport(config.AppProtocolHTTP1), buffers)
+	p.h2c = p.newReverseProxy(m.Transport(config.AppProtocolH2C), buffers)
+	return p
+}
+
+func (p *Proxy) newReverseProxy(t http.RoundTripper, buffers httputil.BufferPool) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      t,
+		BufferPool:     buffers,
+		ErrorLog:       slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.handleError,
+	}
+}
+
+// reverseProxy returns the ReverseProxy for a backend protocol.
+func (p *Proxy) reverseProxy(protocol config.AppProtocol) *httputil.ReverseProxy {
+	if protocol == config.AppProtocolH2C {
+		return p.h2c
+	}
+	return p.http1
+}
+
+// RuleHandler builds the final handler of one rule: it picks a backend reference by
+// weight, runs that reference's filters, and forwards to the backend's pool within the
+// rule's timeouts and retry policy. The rule's own filters are not included; the
+// caller wraps them around the result.
+func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handler, error) {
+	var requestTimeout, backendTimeout time.Duration
+	if rule.Timeouts != nil {
+		requestTimeout = rule.Timeouts.Request.D()
+		backendTimeout = rule.Timeouts.BackendRequest.D()
+	}
+	retry := newRetryPolicy(rule.Retry)
+	split := &weightedHandler{}
+	for i := range rule.Backends {
+		ref := &rule.Backends[i]
+		if ref.Weight <= 0 {
+			continue
+		}
+		h, err := p.referenceHandler(pctx, ref, backendTimeout, retry)
+		if err != nil {
+			return nil, fmt.Errorf("backend %d (%s): %w", i, ref.Backend, err)
+		}
+		split.add(ref.Weight, h)
+	}
+	var h http.Handler = split
+	if len(split.handlers) == 0 {
+		h = errNoBackends
+	}
+	if requestTimeout > 0 {
+		h = &timeoutHandler{next: h, timeout: requestTimeout}
+	}
+	return h, nil
+}
+
+// referenceHandler builds the handler for one backend reference: its filters around
+// a forwarder, or a fixed error for a reference that could not be resolved.
+func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, timeout time.Duration, retry *retryPolicy) (http.Handler, error) {
+	if ref.Invalid != nil {
+		return invalidBackendError(ref.Invalid.StatusCode), nil
+	}
+	if ref.Backend == "" {
+		return nil, errors.New("backend reference names no backend")
+	}
+	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry}
+	if len(ref.Filters) == 0 {
+		return fwd, nil
+	}
+	return plugins.Chain(pctx, ref.Filters, fwd)
+}
+
+// rewrite directs the outbound request to the attempt's endpoint and sets the
+// X-Forwarded-* headers. The Host header is left as received (after any URLRewrite).
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	if a := attemptFrom(pr.Out.Context()); a != nil {
+		pr.Out.URL.Host = a.endpoint.Address
+	}
+	p.setForwarded(pr.Out, pr.In)
+}
+
+// errRetry tells the error handler that a response was discarded to be retried.
+var errRetry = errors.New("response will be retried")
+
+// modifyResponse discards a response whose status the retry policy retries, while
+// attempts remain; nothing has been written to the client at that point.
+func (p *Proxy) modifyResponse(res *http.Response) error {
+	if res.Request == nil {
+		return nil
+	}
+	a := attemptFrom(res.Request.Context())
+	if a != nil && a.mayRetry && a.policy.retriesStatus(res.StatusCode) {
+		a.retry = true
+		return errRetry
+	}
+	return nil
+}
+
+// handleError answers a failed attempt, or records that it will be retried.
+func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	a := attemptFrom(r.Context())
+	if errors.Is(err, errRetry) {
+		return
+	}
+	perr := classify(r.Context(), err)
+	if perr == nil {
+		// The client went away: there is no one to answer.
+		p.logger.Debug("client closed the request before the response", "path", r.URL.Path, "error", err)
+		return
+	}
+	if a != nil {
+		a.endpoint.Failures.Add(1)
+		if a.mayRetry && context.Cause(r.Context()) == nil && isConnectError(err) {
+			a.retry = true
+			return
+		}
+	}
+	p.logger.Warn("forwarding failed", "backend", backendName(a), "endpoint", endpointAddress(a), "status", perr.status, "error", err)
+	perr.write(w)
+}
+
+func backendName(a *attempt) string {
+	if a == nil {
+		return ""
+	}
+	return a.backend
+}
+
+func endpointAddress(a *attempt) string {
+	if a == nil {
+		return ""
+	}
+	return a.endpoint.Address
+}
+
+// bufferSize is the size of the buffers responses are copied through.
+const bufferSize = 32 << 10
+
+// bufferPool recycles response copy buffers. It stores array pointers, so putting a
+// buffer back does not allocate.
+type bufferPool struct{ pool sync.Pool }
+
+// Get returns a buffer of bufferSize bytes.
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[bufferSize]byte); ok {
+		return buf[:]
+	}
+	return new([bufferSize]byte)[:]
+}
+
+// Put returns a buffer obtained from Get.
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= bufferSize {
+		b.pool.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
+}

@@ -1,0 +1,233 @@
+package router
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// vhostTable is the compiled form of one virtual host: its routes split into
+// hostname tiers, so that a lookup only ever sees routes that accept the host.
+type vhostTable struct {
+	spec *config.VirtualHost
+	// exactHosts holds the routes naming a host exactly, keyed by that host.
+	exactHosts map[string]*tier
+	// wildcardHosts holds the routes with a wildcard hostname, keyed by the suffix
+	// after "*.".
+	wildcardHosts map[string]*tier
+	// anyHost holds the routes without hostnames; nil when there are none.
+	anyHost *tier
+	// entries lists every entry once, in precedence order, for Entries.
+	entries []*Entry
+}
+
+// tier indexes the candidates of one hostname tier by path criterion. Every list is
+// in precedence order (see compareCandidates).
+type tier struct {
+	// exact maps an Exact path to its candidates.
+	exact map[string][]*candidate
+	// prefix maps a PathPrefix without its trailing slash to its candidates.
+	prefix map[string][]*candidate
+	// regex holds the RegularExpression candidates, tried after the indexed ones.
+	regex []*candidate
+}
+
+// lookup returns the winning entry for a normalised host and a path. Tiers are tried
+// from the most specific hostname to the least, and the first tier with a matching
+// candidate decides, because hostname specificity is the first precedence criterion.
+func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
+	if t, ok := v.exactHosts[host]; ok {
+		if c := t.lookup(path, r); c != nil {
+			return &c.Entry
+		}
+	}
+	if len(v.wildcardHosts) > 0 {
+		for i := 0; i < len(host); i++ {
+			if host[i] != '.' {
+				continue
+			}
+			if t, ok := v.wildcardHosts[host[i+1:]]; ok {
+				if c := t.lookup(path, r); c != nil {
+					return &c.Entry
+				}
+			}
+		}
+	}
+	if v.anyHost != nil {
+		if c := v.anyHost.lookup(path, r); c != nil {
+			return &c.Entry
+		}
+	}
+	return nil
+}
+
+// lookup tries the tier's candidates in precedence order: the Exact path, then each
+// prefix of the path that ends at a segment boundary from the longest to the
+// shortest, then the regular expressions.
+func (t *tier) lookup(path string, r *http.Request) *candidate {
+	if list, ok := t.exact[path]; ok {
+		if c := firstMatching(list, path, r); c != nil {
+			return c
+		}
+	}
+	if len(t.prefix) > 0 {
+		// The prefix key k matches when the path is k or continues with "/" after k:
+		// so the keys to try are the whole path and the path cut before each "/".
+		if list, ok := t.prefix[path]; ok {
+			if c := firstMatching(list, path, r); c != nil {
+				return c
+			}
+		}
+		for i := len(path) - 1; i >= 0; i-- {
+			if path[i] != '/' {
+				continue
+			}
+			if list, ok := t.prefix[path[:i]]; ok {
+				if c := firstMatching(list, path, r); c != nil {
+					return c
+				}
+			}
+		}
+	}
+	return firstMatching(t.regex, path, r)
+}
+
+// add files a candidate under its path criterion.
+func (t *tier) add(c *candidate) {
+	switch c.kind {
+	case pathExact:
+		t.exact[c.pathKey] = append(t.exact[c.pathKey], c)
+	case pathPrefix:
+		t.prefix[c.pathKey] = append(t.prefix[c.pathKey], c)
+	default:
+		t.regex = append(t.regex, c)
+	}
+}
+
+// sort puts every list of the tier in precedence order.
+func (t *tier) sort() {
+	for _, list := range t.exact {
+		slices.SortFunc(list, compareCandidates)
+	}
+	for _, list := range t.prefix {
+		slices.SortFunc(list, compareCandidates)
+	}
+	slices.SortFunc(t.regex, compareCandidates)
+}
+
+func newTier() *tier {
+	return &tier{exact: map[string][]*candidate{}, prefix: map[string][]*candidate{}}
+}
+
+// compileVirtualHost compiles every route of vh and files its candidates into the
+// tiers of the route's hostnames.
+func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory) (*vhostTable, error) {
+	v := &vhostTable{
+		spec:          vh,
+		exactHosts:    map[string]*tier{},
+		wildcardHosts: map[string]*tier{},
+	}
+	var all []*candidate
+	for ri := range vh.Routes {
+		route := &vh.Routes[ri]
+		cands, err := compileRoute(vh, route, ri, f)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", route.Name, err)
+		}
+		for _, t := range v.tiersFor(route) {
+			for _, c := range cands {
+				t.add(c)
+			}
+		}
+		all = append(all, cands...)
+	}
+	for _, t := range v.exactHosts {
+		t.sort()
+	}
+	for _, t := range v.wildcardHosts {
+		t.sort()
+	}
+	if v.anyHost != nil {
+		v.anyHost.sort()
+	}
+	slices.SortFunc(all, compareCandidates)
+	v.entries = make([]*Entry, len(all))
+	for i, c := range all {
+		v.entries[i] = &c.Entry
+	}
+	return v, nil
+}
+
+// tiersFor returns the tiers a route belongs to, creating them as needed, each once
+// even when the route lists equivalent hostnames twice.
+func (v *vhostTable) tiersFor(route *config.Route) []*tier {
+	var tiers []*tier
+	addOnce := func(t *tier) {
+		if !slices.Contains(tiers, t) {
+			tiers = append(tiers, t)
+		}
+	}
+	if len(route.Hostnames) == 0 {
+		addOnce(v.anyTier())
+	}
+	for _, h := range route.Hostnames {
+		kind, key := parseHostname(h)
+		switch kind {
+		case hostExact:
+			addOnce(tierIn(v.exactHosts, key))
+		case hostWildcard:
+			addOnce(tierIn(v.wildcardHosts, key))
+		default:
+			addOnce(v.anyTier())
+		}
+	}
+	return tiers
+}
+
+func (v *vhostTable) anyTier() *tier {
+	if v.anyHost == nil {
+		v.anyHost = newTier()
+	}
+	return v.anyHost
+}
+
+func tierIn(m map[string]*tier, key string) *tier {
+	t, ok := m[key]
+	if !ok {
+		t = newTier()
+		m[key] = t
+	}
+	return t
+}
+
+// compileRoute builds the handlers and candidates of every rule of a route.
+func compileRoute(vh *config.VirtualHost, route *config.Route, routeIndex int, f HandlerFactory) ([]*candidate, error) {
+	var out []*candidate
+	for ri := range route.Rules {
+		rule := &route.Rules[ri]
+		h, err := f(vh, route, ri)
+		if err != nil {
+			return nil, fmt.Errorf("rule %d: %w", ri, err)
+		}
+		if h == nil {
+			return nil, fmt.Errorf("rule %d: handler factory returned no handler", ri)
+		}
+		entry := Entry{VirtualHost: vh, Route: route, RuleIndex: ri, Handler: h}
+		if len(rule.Matches) == 0 {
+			c, _ := newCandidate(entry, routeIndex, 0)
+			out = append(out, c)
+			continue
+		}
+		for mi := range rule.Matches {
+			entry.Match = &rule.Matches[mi]
+			c, err := newCandidate(entry, routeIndex, mi)
+			if err != nil {
+				return nil, fmt.Errorf("rule %d match %d: %w", ri, mi, err)
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}

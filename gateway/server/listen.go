@@ -1,0 +1,222 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// bind opens a TCP listening socket with SO_REUSEADDR and SO_REUSEPORT, so that a
+// replacement process can bind the same port while this one drains (hand-over).
+func bind(ctx context.Context, address string, port int) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(network, addr string, raw syscall.RawConn) error {
+		var sockErr error
+		err := raw.Control(func(fd uintptr) { sockErr = setReuseOptions(fd) })
+		if err != nil {
+			return err
+		}
+		return sockErr
+	}}
+	return lc.Listen(ctx, "tcp", net.JoinHostPort(address, strconv.Itoa(port)))
+}
+
+// connSet tracks every accepted connection until it is closed, whoever closes it. It
+// is how connections that net/http no longer tracks (hijacked ones, WebSockets) are
+// still closed when a drain runs out of time.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+func newConnSet() *connSet { return &connSet{conns: map[*trackedConn]struct{}{}} }
+
+// track wraps c so that closing it removes it from the set.
+func (s *connSet) track(c net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: c, set: s}
+	s.mu.Lock()
+	s.conns[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc
+}
+
+// len returns the number of open connections.
+func (s *connSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// closeAll closes every open connection.
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	conns := make([]*trackedConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// trackedConn is a raw accepted connection that leaves its connSet on Close.
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+// Close closes the connection and forgets it.
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.conns, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// listener hands net/http connections that are tracked and, for HTTP/1.x, guarded.
+// For TLS it performs the handshake itself, in a goroutine per connection, because
+// the guard must observe the decrypted stream: connections that negotiated h2 are
+// returned as the bare *tls.Conn (net/http only serves HTTP/2 on a *tls.Conn, and
+// HTTP/2 framing has no Content-Length/Transfer-Encoding ambiguity); all others are
+// wrapped so their plaintext reads are scanned.
+type listener struct {
+	net.Listener
+	conns            *connSet
+	tlsConfig        *tls.Config // nil for cleartext
+	handshakeTimeout time.Duration
+	maxHeaderBytes   int
+	logger           *slog.Logger
+
+	ready     chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+	ctx       context.Context // canceled on Close, aborting handshakes
+	cancel    context.CancelFunc
+}
+
+func newListener(inner net.Listener, tlsConfig *tls.Config, limits Limits, logger *slog.Logger) *listener {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &listener{
+		Listener:         inner,
+		conns:            newConnSet(),
+		tlsConfig:        tlsConfig,
+		handshakeTimeout: limits.TLSHandshakeTimeout,
+		maxHeaderBytes:   limits.MaxHeaderBytes,
+		logger:           logger,
+		ready:            make(chan net.Conn),
+		closed:           make(chan struct{}),
+		ctx:              ctx,
+		cancel:           cancel,
+	}
+	if tlsConfig != nil {
+		go l.acceptTLS()
+	}
+	return l
+}
+
+// Accept returns the next connection ready for HTTP.
+func (l *listener) Accept() (net.Conn, error) {
+	if l.tlsConfig == nil {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		return newGuardConn(l.conns.track(c), l.maxHeaderBytes), nil
+	}
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops accepting and aborts handshakes in progress. Connections already handed
+// to net/http stay open; they are drained by the server.
+func (l *listener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		close(l.closed)
+		l.cancel()
+		err = l.Listener.Close()
+	})
+	return err
+}
+
+// acceptTLS accepts raw connections and starts their handshakes until Close. Accept
+// errors other than closing (running out of file descriptors, for example) are logged
+// and retried with a growing pause, as net/http does for its own accept loop.
+func (l *listener) acceptTLS() {
+	var pause time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			l.logger.Error("accept failed; retrying", "listener", l.Addr().String(), "error", err, "pause", pause)
+			select {
+			case <-time.After(pause):
+				continue
+			case <-l.closed:
+				return
+			}
+		}
+		pause = 0
+		go l.handshake(l.conns.track(c))
+	}
+}
+
+// handshake completes the TLS handshake of raw and hands the connection to Accept.
+func (l *listener) handshake(raw net.Conn) {
+	tc := tls.Server(raw, l.tlsConfig)
+	if l.handshakeTimeout > 0 {
+		_ = raw.SetDeadline(time.Now().Add(l.handshakeTimeout))
+	}
+	if err := tc.HandshakeContext(l.ctx); err != nil {
+		answerPlaintextOnTLS(err)
+		l.logger.Debug("TLS handshake failed", "remote", raw.RemoteAddr().String(), "error", err)
+		_ = raw.Close()
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	var c net.Conn = tc
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		c = newGuardConn(tc, l.maxHeaderBytes)
+	}
+	select {
+	case l.ready <- c:
+	case <-l.closed:
+		_ = c.Close()
+	}
+}
+
+// answerPlaintextOnTLS tells a client that spoke cleartext HTTP to a TLS port what
+// went wrong, as net/http does when it performs the handshake itself.
+func answerPlaintextOnTLS(err error) {
+	var rhe tls.RecordHeaderError
+	if !errors.As(err, &rhe) || rhe.Conn == nil || !looksLikeHTTP(rhe.RecordHeader[:]) {
+		return
+	}
+	_, _ = rhe.Conn.Write([]byte("HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"))
+}
+
+// looksLikeHTTP reports whether the first bytes of a connection look like the start
+// of a cleartext HTTP request.
+func looksLikeHTTP(hdr []byte) bool {
+	switch string(hdr) {
+	case "GET /", "HEAD ", "POST ", "PUT /", "OPTIO", "DELET", "PATCH", "CONNE":
+		return true
+	}
+	return false
+}
