@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // setForwarded sets X-Forwarded-For, -Proto and -Host on the outbound request.
@@ -24,6 +26,11 @@ func (p *Proxy) setForwarded(out, in *http.Request) {
 		proto = "https"
 	}
 	xff, host := peer, in.Host
+	if info := reqctx.From(in.Context()); info != nil && info.Host != "" {
+		// A URLRewrite may have changed in.Host; the backend should learn the host
+		// the client asked for.
+		host = info.Host
+	}
 	if p.trusted(peer) {
 		if prior := in.Header["X-Forwarded-For"]; len(prior) > 0 {
 			xff = strings.Join(prior, ", ") + ", " + peer

@@ -24,6 +24,9 @@ type Info struct {
 	// any trailing slash removed; empty when the match was not a PathPrefix (an empty
 	// match list counts as PathPrefix "/", giving "").
 	MatchedPrefix string
+	// Host is the Host header the client sent, before any URLRewrite changed it; it
+	// becomes X-Forwarded-Host.
+	Host string
 	// ListenerPort is the port the request arrived on, for redirects.
 	ListenerPort int
 	// TLS reports whether the client connection is TLS.

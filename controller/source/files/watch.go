@@ -1,0 +1,102 @@
+package files
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/controller/translate"
+)
+
+// DefaultInterval is the polling interval Watch uses when given none.
+const DefaultInterval = 250 * time.Millisecond
+
+// Watch polls path every interval (DefaultInterval when not positive) and calls
+// onChange with the newly loaded Input, or the error loading it, each time the content
+// of the manifests changes. It returns when ctx is done.
+//
+// A change is a change of bytes: the files' names and contents are hashed, so touching
+// a file (a new modification time, equal content) is not a change. An edit is loaded
+// only once the content is equal across two consecutive polls, so that a file caught
+// half-written is not read; an edit is therefore picked up between one and two
+// intervals after it settles. The content present when Watch starts is the baseline
+// and is not reported: callers load it themselves first.
+func Watch(ctx context.Context, path string, interval time.Duration, onChange func(*translate.Input, error)) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	newWatcher(path).run(ctx, interval, onChange)
+}
+
+// run is the polling loop of Watch.
+func (w *watcher) run(ctx context.Context, interval time.Duration, onChange func(*translate.Input, error)) {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if in, changed, err := w.poll(); changed {
+				onChange(in, err)
+			}
+		}
+	}
+}
+
+// watcher holds the state of the polling loop between ticks.
+type watcher struct {
+	path string
+	// applied is the digest of the content last reported (or the baseline).
+	applied [sha256.Size]byte
+	// previous is the digest seen at the previous poll.
+	previous [sha256.Size]byte
+}
+
+func newWatcher(path string) *watcher {
+	digest := contentDigest(path)
+	return &watcher{path: path, applied: digest, previous: digest}
+}
+
+// poll takes one look at the files. It loads them, and reports changed, when their
+// content differs from what was last reported and is equal to what the previous poll
+// saw.
+func (w *watcher) poll() (in *translate.Input, changed bool, err error) {
+	digest := contentDigest(w.path)
+	stable := digest == w.previous
+	w.previous = digest
+	if !stable || digest == w.applied {
+		return nil, false, nil
+	}
+	w.applied = digest
+	in, err = Load(w.path)
+	return in, true, err
+}
+
+// contentDigest hashes the names and bytes of every manifest file at path. An error
+// reading them is hashed too, so that a path appearing or disappearing is a change.
+func contentDigest(path string) [sha256.Size]byte {
+	h := sha256.New()
+	sources, err := readSources(path)
+	if err != nil {
+		_, _ = io.WriteString(h, "error: "+err.Error())
+	}
+	for _, src := range sources {
+		// Lengths delimit the fields, so that moving bytes between a name and a body,
+		// or between two files, always changes the digest.
+		writeField(h, []byte(src.name))
+		writeField(h, src.data)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+func writeField(w io.Writer, b []byte) {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+	_, _ = w.Write(n[:])
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,196 @@
+package files
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/controller/translate"
+)
+
+const watchInterval = 20 * time.Millisecond
+
+// loadResult is one onChange call.
+type loadResult struct {
+	in  *translate.Input
+	err error
+}
+
+// startWatch runs Watch on path and returns a channel of its onChange calls.
+func startWatch(t *testing.T, path string) <-chan loadResult {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan loadResult, 16)
+	// The baseline is taken here, before the test edits anything.
+	w := newWatcher(path)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.run(ctx, watchInterval, func(in *translate.Input, err error) {
+			results <- loadResult{in, err}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+	})
+	return results
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWatchPicksUpAnEdit(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
+	results := startWatch(t, dir)
+	writeFile(t, filepath.Join(dir, "core.yaml"), coreDocs)
+	select {
+	case r := <-results:
+		if r.err != nil {
+			t.Fatalf("load after edit: %v", r.err)
+		}
+		if len(r.in.Gateways) != 1 || len(r.in.Services) != 1 || !r.in.Options.Standalone {
+			t.Fatalf("loaded %d gateways and %d services, want 1 and 1", len(r.in.Gateways), len(r.in.Services))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reload within 5s of an edit")
+	}
+
+	writeFile(t, filepath.Join(dir, "core.yaml"), "apiVersion: v1\nkind: Nope\n")
+	select {
+	case r := <-results:
+		if r.err == nil || !strings.Contains(r.err.Error(), "core.yaml") {
+			t.Fatalf("load of an invalid edit: error %v, want one naming core.yaml", r.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reload within 5s of an invalid edit")
+	}
+}
+
+func TestWatchIgnoresTouchWithEqualContent(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
+	path := filepath.Join(dir, "gw.yaml")
+	results := startWatch(t, dir)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, gatewayDocs)
+	select {
+	case r := <-results:
+		t.Fatalf("onChange called for equal content: %+v", r)
+	case <-time.After(20 * watchInterval):
+	}
+	// The watcher is still alive: a real edit afterwards is reported.
+	writeFile(t, path, gatewayDocs+coreDocs)
+	select {
+	case r := <-results:
+		if r.err != nil || len(r.in.Services) != 1 {
+			t.Fatalf("after a real edit: %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reload within 5s of an edit")
+	}
+}
+
+// TestWatchExported runs the exported entry point, whose baseline is taken in its own
+// goroutine: the edit is repeated until it is seen, to not depend on when that is.
+func TestWatchExported(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	results := make(chan loadResult, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Watch(ctx, dir, watchInterval, func(in *translate.Input, err error) { results <- loadResult{in, err} })
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for attempt := 0; attempt < 25; attempt++ {
+		writeFile(t, filepath.Join(dir, "gw.yaml"), gatewayDocs+"# edit "+strings.Repeat("x", attempt)+"\n")
+		select {
+		case r := <-results:
+			if r.err != nil || len(r.in.Gateways) != 1 {
+				t.Fatalf("load after edit: %+v", r)
+			}
+			return
+		case <-time.After(10 * watchInterval):
+		}
+	}
+	t.Fatal("Watch reported no edit within 25 attempts")
+}
+
+func TestWatchReturnsWhenContextIsDone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Watch(ctx, t.TempDir(), watchInterval, func(*translate.Input, error) {})
+		close(done)
+	}()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Watch did not return after its context was cancelled")
+	}
+}
+
+// TestPollWaitsForStableContent drives the watcher one poll at a time, so that the
+// half-written state is observed deterministically.
+func TestPollWaitsForStableContent(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
+	path := filepath.Join(dir, "routes.yaml")
+	w := newWatcher(dir)
+	if _, changed, _ := w.poll(); changed {
+		t.Fatal("the baseline content was reported as a change")
+	}
+
+	half := routeDocs[:len(routeDocs)/2]
+	writeFile(t, path, half)
+	if _, changed, _ := w.poll(); changed {
+		t.Fatal("a file seen once, possibly half-written, was loaded")
+	}
+	writeFile(t, path, routeDocs)
+	if _, changed, _ := w.poll(); changed {
+		t.Fatal("content that changed since the previous poll was loaded")
+	}
+	in, changed, err := w.poll()
+	if !changed || err != nil {
+		t.Fatalf("stable content: changed %v err %v, want a successful load", changed, err)
+	}
+	if len(in.HTTPRoutes) != 1 || len(in.ReferenceGrants) != 2 {
+		t.Fatalf("loaded %d routes and %d grants, want the complete file", len(in.HTTPRoutes), len(in.ReferenceGrants))
+	}
+	if _, changed, _ := w.poll(); changed {
+		t.Fatal("unchanged content was reported again")
+	}
+}
+
+func TestPollReportsRemovalAndReturn(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
+	path := filepath.Join(dir, "gw.yaml")
+	w := newWatcher(path)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	w.poll()
+	if _, changed, err := w.poll(); !changed || err == nil {
+		t.Fatalf("removed file: changed %v err %v, want a reported load error", changed, err)
+	}
+	writeFile(t, path, gatewayDocs)
+	w.poll()
+	if in, changed, err := w.poll(); !changed || err != nil || len(in.Gateways) != 1 {
+		t.Fatalf("restored file: changed %v err %v", changed, err)
+	}
+}

@@ -1,0 +1,226 @@
+// Package dataplane ties the gateway's parts together: it compiles each configuration
+// snapshot once into per-listener route tables and certificate stores, swaps the
+// compiled generation in atomically, and keeps the bound sockets in step with the
+// snapshot's listeners. Backend state (endpoint counters, later health and breakers)
+// lives in the backend manager and outlives generations.
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/proxy"
+	"github.com/switchyard-dev/switchyard/gateway/router"
+	"github.com/switchyard-dev/switchyard/gateway/server"
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+// Options configure an Engine. Zero values take the documented defaults of each part.
+type Options struct {
+	// Limits are the client-facing server limits.
+	Limits server.Limits
+	// Backend tunes upstream connection pools.
+	Backend backend.Options
+	// Proxy tunes forwarding (trusted proxies for X-Forwarded-*).
+	Proxy proxy.Options
+	// Logger receives the engine's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Engine is one gateway replica's data plane.
+type Engine struct {
+	logger   *slog.Logger
+	backends *backend.Manager
+	proxy    *proxy.Proxy
+	servers  *server.Manager
+
+	// applyMu serialises Apply; requests never take it.
+	applyMu sync.Mutex
+	current atomic.Pointer[generation]
+	// bindErrors holds the listeners that failed to bind in the last Apply.
+	bindErrors atomic.Pointer[map[string]error]
+	draining   atomic.Bool
+}
+
+// generation is one compiled snapshot. It is immutable once stored.
+type generation struct {
+	snapshot  *config.Snapshot
+	appliedAt time.Time
+	listeners map[string]*compiledListener
+}
+
+// compiledListener is what one socket needs per request.
+type compiledListener struct {
+	spec  *config.Listener
+	table *router.Table
+	certs *server.CertStore
+}
+
+// New returns an Engine with no configuration; it serves nothing until Apply.
+func New(opts Options) *Engine {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.Proxy.Logger == nil {
+		opts.Proxy.Logger = logger
+	}
+	backends := backend.NewManager(opts.Backend)
+	return &Engine{
+		logger:   logger,
+		backends: backends,
+		proxy:    proxy.New(backends, opts.Proxy),
+		servers:  server.NewManager(opts.Limits, logger),
+	}
+}
+
+// Apply validates and compiles snap, swaps it in, and binds or releases sockets to
+// match its listeners. A snapshot that fails validation or compilation is rejected as
+// a whole and the serving generation stays in place. Sockets that fail to bind are
+// returned in BindErrors; the rest of the snapshot still takes effect.
+func (e *Engine) Apply(snap *config.Snapshot) error {
+	if snap == nil {
+		return errors.New("no snapshot")
+	}
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
+	}
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+
+	// Backends first: the new generation's handlers resolve pools by name.
+	e.backends.Update(snap.Backends)
+	gen, err := e.compile(snap)
+	if err != nil {
+		// Restore the backends the serving generation relies on.
+		if old := e.current.Load(); old != nil {
+			e.backends.Update(old.snapshot.Backends)
+		}
+		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
+	}
+	e.current.Store(gen)
+	bindErrs := e.servers.Sync(e.specs(gen))
+	e.bindErrors.Store(&bindErrs)
+	for name, err := range bindErrs {
+		e.logger.Error("listener could not bind", "listener", name, "error", err)
+	}
+	return nil
+}
+
+func (e *Engine) compile(snap *config.Snapshot) (*generation, error) {
+	pctx := plugins.Context{Upstream: e.backends, Logger: e.logger}
+	gen := &generation{
+		snapshot:  snap,
+		appliedAt: time.Now(),
+		listeners: make(map[string]*compiledListener, len(snap.Listeners)),
+	}
+	for i := range snap.Listeners {
+		l := &snap.Listeners[i]
+		factory := func(vh *config.VirtualHost, route *config.Route, ruleIndex int) (http.Handler, error) {
+			rule := &route.Rules[ruleIndex]
+			final, err := e.proxy.RuleHandler(pctx, rule)
+			if err != nil {
+				return nil, err
+			}
+			return plugins.Chain(pctx, rule.Filters, final)
+		}
+		table, err := router.Compile(l, factory)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		cl := &compiledListener{spec: l, table: table}
+		if l.Protocol == config.ProtocolHTTPS {
+			if cl.certs, err = server.NewCertStore(certPairs(l)); err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+			}
+		}
+		gen.listeners[l.Name] = cl
+	}
+	return gen, nil
+}
+
+func certPairs(l *config.Listener) []server.CertPair {
+	var pairs []server.CertPair
+	for _, vh := range l.VirtualHosts {
+		if vh.TLS == nil {
+			continue
+		}
+		for _, c := range vh.TLS.Certificates {
+			pairs = append(pairs, server.CertPair{Name: c.Name, CertPEM: c.CertPEM, KeyPEM: c.KeyPEM})
+		}
+	}
+	return pairs
+}
+
+// specs lists the sockets gen needs. Each handler and certificate callback reads the
+// engine's current generation per request, so kept sockets pick up new routes and
+// certificates without being rebound.
+func (e *Engine) specs(gen *generation) []server.Spec {
+	specs := make([]server.Spec, 0, len(gen.listeners))
+	for name, cl := range gen.listeners {
+		spec := server.Spec{
+			Name:    name,
+			Address: cl.spec.Address,
+			Port:    cl.spec.Port,
+			TLS:     cl.spec.Protocol == config.ProtocolHTTPS,
+			Handler: &listenerHandler{engine: e, name: name, port: cl.spec.Port},
+		}
+		if spec.TLS {
+			spec.GetCertificate = e.certificateFor(name)
+		}
+		specs = append(specs, spec)
+	}
+	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
+	return specs
+}
+
+// Upstream exposes the backend manager, for plugins and tests.
+func (e *Engine) Upstream() plugins.Upstream { return e.backends }
+
+// Snapshot returns the serving snapshot and when it was applied, or nil.
+func (e *Engine) Snapshot() (*config.Snapshot, time.Time) {
+	gen := e.current.Load()
+	if gen == nil {
+		return nil, time.Time{}
+	}
+	return gen.snapshot, gen.appliedAt
+}
+
+// BindErrors returns the listeners that failed to bind in the last Apply.
+func (e *Engine) BindErrors() map[string]error {
+	if p := e.bindErrors.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Ready reports whether a configuration is live, every listener is bound, and the
+// engine is not draining.
+func (e *Engine) Ready() bool {
+	return e.current.Load() != nil && len(e.BindErrors()) == 0 && !e.draining.Load()
+}
+
+// Shutdown marks the engine unready, stops accepting, and drains in-flight requests
+// until ctx is done.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.draining.Store(true)
+	err := e.servers.Shutdown(ctx)
+	e.backends.Close()
+	return err
+}
+
+// SetDraining marks the engine unready (or ready again) without closing sockets, so
+// load balancers stop sending new connections before shutdown begins.
+func (e *Engine) SetDraining(v bool) { e.draining.Store(v) }
+
+// Addr returns the bound address of a listener, for tests and logs.
+func (e *Engine) Addr(name string) string { return e.servers.Addr(name) }
