@@ -46,7 +46,8 @@ type Listener struct {
 	Name string `json:"name"`
 	// Address is the IP address to bind; empty means all interfaces.
 	Address string `json:"address,omitempty"`
-	// Port is the TCP port to bind.
+	// Port is the TCP port to bind; 0 lets the system choose a free port (for tests
+	// and embedding), which the data plane then reports.
 	Port int `json:"port"`
 	// Protocol is HTTP or HTTPS; all VirtualHosts of one Listener share it.
 	Protocol Protocol `json:"protocol"`

@@ -97,7 +97,7 @@ func (v *validator) backend(b *Backend) {
 
 func (v *validator) listener(l *Listener) {
 	where := "listener " + l.Name
-	if l.Port < 1 || l.Port > 65535 {
+	if l.Port < 0 || l.Port > 65535 {
 		v.add(where, "port %d is out of range", l.Port)
 	}
 	if l.Address != "" && net.ParseIP(l.Address) == nil {

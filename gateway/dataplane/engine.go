@@ -206,7 +206,10 @@ func (e *Engine) BindErrors() map[string]error {
 // Ready reports whether a configuration is live, every listener is bound, and the
 // engine is not draining.
 func (e *Engine) Ready() bool {
-	return e.current.Load() != nil && len(e.BindErrors()) == 0 && !e.draining.Load()
+	// bindErrors is stored only after the sockets were synced, so a generation that is
+	// compiled but not yet bound does not count as ready.
+	bindErrs := e.bindErrors.Load()
+	return e.current.Load() != nil && bindErrs != nil && len(*bindErrs) == 0 && !e.draining.Load()
 }
 
 // Shutdown marks the engine unready, stops accepting, and drains in-flight requests
