@@ -1,0 +1,92 @@
+package config
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validSnapshot() *Snapshot {
+	return &Snapshot{
+		SchemaVersion: SchemaVersion,
+		Version:       "v",
+		Listeners: []Listener{{
+			Name: ":80", Port: 80, Protocol: ProtocolHTTP,
+			VirtualHosts: []VirtualHost{{
+				Name: "ns/gw/http",
+				Routes: []Route{{
+					Name: "ns/r",
+					Rules: []Rule{{
+						Matches:  []Match{{Path: &PathMatch{Type: PathPrefix, Value: "/"}}},
+						Backends: []BackendRef{{Backend: "ns/svc:80", Weight: 1}},
+					}},
+				}},
+			}},
+		}},
+		Backends: []Backend{{Name: "ns/svc:80", Protocol: AppProtocolHTTP1,
+			Endpoints: []Endpoint{{Address: "127.0.0.1:8080", Ready: true, Serving: true}}}},
+	}
+}
+
+func TestValidateAcceptsAGoodSnapshot(t *testing.T) {
+	if err := validSnapshot().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Each case breaks one thing and expects an error naming it.
+func TestValidateNamesEachProblem(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(s *Snapshot)
+		want   string
+	}{
+		{"schema", func(s *Snapshot) { s.SchemaVersion = 99 }, "schemaVersion 99"},
+		{"port", func(s *Snapshot) { s.Listeners[0].Port = 70000 }, "port 70000"},
+		{"address", func(s *Snapshot) { s.Listeners[0].Address = "not-an-ip" }, `address "not-an-ip"`},
+		{"duplicate socket", func(s *Snapshot) { s.Listeners = append(s.Listeners, s.Listeners[0]) }, "used by another listener"},
+		{"https without certs", func(s *Snapshot) { s.Listeners[0].Protocol = ProtocolHTTPS }, "HTTPS needs at least one certificate"},
+		{"regex", func(s *Snapshot) {
+			s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Matches[0].Path = &PathMatch{Type: PathRegularExpression, Value: "("}
+		}, "invalid regular expression"},
+		{"undefined backend", func(s *Snapshot) {
+			s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Backends[0].Backend = "ns/none:80"
+		}, `backend "ns/none:80" is not defined`},
+		{"negative weight", func(s *Snapshot) {
+			s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Backends[0].Weight = -1
+		}, "weight -1 is negative"},
+		{"redirect code", func(s *Snapshot) {
+			s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Filters = []Filter{{Type: FilterRequestRedirect, RequestRedirect: &Redirect{StatusCode: 418}}}
+		}, "418 is not a redirect code"},
+		{"endpoint address", func(s *Snapshot) { s.Backends[0].Endpoints[0].Address = "nope" }, `endpoint "nope"`},
+		{"backend protocol", func(s *Snapshot) { s.Backends[0].Protocol = "gopher" }, `protocol "gopher"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := validSnapshot()
+			c.mutate(s)
+			err := s.Validate()
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	b, err := json.Marshal(Timeouts{Request: Duration(1500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"request":"1.5s"}` {
+		t.Fatalf("marshal = %s", b)
+	}
+	var back Timeouts
+	if err := json.Unmarshal(b, &back); err != nil || back.Request.D() != 1500*time.Millisecond {
+		t.Fatalf("round trip = %v, %v", back.Request.D(), err)
+	}
+	if err := json.Unmarshal([]byte(`{"request":"soon"}`), &back); err == nil {
+		t.Fatal("a malformed duration was accepted")
+	}
+}
