@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check fuzz bench clean
+.PHONY: all build run test test-short vet fmt-check fuzz bench clean controlplane
 
 all: build
 
@@ -16,6 +16,12 @@ build:
 # The quickstart: the standalone gateway on examples/quickstart with two echo backends.
 run: build
 	./examples/quickstart/run.sh
+
+# kube-apiserver, kube-controller-manager and etcd for the end-to-end harness, built
+# once into the user cache folder (keyed by version). The tests build it themselves
+# when it is missing; CI calls this first so the cold build shows as its own step.
+controlplane:
+	./e2e/controlplane/build.sh
 
 # Every test, with the race detector. Integration tests build and start the real binary.
 test: fmt-check vet
