@@ -100,20 +100,18 @@ func runStandalone(args []string) error {
 		servers = append(servers, ms)
 	}
 	logger.Info("admin API listening", "addr", adminSrv.Addr())
-	if err := runner.Reload(); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := runner.Start(ctx, f.watchInterval); err != nil {
 		logger.Error("the initial configuration is not valid; serving nothing until it is fixed", "error", err)
 	}
-	return serveUntilSignalled(f, runner, engine, servers, logger)
+	return serveUntilSignalled(f, runner, engine, servers, cancel, logger)
 }
 
 // serveUntilSignalled reloads on SIGHUP and file edits, and on SIGTERM or SIGINT drains
 // and exits.
 func serveUntilSignalled(f *standaloneFlags, runner *standalone.Runner, engine *dataplane.Engine,
-	servers []*admin.Server, logger *slog.Logger) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go runner.Watch(ctx, f.watchInterval)
-
+	servers []*admin.Server, stopWatching context.CancelFunc, logger *slog.Logger) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
@@ -126,7 +124,7 @@ func serveUntilSignalled(f *standaloneFlags, runner *standalone.Runner, engine *
 		break
 	}
 	logger.Info("shutting down: draining in-flight requests", "shutdownDelay", f.shutdownDelay, "drainTimeout", f.drainTimeout)
-	cancel()
+	stopWatching()
 	engine.SetDraining(true)
 	time.Sleep(f.shutdownDelay)
 	drainCtx, drainCancel := context.WithTimeout(context.Background(), f.drainTimeout)

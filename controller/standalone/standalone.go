@@ -47,11 +47,17 @@ func (r *Runner) Reload() error {
 	return r.apply(in, err)
 }
 
-// Watch reloads whenever the files change, until ctx is done.
-func (r *Runner) Watch(ctx context.Context, interval time.Duration) {
-	files.Watch(ctx, r.path, interval, func(in *translate.Input, err error) {
+// Start loads the files once and then reloads whenever they change, until ctx is
+// done. The watch baseline is taken before the first load, so no edit is missed. The
+// error is the first load's; the runner keeps watching either way, so a broken start
+// can be fixed by editing the files.
+func (r *Runner) Start(ctx context.Context, interval time.Duration) error {
+	w := files.NewWatcher(r.path)
+	err := r.Reload()
+	go w.Run(ctx, interval, func(in *translate.Input, err error) {
 		_ = r.apply(in, err)
 	})
+	return err
 }
 
 func (r *Runner) apply(in *translate.Input, loadErr error) error {

@@ -27,11 +27,14 @@ func Watch(ctx context.Context, path string, interval time.Duration, onChange fu
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	newWatcher(path).run(ctx, interval, onChange)
+	NewWatcher(path).Run(ctx, interval, onChange)
 }
 
-// run is the polling loop of Watch.
-func (w *watcher) run(ctx context.Context, interval time.Duration, onChange func(*translate.Input, error)) {
+// Run is the polling loop of Watch, for a Watcher whose baseline was taken earlier.
+func (w *Watcher) Run(ctx context.Context, interval time.Duration, onChange func(*translate.Input, error)) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	for {
@@ -46,8 +49,8 @@ func (w *watcher) run(ctx context.Context, interval time.Duration, onChange func
 	}
 }
 
-// watcher holds the state of the polling loop between ticks.
-type watcher struct {
+// Watcher holds the state of the polling loop between ticks.
+type Watcher struct {
 	path string
 	// applied is the digest of the content last reported (or the baseline).
 	applied [sha256.Size]byte
@@ -55,15 +58,18 @@ type watcher struct {
 	previous [sha256.Size]byte
 }
 
-func newWatcher(path string) *watcher {
+// NewWatcher takes the baseline now. A caller that loads the files itself should call
+// it before that load: an edit landing between the two is then read by the load and
+// reported again by Run (a harmless repeat), rather than missed.
+func NewWatcher(path string) *Watcher {
 	digest := contentDigest(path)
-	return &watcher{path: path, applied: digest, previous: digest}
+	return &Watcher{path: path, applied: digest, previous: digest}
 }
 
 // poll takes one look at the files. It loads them, and reports changed, when their
 // content differs from what was last reported and is equal to what the previous poll
 // saw.
-func (w *watcher) poll() (in *translate.Input, changed bool, err error) {
+func (w *Watcher) poll() (in *translate.Input, changed bool, err error) {
 	digest := contentDigest(w.path)
 	stable := digest == w.previous
 	w.previous = digest

@@ -26,12 +26,12 @@ func startWatch(t *testing.T, path string) <-chan loadResult {
 	ctx, cancel := context.WithCancel(context.Background())
 	results := make(chan loadResult, 16)
 	// The baseline is taken here, before the test edits anything.
-	w := newWatcher(path)
+	w := NewWatcher(path)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.run(ctx, watchInterval, func(in *translate.Input, err error) {
+		w.Run(ctx, watchInterval, func(in *translate.Input, err error) {
 			results <- loadResult{in, err}
 		})
 	}()
@@ -151,7 +151,7 @@ func TestWatchReturnsWhenContextIsDone(t *testing.T) {
 func TestPollWaitsForStableContent(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
 	path := filepath.Join(dir, "routes.yaml")
-	w := newWatcher(dir)
+	w := NewWatcher(dir)
 	if _, changed, _ := w.poll(); changed {
 		t.Fatal("the baseline content was reported as a change")
 	}
@@ -180,7 +180,7 @@ func TestPollWaitsForStableContent(t *testing.T) {
 func TestPollReportsRemovalAndReturn(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
 	path := filepath.Join(dir, "gw.yaml")
-	w := newWatcher(path)
+	w := NewWatcher(path)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
