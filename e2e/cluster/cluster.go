@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -66,7 +67,43 @@ func Start(t *testing.T) *Cluster {
 		Burst:           400,
 	}}
 	c.waitReady(t, 90*time.Second)
+	c.startControllerManager(t, bin)
 	return c
+}
+
+// controllers are the kube-controller-manager loops the harness runs: enough for
+// Deployments and DaemonSets to become Pods and for ready Pods to become
+// EndpointSlices, as in a real cluster.
+var controllers = []string{
+	"deployment-controller", "replicaset-controller", "daemonset-controller",
+	"endpointslice-controller", "namespace-controller", "garbage-collector-controller",
+	"serviceaccount-controller",
+}
+
+func (c *Cluster) startControllerManager(t *testing.T, bin string) {
+	t.Helper()
+	kubeconfig := filepath.Join(c.dir, "kubeconfig")
+	writeFileT(t, kubeconfig, fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: %q, insecure-skip-tls-verify: true}
+users:
+- name: admin
+  user: {token: %q}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: admin}
+current-context: e2e
+`, c.Config.Host, c.Config.BearerToken))
+	run(t, filepath.Join(bin, "kube-controller-manager"), filepath.Join(c.dir, "kube-controller-manager.log"),
+		"--kubeconfig="+kubeconfig,
+		"--controllers="+strings.Join(controllers, ","),
+		"--leader-elect=false",
+		"--bind-address=127.0.0.1",
+		"--secure-port=0",
+		"--use-service-account-credentials=false",
+	)
 }
 
 func startEtcd(t *testing.T, bin, dir string) string {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -137,4 +138,45 @@ func TestNamespaceIsPrivate(t *testing.T) {
 		t.Fatalf("dialing a pod address: %v", err)
 	}
 	c.Close()
+}
+
+// TestControllerManagerMakesPods checks that the cluster's own controllers run: a
+// Deployment becomes a ReplicaSet and Pods named <deployment>-<hash>-<suffix>, as the
+// conformance suite expects.
+func TestControllerManagerMakesPods(t *testing.T) {
+	c := cluster.Start(t)
+	kube := kubernetes.NewForConfigOrDie(c.Config)
+	ctx := context.Background()
+	labels := map[string]string{"app": "echo"}
+	replicas := int32(2)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard"}}},
+			},
+		},
+	}
+	if _, err := kube.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pods, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
+		if err == nil && len(pods.Items) == int(replicas) {
+			for _, p := range pods.Items {
+				if parts := strings.Split(p.Name, "-"); len(parts) != 3 || parts[0] != "echo" {
+					t.Errorf("pod name %q is not <deployment>-<hash>-<suffix>", p.Name)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Deployment did not produce %d Pods (last error %v)", replicas, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
