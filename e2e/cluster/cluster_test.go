@@ -68,27 +68,7 @@ func TestRealAPIServerValidatesAndTranslates(t *testing.T) {
 		t.Fatalf("invalid HTTPRoute: err = %v, want a validation error about the path", err)
 	}
 
-	in := &translate.Input{}
-	gws, err := gw.Gateways("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range gws.Items {
-		in.Gateways = append(in.Gateways, &gws.Items[i])
-	}
-	routes, err := gw.HTTPRoutes("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range routes.Items {
-		in.HTTPRoutes = append(in.HTTPRoutes, &routes.Items[i])
-	}
-	stored, err := gw.GatewayClasses().Get(ctx, "switchyard", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in.GatewayClasses = []*gwv1.GatewayClass{stored}
-	in.Services = []*corev1.Service{svc}
+	in := readInput(t, c)
 	out := translate.Translate(in)
 	status := out.Gateways[types.NamespacedName{Namespace: "default", Name: "gw"}]
 	if !conditionTrue(status.Conditions, "Accepted") {
