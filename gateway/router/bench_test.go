@@ -84,26 +84,19 @@ func BenchmarkLookup(b *testing.B) {
 // BenchmarkLookupExactPath measures an Exact path hit next to the prefix and
 // regular-expression candidates of the same host.
 func BenchmarkLookupExactPath(b *testing.B) {
-	const n = 10000
-	table := mustCompile(b, benchListener(n))
-	i := n - 3 // an Exact route
-	r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/exact/%d", i), nil)
-	r.Host = fmt.Sprintf("svc%d.example.com", i/routesPerHost)
-	if e := table.Lookup(r); e == nil || e.Route.Name != fmt.Sprintf("ns/route-%05d", i) {
-		b.Fatalf("benchmark request selected %s", describe(e))
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		table.Lookup(r)
-	}
+	benchmarkOneRoute(b, 10000-3, "/exact/%d") // an Exact route
 }
 
 // BenchmarkLookupRegex measures a request that only a RegularExpression matches.
 func BenchmarkLookupRegex(b *testing.B) {
-	const n = 10000
-	table := mustCompile(b, benchListener(n))
-	i := n - 2 // a RegularExpression route
-	r := httptest.NewRequest(http.MethodGet, fmt.Sprintf("/re/123/%d", i), nil)
+	benchmarkOneRoute(b, 10000-2, "/re/123/%d") // a RegularExpression route
+}
+
+// benchmarkOneRoute looks up, among 10,000 routes, a request that only route i
+// matches; pathFormat turns i into the request path.
+func benchmarkOneRoute(b *testing.B, i int, pathFormat string) {
+	table := mustCompile(b, benchListener(10000))
+	r := httptest.NewRequest(http.MethodGet, fmt.Sprintf(pathFormat, i), nil)
 	r.Host = fmt.Sprintf("svc%d.example.com", i/routesPerHost)
 	if e := table.Lookup(r); e == nil || e.Route.Name != fmt.Sprintf("ns/route-%05d", i) {
 		b.Fatalf("benchmark request selected %s", describe(e))
