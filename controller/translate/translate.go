@@ -31,6 +31,7 @@ func Translate(in *Input) *Output {
 	}
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)
+	snap.RoutesVersion = hashJSON(snap.Listeners)
 	snap.Version = snapshotVersion(snap)
 	out.Snapshot = snap
 	return out
@@ -41,7 +42,12 @@ func Translate(in *Input) *Output {
 func snapshotVersion(s *config.Snapshot) string {
 	c := *s
 	c.Version = ""
-	b, err := json.Marshal(&c)
+	return hashJSON(&c)
+}
+
+// hashJSON is a short content hash of v's JSON form.
+func hashJSON(v any) string {
+	b, err := json.Marshal(v)
 	if err != nil {
 		// The IR is plain data and always marshals; hash the error text rather than
 		// give two different snapshots the same version.

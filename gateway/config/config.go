@@ -11,8 +11,11 @@ package config
 import "time"
 
 // SchemaVersion is the version of this IR's shape. Replicas accept snapshots of their
-// own schema version and of the one before it.
-const SchemaVersion = 1
+// own schema version and of the one before it, and a controller serves replicas that
+// are one schema version behind it, so that upgrades need no lockstep.
+//
+// History: 1 is the first shape; 2 adds Snapshot.RoutesVersion.
+const SchemaVersion = 2
 
 // Snapshot is one complete configuration generation.
 type Snapshot struct {
@@ -21,6 +24,11 @@ type Snapshot struct {
 	// Version identifies this generation. Two snapshots with the same Version carry the
 	// same content; the translator derives it from a hash of the content.
 	Version string `json:"version"`
+	// RoutesVersion identifies the Listeners alone (a hash of them, empty when not
+	// computed). When it is unchanged from one snapshot to the next, only backends and
+	// endpoints changed, and the data plane keeps its compiled route table.
+	// Added in schema version 2.
+	RoutesVersion string `json:"routesVersion,omitempty"`
 	// Listeners are the sockets to serve, one per distinct (address, port).
 	Listeners []Listener `json:"listeners,omitempty"`
 	// Backends are the upstream groups that routes send traffic to, sorted by Name.
