@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -77,6 +78,8 @@ func decodeDocument(in *Input, doc []byte) error {
 		return decodeInto(doc, &in.Secrets)
 	case "v1/Namespace":
 		return decodeInto(doc, &in.Namespaces)
+	case "test/Options":
+		return decodeOptions(in, doc)
 	case "test/Nil":
 		// A "Nil" document adds a nil entry to every list, to prove that translation
 		// copes with them.
@@ -92,6 +95,42 @@ func decodeDocument(in *Input, doc []byte) error {
 	default:
 		return fmt.Errorf("unknown kind %s %s", tm.APIVersion, tm.Kind)
 	}
+}
+
+// optionsDocument sets the placement options of a test case. Its placements are keyed
+// by "<namespace>/<name>" of the Gateway:
+//
+//	apiVersion: test
+//	kind: Options
+//	placements:
+//	  default/gw: {bindAddress: 10.244.255.1}
+//	invalidClassParameters:
+//	  broken: ConfigMap default/params does not exist.
+type optionsDocument struct {
+	metav1.TypeMeta        `json:",inline"`
+	Placements             map[string]GatewayPlacement `json:"placements,omitempty"`
+	InvalidClassParameters map[string]string           `json:"invalidClassParameters,omitempty"`
+}
+
+func decodeOptions(in *Input, doc []byte) error {
+	var o optionsDocument
+	if err := yaml.UnmarshalStrict(doc, &o); err != nil {
+		return err
+	}
+	if o.Placements != nil {
+		in.Options.Placements = map[types.NamespacedName]GatewayPlacement{}
+	}
+	for key, p := range o.Placements {
+		ns, name, ok := strings.Cut(key, "/")
+		if !ok || ns == "" || name == "" {
+			return fmt.Errorf("placement key %q is not <namespace>/<name>", key)
+		}
+		in.Options.Placements[types.NamespacedName{Namespace: ns, Name: name}] = p
+	}
+	if o.InvalidClassParameters != nil {
+		in.Options.InvalidClassParameters = o.InvalidClassParameters
+	}
+	return nil
 }
 
 // decodeInto strictly decodes one document and appends it to the list.

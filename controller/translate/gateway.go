@@ -18,16 +18,25 @@ type gatewayState struct {
 	key types.NamespacedName
 	// address is the IP to bind, "" for all interfaces.
 	address string
-	// addressProblem explains why the Gateway's addresses cannot be served.
-	addressProblem string
-	listeners      []*listenerState
+	// problem, when set, is why nothing of the Gateway can be served.
+	problem *gatewayProblem
+	// placed is set when the controller gave placements; then statusAddresses are
+	// the Gateway's status.addresses and containerPorts, when not nil, the ports its
+	// listeners bind.
+	placed          bool
+	statusAddresses []gwv1.GatewayStatusAddress
+	containerPorts  map[int32]int32
+	listeners       []*listenerState
 }
 
 // listenerState is one listener of an owned Gateway.
 type listenerState struct {
-	gateway  *gatewayState
-	name     string
-	port     int
+	gateway *gatewayState
+	name    string
+	port    int
+	// bindPort is the port the listener's socket binds: its own port, or the
+	// container port its Gateway's placement gives it.
+	bindPort int
 	hostname string
 	protocol config.Protocol
 	spec     gwv1.Listener
@@ -44,6 +53,8 @@ type listenerState struct {
 	certificates            []config.Certificate
 	// portTaken explains that another Gateway owns this listener's socket.
 	portTaken string
+	// unplaced explains that the placement gives the listener no usable port.
+	unplaced string
 
 	// attachedRoutes counts distinct routes; attached holds their names, since one
 	// route may reach the same listener through several parentRefs.
@@ -54,7 +65,7 @@ type listenerState struct {
 
 // programmed reports whether the listener is served by the data plane.
 func (l *listenerState) programmed() bool {
-	if !l.accepted || l.portTaken != "" || !l.allowsHTTPRoute || l.gateway.addressProblem != "" {
+	if !l.accepted || l.portTaken != "" || l.unplaced != "" || !l.allowsHTTPRoute || l.gateway.problem != nil {
 		return false
 	}
 	return l.protocol != config.ProtocolHTTPS || len(l.certificates) > 0
@@ -82,8 +93,13 @@ func (ix *index) gatewayClassStatuses() map[string]gwv1.GatewayClassStatus {
 			continue
 		}
 		conds := newConditionSet(gc.Generation, ix.opts.Now)
-		conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true,
-			string(gwv1.GatewayClassReasonAccepted), "The GatewayClass is served by "+ix.controllerName+".")
+		if msg, bad := ix.opts.InvalidClassParameters[name]; bad {
+			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), false,
+				string(gwv1.GatewayClassReasonInvalidParameters), "The parametersRef cannot be used: "+msg)
+		} else {
+			conds.set(string(gwv1.GatewayClassConditionStatusAccepted), true,
+				string(gwv1.GatewayClassReasonAccepted), "The GatewayClass is served by "+ix.controllerName+".")
+		}
 		out[name] = gwv1.GatewayClassStatus{
 			Conditions:        conds.list(),
 			SupportedFeatures: supportedFeatureList(),
@@ -100,7 +116,7 @@ func (ix *index) ownedGateways() []*gatewayState {
 			continue
 		}
 		gs := &gatewayState{gw: gw, key: types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}}
-		gs.address, gs.addressProblem = bindAddress(gw.Spec.Addresses)
+		ix.placeGateway(gs)
 		names := map[string]bool{}
 		for i := range gw.Spec.Listeners {
 			l := ix.evaluateListener(gs, gw.Spec.Listeners[i])
@@ -111,6 +127,7 @@ func (ix *index) ownedGateways() []*gatewayState {
 			gs.listeners = append(gs.listeners, l)
 		}
 		markConflicts(gs.listeners)
+		gs.placeListeners()
 		out = append(out, gs)
 	}
 	return out
@@ -152,6 +169,7 @@ func (ix *index) evaluateListener(gs *gatewayState, spec gwv1.Listener) *listene
 		gateway:  gs,
 		name:     string(spec.Name),
 		port:     int(spec.Port),
+		bindPort: int(spec.Port),
 		hostname: strings.ToLower(str(spec.Hostname, "")),
 		spec:     spec,
 		accepted: true,

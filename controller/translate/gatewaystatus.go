@@ -11,7 +11,12 @@ import (
 // status renders the Gateway's status after routes have been attached.
 func (gs *gatewayState) status(now time.Time) gwv1.GatewayStatus {
 	st := gwv1.GatewayStatus{Listeners: []gwv1.ListenerStatus{}}
-	if gs.address != "" {
+	switch {
+	case gs.placed:
+		if len(gs.statusAddresses) > 0 {
+			st.Addresses = gs.statusAddresses
+		}
+	case gs.address != "":
 		st.Addresses = []gwv1.GatewayStatusAddress{{Type: ptrTo(gwv1.IPAddressType), Value: gs.address}}
 	}
 	for _, l := range gs.listeners {
@@ -26,8 +31,8 @@ func (gs *gatewayState) status(now time.Time) gwv1.GatewayStatus {
 
 func (gs *gatewayState) setAccepted(conds *conditionSet) {
 	accepted := string(gwv1.GatewayConditionAccepted)
-	if gs.addressProblem != "" {
-		conds.set(accepted, false, string(gwv1.GatewayReasonUnsupportedAddress), gs.addressProblem)
+	if gs.problem != nil && gs.problem.acceptedReason != "" {
+		conds.set(accepted, false, gs.problem.acceptedReason, gs.problem.message)
 		return
 	}
 	var good, bad []string
@@ -51,9 +56,15 @@ func (gs *gatewayState) setAccepted(conds *conditionSet) {
 
 func (gs *gatewayState) setProgrammed(conds *conditionSet) {
 	programmed := string(gwv1.GatewayConditionProgrammed)
-	if gs.addressProblem != "" {
-		conds.set(programmed, false, string(gwv1.GatewayReasonAddressNotUsable), gs.addressProblem)
+	if gs.problem != nil {
+		conds.set(programmed, false, gs.problem.programmedReason, gs.problem.message)
 		return
+	}
+	for _, l := range gs.listeners {
+		if l.accepted && l.unplaced != "" {
+			conds.set(programmed, false, string(gwv1.GatewayReasonNoResources), "Listener "+l.name+": "+l.unplaced)
+			return
+		}
 	}
 	anyProgrammed := false
 	for _, l := range gs.listeners {
@@ -104,10 +115,12 @@ func (l *listenerState) status(now time.Time) gwv1.ListenerStatus {
 // notProgrammedReason explains, in one sentence, why the listener is not served.
 func (l *listenerState) notProgrammedReason() string {
 	switch {
-	case l.gateway.addressProblem != "":
-		return l.gateway.addressProblem
+	case l.gateway.problem != nil:
+		return l.gateway.problem.message
 	case !l.accepted:
 		return "The listener is not accepted: " + l.acceptedDetail
+	case l.unplaced != "":
+		return l.unplaced
 	case l.portTaken != "":
 		return l.portTaken
 	case !l.allowsHTTPRoute:

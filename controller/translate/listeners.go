@@ -137,7 +137,7 @@ func claimSockets(gateways []*gatewayState) {
 		ports := map[int]bool{}
 		for _, l := range gs.listeners {
 			if l.programmed() {
-				ports[l.port] = true
+				ports[l.bindPort] = true
 			}
 		}
 		for _, port := range sortedKeys(ports) {
@@ -145,7 +145,7 @@ func claimSockets(gateways []*gatewayState) {
 				msg := fmt.Sprintf("Port %d on %s is already served by Gateway %s, which is older.",
 					port, describeAddress(gs.address), taken.owner)
 				for _, l := range gs.listeners {
-					if l.port == port {
+					if l.bindPort == port {
 						l.portTaken = msg
 					}
 				}
@@ -190,13 +190,13 @@ func buildListeners(gateways []*gatewayState) []config.Listener {
 			if !l.programmed() {
 				continue
 			}
-			name := gs.address + ":" + strconv.Itoa(l.port)
+			name := gs.address + ":" + strconv.Itoa(l.bindPort)
 			if strings.Contains(gs.address, ":") {
-				name = net.JoinHostPort(gs.address, strconv.Itoa(l.port))
+				name = net.JoinHostPort(gs.address, strconv.Itoa(l.bindPort))
 			}
 			sock := sockets[name]
 			if sock == nil {
-				sock = &config.Listener{Name: name, Address: gs.address, Port: l.port, Protocol: l.protocol}
+				sock = &config.Listener{Name: name, Address: gs.address, Port: l.bindPort, Protocol: l.protocol}
 				sockets[name] = sock
 			}
 			sock.VirtualHosts = append(sock.VirtualHosts, l.virtualHost())

@@ -45,6 +45,18 @@ type Options struct {
 	Standalone bool
 	// Now stamps lastTransitionTime on conditions. Translation never reads the clock.
 	Now time.Time
+	// Placements, when not nil, say where the shared edge replicas serve each Gateway
+	// (see GatewayPlacement), and the Gateways' spec.addresses are left to the
+	// placement step. A Gateway without an entry is not served yet: it is reported
+	// Programmed=False with reason AddressNotAssigned. When nil, a Gateway binds the
+	// first IP address of its spec.addresses (or all interfaces) on its listeners' own
+	// ports.
+	Placements map[types.NamespacedName]GatewayPlacement
+	// InvalidClassParameters holds, by GatewayClass name, why the class's
+	// parametersRef cannot be used. Such a class is reported Accepted=False with reason
+	// InvalidParameters, and its Gateways are reported Accepted=False with the same
+	// reason and are not served.
+	InvalidClassParameters map[string]string
 }
 
 // Output is the result of one translation.
