@@ -67,7 +67,7 @@ func (r *Runner) apply(in *translate.Input, loadErr error) error {
 	in.Options.Standalone = true
 	in.Options.Now = r.now().UTC().Truncate(time.Second)
 	out := translate.Translate(in)
-	report := newStatusReport(out)
+	report := NewStatusReport(out)
 	if err := r.engine.Apply(out.Snapshot); err != nil {
 		return r.reject(out.Snapshot.Version, err)
 	}

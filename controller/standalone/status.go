@@ -39,7 +39,9 @@ type BindError struct {
 // healthyFalse lists condition types whose healthy state is False.
 var healthyFalse = map[string]bool{"Conflicted": true}
 
-func newStatusReport(out *translate.Output) *StatusReport {
+// NewStatusReport summarises a translation for the admin API: every status, and the
+// conditions that are not in their healthy state.
+func NewStatusReport(out *translate.Output) *StatusReport {
 	rep := &StatusReport{
 		GatewayClasses: map[string]gwv1.GatewayClassStatus{},
 		Gateways:       map[string]gwv1.GatewayStatus{},

@@ -27,12 +27,15 @@ import (
 type Cluster struct {
 	// Config reaches the API server as a cluster administrator.
 	Config *rest.Config
-	dir    string
+	// Kubeconfig is the path of a kubeconfig file with the same credentials, for
+	// processes the tests start.
+	Kubeconfig string
+	dir        string
 }
 
 // Start runs etcd and kube-apiserver for the test and stops them when it ends. It must
 // run inside the namespace that Main sets up.
-func Start(t *testing.T) *Cluster {
+func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := os.Getenv(envControlPlane)
 	if os.Getenv(envInside) == "" || bin == "" {
@@ -80,9 +83,10 @@ var controllers = []string{
 	"serviceaccount-controller",
 }
 
-func (c *Cluster) startControllerManager(t *testing.T, bin string) {
+func (c *Cluster) startControllerManager(t testing.TB, bin string) {
 	t.Helper()
 	kubeconfig := filepath.Join(c.dir, "kubeconfig")
+	c.Kubeconfig = kubeconfig
 	writeFileT(t, kubeconfig, fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -106,7 +110,7 @@ current-context: e2e
 	)
 }
 
-func startEtcd(t *testing.T, bin, dir string) string {
+func startEtcd(t testing.TB, bin, dir string) string {
 	client, peer := freePort(t), freePort(t)
 	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
@@ -119,7 +123,7 @@ func startEtcd(t *testing.T, bin, dir string) string {
 }
 
 // waitReady polls the API server's /readyz until it answers 200.
-func (c *Cluster) waitReady(t *testing.T, timeout time.Duration) {
+func (c *Cluster) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the server's certificate is self-signed
@@ -140,7 +144,7 @@ func (c *Cluster) waitReady(t *testing.T, timeout time.Duration) {
 }
 
 // run starts a process whose output goes to logPath, and stops it when the test ends.
-func run(t *testing.T, path, logPath string, args ...string) {
+func run(t testing.TB, path, logPath string, args ...string) {
 	t.Helper()
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -177,7 +181,7 @@ func tail(path string) string {
 	return string(b)
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -187,7 +191,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func randomHex(t *testing.T) string {
+func randomHex(t testing.TB) string {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -195,13 +199,13 @@ func randomHex(t *testing.T) string {
 	return hex.EncodeToString(b)
 }
 
-func writeFileT(t *testing.T, path, body string) {
+func writeFileT(t testing.TB, path, body string) {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func writeServiceAccountKey(t *testing.T, path string) {
+func writeServiceAccountKey(t testing.TB, path string) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)

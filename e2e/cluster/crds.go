@@ -25,7 +25,7 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 var GatewayAPICRDs = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants"}
 
 // InstallGatewayAPI creates the Gateway API CRDs and waits until they are established.
-func (c *Cluster) InstallGatewayAPI(t *testing.T) {
+func (c *Cluster) InstallGatewayAPI(t testing.TB) {
 	t.Helper()
 	dir, err := gatewayAPIModuleDir()
 	if err != nil {
@@ -46,7 +46,7 @@ func (c *Cluster) InstallGatewayAPI(t *testing.T) {
 	}
 }
 
-func (c *Cluster) waitEstablished(t *testing.T, client dynamic.Interface, name string) {
+func (c *Cluster) waitEstablished(t testing.TB, client dynamic.Interface, name string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

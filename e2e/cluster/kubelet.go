@@ -36,7 +36,7 @@ type Kubelet struct {
 
 // StartKubelet registers node and runs its loop until the test ends. subnet (1-254)
 // picks the node's Pod address range, 10.244.<subnet>.0/24.
-func (c *Cluster) StartKubelet(t *testing.T, node string, subnet int) *Kubelet {
+func (c *Cluster) StartKubelet(t testing.TB, node string, subnet int) *Kubelet {
 	t.Helper()
 	k := &Kubelet{client: kubernetes.NewForConfigOrDie(c.Config), node: node, subnet: subnet,
 		nextIP: 2, running: map[types.UID]context.CancelFunc{}}

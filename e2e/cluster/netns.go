@@ -40,6 +40,58 @@ func Main(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// EnvBinary names the environment variable that holds the path of the switchyard binary
+// that MainWithBinary built.
+const EnvBinary = "SWITCHYARD_E2E_BINARY"
+
+// MainWithBinary is Main for packages whose tests run the switchyard binary: outside
+// the namespace it first builds ./cmd/switchyard into a temporary folder, passes its
+// path in EnvBinary, and removes it when the tests end. Tests get a race-detector
+// build; benchmark runs (-test.bench) get a plain one, so that they measure what
+// operators run.
+func MainWithBinary(m *testing.M) {
+	if os.Getenv(envInside) != "" {
+		Main(m)
+		return
+	}
+	dir, err := os.MkdirTemp("", "switchyard-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary := filepath.Join(dir, "switchyard")
+	_, file, _, _ := runtime.Caller(0)
+	args := []string{"build", "-race", "-o", binary, "./cmd/switchyard"}
+	if benchmarking() {
+		args = []string{"build", "-o", binary, "./cmd/switchyard"}
+	}
+	build := exec.Command("go", args...)
+	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster: building switchyard:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	os.Setenv(EnvBinary, binary)
+	code := reexecInNamespace()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// benchmarking reports whether the test binary was asked to run benchmarks.
+func benchmarking() bool {
+	for i, a := range os.Args {
+		if v, ok := strings.CutPrefix(a, "-test.bench="); ok && v != "" {
+			return true
+		}
+		if a == "-test.bench" && i+1 < len(os.Args) && os.Args[i+1] != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func reexecInNamespace() int {
 	dir, err := buildControlPlane()
 	if err != nil {

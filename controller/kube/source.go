@@ -1,0 +1,253 @@
+// Package kube reads the cluster for the controller: shared informers keep a cache of
+// every object translation needs, Input turns the caches into the translator's input,
+// and a callback reports each change that can alter the translation.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayclientset "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+	gwinformers "sigs.k8s.io/gateway-api/pkg/client/informers/externalversions"
+	gwlisters "sigs.k8s.io/gateway-api/pkg/client/listers/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/controller/translate"
+)
+
+// Kind names a kind of object the Source watches.
+type Kind string
+
+// The kinds the Source watches.
+const (
+	KindGatewayClass   Kind = "GatewayClass"
+	KindGateway        Kind = "Gateway"
+	KindHTTPRoute      Kind = "HTTPRoute"
+	KindReferenceGrant Kind = "ReferenceGrant"
+	KindService        Kind = "Service"
+	KindEndpointSlice  Kind = "EndpointSlice"
+	KindSecret         Kind = "Secret"
+	KindConfigMap      Kind = "ConfigMap"
+	KindNamespace      Kind = "Namespace"
+)
+
+// Change is one change of a watched object that can alter the translation.
+type Change struct {
+	Kind      Kind
+	Namespace string
+	Name      string
+}
+
+// SourceOptions tune a Source.
+type SourceOptions struct {
+	// OnChange is called for every relevant change: an object added after the initial
+	// list, deleted, or updated in a way translation can see. It runs on an informer's
+	// goroutine and must return quickly (a coalesce.Coalescer's Trigger does). Status
+	// updates of Gateway API objects, the controller's own writes included, do not
+	// call it. Nil means no notifications.
+	OnChange func(Change)
+	// Logger receives informer errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Source holds informer caches of everything translation and placement read. Its
+// methods are safe for concurrent use once Start has returned.
+type Source struct {
+	opts       SourceOptions
+	kubeShared informers.SharedInformerFactory
+	gwShared   gwinformers.SharedInformerFactory
+
+	gatewayClasses  gwlisters.GatewayClassLister
+	gateways        gwlisters.GatewayLister
+	httpRoutes      gwlisters.HTTPRouteLister
+	referenceGrants gwlisters.ReferenceGrantLister
+	services        corelisters.ServiceLister
+	endpointSlices  discoverylisters.EndpointSliceLister
+	secrets         corelisters.SecretLister
+	configMaps      corelisters.ConfigMapLister
+	namespaces      corelisters.NamespaceLister
+}
+
+// NewSource sets up the informers. Nothing is read from the API server until Start.
+// The informers never resync: every change arrives by watch, and a periodic resync
+// would only cause translations that change nothing.
+func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interface, opts SourceOptions) (*Source, error) {
+	if kubeClient == nil || gwClient == nil {
+		return nil, errors.New("kube: NewSource needs a Kubernetes client and a Gateway API client")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Source{
+		opts:       opts,
+		kubeShared: informers.NewSharedInformerFactoryWithOptions(kubeClient, 0, informers.WithTransform(stripManagedFields)),
+		gwShared:   gwinformers.NewSharedInformerFactoryWithOptions(gwClient, 0, gwinformers.WithTransform(stripManagedFields)),
+	}
+	gw := s.gwShared.Gateway().V1()
+	core := s.kubeShared.Core().V1()
+	discovery := s.kubeShared.Discovery().V1()
+	s.gatewayClasses = gw.GatewayClasses().Lister()
+	s.gateways = gw.Gateways().Lister()
+	s.httpRoutes = gw.HTTPRoutes().Lister()
+	s.referenceGrants = gw.ReferenceGrants().Lister()
+	s.services = core.Services().Lister()
+	s.endpointSlices = discovery.EndpointSlices().Lister()
+	s.secrets = core.Secrets().Lister()
+	s.configMaps = core.ConfigMaps().Lister()
+	s.namespaces = core.Namespaces().Lister()
+
+	if err := core.Secrets().Informer().SetTransform(stripSecret); err != nil {
+		return nil, fmt.Errorf("kube: setting the Secret transform: %w", err)
+	}
+	watches := []struct {
+		kind     Kind
+		informer cache.SharedIndexInformer
+		relevant func(oldObj, newObj any) bool
+	}{
+		{KindGatewayClass, gw.GatewayClasses().Informer(), specChanged},
+		{KindGateway, gw.Gateways().Informer(), specChanged},
+		{KindHTTPRoute, gw.HTTPRoutes().Informer(), specChanged},
+		{KindReferenceGrant, gw.ReferenceGrants().Informer(), versionChanged},
+		{KindService, core.Services().Informer(), versionChanged},
+		{KindEndpointSlice, discovery.EndpointSlices().Informer(), alwaysChanged},
+		{KindSecret, core.Secrets().Informer(), tlsSecretChanged},
+		{KindConfigMap, core.ConfigMaps().Informer(), versionChanged},
+		{KindNamespace, core.Namespaces().Informer(), versionChanged},
+	}
+	for _, w := range watches {
+		if err := s.watch(w.kind, w.informer, w.relevant); err != nil {
+			return nil, fmt.Errorf("kube: watching %ss: %w", w.kind, err)
+		}
+	}
+	return s, nil
+}
+
+// watch registers the change callback on one informer. Objects of the initial list
+// do not notify: the caller translates once after Start anyway.
+func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant func(oldObj, newObj any) bool) error {
+	_, err := informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		AddFunc: func(obj any, initial bool) {
+			if !initial {
+				s.notify(kind, obj)
+			}
+		},
+		UpdateFunc: func(oldObj, newObj any) {
+			if relevant(oldObj, newObj) {
+				s.notify(kind, newObj)
+			}
+		},
+		DeleteFunc: func(obj any) { s.notify(kind, objectOf(obj)) },
+	})
+	return err
+}
+
+// notify calls OnChange, except for ConfigMaps that no GatewayClass refers to: those
+// are never read, and some change every few seconds.
+func (s *Source) notify(kind Kind, obj any) {
+	if s.opts.OnChange == nil {
+		return
+	}
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		s.opts.Logger.Warn("informer delivered an object without metadata", "kind", kind, "type", fmt.Sprintf("%T", obj))
+		s.opts.OnChange(Change{Kind: kind})
+		return
+	}
+	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) {
+		return
+	}
+	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
+}
+
+// Start runs the informers until ctx is done and waits for their caches to fill. It
+// fails when ctx ends first, for example because the Gateway API CRDs are not
+// installed; the error names the kinds that did not sync.
+func (s *Source) Start(ctx context.Context) error {
+	s.kubeShared.StartWithContext(ctx)
+	s.gwShared.StartWithContext(ctx)
+	if err := s.gwShared.WaitForCacheSyncWithContext(ctx).AsError(); err != nil {
+		return fmt.Errorf("kube: Gateway API caches did not sync: %w", err)
+	}
+	if err := s.kubeShared.WaitForCacheSyncWithContext(ctx).AsError(); err != nil {
+		return fmt.Errorf("kube: core caches did not sync: %w", err)
+	}
+	return nil
+}
+
+// Shutdown waits for the informers' goroutines to end. Call it after the context
+// given to Start is done.
+func (s *Source) Shutdown() {
+	s.kubeShared.Shutdown()
+	s.gwShared.Shutdown()
+}
+
+// Input returns the cached objects as the translator's input, with zero Options.
+// The objects are the caches' own, not copies: translation only reads its input (a
+// test of this package checks that on every golden input), and callers must not
+// modify them either. Each call builds new slices, so callers may reorder those.
+func (s *Source) Input() *translate.Input {
+	everything := labels.Everything()
+	in := &translate.Input{GatewayClasses: s.listGatewayClasses()}
+	in.Gateways, _ = s.gateways.List(everything)
+	in.HTTPRoutes, _ = s.httpRoutes.List(everything)
+	in.ReferenceGrants, _ = s.referenceGrants.List(everything)
+	in.Services, _ = s.services.List(everything)
+	in.EndpointSlices, _ = s.endpointSlices.List(everything)
+	in.Secrets, _ = s.secrets.List(everything)
+	in.Namespaces, _ = s.namespaces.List(everything)
+	return in
+}
+
+// ConfigMaps returns the cached ConfigMaps that some GatewayClass names in its
+// parametersRef, for the placement step.
+func (s *Source) ConfigMaps() []*corev1.ConfigMap {
+	classes := s.listGatewayClasses()
+	all, _ := s.configMaps.List(labels.Everything())
+	var out []*corev1.ConfigMap
+	for _, cm := range all {
+		if referencesConfigMap(classes, cm.Namespace, cm.Name) {
+			out = append(out, cm)
+		}
+	}
+	return out
+}
+
+// GatewayClass returns the cached GatewayClass, or nil.
+func (s *Source) GatewayClass(name string) *gwv1.GatewayClass {
+	gc, _ := s.gatewayClasses.Get(name)
+	return gc
+}
+
+// Gateway returns the cached Gateway, or nil.
+func (s *Source) Gateway(key types.NamespacedName) *gwv1.Gateway {
+	gw, _ := s.gateways.Gateways(key.Namespace).Get(key.Name)
+	return gw
+}
+
+// HTTPRoute returns the cached HTTPRoute, or nil.
+func (s *Source) HTTPRoute(key types.NamespacedName) *gwv1.HTTPRoute {
+	r, _ := s.httpRoutes.HTTPRoutes(key.Namespace).Get(key.Name)
+	return r
+}
+
+// HTTPRoutes returns every cached HTTPRoute.
+func (s *Source) HTTPRoutes() []*gwv1.HTTPRoute {
+	routes, _ := s.httpRoutes.List(labels.Everything())
+	return routes
+}
+
+func (s *Source) listGatewayClasses() []*gwv1.GatewayClass {
+	classes, _ := s.gatewayClasses.List(labels.Everything())
+	return classes
+}
