@@ -26,7 +26,7 @@ func (ix *index) attachRoutes(gateways []*gatewayState) map[types.NamespacedName
 	for _, gs := range gateways {
 		byKey[gs.key] = gs
 	}
-	out := map[types.NamespacedName]gwv1.HTTPRouteStatus{}
+	out := make(map[types.NamespacedName]gwv1.HTTPRouteStatus, len(ix.routes))
 	for _, route := range ix.routes {
 		var compiled *compiledRoute
 		var parents []gwv1.RouteParentStatus
@@ -103,7 +103,9 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, g
 // to, following the Gateway API order of checks: sectionName and port, then the
 // listeners' allowedRoutes, then hostnames. When none is left it gives the reason.
 func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference, gs *gatewayState) ([]attachment, gwv1.RouteConditionReason, string) {
-	var named, usable []*listenerState
+	// A Gateway has a handful of listeners: these lists live on the stack.
+	var namedBuf, usableBuf, allowedBuf [8]*listenerState
+	named, usable := namedBuf[:0], usableBuf[:0]
 	for _, l := range gs.listeners {
 		if ref.SectionName != nil && string(*ref.SectionName) != l.name {
 			continue
@@ -122,7 +124,7 @@ func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference,
 	if len(usable) == 0 {
 		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("No accepted listener of Gateway %s%s.", gs.key, describeParentRef(ref))
 	}
-	var allowed []*listenerState
+	allowed := allowedBuf[:0]
 	kindAllowed := false
 	for _, l := range usable {
 		kindAllowed = kindAllowed || l.allowsHTTPRoute
@@ -137,7 +139,8 @@ func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference,
 		return nil, gwv1.RouteReasonNotAllowedByListeners,
 			fmt.Sprintf("No listener of Gateway %s allows HTTPRoutes from namespace %q.", gs.key, route.Namespace)
 	}
-	routeHosts := make([]string, 0, len(route.Spec.Hostnames))
+	var hostsBuf [4]string
+	routeHosts := hostsBuf[:0]
 	for _, h := range route.Spec.Hostnames {
 		routeHosts = append(routeHosts, strings.ToLower(string(h)))
 	}
@@ -168,8 +171,26 @@ func describeParentRef(ref gwv1.ParentReference) string {
 	return " " + strings.Join(parts, " ")
 }
 
+// listenerNamespace is a listener and a route namespace, for caching allowsNamespace.
+type listenerNamespace struct {
+	listener  *listenerState
+	namespace string
+}
+
 // allowsNamespace applies a listener's allowedRoutes.namespaces to a route namespace.
+// Many routes share a namespace, and a selector is costly to parse and apply, so the
+// answer is cached per listener and namespace.
 func (ix *index) allowsNamespace(l *listenerState, routeNamespace string) bool {
+	key := listenerNamespace{listener: l, namespace: routeNamespace}
+	allowed, ok := ix.namespaceAllowed[key]
+	if !ok {
+		allowed = ix.evaluateAllowedNamespace(l, routeNamespace)
+		ix.namespaceAllowed[key] = allowed
+	}
+	return allowed
+}
+
+func (ix *index) evaluateAllowedNamespace(l *listenerState, routeNamespace string) bool {
 	from := gwv1.NamespacesFromSame
 	var selector *metav1.LabelSelector
 	if ar := l.spec.AllowedRoutes; ar != nil && ar.Namespaces != nil {

@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -20,22 +21,22 @@ const invalidBackendStatus = 500
 
 // backendRef translates one weighted backendRef of a rule. An unresolvable reference
 // keeps its weight but is marked Invalid, so exactly its share is answered with 500.
-func (c *routeCompiler) backendRef(b *gwv1.HTTPBackendRef, where string, matches []gwv1.HTTPRouteMatch) (config.BackendRef, *routeError) {
+func (c *routeCompiler) backendRef(b *gwv1.HTTPBackendRef, where *fieldPath, matches []gwv1.HTTPRouteMatch) (config.BackendRef, *routeError) {
 	out := config.BackendRef{Weight: 1}
 	if b.Weight != nil {
 		if *b.Weight < 0 {
-			return out, unsupported(where+".weight", "weight %d is negative", *b.Weight)
+			return out, unsupportedIn(where, "weight", "weight %d is negative", *b.Weight)
 		}
 		out.Weight = *b.Weight
 	}
-	filters, err := c.filters(b.Filters, where+".filters", matches)
+	filters, err := c.filters(b.Filters, where, matches)
 	if err != nil {
 		return out, err
 	}
 	out.Filters = filters
 	name, reason, detail := c.ix.resolveBackend(c.route.Namespace, b.BackendObjectReference)
 	if reason != "" {
-		c.refFailed(reason, where+": "+detail)
+		c.refFailed(reason, where, detail)
 		out.Invalid = &config.InvalidBackend{StatusCode: invalidBackendStatus, Reason: detail}
 		return out, nil
 	}
@@ -43,25 +44,62 @@ func (c *routeCompiler) backendRef(b *gwv1.HTTPBackendRef, where string, matches
 	return out, nil
 }
 
+// backendKey identifies a backend reference as resolveBackend sees it.
+type backendKey struct {
+	routeNamespace, group, kind, namespace, name string
+	port                                         int32
+	hasPort                                      bool
+}
+
+// backendResolution is the outcome of resolveBackend.
+type backendResolution struct {
+	name   string
+	reason gwv1.RouteConditionReason
+	detail string
+}
+
 // resolveBackend resolves a reference to one port of a Service and returns the
-// backend name, or the ResolvedRefs reason and a sentence saying what is wrong.
+// backend name, or the ResolvedRefs reason and a sentence saying what is wrong. Routes
+// of one namespace refer to the same Services again and again, so outcomes are cached
+// by reference; the outcome depends on nothing else.
 func (ix *index) resolveBackend(routeNamespace string, ref gwv1.BackendObjectReference) (string, gwv1.RouteConditionReason, string) {
-	group, kind := str(ref.Group, coreGroup), str(ref.Kind, kindService)
-	ns := str(ref.Namespace, routeNamespace)
-	svcName := ns + "/" + string(ref.Name)
-	if group != coreGroup || kind != kindService {
-		return "", gwv1.RouteReasonInvalidKind, fmt.Sprintf("backend %s of kind %q in group %q is not supported; use a core Service", svcName, kind, group)
+	key := backendKey{
+		routeNamespace: routeNamespace,
+		group:          str(ref.Group, coreGroup),
+		kind:           str(ref.Kind, kindService),
+		namespace:      str(ref.Namespace, routeNamespace),
+		name:           string(ref.Name),
 	}
-	if ns != routeNamespace && !ix.grantAllows(gatewayGroup, kindHTTPRoute, routeNamespace, coreGroup, kindService, ns, string(ref.Name)) {
-		return "", gwv1.RouteReasonRefNotPermitted, fmt.Sprintf("Service %s is in another namespace and no ReferenceGrant allows the reference", svcName)
+	if ref.Port != nil {
+		key.port, key.hasPort = int32(*ref.Port), true
 	}
-	key := types.NamespacedName{Namespace: ns, Name: string(ref.Name)}
-	svc := ix.services[key]
+	if r, ok := ix.resolved[key]; ok {
+		return r.name, r.reason, r.detail
+	}
+	r := ix.resolveBackendRef(key, ref)
+	ix.resolved[key] = r
+	return r.name, r.reason, r.detail
+}
+
+func (ix *index) resolveBackendRef(key backendKey, ref gwv1.BackendObjectReference) backendResolution {
+	fail := func(reason gwv1.RouteConditionReason, format string, args ...any) backendResolution {
+		return backendResolution{reason: reason, detail: fmt.Sprintf(format, args...)}
+	}
+	ns, routeNamespace := key.namespace, key.routeNamespace
+	svcName := ns + "/" + key.name
+	if key.group != coreGroup || key.kind != kindService {
+		return fail(gwv1.RouteReasonInvalidKind, "backend %s of kind %q in group %q is not supported; use a core Service", svcName, key.kind, key.group)
+	}
+	if ns != routeNamespace && !ix.grantAllows(gatewayGroup, kindHTTPRoute, routeNamespace, coreGroup, kindService, ns, key.name) {
+		return fail(gwv1.RouteReasonRefNotPermitted, "Service %s is in another namespace and no ReferenceGrant allows the reference", svcName)
+	}
+	svcKey := types.NamespacedName{Namespace: ns, Name: key.name}
+	svc := ix.services[svcKey]
 	if svc == nil {
-		return "", gwv1.RouteReasonBackendNotFound, fmt.Sprintf("Service %s does not exist", svcName)
+		return fail(gwv1.RouteReasonBackendNotFound, "Service %s does not exist", svcName)
 	}
 	if ref.Port == nil {
-		return "", gwv1.RouteReasonBackendNotFound, fmt.Sprintf("the reference to Service %s has no port", svcName)
+		return fail(gwv1.RouteReasonBackendNotFound, "the reference to Service %s has no port", svcName)
 	}
 	var port *corev1.ServicePort
 	for i := range svc.Spec.Ports {
@@ -71,17 +109,17 @@ func (ix *index) resolveBackend(routeNamespace string, ref gwv1.BackendObjectRef
 		}
 	}
 	if port == nil {
-		return "", gwv1.RouteReasonBackendNotFound, fmt.Sprintf("Service %s has no port %d", svcName, *ref.Port)
+		return fail(gwv1.RouteReasonBackendNotFound, "Service %s has no port %d", svcName, *ref.Port)
 	}
 	protocol, ok := appProtocol(port.AppProtocol)
 	if !ok {
-		return "", gwv1.RouteReasonUnsupportedProtocol, fmt.Sprintf("Service %s port %d has appProtocol %q, which is not supported", svcName, *ref.Port, *port.AppProtocol)
+		return fail(gwv1.RouteReasonUnsupportedProtocol, "Service %s port %d has appProtocol %q, which is not supported", svcName, *ref.Port, *port.AppProtocol)
 	}
 	name := svcName + ":" + strconv.Itoa(int(*ref.Port))
 	if _, done := ix.backends[name]; !done {
-		ix.backends[name] = config.Backend{Name: name, Protocol: protocol, Endpoints: ix.endpoints(key, port)}
+		ix.backends[name] = config.Backend{Name: name, Protocol: protocol, Endpoints: ix.endpoints(svcKey, port)}
 	}
-	return name, "", ""
+	return backendResolution{name: name}
 }
 
 // appProtocol maps a Service port's appProtocol to how the gateway speaks to it.
@@ -103,10 +141,11 @@ func appProtocol(p *string) (config.AppProtocol, bool) {
 }
 
 // endpoints lists the addresses behind one Service port, from the Service's
-// EndpointSlices. The slice port with the Service port's name gives the target port,
-// as kube-proxy resolves it.
+// EndpointSlices, sorted by address. The slice port with the Service port's name gives
+// the target port, as kube-proxy resolves it. Of endpoints with the same address, the
+// first (in slice order) counts.
 func (ix *index) endpoints(svc types.NamespacedName, port *corev1.ServicePort) []config.Endpoint {
-	byAddress := map[string]config.Endpoint{}
+	var out []config.Endpoint
 	for _, slice := range ix.slicesByService[svc] {
 		if slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6 {
 			continue
@@ -115,19 +154,22 @@ func (ix *index) endpoints(svc types.NamespacedName, port *corev1.ServicePort) [
 		if !ok {
 			continue
 		}
-		for _, ep := range slice.Endpoints {
-			e, ok := ix.endpoint(ep, target)
-			if !ok {
-				continue
-			}
-			if _, dup := byAddress[e.Address]; !dup {
-				byAddress[e.Address] = e
+		if out == nil {
+			out = make([]config.Endpoint, 0, len(slice.Endpoints))
+		}
+		targetPort := strconv.Itoa(target)
+		for i := range slice.Endpoints {
+			if e, ok := ix.endpoint(&slice.Endpoints[i], targetPort); ok {
+				out = append(out, e)
 			}
 		}
 	}
-	out := make([]config.Endpoint, 0, len(byAddress))
-	for _, addr := range sortedKeys(byAddress) {
-		out = append(out, byAddress[addr])
+	// A stable sort keeps equal addresses in slice order, so dropping all but the
+	// first of each run keeps the first endpoint seen.
+	slices.SortStableFunc(out, func(a, b config.Endpoint) int { return strings.Compare(a.Address, b.Address) })
+	out = slices.CompactFunc(out, func(a, b config.Endpoint) bool { return a.Address == b.Address })
+	if out == nil {
+		out = []config.Endpoint{}
 	}
 	return out
 }
@@ -157,18 +199,25 @@ func slicePort(slice *discoveryv1.EndpointSlice, port *corev1.ServicePort) (int,
 // endpoint converts one EndpointSlice endpoint. Only the first address counts (the
 // API defines no meaning for the others). Loopback addresses are accepted only in
 // standalone mode: in a cluster they would point the gateway at itself.
-func (ix *index) endpoint(ep discoveryv1.Endpoint, port int) (config.Endpoint, bool) {
+func (ix *index) endpoint(ep *discoveryv1.Endpoint, port string) (config.Endpoint, bool) {
 	if len(ep.Addresses) == 0 {
 		return config.Endpoint{}, false
 	}
-	ip := net.ParseIP(ep.Addresses[0])
+	raw := ep.Addresses[0]
+	ip := net.ParseIP(raw)
 	if ip == nil || ip.IsUnspecified() || (ip.IsLoopback() && !ix.opts.Standalone) {
 		return config.Endpoint{}, false
+	}
+	host := raw
+	if strings.Contains(raw, ":") {
+		// IPv6 has several spellings of one address; dotted IPv4 that parses has
+		// only the one it was written in.
+		host = ip.String()
 	}
 	// Nil ready and nil serving both read as true, and nil terminating as false, as
 	// the EndpointSlice API defines.
 	out := config.Endpoint{
-		Address:     net.JoinHostPort(ip.String(), strconv.Itoa(port)),
+		Address:     net.JoinHostPort(host, port),
 		Ready:       ep.Conditions.Ready == nil || *ep.Conditions.Ready,
 		Serving:     ep.Conditions.Serving == nil || *ep.Conditions.Serving,
 		Terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,

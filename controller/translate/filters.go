@@ -1,21 +1,22 @@
 package translate
 
 import (
-	"fmt"
-
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
-// filters translates a filter list (of a rule or of a backendRef). matches are the
-// rule's matches, which decide whether ReplacePrefixMatch is allowed.
-func (c *routeCompiler) filters(in []gwv1.HTTPRouteFilter, where string, matches []gwv1.HTTPRouteMatch) ([]config.Filter, *routeError) {
-	var out []config.Filter
+// filters translates the filter list of a rule or of a backendRef, at owner. matches
+// are the rule's matches, which decide whether ReplacePrefixMatch is allowed.
+func (c *routeCompiler) filters(in []gwv1.HTTPRouteFilter, owner *fieldPath, matches []gwv1.HTTPRouteMatch) ([]config.Filter, *routeError) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]config.Filter, 0, len(in))
 	hasRedirect, hasRewrite := false, false
 	for i := range in {
-		fwhere := fmt.Sprintf("%s[%d]", where, i)
-		f, err := c.filter(&in[i], fwhere, matches)
+		fwhere := owner.item("filters", i)
+		f, err := c.filter(&in[i], &fwhere, matches)
 		if err != nil {
 			return nil, err
 		}
@@ -23,66 +24,74 @@ func (c *routeCompiler) filters(in []gwv1.HTTPRouteFilter, where string, matches
 		hasRewrite = hasRewrite || f.Type == config.FilterURLRewrite
 		if hasRedirect && hasRewrite {
 			return nil, &routeError{reason: gwv1.RouteReasonIncompatibleFilters,
-				detail: fwhere + ": RequestRedirect and URLRewrite filters cannot be combined"}
+				detail: fwhere.String() + ": RequestRedirect and URLRewrite filters cannot be combined"}
 		}
 		out = append(out, f)
 	}
 	return out, nil
 }
 
-func (c *routeCompiler) filter(f *gwv1.HTTPRouteFilter, where string, matches []gwv1.HTTPRouteMatch) (config.Filter, *routeError) {
+func (c *routeCompiler) filter(f *gwv1.HTTPRouteFilter, where *fieldPath, matches []gwv1.HTTPRouteMatch) (config.Filter, *routeError) {
 	out := config.Filter{Type: config.FilterType(f.Type)}
-	missing := unsupported(where, "filter type %s needs its settings", f.Type)
+	if missingSettings(f) {
+		return out, unsupported(where, "filter type %s needs its settings", f.Type)
+	}
 	switch f.Type {
 	case gwv1.HTTPRouteFilterRequestHeaderModifier:
-		if f.RequestHeaderModifier == nil {
-			return out, missing
-		}
 		out.RequestHeaderModifier = headerModifier(f.RequestHeaderModifier)
 	case gwv1.HTTPRouteFilterResponseHeaderModifier:
-		if f.ResponseHeaderModifier == nil {
-			return out, missing
-		}
 		out.ResponseHeaderModifier = headerModifier(f.ResponseHeaderModifier)
 	case gwv1.HTTPRouteFilterRequestRedirect:
-		if f.RequestRedirect == nil {
-			return out, missing
-		}
-		r, err := redirect(f.RequestRedirect, where+".requestRedirect", matches)
+		rwhere := where.field("requestRedirect")
+		r, err := redirect(f.RequestRedirect, &rwhere, matches)
 		if err != nil {
 			return out, err
 		}
 		out.RequestRedirect = r
 	case gwv1.HTTPRouteFilterURLRewrite:
-		if f.URLRewrite == nil {
-			return out, missing
-		}
-		path, err := pathModifier(f.URLRewrite.Path, where+".urlRewrite.path", matches)
+		pwhere := where.field("urlRewrite.path")
+		path, err := pathModifier(f.URLRewrite.Path, &pwhere, matches)
 		if err != nil {
 			return out, err
 		}
 		out.URLRewrite = &config.URLRewrite{Hostname: str(f.URLRewrite.Hostname, ""), Path: path}
 	case gwv1.HTTPRouteFilterRequestMirror:
-		if f.RequestMirror == nil {
-			return out, missing
-		}
-		m, err := c.mirror(f.RequestMirror, where+".requestMirror")
+		mwhere := where.field("requestMirror")
+		m, err := c.mirror(f.RequestMirror, &mwhere)
 		if err != nil {
 			return out, err
 		}
 		out.RequestMirror = m
 	case gwv1.HTTPRouteFilterCORS:
-		if f.CORS == nil {
-			return out, missing
-		}
 		out.CORS = cors(f.CORS)
 	default:
 		// ExtensionRef, ExternalAuth and unknown types: serving the rule without the
 		// filter would silently drop what it was meant to do (for example
 		// authentication), so the route is refused instead.
-		return out, unsupported(where+".type", "filter type %q is not supported", f.Type)
+		return out, unsupportedIn(where, "type", "filter type %q is not supported", f.Type)
 	}
 	return out, nil
+}
+
+// missingSettings reports a filter of a supported type without the settings its type
+// needs.
+func missingSettings(f *gwv1.HTTPRouteFilter) bool {
+	switch f.Type {
+	case gwv1.HTTPRouteFilterRequestHeaderModifier:
+		return f.RequestHeaderModifier == nil
+	case gwv1.HTTPRouteFilterResponseHeaderModifier:
+		return f.ResponseHeaderModifier == nil
+	case gwv1.HTTPRouteFilterRequestRedirect:
+		return f.RequestRedirect == nil
+	case gwv1.HTTPRouteFilterURLRewrite:
+		return f.URLRewrite == nil
+	case gwv1.HTTPRouteFilterRequestMirror:
+		return f.RequestMirror == nil
+	case gwv1.HTTPRouteFilterCORS:
+		return f.CORS == nil
+	default:
+		return false
+	}
 }
 
 func headerModifier(h *gwv1.HTTPHeaderFilter) *config.HeaderModifier {
@@ -96,14 +105,14 @@ func headerModifier(h *gwv1.HTTPHeaderFilter) *config.HeaderModifier {
 	return out
 }
 
-func redirect(r *gwv1.HTTPRequestRedirectFilter, where string, matches []gwv1.HTTPRouteMatch) (*config.Redirect, *routeError) {
+func redirect(r *gwv1.HTTPRequestRedirectFilter, where *fieldPath, matches []gwv1.HTTPRouteMatch) (*config.Redirect, *routeError) {
 	out := &config.Redirect{Scheme: str(r.Scheme, ""), Hostname: str(r.Hostname, ""), StatusCode: 302}
 	if out.Scheme != "" && out.Scheme != "http" && out.Scheme != "https" {
-		return nil, unsupported(where+".scheme", "scheme %q is not http or https", out.Scheme)
+		return nil, unsupportedIn(where, "scheme", "scheme %q is not http or https", out.Scheme)
 	}
 	if r.Port != nil {
 		if *r.Port < 1 || *r.Port > 65535 {
-			return nil, unsupported(where+".port", "port %d is out of range", *r.Port)
+			return nil, unsupportedIn(where, "port", "port %d is out of range", *r.Port)
 		}
 		out.Port = int(*r.Port)
 	}
@@ -112,10 +121,11 @@ func redirect(r *gwv1.HTTPRequestRedirectFilter, where string, matches []gwv1.HT
 		case 301, 302, 303, 307, 308:
 			out.StatusCode = *r.StatusCode
 		default:
-			return nil, unsupported(where+".statusCode", "status code %d is not a supported redirect code", *r.StatusCode)
+			return nil, unsupportedIn(where, "statusCode", "status code %d is not a supported redirect code", *r.StatusCode)
 		}
 	}
-	path, err := pathModifier(r.Path, where+".path", matches)
+	pwhere := where.field("path")
+	path, err := pathModifier(r.Path, &pwhere, matches)
 	if err != nil {
 		return nil, err
 	}
@@ -126,42 +136,42 @@ func redirect(r *gwv1.HTTPRequestRedirectFilter, where string, matches []gwv1.HT
 // pathModifier translates a redirect or rewrite path. ReplacePrefixMatch only makes
 // sense when every match of the rule is a PathPrefix match (a rule without matches
 // matches the prefix "/").
-func pathModifier(p *gwv1.HTTPPathModifier, where string, matches []gwv1.HTTPRouteMatch) (*config.PathModifier, *routeError) {
+func pathModifier(p *gwv1.HTTPPathModifier, where *fieldPath, matches []gwv1.HTTPRouteMatch) (*config.PathModifier, *routeError) {
 	if p == nil {
 		return nil, nil
 	}
 	switch p.Type {
 	case gwv1.FullPathHTTPPathModifier:
 		if p.ReplaceFullPath == nil {
-			return nil, unsupported(where+".replaceFullPath", "replaceFullPath must be set for type ReplaceFullPath")
+			return nil, unsupportedIn(where, "replaceFullPath", "replaceFullPath must be set for type ReplaceFullPath")
 		}
 		return &config.PathModifier{Type: config.ReplaceFullPath, ReplaceFullPath: *p.ReplaceFullPath}, nil
 	case gwv1.PrefixMatchHTTPPathModifier:
 		if p.ReplacePrefixMatch == nil {
-			return nil, unsupported(where+".replacePrefixMatch", "replacePrefixMatch must be set for type ReplacePrefixMatch")
+			return nil, unsupportedIn(where, "replacePrefixMatch", "replacePrefixMatch must be set for type ReplacePrefixMatch")
 		}
 		for i, m := range matches {
 			if m.Path != nil && str(m.Path.Type, string(gwv1.PathMatchPathPrefix)) != string(gwv1.PathMatchPathPrefix) {
-				return nil, unsupported(where+".replacePrefixMatch",
+				return nil, unsupportedIn(where, "replacePrefixMatch",
 					"ReplacePrefixMatch needs PathPrefix matches, but match %d is of type %s", i, *m.Path.Type)
 			}
 		}
 		return &config.PathModifier{Type: config.ReplacePrefixMatch, ReplacePrefixMatch: *p.ReplacePrefixMatch}, nil
 	default:
-		return nil, unsupported(where+".type", "path modifier type %q is not supported", p.Type)
+		return nil, unsupportedIn(where, "type", "path modifier type %q is not supported", p.Type)
 	}
 }
 
 // mirror resolves a RequestMirror filter. An unresolvable backend leaves the mirror
 // without a destination (it then does nothing) and is reported in ResolvedRefs.
-func (c *routeCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, where string) (*config.Mirror, *routeError) {
+func (c *routeCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, where *fieldPath) (*config.Mirror, *routeError) {
 	out := &config.Mirror{}
 	switch {
 	case m.Percent != nil && m.Fraction != nil:
 		return nil, unsupported(where, "only one of percent and fraction may be set")
 	case m.Percent != nil:
 		if *m.Percent < 0 || *m.Percent > 100 {
-			return nil, unsupported(where+".percent", "percent %d is not in 0-100", *m.Percent)
+			return nil, unsupportedIn(where, "percent", "percent %d is not in 0-100", *m.Percent)
 		}
 		out.Fraction = &config.Fraction{Numerator: *m.Percent, Denominator: 100}
 	case m.Fraction != nil:
@@ -170,13 +180,14 @@ func (c *routeCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, where string) (*
 			den = *m.Fraction.Denominator
 		}
 		if den < 1 || m.Fraction.Numerator < 0 || m.Fraction.Numerator > den {
-			return nil, unsupported(where+".fraction", "fraction %d/%d is not between 0 and 1", m.Fraction.Numerator, den)
+			return nil, unsupportedIn(where, "fraction", "fraction %d/%d is not between 0 and 1", m.Fraction.Numerator, den)
 		}
 		out.Fraction = &config.Fraction{Numerator: m.Fraction.Numerator, Denominator: den}
 	}
 	name, reason, detail := c.ix.resolveBackend(c.route.Namespace, m.BackendRef)
 	if reason != "" {
-		c.refFailed(reason, where+".backendRef: "+detail)
+		bwhere := where.field("backendRef")
+		c.refFailed(reason, &bwhere, detail)
 	}
 	out.Backend = name
 	return out, nil

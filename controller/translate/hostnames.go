@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"sort"
 	"strings"
 )
@@ -46,14 +47,21 @@ func effectiveHostnames(listener string, route []string) ([]string, bool) {
 	if len(route) == 0 {
 		return nil, true
 	}
-	seen := map[string]bool{}
 	var out []string
+	// Routes have a few hostnames (the API allows 16), for which a scan beats a set;
+	// longer lists from files get a set, so the work stays linear.
+	var seen map[string]bool
+	if len(route) > 32 {
+		seen = make(map[string]bool, len(route))
+	}
 	for _, h := range route {
 		got, ok := intersectHostname(listener, h)
-		if !ok || seen[got] {
+		if !ok || seen[got] || (seen == nil && slices.Contains(out, got)) {
 			continue
 		}
-		seen[got] = true
+		if seen != nil {
+			seen[got] = true
+		}
 		out = append(out, got)
 	}
 	if len(out) == 0 {

@@ -1,7 +1,8 @@
 package translate
 
 import (
-	"sort"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -40,10 +41,20 @@ type index struct {
 	namespaces      map[string]*corev1.Namespace
 	// backends caches resolved Services by backend name.
 	backends map[string]config.Backend
+	// resolved caches the outcome of resolveBackend by reference.
+	resolved map[backendKey]backendResolution
+	// namespaceAllowed caches allowsNamespace by listener and route namespace.
+	namespaceAllowed map[listenerNamespace]bool
 }
 
 func newIndex(in *Input) *index {
-	ix := &index{opts: in.Options, controllerName: in.Options.ControllerName, backends: map[string]config.Backend{}}
+	ix := &index{
+		opts:             in.Options,
+		controllerName:   in.Options.ControllerName,
+		backends:         map[string]config.Backend{},
+		resolved:         map[backendKey]backendResolution{},
+		namespaceAllowed: map[listenerNamespace]bool{},
+	}
 	if ix.controllerName == "" {
 		ix.controllerName = ControllerName
 	}
@@ -83,19 +94,7 @@ func uniqueSorted[T any, P interface {
 			out = append(out, item)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.GetNamespace() != b.GetNamespace() {
-			return a.GetNamespace() < b.GetNamespace()
-		}
-		if a.GetName() != b.GetName() {
-			return a.GetName() < b.GetName()
-		}
-		if a.GetUID() != b.GetUID() {
-			return a.GetUID() < b.GetUID()
-		}
-		return a.GetResourceVersion() < b.GetResourceVersion()
-	})
+	slices.SortStableFunc(out, compareObjects[P])
 	unique := out[:0]
 	for i, item := range out {
 		if i > 0 && item.GetNamespace() == out[i-1].GetNamespace() && item.GetName() == out[i-1].GetName() {
@@ -104,6 +103,20 @@ func uniqueSorted[T any, P interface {
 		unique = append(unique, item)
 	}
 	return unique
+}
+
+// compareObjects orders objects by namespace, name, UID and resourceVersion.
+func compareObjects[P metav1.Object](a, b P) int {
+	if c := strings.Compare(a.GetNamespace(), b.GetNamespace()); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.GetName(), b.GetName()); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.GetUID()), string(b.GetUID())); c != 0 {
+		return c
+	}
+	return strings.Compare(a.GetResourceVersion(), b.GetResourceVersion())
 }
 
 func byNamespacedName[T any, P interface {

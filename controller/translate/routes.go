@@ -3,6 +3,7 @@ package translate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,8 +33,14 @@ type routeError struct {
 
 func (e *routeError) Error() string { return e.detail }
 
-func unsupported(where, format string, args ...any) *routeError {
-	return &routeError{reason: gwv1.RouteReasonUnsupportedValue, detail: where + ": " + fmt.Sprintf(format, args...)}
+func unsupported(where *fieldPath, format string, args ...any) *routeError {
+	return &routeError{reason: gwv1.RouteReasonUnsupportedValue, detail: where.String() + ": " + fmt.Sprintf(format, args...)}
+}
+
+// unsupportedIn makes a route unservable for a value in the named field below where.
+func unsupportedIn(where *fieldPath, field, format string, args ...any) *routeError {
+	p := where.field(field)
+	return unsupported(&p, format, args...)
 }
 
 // routeCompiler carries what compiling one route needs.
@@ -44,9 +51,10 @@ type routeCompiler struct {
 }
 
 // refFailed records the first unresolved reference, which becomes ResolvedRefs=False.
-func (c *routeCompiler) refFailed(reason gwv1.RouteConditionReason, detail string) {
+// The detail names where the reference is; it is rendered for the first one only.
+func (c *routeCompiler) refFailed(reason gwv1.RouteConditionReason, where *fieldPath, detail string) {
 	if c.result.refsReason == "" {
-		c.result.refsReason, c.result.refsDetail = reason, detail
+		c.result.refsReason, c.result.refsDetail = reason, where.String()+": "+detail
 	}
 }
 
@@ -56,7 +64,8 @@ func (ix *index) compileRoute(route *gwv1.HTTPRoute) *compiledRoute {
 	c := &routeCompiler{ix: ix, route: route, result: &compiledRoute{}}
 	rules := make([]config.Rule, 0, len(route.Spec.Rules))
 	for i := range route.Spec.Rules {
-		rule, err := c.rule(&route.Spec.Rules[i], fmt.Sprintf("spec.rules[%d]", i))
+		where := rootItem("spec.rules", i)
+		rule, err := c.rule(&route.Spec.Rules[i], &where)
 		if err != nil {
 			c.result.invalidReason, c.result.invalidDetail = err.reason, err.detail
 			c.result.rules = nil
@@ -68,31 +77,39 @@ func (ix *index) compileRoute(route *gwv1.HTTPRoute) *compiledRoute {
 	return c.result
 }
 
-func (c *routeCompiler) rule(r *gwv1.HTTPRouteRule, where string) (config.Rule, *routeError) {
+func (c *routeCompiler) rule(r *gwv1.HTTPRouteRule, where *fieldPath) (config.Rule, *routeError) {
 	out := config.Rule{Name: str(r.Name, "")}
+	if len(r.Matches) > 0 {
+		out.Matches = make([]config.Match, 0, len(r.Matches))
+	}
 	for j := range r.Matches {
-		m, err := compileMatch(&r.Matches[j], fmt.Sprintf("%s.matches[%d]", where, j))
+		mwhere := where.item("matches", j)
+		m, err := compileMatch(&r.Matches[j], &mwhere)
 		if err != nil {
 			return out, err
 		}
 		out.Matches = append(out.Matches, m)
 	}
-	filters, err := c.filters(r.Filters, where+".filters", r.Matches)
+	filters, err := c.filters(r.Filters, where, r.Matches)
 	if err != nil {
 		return out, err
 	}
 	out.Filters = filters
+	if len(r.BackendRefs) > 0 {
+		out.Backends = make([]config.BackendRef, 0, len(r.BackendRefs))
+	}
 	for k := range r.BackendRefs {
-		b, err := c.backendRef(&r.BackendRefs[k], fmt.Sprintf("%s.backendRefs[%d]", where, k), r.Matches)
+		bwhere := where.item("backendRefs", k)
+		b, err := c.backendRef(&r.BackendRefs[k], &bwhere, r.Matches)
 		if err != nil {
 			return out, err
 		}
 		out.Backends = append(out.Backends, b)
 	}
-	if out.Timeouts, err = compileTimeouts(r.Timeouts, where+".timeouts"); err != nil {
+	if out.Timeouts, err = compileTimeouts(r.Timeouts, where); err != nil {
 		return out, err
 	}
-	if out.Retry, err = compileRetry(r.Retry, where+".retry"); err != nil {
+	if out.Retry, err = compileRetry(r.Retry, where); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -100,116 +117,150 @@ func (c *routeCompiler) rule(r *gwv1.HTTPRouteRule, where string) (config.Rule, 
 
 // compileMatch translates one HTTPRouteMatch, applying the API defaults (PathPrefix
 // "/", Exact) and checking regular expressions with the data plane's RE2 engine.
-func compileMatch(m *gwv1.HTTPRouteMatch, where string) (config.Match, *routeError) {
+func compileMatch(m *gwv1.HTTPRouteMatch, where *fieldPath) (config.Match, *routeError) {
 	var out config.Match
 	if m.Path != nil {
 		p := &config.PathMatch{Type: config.PathMatchType(str(m.Path.Type, string(gwv1.PathMatchPathPrefix))), Value: str(m.Path.Value, "/")}
 		switch p.Type {
 		case config.PathExact, config.PathPrefix:
 			if !strings.HasPrefix(p.Value, "/") {
-				return out, unsupported(where+".path.value", "path %q must start with \"/\"", p.Value)
+				return out, unsupportedIn(where, "path.value", "path %q must start with \"/\"", p.Value)
 			}
 		case config.PathRegularExpression:
 			if _, err := regexp.Compile(p.Value); err != nil {
-				return out, unsupported(where+".path.value", "invalid regular expression %q: %v", p.Value, err)
+				return out, unsupportedIn(where, "path.value", "invalid regular expression %q: %v", p.Value, err)
 			}
 		default:
-			return out, unsupported(where+".path.type", "path match type %q is not supported", p.Type)
+			return out, unsupportedIn(where, "path.type", "path match type %q is not supported", p.Type)
 		}
 		out.Path = p
 	}
 	var err *routeError
-	seenHeaders := map[string]bool{}
-	for i, h := range m.Headers {
-		// Header names are case-insensitive; the first of equivalent entries counts.
-		name := strings.ToLower(string(h.Name))
-		if seenHeaders[name] && name != "" {
-			continue
-		}
-		seenHeaders[name] = true
-		var vm config.ValueMatch
-		if vm, err = compileValueMatch(str(h.Type, string(gwv1.HeaderMatchExact)), string(h.Name), h.Value, fmt.Sprintf("%s.headers[%d]", where, i)); err != nil {
-			return out, err
-		}
-		out.Headers = append(out.Headers, vm)
+	if out.Headers, err = compileHeaderMatches(m.Headers, where); err != nil {
+		return out, err
 	}
-	seenParams := map[string]bool{}
-	for i, q := range m.QueryParams {
-		if seenParams[string(q.Name)] && q.Name != "" {
-			continue
-		}
-		seenParams[string(q.Name)] = true
-		var vm config.ValueMatch
-		if vm, err = compileValueMatch(str(q.Type, string(gwv1.QueryParamMatchExact)), string(q.Name), q.Value, fmt.Sprintf("%s.queryParams[%d]", where, i)); err != nil {
-			return out, err
-		}
-		out.QueryParams = append(out.QueryParams, vm)
+	if out.QueryParams, err = compileQueryMatches(m.QueryParams, where); err != nil {
+		return out, err
 	}
 	out.Method = str(m.Method, "")
 	return out, nil
 }
 
-func compileValueMatch(matchType, name, value, where string) (config.ValueMatch, *routeError) {
+// compileHeaderMatches translates header conditions. Header names are
+// case-insensitive, and of equivalent entries the first counts.
+func compileHeaderMatches(in []gwv1.HTTPHeaderMatch, where *fieldPath) ([]config.ValueMatch, *routeError) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]config.ValueMatch, 0, len(in))
+	// seen holds the lower-cased names so far; a match has a few headers at most.
+	var seenBuf [8]string
+	seen := seenBuf[:0]
+	for i := range in {
+		h := &in[i]
+		if len(in) > 1 {
+			name := strings.ToLower(string(h.Name))
+			if name != "" && slices.Contains(seen, name) {
+				continue
+			}
+			seen = append(seen, name)
+		}
+		hwhere := where.item("headers", i)
+		vm, err := compileValueMatch(str(h.Type, string(gwv1.HeaderMatchExact)), string(h.Name), h.Value, &hwhere)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, vm)
+	}
+	return out, nil
+}
+
+// compileQueryMatches translates query parameter conditions; names are
+// case-sensitive, and of entries with the same name the first counts.
+func compileQueryMatches(in []gwv1.HTTPQueryParamMatch, where *fieldPath) ([]config.ValueMatch, *routeError) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]config.ValueMatch, 0, len(in))
+	for i := range in {
+		q := &in[i]
+		// Every entry so far is in out: a bad entry ends translation.
+		if q.Name != "" && slices.ContainsFunc(out, func(vm config.ValueMatch) bool { return vm.Name == string(q.Name) }) {
+			continue
+		}
+		qwhere := where.item("queryParams", i)
+		vm, err := compileValueMatch(str(q.Type, string(gwv1.QueryParamMatchExact)), string(q.Name), q.Value, &qwhere)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, vm)
+	}
+	return out, nil
+}
+
+func compileValueMatch(matchType, name, value string, where *fieldPath) (config.ValueMatch, *routeError) {
 	out := config.ValueMatch{Type: config.StringMatchType(matchType), Name: name, Value: value}
 	if name == "" {
-		return out, unsupported(where+".name", "name must not be empty")
+		return out, unsupportedIn(where, "name", "name must not be empty")
 	}
 	switch out.Type {
 	case config.MatchExact:
 	case config.MatchRegularExpression:
 		if _, err := regexp.Compile(value); err != nil {
-			return out, unsupported(where+".value", "invalid regular expression %q: %v", value, err)
+			return out, unsupportedIn(where, "value", "invalid regular expression %q: %v", value, err)
 		}
 	default:
-		return out, unsupported(where+".type", "match type %q is not supported", matchType)
+		return out, unsupportedIn(where, "type", "match type %q is not supported", matchType)
 	}
 	return out, nil
 }
 
 // compileTimeouts parses the rule's timeouts. A backendRequest timeout longer than a
 // non-zero request timeout is invalid: the request timeout covers every attempt.
-func compileTimeouts(t *gwv1.HTTPRouteTimeouts, where string) (*config.Timeouts, *routeError) {
+func compileTimeouts(t *gwv1.HTTPRouteTimeouts, rule *fieldPath) (*config.Timeouts, *routeError) {
 	if t == nil || (t.Request == nil && t.BackendRequest == nil) {
 		return nil, nil
 	}
+	where := rule.field("timeouts")
 	out := &config.Timeouts{}
 	if t.Request != nil {
 		d, err := parseGatewayDuration(string(*t.Request))
 		if err != nil {
-			return nil, unsupported(where+".request", "%v", err)
+			return nil, unsupportedIn(&where, "request", "%v", err)
 		}
 		out.Request = config.Duration(d)
 	}
 	if t.BackendRequest != nil {
 		d, err := parseGatewayDuration(string(*t.BackendRequest))
 		if err != nil {
-			return nil, unsupported(where+".backendRequest", "%v", err)
+			return nil, unsupportedIn(&where, "backendRequest", "%v", err)
 		}
 		out.BackendRequest = config.Duration(d)
 	}
 	if t.Request != nil && t.BackendRequest != nil && out.Request != 0 && out.BackendRequest > out.Request {
-		return nil, unsupported(where+".backendRequest", "backendRequest timeout %s is longer than request timeout %s", *t.BackendRequest, *t.Request)
+		return nil, unsupportedIn(&where, "backendRequest", "backendRequest timeout %s is longer than request timeout %s", *t.BackendRequest, *t.Request)
 	}
 	return out, nil
 }
 
 // compileRetry parses the rule's retry policy. With no attempts given, one retry is
 // made: a retry stanza asks for retries, so zero would contradict it.
-func compileRetry(r *gwv1.HTTPRouteRetry, where string) (*config.Retry, *routeError) {
+func compileRetry(r *gwv1.HTTPRouteRetry, rule *fieldPath) (*config.Retry, *routeError) {
 	if r == nil {
 		return nil, nil
 	}
+	where := rule.field("retry")
 	out := &config.Retry{Attempts: 1}
 	if r.Attempts != nil {
 		if *r.Attempts < 0 {
-			return nil, unsupported(where+".attempts", "attempts %d is negative", *r.Attempts)
+			return nil, unsupportedIn(&where, "attempts", "attempts %d is negative", *r.Attempts)
 		}
 		out.Attempts = *r.Attempts
 	}
 	seen := map[int]bool{}
 	for _, code := range r.Codes {
 		if code < 400 || code > 599 {
-			return nil, unsupported(where+".codes", "status code %d is not in 400-599", code)
+			return nil, unsupportedIn(&where, "codes", "status code %d is not in 400-599", code)
 		}
 		if !seen[int(code)] {
 			seen[int(code)] = true
@@ -220,7 +271,7 @@ func compileRetry(r *gwv1.HTTPRouteRetry, where string) (*config.Retry, *routeEr
 	if r.Backoff != nil {
 		d, err := parseGatewayDuration(string(*r.Backoff))
 		if err != nil {
-			return nil, unsupported(where+".backoff", "%v", err)
+			return nil, unsupportedIn(&where, "backoff", "%v", err)
 		}
 		out.Backoff = config.Duration(d)
 	}

@@ -1,10 +1,6 @@
 package translate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -31,28 +27,7 @@ func Translate(in *Input) *Output {
 	}
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)
-	snap.RoutesVersion = hashJSON(snap.Listeners)
-	snap.Version = snapshotVersion(snap)
+	snap.RoutesVersion, snap.Version = contentVersions(snap)
 	out.Snapshot = snap
 	return out
-}
-
-// snapshotVersion hashes the snapshot's content (with Version empty), so that equal
-// configurations get equal versions and the data plane can skip no-op updates.
-func snapshotVersion(s *config.Snapshot) string {
-	c := *s
-	c.Version = ""
-	return hashJSON(&c)
-}
-
-// hashJSON is a short content hash of v's JSON form.
-func hashJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// The IR is plain data and always marshals; hash the error text rather than
-		// give two different snapshots the same version.
-		b = []byte(err.Error())
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:16]
 }

@@ -3,6 +3,11 @@
 // compiled generation in atomically, and keeps the bound sockets in step with the
 // snapshot's listeners. Backend state (endpoint counters, later health and breakers)
 // lives in the backend manager and outlives generations.
+//
+// A snapshot whose listeners are unchanged from the serving one, as its RoutesVersion
+// says (endpoint churn, the most frequent update in a cluster), is not compiled again:
+// the backend manager takes its backends and a new generation reuses the compiled
+// route tables, handlers and sockets. See routeSet.reusable.
 package dataplane
 
 import (
@@ -46,16 +51,20 @@ type Engine struct {
 	// applyMu serialises Apply; requests never take it.
 	applyMu sync.Mutex
 	current atomic.Pointer[generation]
+	// compilations counts the route sets compiled, so tests can tell a reused route
+	// table from a recompiled one.
+	compilations atomic.Int64
 	// bindErrors holds the listeners that failed to bind in the last Apply.
 	bindErrors atomic.Pointer[map[string]error]
 	draining   atomic.Bool
 }
 
-// generation is one compiled snapshot. It is immutable once stored.
+// generation is one applied snapshot. It is immutable once stored. Generations whose
+// snapshots have the same listeners share one compiled route set.
 type generation struct {
 	snapshot  *config.Snapshot
 	appliedAt time.Time
-	listeners map[string]*compiledListener
+	routes    *routeSet
 }
 
 // compiledListener is what one socket needs per request.
@@ -87,41 +96,78 @@ func New(opts Options) *Engine {
 // match its listeners. A snapshot that fails validation or compilation is rejected as
 // a whole and the serving generation stays in place. Sockets that fail to bind are
 // returned in BindErrors; the rest of the snapshot still takes effect.
+//
+// When snap's listeners are those of the serving snapshot (see reusable), nothing
+// is compiled: the backends are updated and the new generation shares the serving
+// one's route tables, handlers and sockets.
 func (e *Engine) Apply(snap *config.Snapshot) error {
 	if snap == nil {
 		return errors.New("no snapshot")
 	}
-	if err := snap.Validate(); err != nil {
-		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
-	}
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 
+	old := e.current.Load()
+	if old != nil && old.routes.reusable(snap) {
+		return e.applyBackends(old, snap)
+	}
+	if err := snap.Validate(); err != nil {
+		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
+	}
 	// Backends first: the new generation's handlers resolve pools by name.
 	e.backends.Update(snap.Backends)
-	gen, err := e.compile(snap)
+	routes, err := e.compile(snap)
 	if err != nil {
 		// Restore the backends the serving generation relies on.
-		if old := e.current.Load(); old != nil {
+		if old != nil {
 			e.backends.Update(old.snapshot.Backends)
 		}
 		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
 	}
-	e.current.Store(gen)
-	bindErrs := e.servers.Sync(e.specs(gen))
+	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes})
+	e.syncSockets(routes)
+	return nil
+}
+
+// applyBackends applies a snapshot whose listeners are those of the serving
+// generation old. The listeners were validated and compiled when they were first
+// applied, so only the backends are validated, along with the references the compiled
+// routes make to them. The compiled tables and the handlers in them resolve pools by
+// name on every request, so updating the pools is all it takes.
+//
+// The new generation reports old's listeners, which are the ones being served, with
+// snap's version and backends.
+func (e *Engine) applyBackends(old *generation, snap *config.Snapshot) error {
+	backendsOnly := config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: snap.Backends}
+	if err := errors.Join(backendsOnly.Validate(), old.routes.checkReferences(snap.Backends)); err != nil {
+		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
+	}
+	e.backends.Update(snap.Backends)
+	served := *snap
+	served.Listeners = old.snapshot.Listeners
+	e.current.Store(&generation{snapshot: &served, appliedAt: time.Now(), routes: old.routes})
+	e.syncSockets(old.routes)
+	return nil
+}
+
+// syncSockets keeps the bound sockets in step with a route set. Kept sockets only get
+// their (possibly unchanged) handler again; sockets that failed to bind are retried.
+func (e *Engine) syncSockets(routes *routeSet) {
+	bindErrs := e.servers.Sync(routes.specs)
 	e.bindErrors.Store(&bindErrs)
 	for name, err := range bindErrs {
 		e.logger.Error("listener could not bind", "listener", name, "error", err)
 	}
-	return nil
 }
 
-func (e *Engine) compile(snap *config.Snapshot) (*generation, error) {
+// compile builds the route tables, handlers and certificate stores of snap's
+// listeners, and the socket specs that serve them.
+func (e *Engine) compile(snap *config.Snapshot) (*routeSet, error) {
+	e.compilations.Add(1)
 	pctx := plugins.Context{Upstream: e.backends, Logger: e.logger}
-	gen := &generation{
-		snapshot:  snap,
-		appliedAt: time.Now(),
-		listeners: make(map[string]*compiledListener, len(snap.Listeners)),
+	routes := &routeSet{
+		routesVersion: snap.RoutesVersion,
+		listeners:     make(map[string]*compiledListener, len(snap.Listeners)),
 	}
 	for i := range snap.Listeners {
 		l := &snap.Listeners[i]
@@ -143,9 +189,11 @@ func (e *Engine) compile(snap *config.Snapshot) (*generation, error) {
 				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 			}
 		}
-		gen.listeners[l.Name] = cl
+		routes.listeners[l.Name] = cl
 	}
-	return gen, nil
+	routes.specs = e.specs(routes)
+	routes.backendNames = referencedBackends(snap.Listeners)
+	return routes, nil
 }
 
 func certPairs(l *config.Listener) []server.CertPair {
@@ -161,12 +209,12 @@ func certPairs(l *config.Listener) []server.CertPair {
 	return pairs
 }
 
-// specs lists the sockets gen needs. Each handler and certificate callback reads the
-// engine's current generation per request, so kept sockets pick up new routes and
-// certificates without being rebound.
-func (e *Engine) specs(gen *generation) []server.Spec {
-	specs := make([]server.Spec, 0, len(gen.listeners))
-	for name, cl := range gen.listeners {
+// specs lists the sockets a route set needs. Each handler and certificate callback
+// reads the engine's current generation per request, so kept sockets pick up new
+// routes and certificates without being rebound.
+func (e *Engine) specs(routes *routeSet) []server.Spec {
+	specs := make([]server.Spec, 0, len(routes.listeners))
+	for name, cl := range routes.listeners {
 		spec := server.Spec{
 			Name:    name,
 			Address: cl.spec.Address,

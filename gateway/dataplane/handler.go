@@ -21,7 +21,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gen := h.engine.current.Load()
 	var cl *compiledListener
 	if gen != nil {
-		cl = gen.listeners[h.name]
+		cl = gen.routes.listeners[h.name]
 	}
 	if cl == nil {
 		http.Error(w, "no listener configuration", http.StatusNotFound)
@@ -72,7 +72,7 @@ func (e *Engine) certificateFor(name string) func(*tls.ClientHelloInfo) (*tls.Ce
 		if gen == nil {
 			return nil, errNoCertificates
 		}
-		cl := gen.listeners[name]
+		cl := gen.routes.listeners[name]
 		if cl == nil || cl.certs == nil {
 			return nil, errNoCertificates
 		}

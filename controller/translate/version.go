@@ -1,0 +1,135 @@
+package translate
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// Labels that start each hashed stream, so that the digest of one kind of stream can
+// never equal the digest of another.
+const (
+	listenersLabel = "switchyard listeners\x00"
+	backendsLabel  = "switchyard backends\x00"
+	versionLabel   = "switchyard snapshot version\x00"
+)
+
+// hashChunk is how many encoded values one worker hashes at a time. Chunk boundaries
+// depend on this constant only, never on the number of workers, so that versions do
+// not depend on the machine.
+const hashChunk = 256
+
+// contentVersions returns the snapshot's routes version, a hash of its listeners, and
+// its version, a hash of its whole content (Version itself aside), so that equal
+// configurations get equal versions and the data plane can skip no-op updates and
+// keep its route table when only backends change.
+//
+// The listeners and the backends are each encoded once, piece by piece (see
+// listenerPieces), and the version hashes the schema version and the two parts' full
+// digests. The digests have a fixed length, so that framing is unambiguous.
+func contentVersions(s *config.Snapshot) (routesVersion, version string) {
+	listeners := digestPieces(listenersLabel, listenerPieces(s.Listeners))
+	backends := digestPieces(backendsLabel, backendPieces(s.Backends))
+	h := sha256.New()
+	h.Write([]byte(versionLabel))
+	h.Write(binary.AppendVarint(nil, int64(s.SchemaVersion)))
+	h.Write(listeners)
+	h.Write(backends)
+	return shortHex(listeners), shortHex(h.Sum(nil))
+}
+
+// listenerPieces lists values whose JSON encodings, in order, spell out the listeners:
+// for each listener the listener without its virtual hosts and their count, then for
+// each virtual host the virtual host without its routes and their count, then each
+// route. JSON values are self-delimiting and the counts fix the nesting, so two
+// different lists of listeners never give the same sequence of encodings. Encoding
+// piece by piece keeps no large buffer and lets pieces be hashed in parallel.
+func listenerPieces(listeners []config.Listener) []any {
+	n := 1 + 2*len(listeners)
+	for i := range listeners {
+		for j := range listeners[i].VirtualHosts {
+			n += 2 + len(listeners[i].VirtualHosts[j].Routes)
+		}
+	}
+	pieces := make([]any, 0, n)
+	pieces = append(pieces, len(listeners))
+	for i := range listeners {
+		shell := listeners[i]
+		shell.VirtualHosts = nil
+		pieces = append(pieces, &shell, len(listeners[i].VirtualHosts))
+		for j := range listeners[i].VirtualHosts {
+			vh := listeners[i].VirtualHosts[j]
+			routes := vh.Routes
+			vh.Routes = nil
+			pieces = append(pieces, &vh, len(routes))
+			for k := range routes {
+				pieces = append(pieces, &routes[k])
+			}
+		}
+	}
+	return pieces
+}
+
+// backendPieces lists the backends' count and then each backend.
+func backendPieces(backends []config.Backend) []any {
+	pieces := make([]any, 0, 1+len(backends))
+	pieces = append(pieces, len(backends))
+	for i := range backends {
+		pieces = append(pieces, &backends[i])
+	}
+	return pieces
+}
+
+// digestPieces is the SHA-256 digest of the label, the number of pieces and the
+// digests of consecutive chunks of the pieces' JSON encodings. Large inputs are hashed
+// on all processors; the result does not depend on how many there are.
+func digestPieces(label string, pieces []any) []byte {
+	chunks := (len(pieces) + hashChunk - 1) / hashChunk
+	sums := make([]byte, chunks*sha256.Size)
+	hashChunkAt := func(h hash.Hash, enc *json.Encoder, c int) {
+		h.Reset()
+		for _, p := range pieces[c*hashChunk : min(len(pieces), (c+1)*hashChunk)] {
+			if err := enc.Encode(p); err != nil {
+				// The IR is plain data and always marshals; hash the error text rather
+				// than give two different snapshots the same version.
+				h.Write([]byte(err.Error()))
+			}
+		}
+		h.Sum(sums[c*sha256.Size : c*sha256.Size])
+	}
+	var next atomic.Int64
+	work := func() {
+		h := sha256.New()
+		enc := json.NewEncoder(h)
+		for c := int(next.Add(1) - 1); c < chunks; c = int(next.Add(1) - 1) {
+			hashChunkAt(h, enc, c)
+		}
+	}
+	if workers := min(runtime.GOMAXPROCS(0), chunks); workers > 1 {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(work)
+		}
+		wg.Wait()
+	} else {
+		work()
+	}
+	h := sha256.New()
+	h.Write([]byte(label))
+	h.Write(binary.AppendUvarint(nil, uint64(len(pieces))))
+	h.Write(sums)
+	return h.Sum(nil)
+}
+
+// shortHex is the first 16 hex digits of a digest: short enough to read in logs, and
+// long enough that distinct configurations do not collide in practice.
+func shortHex(digest []byte) string {
+	return hex.EncodeToString(digest[:8])
+}
