@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check fuzz bench clean controlplane
+.PHONY: all build run test test-short vet fmt-check fuzz bench bench-fleet clean controlplane
 
 all: build
 
@@ -47,8 +47,16 @@ fuzz:
 # Comparative benchmarks: Go micro-benchmarks, then the gateway against a direct
 # connection with wrk on loopback.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./gateway/router ./gateway/proxy ./gateway/backend ./gateway/server
+	$(GO) test -run '^$$' -bench . -benchmem ./gateway/router ./gateway/proxy ./gateway/backend ./gateway/server ./gateway/dataplane
+	$(GO) test -run '^$$' -bench Translate5k -benchmem ./controller/translate
 	./bench/run.sh
+
+# The controller and fleet on the real control-plane harness: new-route convergence
+# through 1 and 50 replicas (p50/p99), then the controller at 5,000 routes and 20,000
+# endpoints (CPU, memory, bytes per change). Several minutes.
+bench-fleet:
+	$(GO) test ./e2e/fleet -run '^$$' -bench Convergence -benchtime 200x -timeout 30m
+	$(GO) test ./e2e/fleet -run '^$$' -bench ControllerScale -benchtime 1x -timeout 30m
 
 clean:
 	rm -rf bin

@@ -17,12 +17,14 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"controller": {"watch a cluster's Gateway API objects and drive the gateway fleet", runController},
+	"gateway":    {"run a gateway replica fed by the controller", runGateway},
 	"standalone": {"run a gateway from manifest files, with no cluster", runStandalone},
 	"echo":       {"run an echo backend that replies with what it received", runEcho},
 	"version":    {"print the version", runVersion},
 }
 
-var order = []string{"standalone", "echo", "version"}
+var order = []string{"controller", "gateway", "standalone", "echo", "version"}
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/switchyard-dev/switchyard/controller/standalone"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
@@ -81,53 +83,87 @@ func runStandalone(args []string) error {
 		Logger: logger,
 	})
 	runner := standalone.New(f.config, engine, logger)
-	adminSrv, err := admin.New(admin.Options{Addr: f.adminAddr, Token: token, State: runner, Logger: logger})
+	servers, err := startAdminServers(adminConfig{addr: f.adminAddr, token: token, metricsAddr: f.metricsAddr, state: runner}, logger)
 	if err != nil {
 		return err
 	}
-	if err := adminSrv.Start(); err != nil {
-		return err
-	}
-	servers := []*admin.Server{adminSrv}
-	if f.metricsAddr != "" {
-		ms, err := admin.NewMetricsServer(f.metricsAddr, runner, nil, logger)
-		if err != nil {
-			return err
-		}
-		if err := ms.Start(); err != nil {
-			return err
-		}
-		servers = append(servers, ms)
-	}
-	logger.Info("admin API listening", "addr", adminSrv.Addr())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := runner.Start(ctx, f.watchInterval); err != nil {
 		logger.Error("the initial configuration is not valid; serving nothing until it is fixed", "error", err)
 	}
-	return serveUntilSignalled(f, runner, engine, servers, cancel, logger)
+	reload := func() { _ = runner.Reload() }
+	return drainOnSignal(drainOptions{shutdownDelay: f.shutdownDelay, drainTimeout: f.drainTimeout},
+		reload, engine, servers, cancel, logger)
 }
 
-// serveUntilSignalled reloads on SIGHUP and file edits, and on SIGTERM or SIGINT drains
-// and exits.
-func serveUntilSignalled(f *standaloneFlags, runner *standalone.Runner, engine *dataplane.Engine,
-	servers []*admin.Server, stopWatching context.CancelFunc, logger *slog.Logger) error {
+// adminConfig is what startAdminServers needs.
+type adminConfig struct {
+	addr, token, metricsAddr string
+	state                    admin.State
+	// metrics serves /metrics; nil means Prometheus' default registry.
+	metrics http.Handler
+	// extend adds endpoints before the server starts; nil adds none.
+	extend func(*gin.Engine)
+}
+
+// startAdminServers starts the admin API, and the separate metrics server when
+// metricsAddr is set.
+func startAdminServers(c adminConfig, logger *slog.Logger) ([]*admin.Server, error) {
+	adminSrv, err := admin.New(admin.Options{Addr: c.addr, Token: c.token, State: c.state, Metrics: c.metrics, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if c.extend != nil {
+		c.extend(adminSrv.Engine())
+	}
+	if err := adminSrv.Start(); err != nil {
+		return nil, err
+	}
+	servers := []*admin.Server{adminSrv}
+	if c.metricsAddr != "" {
+		ms, err := admin.NewMetricsServer(c.metricsAddr, c.state, c.metrics, logger)
+		if err != nil {
+			return nil, err
+		}
+		if err := ms.Start(); err != nil {
+			return nil, err
+		}
+		servers = append(servers, ms)
+	}
+	logger.Info("admin API listening", "addr", adminSrv.Addr())
+	return servers, nil
+}
+
+// drainOptions say how a data plane stops on SIGTERM.
+type drainOptions struct {
+	shutdownDelay time.Duration
+	drainTimeout  time.Duration
+}
+
+// drainOnSignal calls reload on SIGHUP (when not nil), and on SIGTERM or SIGINT stops
+// the configuration source, reports unready for the shutdown delay, drains in-flight
+// requests and returns.
+func drainOnSignal(o drainOptions, reload func(), engine *dataplane.Engine,
+	servers []*admin.Server, stopSource context.CancelFunc, logger *slog.Logger) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
 	for sig := range signals {
 		if sig == syscall.SIGHUP {
-			logger.Info("SIGHUP: reloading")
-			_ = runner.Reload()
+			if reload != nil {
+				logger.Info("SIGHUP: reloading")
+				reload()
+			}
 			continue
 		}
 		break
 	}
-	logger.Info("shutting down: draining in-flight requests", "shutdownDelay", f.shutdownDelay, "drainTimeout", f.drainTimeout)
-	stopWatching()
+	logger.Info("shutting down: draining in-flight requests", "shutdownDelay", o.shutdownDelay, "drainTimeout", o.drainTimeout)
+	stopSource()
 	engine.SetDraining(true)
-	time.Sleep(f.shutdownDelay)
-	drainCtx, drainCancel := context.WithTimeout(context.Background(), f.drainTimeout)
+	time.Sleep(o.shutdownDelay)
+	drainCtx, drainCancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer drainCancel()
 	err := engine.Shutdown(drainCtx)
 	for _, s := range servers {

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/switchyard-dev/switchyard/controller/coalesce"
+	"github.com/switchyard-dev/switchyard/controller/distribute"
+	"github.com/switchyard-dev/switchyard/controller/kube"
+	"github.com/switchyard-dev/switchyard/controller/leader"
+	"github.com/switchyard-dev/switchyard/controller/manager"
+	"github.com/switchyard-dev/switchyard/controller/placement"
+	"github.com/switchyard-dev/switchyard/controller/status"
+	"github.com/switchyard-dev/switchyard/controller/translate"
+	"github.com/switchyard-dev/switchyard/gateway/admin"
+)
+
+type controllerFlags struct {
+	kubeconfig     string
+	controllerName string
+	snapshotAddr   string
+	tlsCert        string
+	tlsKey         string
+	tokenFile      string
+	serviceAccts   string
+	addressPool    string
+	placementMode  string
+	edgeSelector   string
+	portRange      string
+	serviceType    string
+	identity       string
+	leaderElect    bool
+	leaseNamespace string
+	leaseName      string
+	adminAddr      string
+	adminTokenFile string
+	metricsAddr    string
+	holdOff        time.Duration
+	maxDelay       time.Duration
+	logLevel       string
+	logFormat      string
+}
+
+func parseControllerFlags(args []string) (*controllerFlags, error) {
+	f := &controllerFlags{}
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file; empty means $KUBECONFIG, else the in-cluster ServiceAccount")
+	fs.StringVar(&f.controllerName, "controller-name", translate.ControllerName, "GatewayClass controllerName to serve")
+	fs.StringVar(&f.snapshotAddr, "snapshot-addr", ":18000", "address the gateway replicas connect to for snapshots (TLS)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate of the snapshot server (required)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the snapshot server (required)")
+	fs.StringVar(&f.tokenFile, "gateway-token-file", "", "file holding a shared bearer token that gateway replicas may present")
+	fs.StringVar(&f.serviceAccts, "gateway-service-accounts", "", "comma-separated ServiceAccounts (namespace/name) whose tokens, checked with a TokenReview, gateway replicas may present")
+	fs.StringVar(&f.placementMode, "placement", "", "how Gateways are placed on the edge tier: service (one Service per Gateway, container ports allocated) or pool (addresses from --address-pool); empty means pool when --address-pool is set, else service")
+	fs.StringVar(&f.addressPool, "address-pool", "", "pool mode: comma-separated IPs and CIDRs to give Gateways addresses from")
+	fs.StringVar(&f.edgeSelector, "edge-selector", "app.kubernetes.io/name=switchyard,app.kubernetes.io/component=edge", "service mode: label selector of the edge replica Pods")
+	fs.StringVar(&f.portRange, "port-range", "20000-29999", "service mode: container ports to allocate to Gateway listeners")
+	fs.StringVar(&f.serviceType, "service-type", "LoadBalancer", "service mode: Service type when the GatewayClass parameters name none")
+	fs.StringVar(&f.identity, "identity", host, "this replica's name in the leader Lease")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader on a Lease; only the leader writes status and Services")
+	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the leader Lease")
+	fs.StringVar(&f.leaseName, "leader-election-name", "switchyard-controller", "name of the leader Lease")
+	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:9902", "admin API address; a non-loopback address needs --admin-token-file")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token that guards /api/v1/*")
+	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
+	fs.DurationVar(&f.holdOff, "hold-off", 5*time.Millisecond, "translate once no change arrived for this long")
+	fs.DurationVar(&f.maxDelay, "max-delay", 50*time.Millisecond, "but never later than this after the first pending change")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if f.tlsCert == "" || f.tlsKey == "" {
+		return nil, errors.New("--tls-cert and --tls-key are required: snapshots carry TLS private keys and travel only encrypted")
+	}
+	if f.tokenFile == "" && f.serviceAccts == "" {
+		return nil, errors.New("set --gateway-token-file or --gateway-service-accounts: gateway replicas must authenticate")
+	}
+	return f, nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	// Informers list everything at start; the defaults (5 QPS) would make a large
+	// cluster's first sync and a burst of status writes crawl.
+	cfg.QPS, cfg.Burst = 200, 400
+	cfg.UserAgent = "switchyard-controller/" + version
+	return cfg, nil
+}
+
+func runController(args []string) error {
+	f, err := parseControllerFlags(args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(f.logLevel, f.logFormat)
+	if err != nil {
+		return err
+	}
+	cfg, err := restConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	gwClient, err := gwclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	c, err := newControllerParts(f, kubeClient, gwClient, logger)
+	if err != nil {
+		return err
+	}
+	return c.run(ctx)
+}
+
+// controllerParts is a wired controller: informers, placement, translation, status,
+// snapshot server, leader election and admin API.
+type controllerParts struct {
+	f        *controllerFlags
+	logger   *slog.Logger
+	kube     kubernetes.Interface
+	source   *kube.Source
+	mgr      *manager.Manager
+	snaps    *distribute.Server
+	trigger  *coalesce.Coalescer
+	elector  *leader.Elector
+	registry *prometheus.Registry
+	tls      *tls.Config
+}
+
+func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwClient gwclient.Interface, logger *slog.Logger) (*controllerParts, error) {
+	c := &controllerParts{f: f, logger: logger, kube: kubeClient, registry: prometheus.NewRegistry()}
+	c.registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	tlsConfig, err := distribute.LoadServerTLS(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	c.tls = tlsConfig
+	auth, err := gatewayAuthenticator(f, kubeClient)
+	if err != nil {
+		return nil, err
+	}
+	c.snaps, err = distribute.NewServer(distribute.Options{Authenticator: auth, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	allocator, err := newAllocator(f)
+	if err != nil {
+		return nil, err
+	}
+	c.source, err = kube.NewSource(kubeClient, gwClient, kube.SourceOptions{
+		OnChange: func(kube.Change) { c.trigger.Trigger() },
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.elector, err = leader.New(leader.Options{
+		Client: kubeClient, Namespace: f.leaseNamespace, Name: f.leaseName, Identity: f.identity,
+		// A new leader re-translates at once, so status and Services catch up with
+		// whatever changed while nobody led.
+		OnStartedLeading: func(context.Context) { c.trigger.Trigger() },
+		Logger:           logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	writer := status.NewWriter(gwClient, logger, status.WithControllerName(f.controllerName))
+	services := placement.NewServiceSync(kubeClient)
+	c.mgr = manager.New(manager.Options{
+		Input:          c.source.Input,
+		ControllerName: f.controllerName,
+		Place: func(ctx context.Context, in *translate.Input, leading bool) {
+			res := allocator.Place(&placement.State{GatewayClasses: in.GatewayClasses, Gateways: in.Gateways,
+				Services: in.Services, ConfigMaps: c.source.ConfigMaps()})
+			res.SetOptions(&in.Options)
+			// Services change before the snapshot that uses their ports goes out, so
+			// a freed container port is never bound by two Gateways at once.
+			if leading && !res.Plan.Empty() {
+				if err := services.Apply(ctx, res.Plan); err != nil {
+					logger.Error("syncing Gateway Services", "error", err)
+				}
+			}
+		},
+		WriteStatus: func(ctx context.Context, out *translate.Output) {
+			// A failed write is retried by translating again after a pause; the
+			// writer skips everything already written.
+			if n := writer.Apply(ctx, out, c.source); n.Errors > 0 {
+				time.AfterFunc(time.Second, c.trigger.Trigger)
+			}
+		},
+		Publish:     c.snaps.Publish,
+		Leading:     c.leading,
+		Logger:      logger,
+		Registerer:  c.registry,
+	})
+	c.trigger = coalesce.New(f.holdOff, f.maxDelay, func() { c.mgr.Sync(context.Background()) })
+	return c, nil
+}
+
+func (c *controllerParts) leading() bool {
+	return !c.f.leaderElect || c.elector.IsLeader()
+}
+
+func gatewayAuthenticator(f *controllerFlags, kubeClient kubernetes.Interface) (distribute.Authenticator, error) {
+	var auths []distribute.Authenticator
+	if f.tokenFile != "" {
+		token, err := admin.LoadToken(f.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--gateway-token-file: %w", err)
+		}
+		auths = append(auths, distribute.SharedToken(token))
+	}
+	if f.serviceAccts != "" {
+		var users []string
+		for _, sa := range strings.Split(f.serviceAccts, ",") {
+			ns, name, ok := strings.Cut(strings.TrimSpace(sa), "/")
+			if !ok || ns == "" || name == "" {
+				return nil, fmt.Errorf("--gateway-service-accounts: %q is not namespace/name", sa)
+			}
+			users = append(users, "system:serviceaccount:"+ns+":"+name)
+		}
+		auths = append(auths, distribute.TokenReview(kubeClient.AuthenticationV1().TokenReviews(), users, nil))
+	}
+	if len(auths) == 1 {
+		return auths[0], nil
+	}
+	return anyAuthenticator(auths), nil
+}
+
+func newAllocator(f *controllerFlags) (placement.Allocator, error) {
+	mode := f.placementMode
+	if mode == "" {
+		mode = "service"
+		if f.addressPool != "" {
+			mode = "pool"
+		}
+	}
+	switch mode {
+	case "pool":
+		if f.addressPool == "" {
+			return nil, errors.New("--placement=pool needs --address-pool")
+		}
+		return placement.NewPoolAllocator(placement.PoolConfig{ControllerName: f.controllerName, Addresses: splitList(f.addressPool)})
+	case "service":
+		lo, hi, err := parsePortRange(f.portRange)
+		if err != nil {
+			return nil, err
+		}
+		selector, err := parseSelector(f.edgeSelector)
+		if err != nil {
+			return nil, err
+		}
+		return placement.NewPortAllocator(placement.PortConfig{ControllerName: f.controllerName, MinPort: lo, MaxPort: hi,
+			Selector: selector, ServiceType: corev1ServiceType(f.serviceType)})
+	}
+	return nil, fmt.Errorf("--placement %q: want service or pool", mode)
+}
+
+// run starts everything and blocks until ctx is done, then stops in order: stop
+// leading (handing the Lease over), stop serving snapshots, stop the informers.
+func (c *controllerParts) run(ctx context.Context) error {
+	adminServers, err := c.startAdmin()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.f.snapshotAddr)
+	if err != nil {
+		return fmt.Errorf("--snapshot-addr: %w", err)
+	}
+	snapErr := make(chan error, 1)
+	go func() { snapErr <- c.snaps.Serve(ctx, ln, c.tls) }()
+	c.logger.Info("snapshot server listening", "addr", ln.Addr().String())
+	if err := c.source.Start(ctx); err != nil {
+		return fmt.Errorf("starting informers: %w", err)
+	}
+	c.logger.Info("caches synced; translating")
+	c.trigger.Trigger()
+	go c.mgr.RunStatusWriter(ctx)
+	if c.f.leaderElect {
+		go c.elector.Run(ctx)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-snapErr:
+		if err != nil {
+			c.logger.Error("snapshot server stopped", "error", err)
+		}
+	}
+	c.logger.Info("shutting down")
+	c.trigger.Stop()
+	c.source.Shutdown()
+	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	for _, s := range adminServers {
+		_ = s.Shutdown(shutdownCtx)
+	}
+	return nil
+}
+
+func (c *controllerParts) startAdmin() ([]*admin.Server, error) {
+	token := ""
+	if c.f.adminTokenFile != "" {
+		var err error
+		if token, err = admin.LoadToken(c.f.adminTokenFile); err != nil {
+			return nil, err
+		}
+	}
+	return startAdminServers(adminConfig{
+		addr: c.f.adminAddr, token: token, metricsAddr: c.f.metricsAddr, state: c.mgr,
+		metrics: promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{}),
+		extend: func(e *gin.Engine) {
+			e.GET("/api/v1/replicas", func(ctx *gin.Context) {
+				ctx.JSON(http.StatusOK, gin.H{"replicas": c.snaps.Replicas()})
+			})
+		},
+	}, c.logger)
+}
+
+// anyAuthenticator accepts a token that any of its authenticators accepts. When all
+// reject it, an "unavailable" error wins over a rejection, so that a replica retries
+// rather than gives up while the API server is unreachable.
+type anyAuthenticator []distribute.Authenticator
+
+func (a anyAuthenticator) Authenticate(ctx context.Context, token string) (distribute.Identity, error) {
+	var firstErr error
+	for _, auth := range a {
+		id, err := auth.Authenticate(ctx, token)
+		if err == nil {
+			return id, nil
+		}
+		if firstErr == nil || errors.Is(err, distribute.ErrAuthUnavailable) {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = errors.New("no authenticator is configured")
+	}
+	return distribute.Identity{}, firstErr
+}

@@ -1,0 +1,316 @@
+package distribute
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// maxNodeNameLength matches the longest Kubernetes object name; maxVersionLength is far
+// above any content hash and bounds what a replica can make the server remember.
+const (
+	maxNodeNameLength = 253
+	maxVersionLength  = 256
+)
+
+var (
+	errSuperseded  = errors.New("the replica opened a newer stream, or the server is closing")
+	heartbeatFrame = appendFrame(nil, FrameHeartbeat, nil)
+)
+
+// parseStreamParams reads and checks a stream request's query. It returns the HTTP
+// status to answer with when the parameters cannot be served.
+func parseStreamParams(q url.Values) (StreamParams, int, error) {
+	p := StreamParams{Node: q.Get("node"), Role: q.Get("role"), Have: q.Get("have")}
+	switch {
+	case p.Node == "":
+		return p, http.StatusBadRequest, errors.New("missing node parameter")
+	case len(p.Node) > maxNodeNameLength:
+		return p, http.StatusBadRequest, fmt.Errorf("node name is longer than %d bytes", maxNodeNameLength)
+	case !ValidRole(p.Role):
+		return p, http.StatusBadRequest, fmt.Errorf("unknown role %q (want %q or %q)", p.Role, RoleEdge, RoleNode)
+	case len(p.Have) > maxVersionLength:
+		return p, http.StatusBadRequest, fmt.Errorf("have parameter is longer than %d bytes", maxVersionLength)
+	}
+	schema, err := strconv.Atoi(q.Get("schema"))
+	if err != nil {
+		return p, http.StatusBadRequest, fmt.Errorf("schema parameter %q is not a number", q.Get("schema"))
+	}
+	p.Schema = schema
+	oldest := max(config.SchemaVersion-1, 1)
+	switch {
+	case schema > config.SchemaVersion:
+		return p, http.StatusBadRequest, fmt.Errorf("replica schema %d is newer than this controller's schema %d: upgrade the controller first", schema, config.SchemaVersion)
+	case schema < oldest:
+		return p, http.StatusUpgradeRequired, fmt.Errorf("replica schema %d is too old: this controller serves schemas %d and %d; upgrade the gateway", schema, oldest, config.SchemaVersion)
+	}
+	return p, 0, nil
+}
+
+// serveStream answers GET /v1/snapshots: it registers the replica and pushes snapshots
+// until the replica goes away, falls silent, is superseded, or the server closes.
+func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		httpError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	id, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	p, code, err := parseStreamParams(r.URL.Query())
+	if err != nil {
+		s.logger.Warn("refused a replica stream", "remote", r.RemoteAddr, "node", p.Node, "error", err)
+		if code == http.StatusUpgradeRequired {
+			w.Header().Set("Upgrade", fmt.Sprintf("switchyard-config/%d", config.SchemaVersion))
+		}
+		httpError(w, code, err.Error())
+		return
+	}
+	rep, err := s.register(p, id, r.RemoteAddr)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", ContentTypeFrames)
+	h.Set("Cache-Control", "no-store")
+	h.Set(HeaderStream, rep.stream)
+	h.Set(HeaderHeartbeatMs, strconv.FormatInt(s.opts.HeartbeatInterval.Milliseconds(), 10))
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	s.logger.Info("replica connected", "node", p.Node, "role", p.Role, "schema", p.Schema,
+		"identity", id.Name, "remote", r.RemoteAddr, "have", p.Have)
+	err = rc.Flush()
+	if err == nil {
+		err = s.pump(r.Context(), w, rc, rep, p.Have)
+	}
+	s.unregister(rep)
+	s.logger.Info("replica disconnected", "node", p.Node, "role", p.Role, "remote", r.RemoteAddr, "reason", err)
+}
+
+// register adds a connected replica, ending any older stream of the same node and role
+// (its connection is dead or about to be).
+func (s *Server) register(p StreamParams, id Identity, remote string) (*replica, error) {
+	var idBytes [16]byte
+	_, _ = rand.Read(idBytes[:])
+	now := time.Now()
+	rep := &replica{
+		key:      replicaKey{node: p.Node, role: p.Role},
+		stream:   hex.EncodeToString(idBytes[:]),
+		identity: id.Name,
+		schema:   p.Schema,
+		stop:     make(chan struct{}),
+		status: ReplicaStatus{
+			Node: p.Node, Role: p.Role, Identity: id.Name, RemoteAddr: remote,
+			SchemaVersion: p.Schema, Connected: true, ConnectedSince: now,
+		},
+		lastHeard: now,
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("the controller is shutting down; reconnect shortly")
+	}
+	if old := s.replicas[rep.key]; old != nil {
+		old.halt()
+		// Keep what the replica last reported until it acks on the new stream.
+		rep.status.AckedVersion = old.status.AckedVersion
+		rep.status.RejectedVersion = old.status.RejectedVersion
+		rep.status.AckError = old.status.AckError
+		rep.status.LastAck = old.status.LastAck
+	}
+	s.forgetLocked(now)
+	s.replicas[rep.key] = rep
+	s.streams[rep.stream] = rep
+	return rep, nil
+}
+
+// unregister marks the replica disconnected, unless a newer stream replaced it.
+func (s *Server) unregister(rep *replica) {
+	rep.halt()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.streams, rep.stream)
+	if s.replicas[rep.key] == rep {
+		rep.status.Connected = false
+		rep.status.DisconnectedAt = time.Now()
+	}
+}
+
+// pump sends the replica the newest view whenever it changes, and heartbeats between.
+// A replica busy receiving one snapshot gets only the newest one after it.
+func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rep *replica, have string) error {
+	hb := s.opts.HeartbeatInterval
+	ticker := time.NewTicker(hb)
+	defer ticker.Stop()
+	if have != "" {
+		s.update(rep, func(st *ReplicaStatus) { st.SentVersion = have })
+	}
+	sender := &viewSender{s: s, w: w, rc: rc, rep: rep, sent: have}
+	for {
+		gen, changed := s.latest()
+		if gen != nil {
+			if err := sender.send(gen); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-ticker.C:
+			if silent := s.silence(rep); silent > missedHeartbeats*hb {
+				return fmt.Errorf("no ack or keepalive for %s", silent.Round(time.Millisecond))
+			}
+			if err := s.write(w, rc, rep, heartbeatFrame); err != nil {
+				return fmt.Errorf("sending heartbeat: %w", err)
+			}
+		case <-rep.stop:
+			return errSuperseded
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// viewSender sends one replica its view of each generation, unless the replica has it.
+type viewSender struct {
+	s       *Server
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	rep     *replica
+	sent    string // version of the replica's view it has, or was last sent
+	lastErr string // the last preparation error logged, to log each only once
+}
+
+// send writes gen's view if it differs from what the replica has. An error preparing
+// the view is recorded and logged, and the stream goes on with the next generation; an
+// error writing it ends the stream.
+func (vs *viewSender) send(gen *generation) error {
+	rep := vs.rep
+	v := vs.s.views.viewOf(gen, viewKey{role: rep.key.role, schema: rep.schema})
+	if v.err == nil && v.version == vs.sent {
+		return nil
+	}
+	err := v.err
+	var frame []byte
+	if err == nil {
+		frame, err = v.encoded()
+	}
+	if err != nil {
+		if err.Error() != vs.lastErr {
+			vs.s.logger.Error("cannot prepare the snapshot for a replica", "node", rep.key.node, "role", rep.key.role,
+				"schema", rep.schema, "snapshot", gen.snap.Version, "error", err)
+			vs.lastErr = err.Error()
+		}
+		vs.s.update(rep, func(st *ReplicaStatus) { st.SendError = err.Error() })
+		return nil
+	}
+	if err := vs.s.write(vs.w, vs.rc, rep, frame); err != nil {
+		return fmt.Errorf("sending snapshot %s: %w", v.version, err)
+	}
+	vs.sent, vs.lastErr = v.version, ""
+	vs.s.update(rep, func(st *ReplicaStatus) { st.SentVersion = v.version; st.SendError = "" })
+	return nil
+}
+
+// minWriteThroughput is the slowest a replica may read a large frame: the write
+// deadline grows with the frame at this rate.
+const minWriteThroughput = 256 << 10 // bytes per second
+
+// write sends one frame with a deadline, so that a replica that stopped reading
+// cannot hold its stream open forever.
+func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, rep *replica, frame []byte) error {
+	timeout := missedHeartbeats*s.opts.HeartbeatInterval + time.Duration(len(frame))*time.Second/minWriteThroughput
+	deadline := time.Now().Add(timeout)
+	if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := w.Write(frame); err != nil {
+		return err
+	}
+	if err := rc.Flush(); err != nil {
+		return err
+	}
+	// Clear the deadline: an HTTP/2 stream is reset when it passes, written to or not.
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	s.update(rep, func(st *ReplicaStatus) { st.BytesSent += int64(len(frame)) })
+	return nil
+}
+
+func (s *Server) update(rep *replica, f func(*ReplicaStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&rep.status)
+}
+
+func (s *Server) silence(rep *replica) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Since(rep.lastHeard)
+}
+
+// serveAck answers POST /v1/acks: it records what a replica runs.
+func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	id, ok := s.authenticate(w, r)
+	if !ok {
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ack Ack
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxAckBytes)).Decode(&ack); err != nil {
+		httpError(w, http.StatusBadRequest, "bad ack: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	rep := s.streams[ack.Stream]
+	switch {
+	case rep == nil:
+		s.mu.Unlock()
+		httpError(w, http.StatusNotFound, "unknown stream: reconnect")
+		return
+	case rep.identity != id.Name:
+		s.mu.Unlock()
+		httpError(w, http.StatusForbidden, "the stream belongs to another identity")
+		return
+	}
+	now := time.Now()
+	rep.lastHeard = now
+	st := &rep.status
+	newRejection := ack.Rejected != "" && truncate(ack.Rejected, maxVersionLength) != st.RejectedVersion
+	st.LastAck = now
+	st.AckedVersion = truncate(ack.Applied, maxVersionLength)
+	st.RejectedVersion = truncate(ack.Rejected, maxVersionLength)
+	st.AckError = truncate(ack.Error, MaxAckErrorBytes)
+	ackErr := st.AckError
+	s.mu.Unlock()
+	if newRejection {
+		s.logger.Warn("replica rejected a snapshot", "node", rep.key.node, "role", rep.key.role,
+			"version", ack.Rejected, "error", ackErr)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// truncate cuts s to at most n bytes.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

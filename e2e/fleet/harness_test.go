@@ -1,0 +1,307 @@
+// Package fleet_test runs the controller and gateway replicas as real processes against
+// the e2e harness's real API server, inside its private network namespace.
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/switchyard-dev/switchyard/e2e/cluster"
+)
+
+func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
+
+// addressPool is where the controller places Gateways in these tests; the namespace
+// makes all of 10.244.0.0/16 local, so the replicas can bind any of it.
+const addressPool = "10.244.200.0/24"
+
+// env is one test's cluster plus what its controller and gateways share.
+type env struct {
+	t        testing.TB
+	c        *cluster.Cluster
+	kube     kubernetes.Interface
+	gw       gwclient.Interface
+	dir      string
+	caFile   string
+	cert     string
+	key      string
+	token    string
+	binary   string
+	snapAddr string
+}
+
+// newEnv starts a control plane with the Gateway API installed and one node, and
+// writes the TLS material and token the controller and gateways use.
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	c := cluster.Start(t)
+	c.InstallGatewayAPI(t)
+	c.StartKubelet(t, "node-a", 1)
+	e := &env{t: t, c: c, dir: t.TempDir(), binary: os.Getenv(cluster.EnvBinary),
+		kube: kubernetes.NewForConfigOrDie(c.Config), gw: gwclient.NewForConfigOrDie(c.Config)}
+	if e.binary == "" {
+		t.Fatal("no switchyard binary: TestMain must call cluster.MainWithBinary")
+	}
+	e.caFile, e.cert, e.key = writeServingCert(t, e.dir)
+	e.token = filepath.Join(e.dir, "gateway-token")
+	writeFile(t, e.token, "fleet-token-"+fmt.Sprint(time.Now().UnixNano())+"\n")
+	e.snapAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return e
+}
+
+// controllerArgs are the flags every test controller gets; the snapshot server listens
+// on addr.
+func (e *env) controllerArgs(id, addr string) []string {
+	return []string{"controller",
+		"--kubeconfig", e.c.Kubeconfig,
+		"--snapshot-addr", addr,
+		"--tls-cert", e.cert, "--tls-key", e.key,
+		"--gateway-token-file", e.token,
+		"--address-pool", addressPool,
+		"--identity", id,
+		"--leader-election-namespace", "default",
+		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", freePort(e.t)),
+		"--log-level", "debug",
+	}
+}
+
+// startController runs a controller whose snapshot server is e.snapAddr.
+func (e *env) startController(id string, extra ...string) *process {
+	e.t.Helper()
+	return start(e.t, e.binary, append(e.controllerArgs(id, e.snapAddr), extra...)...)
+}
+
+// replica is a running `switchyard gateway`.
+type replica struct {
+	*process
+	admin string
+	state string
+}
+
+// startGateway runs an edge replica connected to the controller at e.snapAddr. The
+// state file (its last good snapshot) is kept per node, so a restarted replica finds
+// it.
+func (e *env) startGateway(node string, extra ...string) *replica {
+	e.t.Helper()
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(e.t))
+	state := filepath.Join(e.dir, node+".snapshot.json")
+	args := append([]string{"gateway",
+		"--controller", "https://" + e.snapAddr,
+		"--node", node, "--role", "edge",
+		"--token-file", e.token, "--ca-file", e.caFile,
+		"--state-path", state,
+		"--admin-addr", admin,
+		"--log-level", "debug",
+	}, extra...)
+	return &replica{process: start(e.t, e.binary, args...), admin: "http://" + admin, state: state}
+}
+
+// ready reports whether the replica's /readyz answers 200.
+func (r *replica) ready() bool {
+	resp, err := http.Get(r.admin + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// configVersion is the snapshot version the replica serves, "" if none or unreachable.
+func (r *replica) configVersion() string {
+	resp, err := http.Get(r.admin + "/api/v1/config")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Version string `json:"version"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return v.Version
+}
+
+// process is a started child whose output is kept for failure messages.
+type process struct {
+	args    []string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{}
+	waitErr error
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t testing.TB, binary string, args ...string) *process {
+	t.Helper()
+	p := &process{args: args, cmd: exec.Command(binary, args...), out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	// If the test binary dies (a timeout panic skips cleanups), take the child along.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("output of %s:\n%s", strings.Join(args[:1], " "), lastBytes(p.out.String(), 12000))
+		}
+	})
+	return p
+}
+
+// kill ends the process at once (SIGKILL), as a crash or an evicted Pod would.
+func (p *process) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// stop ends the process gracefully (SIGTERM) and waits up to 20 s.
+func (p *process) stop(t testing.TB) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Errorf("%s did not stop within 20 s of SIGTERM", p.args[0])
+		p.kill()
+	}
+}
+
+func lastBytes(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func writeFile(t testing.TB, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or the timeout passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writeServingCert writes a CA and a server certificate for 127.0.0.1 and localhost
+// signed by it, and returns the paths of the CA, the certificate and the key.
+func writeServingCert(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "switchyard-e2e-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	must(t, err)
+	caCert, err := x509.ParseCertificate(caDER)
+	must(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "switchyard-controller"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
+	must(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	must(t, err)
+	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+	return caFile, certFile, keyFile
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func create[T any](_ T, err error) error { return err }
+
+func ptr[T any](v T) *T { return &v }
+
+// httpGet sends one request with a Host header through addr and returns the status
+// and the echo reply's pod ("" when the reply is not an echo reply).
+func httpGet(client *http.Client, addr, host, path string) (int, string, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var reply struct {
+		Pod string `json:"pod"`
+	}
+	_ = json.Unmarshal(body, &reply)
+	return resp.StatusCode, reply.Pod, nil
+}

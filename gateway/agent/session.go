@@ -1,0 +1,394 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/controller/distribute"
+)
+
+// Bounds of one session.
+const (
+	maxTokenBytes     = 64 << 10
+	maxErrorBodyBytes = 4 << 10
+	connectTimeout    = 10 * time.Second
+	ackTimeout        = 10 * time.Second
+	// missedHeartbeats is how many heartbeat intervals without a byte from the
+	// controller end the stream.
+	missedHeartbeats = 3
+	// minHeartbeat guards against a nonsensical interval from the controller.
+	minHeartbeat = 10 * time.Millisecond
+)
+
+var errStreamGone = errors.New("the controller no longer knows this stream")
+
+// statusError is a non-200 answer from the controller.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("controller answered HTTP %d %s: %s", e.code, http.StatusText(e.code), e.msg)
+}
+
+// session opens one stream and serves it until it breaks or ctx ends. opened reports
+// whether the controller accepted the stream.
+func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err error) {
+	token, err := a.readToken()
+	if err != nil {
+		return false, err
+	}
+	tlsConfig, err := a.clientTLS()
+	if err != nil {
+		return false, err
+	}
+	conns := &connSet{dialer: net.Dialer{Timeout: connectTimeout, KeepAlive: 15 * time.Second}}
+	defer conns.closeAll()
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           conns.dial,
+		TLSClientConfig:       tlsConfig,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   connectTimeout,
+		ResponseHeaderTimeout: connectTimeout,
+		MaxIdleConnsPerHost:   2,
+		IdleConnTimeout:       time.Minute,
+	}
+	client := &http.Client{Transport: tr}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	resp, err := a.openStream(ctx, client, token)
+	if err != nil {
+		return false, err
+	}
+	stream := resp.Header.Get(distribute.HeaderStream)
+	hb := heartbeatOf(resp.Header)
+	a.setConnected(true)
+	defer a.setConnected(false)
+	a.logger.Info("connected to the controller", "stream", stream, "proto", resp.Proto, "heartbeat", hb)
+
+	// The controller sends a heartbeat every interval; silence for three of them
+	// means the connection is dead even if TCP has not noticed.
+	idle := missedHeartbeats * hb
+	watchdog := time.AfterFunc(idle, func() {
+		cancel(fmt.Errorf("no data from the controller for %s", idle))
+	})
+	defer watchdog.Stop()
+	body := &activityReader{r: resp.Body, onData: func() { watchdog.Reset(idle) }}
+
+	acks := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer resp.Body.Close() // unblocks the reader before wg.Wait
+	defer cancel(nil)
+	slot := newLatestSlot()
+	wg.Go(func() { a.readFrames(body, slot, cancel) })
+	wg.Go(func() { a.ackLoop(ctx, client, token, stream, hb, acks, cancel) })
+
+	for {
+		select {
+		case <-ctx.Done():
+			return true, context.Cause(ctx)
+		case <-slot.ready:
+			payload := slot.take()
+			if payload == nil {
+				continue
+			}
+			if err := a.applyPayload(payload, p); err != nil {
+				return true, err
+			}
+			select {
+			case acks <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// openStream sends the stream request and returns the accepted response.
+func (a *Agent) openStream(ctx context.Context, client *http.Client, token string) (*http.Response, error) {
+	u := distribute.StreamURL(a.base, distribute.StreamParams{
+		Node: a.opts.Node, Role: a.opts.Role, Schema: a.schema, Have: a.have(),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	setToken(req, token)
+	req.Header.Set("Accept", distribute.ContentTypeFrames)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the controller: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, readStatusError(resp)
+	}
+	return resp, nil
+}
+
+func readStatusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBodyBytes))
+	msg := strings.TrimSpace(string(b))
+	if msg == "" {
+		msg = "(no message)"
+	}
+	return &statusError{code: resp.StatusCode, msg: msg}
+}
+
+func setToken(req *http.Request, token string) {
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+}
+
+func heartbeatOf(h http.Header) time.Duration {
+	ms, err := strconv.ParseInt(h.Get(distribute.HeaderHeartbeatMs), 10, 64)
+	if err != nil || ms <= 0 {
+		return distribute.DefaultHeartbeatInterval
+	}
+	return max(time.Duration(ms)*time.Millisecond, minHeartbeat)
+}
+
+// readFrames reads the stream, keeping only the newest snapshot not yet applied, so
+// that a slow Apply skips versions that are already stale and heartbeats keep being
+// read meanwhile.
+func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.CancelCauseFunc) {
+	for {
+		t, payload, err := distribute.ReadFrame(body, a.maxFrame)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("the controller closed the stream")
+			}
+			cancel(fmt.Errorf("reading the stream: %w", err))
+			return
+		}
+		if t == distribute.FrameSnapshot {
+			slot.put(payload)
+		}
+	}
+}
+
+// applyPayload decodes and applies one snapshot. A snapshot that does not apply is
+// recorded for the ack and the stream goes on; one that cannot be decoded ends the
+// stream, since the bytes on it cannot be trusted.
+func (a *Agent) applyPayload(payload []byte, p *persister) error {
+	snap, err := a.decoder.Decode(payload)
+	if err != nil {
+		return err
+	}
+	if snap.Version != "" && snap.Version == a.appliedVersion() {
+		return nil
+	}
+	start := time.Now()
+	if err := a.apply(snap, SourceController); err != nil {
+		a.logger.Error("snapshot does not apply; keeping the previous one", "version", snap.Version, "error", err)
+		return nil
+	}
+	a.logger.Info("applied snapshot", "version", snap.Version, "schema", snap.SchemaVersion,
+		"bytes", len(payload), "took", time.Since(start).Round(time.Microsecond))
+	p.submit(snap.Version, payload)
+	return nil
+}
+
+// ackLoop tells the controller what this replica runs after every apply and, as a
+// keepalive, every heartbeat interval.
+func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream string, hb time.Duration,
+	wake <-chan struct{}, cancel context.CancelCauseFunc) {
+	ticker := time.NewTicker(hb)
+	defer ticker.Stop()
+	for {
+		err := a.sendAck(ctx, client, token, stream)
+		var se *statusError
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.As(err, &se) && se.code == http.StatusNotFound:
+			cancel(errStreamGone)
+			return
+		case err != nil:
+			a.logger.Warn("could not ack", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+func (a *Agent) sendAck(ctx context.Context, client *http.Client, token, stream string) error {
+	body, err := json.Marshal(a.currentAck(stream))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, distribute.AcksURL(a.base), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	setToken(req, token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readStatusError(resp)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
+	return nil
+}
+
+// readToken reads the token file; projected tokens rotate, so it is read per attempt.
+func (a *Agent) readToken() (string, error) {
+	if a.opts.TokenFile == "" {
+		return "", nil
+	}
+	b, err := readLimited(a.opts.TokenFile, maxTokenBytes)
+	if err != nil {
+		return "", fmt.Errorf("reading token: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("token file %s is empty", a.opts.TokenFile)
+	}
+	return token, nil
+}
+
+// clientTLS returns the TLS config for one session, reading CAFile again so that a
+// rotated CA bundle is picked up.
+func (a *Agent) clientTLS() (*tls.Config, error) {
+	var cfg *tls.Config
+	switch {
+	case a.opts.TLSConfig != nil:
+		cfg = a.opts.TLSConfig.Clone()
+	case a.opts.CAFile != "":
+		pem, err := os.ReadFile(a.opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", a.opts.CAFile)
+		}
+		cfg = &tls.Config{RootCAs: pool}
+	default:
+		cfg = &tls.Config{}
+	}
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	return cfg, nil
+}
+
+// connSet dials and remembers a session's open connections, so that the session can
+// close them all when it ends: a connection whose stream was just cancelled is not
+// idle yet, and left open it would keep the controller waiting at shutdown.
+type connSet struct {
+	dialer net.Dialer
+
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+	closed bool
+}
+
+func (c *connSet) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		conn.Close()
+		return nil, errors.New("session ended")
+	}
+	if c.conns == nil {
+		c.conns = map[*trackedConn]struct{}{}
+	}
+	tc := &trackedConn{Conn: conn, set: c}
+	c.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (c *connSet) closeAll() {
+	c.mu.Lock()
+	c.closed = true
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	for tc := range conns {
+		_ = tc.Conn.Close()
+	}
+}
+
+// trackedConn leaves its set when closed.
+type trackedConn struct {
+	net.Conn
+	set *connSet
+}
+
+func (t *trackedConn) Close() error {
+	t.set.mu.Lock()
+	delete(t.set.conns, t)
+	t.set.mu.Unlock()
+	return t.Conn.Close()
+}
+
+// activityReader calls onData whenever a read returns data.
+type activityReader struct {
+	r      io.Reader
+	onData func()
+}
+
+func (r *activityReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.onData()
+	}
+	return n, err
+}
+
+// latestSlot holds at most one value, the newest put; ready signals that it holds one.
+type latestSlot struct {
+	mu    sync.Mutex
+	value []byte
+	ready chan struct{}
+}
+
+func newLatestSlot() *latestSlot { return &latestSlot{ready: make(chan struct{}, 1)} }
+
+func (s *latestSlot) put(v []byte) {
+	s.mu.Lock()
+	s.value = v
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (s *latestSlot) take() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.value
+	s.value = nil
+	return v
+}

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+)
+
+// downgradeSteps converts a snapshot from one schema version to the version before
+// it. The key is the version converted from; each step receives a shallow copy of the
+// snapshot that it may change at the top level, and Downgrade sets SchemaVersion after
+// it. A schema bump adds one step here, for the new version, so that a controller can
+// keep serving replicas that are one version behind.
+var downgradeSteps = map[int]func(s *Snapshot) error{
+	// Schema 2 added RoutesVersion. Schema 1 replicas do not know the field, and a
+	// stale value would only mislead a data plane that someday reads it.
+	2: func(s *Snapshot) error {
+		s.RoutesVersion = ""
+		return nil
+	},
+}
+
+// Downgrade returns snap in the shape of schema version to, for replicas that run an
+// older Switchyard than the controller. It converts one version at a time, newest
+// first, and never changes snap: the result is a new Snapshot that may share slices
+// with snap, so both must be treated as read-only. Version is kept, since the
+// downgraded snapshot carries the same configuration for the replica that gets it.
+// A snap already at version to is returned as it is.
+func Downgrade(snap *Snapshot, to int) (*Snapshot, error) {
+	if snap == nil {
+		return nil, errors.New("downgrade: no snapshot")
+	}
+	from := snap.SchemaVersion
+	switch {
+	case to == from:
+		return snap, nil
+	case to > from:
+		return nil, fmt.Errorf("downgrade: cannot convert schema %d up to %d", from, to)
+	case to < 1:
+		return nil, fmt.Errorf("downgrade: schema %d does not exist (the first is 1)", to)
+	case from > SchemaVersion:
+		return nil, fmt.Errorf("downgrade: schema %d is newer than this build's schema %d", from, SchemaVersion)
+	}
+	out := *snap
+	for v := from; v > to; v-- {
+		step, ok := downgradeSteps[v]
+		if !ok {
+			return nil, fmt.Errorf("downgrade: no conversion from schema %d to %d", v, v-1)
+		}
+		if err := step(&out); err != nil {
+			return nil, fmt.Errorf("downgrade: schema %d to %d: %w", v, v-1, err)
+		}
+		out.SchemaVersion = v - 1
+	}
+	return &out, nil
+}
