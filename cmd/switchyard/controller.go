@@ -219,10 +219,10 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 				time.AfterFunc(time.Second, c.trigger.Trigger)
 			}
 		},
-		Publish:     c.snaps.Publish,
-		Leading:     c.leading,
-		Logger:      logger,
-		Registerer:  c.registry,
+		Publish:    c.snaps.Publish,
+		Leading:    c.leading,
+		Logger:     logger,
+		Registerer: c.registry,
 	})
 	c.trigger = coalesce.New(f.holdOff, f.maxDelay, func() { c.mgr.Sync(context.Background()) })
 	return c, nil
