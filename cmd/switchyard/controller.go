@@ -51,13 +51,9 @@ type controllerFlags struct {
 	leaderElect    bool
 	leaseNamespace string
 	leaseName      string
-	adminAddr      string
-	adminTokenFile string
-	metricsAddr    string
 	holdOff        time.Duration
 	maxDelay       time.Duration
-	logLevel       string
-	logFormat      string
+	commonFlags
 }
 
 func parseControllerFlags(args []string) (*controllerFlags, error) {
@@ -80,13 +76,9 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader on a Lease; only the leader writes status and Services")
 	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the leader Lease")
 	fs.StringVar(&f.leaseName, "leader-election-name", "switchyard-controller", "name of the leader Lease")
-	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:9902", "admin API address; a non-loopback address needs --admin-token-file")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token that guards /api/v1/*")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
 	fs.DurationVar(&f.holdOff, "hold-off", 5*time.Millisecond, "translate once no change arrived for this long")
 	fs.DurationVar(&f.maxDelay, "max-delay", 50*time.Millisecond, "but never later than this after the first pending change")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.commonFlags.register(fs, "127.0.0.1:9902")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -118,7 +110,7 @@ func runController(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(f.logLevel, f.logFormat)
+	logger, token, err := f.setUp()
 	if err != nil {
 		return err
 	}
@@ -140,7 +132,7 @@ func runController(args []string) error {
 	if err != nil {
 		return err
 	}
-	return c.run(ctx)
+	return c.run(ctx, token)
 }
 
 // controllerParts is a wired controller: informers, placement, translation, status,
@@ -289,8 +281,8 @@ func newAllocator(f *controllerFlags) (placement.Allocator, error) {
 
 // run starts everything and blocks until ctx is done, then stops in order: stop
 // leading (handing the Lease over), stop serving snapshots, stop the informers.
-func (c *controllerParts) run(ctx context.Context) error {
-	adminServers, err := c.startAdmin()
+func (c *controllerParts) run(ctx context.Context, adminToken string) error {
+	adminServers, err := c.startAdmin(adminToken)
 	if err != nil {
 		return err
 	}
@@ -328,23 +320,15 @@ func (c *controllerParts) run(ctx context.Context) error {
 	return nil
 }
 
-func (c *controllerParts) startAdmin() ([]*admin.Server, error) {
-	token := ""
-	if c.f.adminTokenFile != "" {
-		var err error
-		if token, err = admin.LoadToken(c.f.adminTokenFile); err != nil {
-			return nil, err
-		}
+func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
+	cfg := c.f.adminConfig(token, c.mgr)
+	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
+	cfg.extend = func(e *gin.Engine) {
+		e.GET("/api/v1/replicas", func(ctx *gin.Context) {
+			ctx.JSON(http.StatusOK, gin.H{"replicas": c.snaps.Replicas()})
+		})
 	}
-	return startAdminServers(adminConfig{
-		addr: c.f.adminAddr, token: token, metricsAddr: c.f.metricsAddr, state: c.mgr,
-		metrics: promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{}),
-		extend: func(e *gin.Engine) {
-			e.GET("/api/v1/replicas", func(ctx *gin.Context) {
-				ctx.JSON(http.StatusOK, gin.H{"replicas": c.snaps.Replicas()})
-			})
-		},
-	}, c.logger)
+	return startAdminServers(cfg, c.logger)
 }
 
 // anyAuthenticator accepts a token that any of its authenticators accepts. When all

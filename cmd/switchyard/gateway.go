@@ -5,31 +5,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/agent"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
-	"github.com/switchyard-dev/switchyard/gateway/proxy"
-	"github.com/switchyard-dev/switchyard/gateway/server"
 )
 
 type gatewayFlags struct {
-	controller     string
-	node           string
-	role           string
-	tokenFile      string
-	caFile         string
-	statePath      string
-	adminAddr      string
-	adminTokenFile string
-	metricsAddr    string
-	trustedProxies string
-	shutdownDelay  time.Duration
-	drainTimeout   time.Duration
-	logLevel       string
-	logFormat      string
+	commonFlags
+	dataPlaneFlags
+	controller string
+	node       string
+	role       string
+	tokenFile  string
+	caFile     string
+	statePath  string
 }
 
 func parseGatewayFlags(args []string) (*gatewayFlags, error) {
@@ -41,14 +32,8 @@ func parseGatewayFlags(args []string) (*gatewayFlags, error) {
 	fs.StringVar(&f.tokenFile, "token-file", "/var/run/secrets/tokens/switchyard-gateway", "file holding the bearer token presented to the controller; re-read on every connection")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM CA bundle that signed the controller's certificate; empty means the system roots")
 	fs.StringVar(&f.statePath, "state-path", "", "file where the last good snapshot is kept (mode 0600), used when the controller is unreachable at start")
-	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:9901", "admin API address; a non-loopback address needs --admin-token-file")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token that guards /api/v1/*")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
-	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
-	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to stay up while reporting unready before closing listeners")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.commonFlags.register(fs, admin.DefaultAddr)
+	f.dataPlaneFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -88,21 +73,14 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(f.logLevel, f.logFormat)
+	logger, token, err := f.setUp()
 	if err != nil {
 		return err
 	}
-	trusted, err := parseCIDRs(f.trustedProxies)
+	engine, err := f.engine(logger)
 	if err != nil {
 		return err
 	}
-	token := ""
-	if f.adminTokenFile != "" {
-		if token, err = admin.LoadToken(f.adminTokenFile); err != nil {
-			return err
-		}
-	}
-	engine := dataplane.New(dataplane.Options{Limits: server.DefaultLimits(), Proxy: proxy.Options{TrustedProxies: trusted}, Logger: logger})
 	ag, err := agent.New(agent.Options{
 		ControllerURL: f.controller, Node: f.node, Role: f.role,
 		TokenFile: f.tokenFile, CAFile: f.caFile, StatePath: f.statePath,
@@ -113,7 +91,7 @@ func runGateway(args []string) error {
 		return err
 	}
 	state := &gatewayState{engine: engine, agent: ag}
-	servers, err := startAdminServers(adminConfig{addr: f.adminAddr, token: token, metricsAddr: f.metricsAddr, state: state}, logger)
+	servers, err := startAdminServers(f.adminConfig(token, state), logger)
 	if err != nil {
 		return err
 	}
@@ -124,6 +102,5 @@ func runGateway(args []string) error {
 			logger.Error("controller connection stopped", "error", err)
 		}
 	}()
-	return drainOnSignal(drainOptions{shutdownDelay: f.shutdownDelay, drainTimeout: f.drainTimeout},
-		nil, engine, servers, cancel, logger)
+	return drainOnSignal(f.drain(), nil, engine, servers, cancel, logger)
 }

@@ -18,37 +18,23 @@ import (
 	"github.com/switchyard-dev/switchyard/controller/standalone"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
-	"github.com/switchyard-dev/switchyard/gateway/proxy"
-	"github.com/switchyard-dev/switchyard/gateway/server"
 	_ "github.com/switchyard-dev/switchyard/plugins/all"
 )
 
 type standaloneFlags struct {
-	config         string
-	adminAddr      string
-	adminTokenFile string
-	metricsAddr    string
-	trustedProxies string
-	watchInterval  time.Duration
-	shutdownDelay  time.Duration
-	drainTimeout   time.Duration
-	logLevel       string
-	logFormat      string
+	commonFlags
+	dataPlaneFlags
+	config        string
+	watchInterval time.Duration
 }
 
 func parseStandaloneFlags(args []string) (*standaloneFlags, error) {
 	f := &standaloneFlags{}
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "manifest file or folder of YAML files (required)")
-	fs.StringVar(&f.adminAddr, "admin-addr", "127.0.0.1:9901", "admin API address; a non-loopback address needs --admin-token-file")
-	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token that guards /api/v1/*")
-	fs.StringVar(&f.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
-	fs.StringVar(&f.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
 	fs.DurationVar(&f.watchInterval, "watch-interval", 250*time.Millisecond, "how often to check the manifests for edits")
-	fs.DurationVar(&f.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to stay up while reporting unready before closing listeners")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	f.commonFlags.register(fs, admin.DefaultAddr)
+	f.dataPlaneFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -63,27 +49,16 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(f.logLevel, f.logFormat)
+	logger, token, err := f.setUp()
 	if err != nil {
 		return err
 	}
-	trusted, err := parseCIDRs(f.trustedProxies)
+	engine, err := f.engine(logger)
 	if err != nil {
 		return err
 	}
-	token := ""
-	if f.adminTokenFile != "" {
-		if token, err = admin.LoadToken(f.adminTokenFile); err != nil {
-			return err
-		}
-	}
-	engine := dataplane.New(dataplane.Options{
-		Limits: server.DefaultLimits(),
-		Proxy:  proxy.Options{TrustedProxies: trusted},
-		Logger: logger,
-	})
 	runner := standalone.New(f.config, engine, logger)
-	servers, err := startAdminServers(adminConfig{addr: f.adminAddr, token: token, metricsAddr: f.metricsAddr, state: runner}, logger)
+	servers, err := startAdminServers(f.adminConfig(token, runner), logger)
 	if err != nil {
 		return err
 	}
@@ -93,8 +68,7 @@ func runStandalone(args []string) error {
 		logger.Error("the initial configuration is not valid; serving nothing until it is fixed", "error", err)
 	}
 	reload := func() { _ = runner.Reload() }
-	return drainOnSignal(drainOptions{shutdownDelay: f.shutdownDelay, drainTimeout: f.drainTimeout},
-		reload, engine, servers, cancel, logger)
+	return drainOnSignal(f.drain(), reload, engine, servers, cancel, logger)
 }
 
 // adminConfig is what startAdminServers needs.

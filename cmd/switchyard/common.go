@@ -1,0 +1,77 @@
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/admin"
+	"github.com/switchyard-dev/switchyard/gateway/dataplane"
+	"github.com/switchyard-dev/switchyard/gateway/proxy"
+	"github.com/switchyard-dev/switchyard/gateway/server"
+)
+
+// commonFlags are the flags of every long-running command: logging and the admin API.
+type commonFlags struct {
+	adminAddr      string
+	adminTokenFile string
+	metricsAddr    string
+	logLevel       string
+	logFormat      string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet, defaultAdminAddr string) {
+	fs.StringVar(&c.adminAddr, "admin-addr", defaultAdminAddr, "admin API address; a non-loopback address needs --admin-token-file")
+	fs.StringVar(&c.adminTokenFile, "admin-token-file", "", "file holding the bearer token that guards /api/v1/*")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+}
+
+// setUp builds the logger and reads the admin token, if one is configured.
+func (c *commonFlags) setUp() (*slog.Logger, string, error) {
+	logger, err := newLogger(c.logLevel, c.logFormat)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.adminTokenFile == "" {
+		return logger, "", nil
+	}
+	token, err := admin.LoadToken(c.adminTokenFile)
+	return logger, token, err
+}
+
+// adminConfig returns the admin servers' configuration for state.
+func (c *commonFlags) adminConfig(token string, state admin.State) adminConfig {
+	return adminConfig{addr: c.adminAddr, token: token, metricsAddr: c.metricsAddr, state: state}
+}
+
+// dataPlaneFlags are the flags of commands that carry traffic.
+type dataPlaneFlags struct {
+	trustedProxies string
+	shutdownDelay  time.Duration
+	drainTimeout   time.Duration
+}
+
+func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
+	fs.DurationVar(&d.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to stay up while reporting unready before closing listeners")
+	fs.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+}
+
+// engine builds the data plane.
+func (d *dataPlaneFlags) engine(logger *slog.Logger) (*dataplane.Engine, error) {
+	trusted, err := parseCIDRs(d.trustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	return dataplane.New(dataplane.Options{
+		Limits: server.DefaultLimits(),
+		Proxy:  proxy.Options{TrustedProxies: trusted},
+		Logger: logger,
+	}), nil
+}
+
+func (d *dataPlaneFlags) drain() drainOptions {
+	return drainOptions{shutdownDelay: d.shutdownDelay, drainTimeout: d.drainTimeout}
+}

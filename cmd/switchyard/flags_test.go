@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/controller/distribute"
+)
+
+func TestControllerFlagsRequireTLSAndReplicaAuthentication(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--gateway-token-file", "t"}, "--tls-cert and --tls-key are required"},
+		{[]string{"--tls-cert", "c", "--tls-key", "k"}, "gateway replicas must authenticate"},
+	}
+	for _, c := range cases {
+		_, err := parseControllerFlags(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("flags %v: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+	f, err := parseControllerFlags([]string{"--tls-cert", "c", "--tls-key", "k", "--gateway-service-accounts", "ns/sa"})
+	if err != nil || f.holdOff <= 0 || f.maxDelay < f.holdOff {
+		t.Fatalf("valid flags: %+v, %v", f, err)
+	}
+}
+
+func TestGatewayFlagsNeedControllerNodeAndKnownRole(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--node", "n"}, "--controller is required"},
+		{[]string{"--controller", "https://c:1"}, "--node is required"},
+		{[]string{"--controller", "https://c:1", "--node", "n", "--role", "mesh"}, "want edge or node"},
+	}
+	for _, c := range cases {
+		_, err := parseGatewayFlags(c.args)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("flags %v: error %v, want one containing %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestPlacementFlags(t *testing.T) {
+	if lo, hi, err := parsePortRange("20000-20009"); err != nil || lo != 20000 || hi != 20009 {
+		t.Errorf("parsePortRange: %d %d %v", lo, hi, err)
+	}
+	for _, bad := range []string{"", "20000", "9-1", "0-10", "1-70000", "a-b"} {
+		if _, _, err := parsePortRange(bad); err == nil {
+			t.Errorf("parsePortRange(%q) accepted", bad)
+		}
+	}
+	if sel, err := parseSelector("a=b,c=d"); err != nil || sel["a"] != "b" || sel["c"] != "d" {
+		t.Errorf("parseSelector: %v %v", sel, err)
+	}
+	if _, err := parseSelector(""); err == nil {
+		t.Error("an empty edge selector, which would select every Pod, was accepted")
+	}
+	for _, mode := range []string{"pool", "service", "bogus"} {
+		f := &controllerFlags{placementMode: mode, portRange: "20000-20010", edgeSelector: "a=b", serviceType: "ClusterIP"}
+		_, err := newAllocator(f)
+		if wantErr := mode != "service"; (err != nil) != wantErr {
+			t.Errorf("placement %q without a pool: error %v", mode, err)
+		}
+	}
+}
+
+type fixedAuth struct {
+	name string
+	err  error
+}
+
+func (a fixedAuth) Authenticate(context.Context, string) (distribute.Identity, error) {
+	return distribute.Identity{Name: a.name}, a.err
+}
+
+func TestAnyAuthenticator(t *testing.T) {
+	reject := fixedAuth{err: errors.New("rejected")}
+	unavailable := fixedAuth{err: distribute.ErrAuthUnavailable}
+	if id, err := (anyAuthenticator{reject, fixedAuth{name: "sa"}}).Authenticate(context.Background(), "t"); err != nil || id.Name != "sa" {
+		t.Errorf("second authenticator accepts: %v %v", id, err)
+	}
+	if _, err := (anyAuthenticator{reject, unavailable}).Authenticate(context.Background(), "t"); !errors.Is(err, distribute.ErrAuthUnavailable) {
+		t.Errorf("all reject, one unavailable: %v, want the unavailable error so the replica retries", err)
+	}
+	if _, err := (anyAuthenticator{reject}).Authenticate(context.Background(), "t"); err == nil || errors.Is(err, distribute.ErrAuthUnavailable) {
+		t.Errorf("all reject: %v, want a rejection", err)
+	}
+}
