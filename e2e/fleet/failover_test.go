@@ -35,7 +35,7 @@ func TestLeaderFailover(t *testing.T) {
 	a := e.startController("controller-a")
 	waitFor(t, 30*time.Second, "controller-a leads", func() bool { return e.leaseHolder() == "controller-a" })
 	b := start(t, e.binary, e.controllerArgs("controller-b", secondAddr)...)
-	defer b.kill()
+	defer b.Kill()
 	e.snapAddr = secondAddr // the replica follows the controller that will survive
 	gw := e.startGateway("node-a")
 	e.createGateway("default", "gw", "", 80)
@@ -47,7 +47,7 @@ func TestLeaderFailover(t *testing.T) {
 	}
 
 	killed := time.Now()
-	a.kill()
+	a.Kill()
 	waitFor(t, 20*time.Second, "controller-b takes the lease", func() bool { return e.leaseHolder() == "controller-b" })
 	failover := time.Since(killed)
 	t.Logf("leader failover after SIGKILL: %v", failover.Round(time.Millisecond))

@@ -3,7 +3,6 @@
 package fleet_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,11 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +25,7 @@ import (
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/switchyard-dev/switchyard/e2e/cluster"
+	"github.com/switchyard-dev/switchyard/e2e/proc"
 )
 
 func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
@@ -143,76 +139,12 @@ func (r *replica) configVersion() string {
 	return v.Version
 }
 
-// process is a started child whose output is kept for failure messages.
-type process struct {
-	args    []string
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	exited  chan struct{}
-	waitErr error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// process is a started switchyard process.
+type process = proc.Process
 
 func start(t testing.TB, binary string, args ...string) *process {
 	t.Helper()
-	p := &process{args: args, cmd: exec.Command(binary, args...), out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// If the test binary dies (a timeout panic skips cleanups), take the child along.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("output of %s:\n%s", strings.Join(args[:1], " "), lastBytes(p.out.String(), 12000))
-		}
-	})
-	return p
-}
-
-// kill ends the process at once (SIGKILL), as a crash or an evicted Pod would.
-func (p *process) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
-
-// stop ends the process gracefully (SIGTERM) and waits up to 20 s.
-func (p *process) stop(t testing.TB) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop within 20 s of SIGTERM", p.args[0])
-		p.kill()
-	}
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	return proc.Start(t, binary, args...)
 }
 
 func freePort(t testing.TB) int {

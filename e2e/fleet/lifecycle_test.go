@@ -92,11 +92,11 @@ func TestControllerOutage(t *testing.T) {
 	e.createRoute(route("default", "web", "default", "gw", "/", "web"))
 	waitStatus(t, addr, "", "/", http.StatusOK)
 
-	ctrl.kill()
+	ctrl.Kill()
 	assertAllOK(t, addr, 50)
 
 	// A replica restarted while the controller is down starts from its saved snapshot.
-	gw.kill()
+	gw.Kill()
 	gw = e.startGateway("node-a")
 	waitFor(t, 20*time.Second, "restarted replica ready from its saved snapshot", gw.ready)
 	assertAllOK(t, addr, 50)

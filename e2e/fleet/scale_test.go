@@ -57,7 +57,7 @@ func BenchmarkControllerScale(b *testing.B) {
 	served := time.Since(begin)
 	e.waitRouteCondition("default", fmt.Sprintf("r-%d", scaleRoutes-1), "gw", "Accepted", "True", "Accepted")
 	statusDone := time.Since(begin)
-	cpu, rss, hwm := processUsage(b, ctrl.cmd.Process.Pid)
+	cpu, rss, hwm := processUsage(b, ctrl.Cmd.Process.Pid)
 
 	before := replicaBytes(b, ctrlAdmin)
 	e.createRoute(route("default", "one-more", "default", "gw", "/one-more", "svc-0"))

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/switchyard-dev/switchyard/e2e/proc"
 	"io"
 	"net"
 	"net/http"
@@ -15,8 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -52,54 +51,9 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// process is a started child whose output is kept for failure messages.
-type process struct {
-	cmd *exec.Cmd
-	out *syncBuffer
-	// exited is closed when the process has ended; waitErr is its exit status then.
-	exited  chan struct{}
-	waitErr error
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func start(t testing.TB, args ...string) *process {
+func start(t testing.TB, args ...string) *proc.Process {
 	t.Helper()
-	p := &process{cmd: exec.Command(binary, args...), out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// If the test binary dies (a timeout panic skips cleanups), take the child along
-	// rather than leave it holding ports.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.exited
-		if t.Failed() {
-			t.Logf("output of %v:\n%s", args, p.out.String())
-		}
-	})
-	return p
+	return proc.Start(t, binary, args...)
 }
 
 // echoBackend starts `switchyard echo` on a free loopback port and returns the port.
@@ -119,7 +73,7 @@ func echoBackend(t testing.TB, pod string) int {
 
 // gateway is a running standalone gateway.
 type gateway struct {
-	proc   *process
+	proc   *proc.Process
 	dir    string
 	admin  string
 	client *http.Client

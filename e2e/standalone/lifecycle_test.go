@@ -166,7 +166,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		result <- nil
 	}()
 	time.Sleep(300 * time.Millisecond) // let the slow request reach the backend
-	if err := g.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := g.proc.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -178,9 +178,9 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatal("in-flight request did not finish")
 	}
 	select {
-	case <-g.proc.exited:
-		if g.proc.waitErr != nil {
-			t.Fatalf("gateway exited with %v", g.proc.waitErr)
+	case <-g.proc.Exited:
+		if g.proc.Err != nil {
+			t.Fatalf("gateway exited with %v", g.proc.Err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("gateway did not exit after draining")
