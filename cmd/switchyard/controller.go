@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -152,7 +153,7 @@ type controllerParts struct {
 
 func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwClient gwclient.Interface, logger *slog.Logger) (*controllerParts, error) {
 	c := &controllerParts{f: f, logger: logger, kube: kubeClient, registry: prometheus.NewRegistry()}
-	c.registry.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	c.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tlsConfig, err := distribute.LoadServerTLS(f.tlsCert, f.tlsKey)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)

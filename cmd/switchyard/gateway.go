@@ -5,6 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/agent"
@@ -91,7 +96,9 @@ func runGateway(args []string) error {
 		return err
 	}
 	state := &gatewayState{engine: engine, agent: ag}
-	servers, err := startAdminServers(f.adminConfig(token, state), logger)
+	cfg := f.adminConfig(token, state)
+	cfg.metrics = gatewayMetrics(engine, ag)
+	servers, err := startAdminServers(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -103,4 +110,28 @@ func runGateway(args []string) error {
 		}
 	}()
 	return drainOnSignal(f.drain(), nil, engine, servers, cancel, logger)
+}
+
+// gatewayMetrics serves the replica's own metrics: runtime and process figures, route
+// table compilations (flat while only endpoints change) and whether a snapshot serves.
+func gatewayMetrics(engine *dataplane.Engine, ag *agent.Agent) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "switchyard_gateway_route_table_compilations_total",
+			Help: "Route tables compiled; snapshots that change only backends and endpoints reuse the compiled table.",
+		}, func() float64 { return float64(engine.RouteCompilations()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchyard_gateway_controller_connected",
+			Help: "1 while the snapshot stream to the controller is open.",
+		}, func() float64 {
+			if ag.Status().Connected {
+				return 1
+			}
+			return 0
+		}),
+	)
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }

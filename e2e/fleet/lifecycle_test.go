@@ -2,7 +2,9 @@ package fleet_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +156,59 @@ func TestTwoGatewaysSamePort(t *testing.T) {
 		if !conditionTrue(g.Status.Conditions, string(gwv1.GatewayConditionAccepted), g.Generation) {
 			t.Errorf("Gateway %s status %+v, want Accepted", name, g.Status.Conditions)
 		}
+	}
+}
+
+// metric reads one unlabelled sample from the replica's /metrics, -1 if absent.
+func (r *replica) metric(t testing.TB, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(r.admin + "/metrics")
+	must(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	must(t, err)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			must(t, err)
+			return f
+		}
+	}
+	return -1
+}
+
+// TestEndpointChurnKeepsRouteTable scales a Deployment behind a route: the new Pods
+// receive traffic, and the replica does so without compiling its route table again.
+func TestEndpointChurnKeepsRouteTable(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.createClass()
+	e.createApp("default", "web", 1)
+	e.startController("controller-a")
+	gw := e.startGateway("node-a")
+	e.createGateway("default", "gw", "", 80)
+	addr := e.gatewayAddress("default", "gw") + ":80"
+	e.createRoute(route("default", "web", "default", "gw", "/", "web"))
+	waitStatus(t, addr, "", "/", http.StatusOK)
+	compiled := gw.metric(t, "switchyard_gateway_route_table_compilations_total")
+	if compiled < 1 {
+		t.Fatalf("route table compilations %v, want at least 1", compiled)
+	}
+
+	scale, err := e.kube.AppsV1().Deployments("default").GetScale(ctx, "web", metav1.GetOptions{})
+	must(t, err)
+	scale.Spec.Replicas = 3
+	_, err = e.kube.AppsV1().Deployments("default").UpdateScale(ctx, "web", scale, metav1.UpdateOptions{})
+	must(t, err)
+	seen := map[string]bool{}
+	waitFor(t, 60*time.Second, "traffic reaches all three Pods", func() bool {
+		code, pod, err := httpGet(client, addr, "", "/")
+		if err == nil && code == http.StatusOK {
+			seen[pod] = true
+		}
+		return len(seen) == 3
+	})
+	if got := gw.metric(t, "switchyard_gateway_route_table_compilations_total"); got != compiled {
+		t.Errorf("route table compiled %v times after endpoint changes alone, want still %v", got, compiled)
 	}
 }

@@ -273,5 +273,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // load balancers stop sending new connections before shutdown begins.
 func (e *Engine) SetDraining(v bool) { e.draining.Store(v) }
 
+// RouteCompilations counts the route tables compiled since the engine started. It
+// does not move when a snapshot changes only backends and endpoints, which operators
+// (and tests) can watch in the gateway's metrics.
+func (e *Engine) RouteCompilations() int64 { return e.compilations.Load() }
+
 // Addr returns the bound address of a listener, for tests and logs.
 func (e *Engine) Addr(name string) string { return e.servers.Addr(name) }
