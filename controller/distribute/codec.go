@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"runtime"
 	"slices"
@@ -25,9 +26,20 @@ import (
 // content gives byte-identical parts. The gzip stream is several members, one per
 // encoding worker, which any gzip reader reads as one.
 
-// partItems is how many routes or backends one part carries: enough to make a part's
-// fixed costs negligible, few enough to spread 5,000 routes over many cores.
-const partItems = 250
+// Parts are cut where the content says, not by position, so that adding or removing
+// one route or backend changes one part and leaves the bytes of every other part as
+// they were, which is what lets a delta frame send only the parts that changed. A run
+// ends after an item whose name hashes to a multiple of the run's average length, or
+// when it reaches partItems.
+const (
+	// partItems caps how many routes or backends one part carries.
+	partItems = 250
+	// routeRun and backendRun are the average number of routes and backends in a
+	// part: small enough that a changed part is a few kilobytes, large enough to keep
+	// a part's fixed costs negligible.
+	routeRun   = 16
+	backendRun = 8
+)
 
 // wirePart is one line of an encoded snapshot.
 type wirePart struct {
@@ -55,23 +67,38 @@ var (
 // documentation. It does not modify snap. BestSpeed compresses a large configuration almost as well as the
 // default level in half the time, and time is what convergence is measured in.
 func EncodeSnapshot(snap *config.Snapshot) ([]byte, error) {
+	lines, err := encodeSnapshotLines(snap)
+	if err != nil {
+		return nil, err
+	}
+	return lines.Payload()
+}
+
+// encodeSnapshotLines encodes snap into its lines and their snapshot frame payload,
+// on every core.
+func encodeSnapshotLines(snap *config.Snapshot) (*SnapshotLines, error) {
 	if snap == nil {
 		return nil, errors.New("encoding snapshot: no snapshot")
 	}
 	parts := splitSnapshot(snap)
+	lines := make([][]byte, len(parts))
+	sums := make([]lineSum, len(parts))
 	workers := min(runtime.GOMAXPROCS(0), len(parts))
 	members := make([][]byte, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		lo, hi := w*len(parts)/workers, (w+1)*len(parts)/workers
-		wg.Go(func() { members[w], errs[w] = encodeParts(parts[lo:hi]) })
+		wg.Go(func() { members[w], errs[w] = encodeParts(parts[lo:hi], lines[lo:hi], sums[lo:hi]) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("encoding snapshot %s: %w", snap.Version, err)
 	}
-	return bytes.Join(members, nil), nil
+	s := newSnapshotLines(lines, sums)
+	payload := bytes.Join(members, nil)
+	s.payloadOnce.Do(func() { s.payload = payload })
+	return s, nil
 }
 
 // splitSnapshot cuts snap into parts, sharing its route and backend slices.
@@ -86,27 +113,53 @@ func splitSnapshot(snap *config.Snapshot) []wirePart {
 		for j := range l.VirtualHosts {
 			routes := l.VirtualHosts[j].Routes
 			l.VirtualHosts[j].Routes = nil
-			for chunk := range slices.Chunk(routes, partItems) {
-				parts = append(parts, wirePart{Listener: i, VirtualHost: j, Routes: chunk})
+			for _, run := range runs(routes, routeRun, func(r *config.Route) string { return r.Name }) {
+				parts = append(parts, wirePart{Listener: i, VirtualHost: j, Routes: run})
 			}
 		}
 	}
-	for chunk := range slices.Chunk(snap.Backends, partItems) {
-		parts = append(parts, wirePart{Backends: chunk})
+	for _, run := range runs(snap.Backends, backendRun, func(b *config.Backend) string { return b.Name }) {
+		parts = append(parts, wirePart{Backends: run})
 	}
 	return parts
 }
 
-// encodeParts writes parts as one gzip member of JSON lines.
-func encodeParts(parts []wirePart) ([]byte, error) {
-	var buf bytes.Buffer
+// runs cuts items into runs that end after an item whose name hashes to a multiple of
+// average, or at partItems items.
+func runs[T any](items []T, average uint32, name func(*T) string) [][]T {
+	var out [][]T
+	start := 0
+	for i := range items {
+		h := fnv.New32a()
+		h.Write([]byte(name(&items[i])))
+		if h.Sum32()%average == 0 || i+1-start == partItems {
+			out = append(out, items[start:i+1:i+1])
+			start = i + 1
+		}
+	}
+	if start < len(items) {
+		out = append(out, items[start:len(items):len(items)])
+	}
+	return out
+}
+
+// encodeParts writes parts as one gzip member of JSON lines, keeping each line and
+// its hash in lines and sums.
+func encodeParts(parts []wirePart, lines [][]byte, sums []lineSum) ([]byte, error) {
+	var buf, line bytes.Buffer
 	zw := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(zw)
 	zw.Reset(&buf)
-	enc := json.NewEncoder(zw)
+	enc := json.NewEncoder(&line)
 	enc.SetEscapeHTML(false)
 	for i := range parts {
+		line.Reset()
 		if err := enc.Encode(&parts[i]); err != nil {
+			return nil, err
+		}
+		lines[i] = bytes.Clone(line.Bytes())
+		sums[i] = sumLine(lines[i])
+		if _, err := zw.Write(lines[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -122,15 +175,14 @@ func DecodeSnapshot(payload []byte, maxBytes int64) (*config.Snapshot, error) {
 	return NewDecoder(maxBytes).Decode(payload)
 }
 
-// Decoder decodes a sequence of snapshot payloads, such as the frames of a stream.
-// A part whose bytes equal a part of the previous payload is not decoded again, so
-// after a one-route change to a large configuration it decodes the head and one part.
-// The snapshots it returns share those unchanged routes and backends with earlier
-// ones; all of them must be treated as read-only. A Decoder is not safe for concurrent
-// use.
+// Decoder decodes a sequence of snapshots, such as the frames of a stream. A part
+// whose bytes equal a part of the previous snapshot is not decoded again, so after a
+// one-route change to a large configuration it decodes the head and one part. The
+// snapshots it returns share those unchanged routes and backends with earlier ones;
+// all of them must be treated as read-only. A Decoder is not safe for concurrent use.
 type Decoder struct {
 	maxBytes int64
-	previous map[string]*wirePart // the last payload's route and backend parts, by their bytes
+	previous map[lineSum]*wirePart // the last snapshot's route and backend parts, by their hash
 }
 
 // NewDecoder returns a Decoder that refuses payloads decompressing to more than
@@ -139,18 +191,25 @@ func NewDecoder(maxBytes int64) *Decoder { return &Decoder{maxBytes: maxBytes} }
 
 // Decode reads one snapshot frame's payload. Bad input is an error, never a panic.
 func (d *Decoder) Decode(payload []byte) (*config.Snapshot, error) {
-	lines, err := gunzipLines(payload, d.maxBytes)
+	lines, err := ParseSnapshotLines(payload, d.maxBytes)
 	if err != nil {
 		return nil, err
 	}
-	if len(lines) == 0 {
-		return nil, errors.New("decoding snapshot: empty payload")
+	return d.DecodeLines(lines)
+}
+
+// DecodeLines decodes one snapshot's lines, as read from a snapshot frame or rebuilt
+// from a delta frame. Bad input is an error, never a panic.
+func (d *Decoder) DecodeLines(s *SnapshotLines) (*config.Snapshot, error) {
+	if s == nil || len(s.lines) == 0 {
+		return nil, errors.New("decoding snapshot: no lines")
 	}
+	lines := s.lines
 	parts := make([]*wirePart, len(lines))
 	var todo []int
-	for i, line := range lines {
+	for i := range lines {
 		// The head is always decoded afresh: assembling fills it in.
-		if p, ok := d.previous[string(line)]; ok && i > 0 {
+		if p, ok := d.previous[s.sums[i]]; ok && i > 0 {
 			parts[i] = p
 			continue
 		}
@@ -164,9 +223,9 @@ func (d *Decoder) Decode(payload []byte) (*config.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	next := make(map[string]*wirePart, len(lines)-1)
+	next := make(map[lineSum]*wirePart, len(lines)-1)
 	for i := 1; i < len(lines); i++ {
-		next[string(lines[i])] = parts[i]
+		next[s.sums[i]] = parts[i]
 	}
 	d.previous = next
 	return snap, nil
@@ -197,6 +256,11 @@ func gunzipLines(payload []byte, maxBytes int64) ([][]byte, error) {
 			return nil, fmt.Errorf("%w: snapshot decompresses to more than %d bytes", ErrFrameTooLarge, maxBytes)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
+			// Every line ends with a newline, the last one too, so that lines
+			// concatenate into a payload in any order.
+			if line[len(line)-1] != '\n' {
+				line = append(line, '\n')
+			}
 			lines = append(lines, line)
 		}
 		if errors.Is(err, io.EOF) {

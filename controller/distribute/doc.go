@@ -13,11 +13,13 @@
 //
 // A replica opens one long-lived stream:
 //
-//	GET /v1/snapshots?node=<name>&role=<edge|node>&schema=<n>[&have=<version>]
+//	GET /v1/snapshots?node=<name>&role=<edge|node>&schema=<n>[&have=<version>][&delta=1[&base=<digest>]]
 //
 // node names the replica, role selects its view of the configuration (see ForRole),
 // schema is the newest config.SchemaVersion the replica understands, and have is the
-// version it already runs, if any, which the server then does not send again. The
+// version it already runs, if any, which the server then does not send again. delta=1
+// says the replica understands delta frames, and base is the digest of the snapshot
+// lines it holds to apply them to (see below). The
 // answer is 200 with Content-Type application/vnd.switchyard.frames and the headers
 // Switchyard-Stream (this stream's id, for acks) and Switchyard-Heartbeat-Ms (the
 // heartbeat interval). Errors: 400 for bad parameters or a replica schema newer than
@@ -35,9 +37,32 @@
 //     and decode a large configuration on every core; zcat piped to jq reads it. A
 //     replica always gets the newest version; versions published while it was busy
 //     are skipped, and a version whose content for the replica did not change is not
-//     sent.
+//     sent. Runs end where the content says: after a route or backend whose name
+//     hashes to a multiple of 16 (routes) or 8 (backends), or at 250 items, so that
+//     adding, removing or changing one item changes one line and leaves every other
+//     line byte-identical.
 //   - type 2, heartbeat: empty, sent every heartbeat interval, so that a replica that
 //     hears nothing for three intervals knows the stream is dead.
+//   - type 3, delta: a snapshot as the lines that changed since the replica's base,
+//     gzip-compressed like a snapshot frame. The first line is
+//     {"delta": {"base": "<digest>", "digest": "<digest>", "lines": n}}; each further
+//     line is either a line of the new snapshot, as it is, or a reference
+//     {"same": [k, count]} to lines k to k+count-1 of the base. The replica appends
+//     them in order to rebuild the n lines of the new snapshot, then reads them as a
+//     snapshot frame. A line's hash is the first 16 bytes of its SHA-256 (newline
+//     included) and a snapshot's digest, in hex, the first 16 bytes of the SHA-256 of
+//     its line hashes in order. A replica refuses a delta whose base is not the digest
+//     of the lines it holds, or that rebuilds lines whose digest is not the announced
+//     one: it closes the stream and reconnects without a base, and so is sent the
+//     whole snapshot. It never runs a configuration rebuilt from the wrong base.
+//
+// Only a replica that asked with delta=1 is sent delta frames, and only when the server
+// knows its base: the lines of the last frame sent on the same stream (frames arrive in
+// order, and a replica keeps the lines of every frame it reads, whether or not they
+// apply), or, at the start of a stream, the lines of the server's newest snapshot for
+// the replica when their digest is the base the replica declared. Otherwise, and when
+// a delta would not be smaller, the snapshot is sent whole. The server computes each
+// delta once per base and snapshot, for every replica that holds that base.
 //
 // Readers ignore frame types they do not know.
 //

@@ -72,6 +72,9 @@ type ReplicaStatus struct {
 	LastAck time.Time
 	// BytesSent counts the frames written on the current or last stream.
 	BytesSent int64
+	// DeltasSent counts the snapshots sent on the current or last stream as delta
+	// frames rather than whole.
+	DeltasSent int
 	// SendError is why the server could not prepare the replica's view of the newest
 	// snapshot, if it could not (for example a failed schema conversion).
 	SendError string

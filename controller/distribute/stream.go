@@ -30,7 +30,8 @@ var (
 // parseStreamParams reads and checks a stream request's query. It returns the HTTP
 // status to answer with when the parameters cannot be served.
 func parseStreamParams(q url.Values) (StreamParams, int, error) {
-	p := StreamParams{Node: q.Get("node"), Role: q.Get("role"), Have: q.Get("have")}
+	p := StreamParams{Node: q.Get("node"), Role: q.Get("role"), Have: q.Get("have"),
+		Delta: q.Get("delta") == "1", Base: q.Get("base")}
 	switch {
 	case p.Node == "":
 		return p, http.StatusBadRequest, errors.New("missing node parameter")
@@ -40,6 +41,8 @@ func parseStreamParams(q url.Values) (StreamParams, int, error) {
 		return p, http.StatusBadRequest, fmt.Errorf("unknown role %q (want %q or %q)", p.Role, RoleEdge, RoleNode)
 	case len(p.Have) > maxVersionLength:
 		return p, http.StatusBadRequest, fmt.Errorf("have parameter is longer than %d bytes", maxVersionLength)
+	case len(p.Base) > maxVersionLength:
+		return p, http.StatusBadRequest, fmt.Errorf("base parameter is longer than %d bytes", maxVersionLength)
 	}
 	schema, err := strconv.Atoi(q.Get("schema"))
 	if err != nil {
@@ -90,10 +93,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	s.logger.Info("replica connected", "node", p.Node, "role", p.Role, "schema", p.Schema,
-		"identity", id.Name, "remote", r.RemoteAddr, "have", p.Have)
+		"identity", id.Name, "remote", r.RemoteAddr, "have", p.Have, "delta", p.Delta)
 	err = rc.Flush()
 	if err == nil {
-		err = s.pump(r.Context(), w, rc, rep, p.Have)
+		err = s.pump(r.Context(), w, rc, rep, p)
 	}
 	s.unregister(rep)
 	s.logger.Info("replica disconnected", "node", p.Node, "role", p.Role, "remote", r.RemoteAddr, "reason", err)
@@ -150,14 +153,17 @@ func (s *Server) unregister(rep *replica) {
 
 // pump sends the replica the newest view whenever it changes, and heartbeats between.
 // A replica busy receiving one snapshot gets only the newest one after it.
-func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rep *replica, have string) error {
+func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rep *replica, p StreamParams) error {
 	hb := s.opts.HeartbeatInterval
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
-	if have != "" {
-		s.update(rep, func(st *ReplicaStatus) { st.SentVersion = have })
+	if p.Have != "" {
+		s.update(rep, func(st *ReplicaStatus) { st.SentVersion = p.Have })
 	}
-	sender := &viewSender{s: s, w: w, rc: rc, rep: rep, sent: have}
+	sender := &viewSender{s: s, w: w, rc: rc, rep: rep, sent: p.Have, delta: p.Delta}
+	if p.Delta && p.Base != "" {
+		sender.base = s.heldBase(rep, p.Base)
+	}
 	for {
 		gen, changed := s.latest()
 		if gen != nil {
@@ -182,6 +188,26 @@ func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respo
 	}
 }
 
+// heldBase returns the lines of the newest snapshot for rep when their digest is the
+// one the replica says it holds, so that a replica that reconnects, or a controller that
+// restarts, can go on with deltas; otherwise nil, and the replica's first snapshot on
+// this stream is sent whole.
+func (s *Server) heldBase(rep *replica, digest string) *SnapshotLines {
+	gen, _ := s.latest()
+	if gen == nil {
+		return nil
+	}
+	v := s.views.viewOf(gen, viewKey{role: rep.key.role, schema: rep.schema})
+	if v.err != nil {
+		return nil
+	}
+	lines, _, err := v.encoded()
+	if err != nil || lines.Digest() != digest {
+		return nil
+	}
+	return lines
+}
+
 // viewSender sends one replica its view of each generation, unless the replica has it.
 type viewSender struct {
 	s       *Server
@@ -190,6 +216,12 @@ type viewSender struct {
 	rep     *replica
 	sent    string // version of the replica's view it has, or was last sent
 	lastErr string // the last preparation error logged, to log each only once
+	// delta says the replica takes delta frames, and base is what it holds to apply
+	// them to: the lines last sent on this stream (frames arrive in order, and the
+	// replica keeps the lines of every frame it reads, whether or not they apply), or
+	// those it declared holding when it connected. Nil sends the next snapshot whole.
+	delta bool
+	base  *SnapshotLines
 }
 
 // send writes gen's view if it differs from what the replica has. An error preparing
@@ -201,11 +233,7 @@ func (vs *viewSender) send(gen *generation) error {
 	if v.err == nil && v.version == vs.sent {
 		return nil
 	}
-	err := v.err
-	var frame []byte
-	if err == nil {
-		frame, err = v.encoded()
-	}
+	frame, lines, err := vs.frameOf(v)
 	if err != nil {
 		if err.Error() != vs.lastErr {
 			vs.s.logger.Error("cannot prepare the snapshot for a replica", "node", rep.key.node, "role", rep.key.role,
@@ -219,8 +247,42 @@ func (vs *viewSender) send(gen *generation) error {
 		return fmt.Errorf("sending snapshot %s: %w", v.version, err)
 	}
 	vs.sent, vs.lastErr = v.version, ""
-	vs.s.update(rep, func(st *ReplicaStatus) { st.SentVersion = v.version; st.SendError = "" })
+	if vs.delta {
+		vs.base = lines
+	}
+	isDelta := FrameType(frame[0]) == FrameDelta
+	vs.s.update(rep, func(st *ReplicaStatus) {
+		st.SentVersion = v.version
+		st.SendError = ""
+		if isDelta {
+			st.DeltasSent++
+		}
+	})
 	return nil
+}
+
+// frameOf returns the frame that brings the replica to v: a delta from its base when
+// it takes deltas, holds a base, and the delta is the smaller frame; otherwise the whole
+// snapshot. It also returns v's lines, the replica's next base.
+func (vs *viewSender) frameOf(v *view) ([]byte, *SnapshotLines, error) {
+	if v.err != nil {
+		return nil, nil, v.err
+	}
+	lines, full, err := v.encoded()
+	if err != nil || !vs.delta || vs.base == nil {
+		return full, lines, err
+	}
+	delta, err := v.deltaFrom(vs.base)
+	if err != nil {
+		// The whole snapshot still brings the replica to v.
+		vs.s.logger.Warn("cannot compute a delta; sending the whole snapshot", "node", vs.rep.key.node,
+			"role", vs.rep.key.role, "snapshot", v.version, "error", err)
+		return full, lines, nil
+	}
+	if len(delta) < len(full) {
+		return delta, lines, nil
+	}
+	return full, lines, nil
 }
 
 // minWriteThroughput is the slowest a replica may read a large frame: the write

@@ -88,25 +88,58 @@ type view struct {
 	err     error
 
 	encodeOnce sync.Once
+	lines      *SnapshotLines
 	frame      []byte // the complete snapshot frame, header included
 	encodeErr  error
+
+	deltaMu sync.Mutex
+	deltas  map[lineSum][]byte // delta frames to this view, by the digest of their base
 }
 
-// encoded returns the snapshot frame, encoding it on first use.
-func (v *view) encoded() ([]byte, error) {
+// maxCachedDeltas bounds how many bases a view keeps delta frames for. Replicas
+// mostly hold one of the last few versions, so a handful serves a whole fleet.
+const maxCachedDeltas = 8
+
+// encoded returns the snapshot's lines and frame, encoding them on first use.
+func (v *view) encoded() (*SnapshotLines, []byte, error) {
 	v.encodeOnce.Do(func() {
-		payload, err := EncodeSnapshot(v.snap)
+		lines, err := encodeSnapshotLines(v.snap)
 		if err != nil {
 			v.encodeErr = err
 			return
 		}
+		payload, _ := lines.Payload() // set by encodeSnapshotLines, never an error
 		if uint64(len(payload)) > 1<<32-1 {
 			v.encodeErr = fmt.Errorf("%w: snapshot %s is %d bytes compressed", ErrFrameTooLarge, v.version, len(payload))
 			return
 		}
+		v.lines = lines
 		v.frame = appendFrame(make([]byte, 0, FrameHeaderSize+len(payload)), FrameSnapshot, payload)
 	})
-	return v.frame, v.encodeErr
+	return v.lines, v.frame, v.encodeErr
+}
+
+// deltaFrom returns the delta frame that rebuilds v from base, computing it once per
+// base for every replica that holds base. The view must be encoded.
+func (v *view) deltaFrom(base *SnapshotLines) ([]byte, error) {
+	v.deltaMu.Lock()
+	defer v.deltaMu.Unlock()
+	if f, ok := v.deltas[base.digest]; ok {
+		return f, nil
+	}
+	payload, err := EncodeDelta(base, v.lines)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the delta to snapshot %s: %w", v.version, err)
+	}
+	if uint64(len(payload)) > 1<<32-1 {
+		return nil, fmt.Errorf("%w: delta to snapshot %s is %d bytes compressed", ErrFrameTooLarge, v.version, len(payload))
+	}
+	frame := appendFrame(make([]byte, 0, FrameHeaderSize+len(payload)), FrameDelta, payload)
+	if v.deltas == nil || len(v.deltas) >= maxCachedDeltas {
+		v.deltas = map[lineSum][]byte{}
+	}
+	v.deltas[base.digest] = frame
+	return frame, nil
 }
 
 // buildView computes the view of snap for key.

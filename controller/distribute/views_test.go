@@ -93,10 +93,10 @@ func TestViewCacheReusesEncodingOfUnchangedViews(t *testing.T) {
 	g1 := &generation{seq: 1, snap: snapshotWith("/a", "127.0.0.1:1"), views: map[viewKey]*view{}}
 	g2 := &generation{seq: 2, snap: snapshotWith("/b", "127.0.0.1:1"), views: map[viewKey]*view{}}
 	v1 := c.viewOf(g1, key)
-	f1, err := v1.encoded()
+	_, f1, err := v1.encoded()
 	mustNotErr(t, err)
 	v2 := c.viewOf(g2, key)
-	f2, err := v2.encoded()
+	_, f2, err := v2.encoded()
 	mustNotErr(t, err)
 	if v1 != v2 || &f1[0] != &f2[0] {
 		t.Error("an unchanged node view was encoded again")

@@ -41,6 +41,9 @@ const (
 	FrameSnapshot FrameType = 1
 	// FrameHeartbeat carries nothing; it shows the stream is alive.
 	FrameHeartbeat FrameType = 2
+	// FrameDelta carries a snapshot as the changes from the one the replica last
+	// received (see SnapshotLines.ApplyDelta); only replicas that ask for deltas get it.
+	FrameDelta FrameType = 3
 )
 
 // ErrFrameTooLarge is returned by ReadFrame and DecodeSnapshot for input over their
@@ -57,6 +60,12 @@ type StreamParams struct {
 	Schema int
 	// Have is the version the replica already runs, or empty.
 	Have string
+	// Delta says the replica understands delta frames.
+	Delta bool
+	// Base is the digest (SnapshotLines.Digest) of the snapshot the replica holds to
+	// rebuild deltas from, or empty. The server computes its first delta against it
+	// when its own newest snapshot for the replica has that digest.
+	Base string
 }
 
 // StreamURL returns the URL of the snapshot stream at the controller whose base URL
@@ -71,6 +80,12 @@ func StreamURL(base *url.URL, p StreamParams) string {
 	q.Set("schema", strconv.Itoa(p.Schema))
 	if p.Have != "" {
 		q.Set("have", p.Have)
+	}
+	if p.Delta {
+		q.Set("delta", "1")
+		if p.Base != "" {
+			q.Set("base", p.Base)
+		}
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

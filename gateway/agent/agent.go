@@ -121,7 +121,10 @@ type Agent struct {
 	// that unchanged ones are not decoded again.
 	decoder *distribute.Decoder
 
-	mu            sync.Mutex
+	mu sync.Mutex
+	// lines is the last snapshot received (or loaded from disk) in wire form, which
+	// delta frames are applied to; nil when there is none.
+	lines         *distribute.SnapshotLines
 	status        Status
 	appliedSchema int
 	rejectedErr   string
@@ -349,4 +352,25 @@ func (a *Agent) persisted(version string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.status.PersistedVersion = version
+}
+
+// held returns the lines delta frames apply to, or nil.
+func (a *Agent) held() *distribute.SnapshotLines {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lines
+}
+
+// heldDigest is the digest of the held lines, offered to the controller as a base.
+func (a *Agent) heldDigest() string {
+	if l := a.held(); l != nil {
+		return l.Digest()
+	}
+	return ""
+}
+
+func (a *Agent) setHeld(lines *distribute.SnapshotLines) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lines = lines
 }

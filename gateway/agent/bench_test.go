@@ -13,7 +13,8 @@ import (
 
 // BenchmarkPushLatency measures the time from Publish on the controller to Apply
 // returning on a replica, over TLS on loopback, for a small configuration and for one of
-// 5,000 routes (where every change resends, and so re-encodes, the whole snapshot).
+// 5,000 routes (where the controller encodes the whole view again but sends the replica
+// only a delta of the changed lines).
 func BenchmarkPushLatency(b *testing.B) {
 	for _, routes := range []int{10, 5000} {
 		b.Run(fmt.Sprintf("routes=%d", routes), func(b *testing.B) { benchmarkPush(b, routes) })
@@ -71,8 +72,9 @@ func withRouteChanged(s *config.Snapshot, i int, version string) *config.Snapsho
 	return &next
 }
 
-// TestWireBytesFor5000Routes measures what one change costs on the wire at 5,000
-// routes: every change sends the replica's whole view, gzip-compressed.
+// TestWireBytesFor5000Routes measures what a whole snapshot costs on the wire at 5,000
+// routes: the first one a replica gets is its whole view, gzip-compressed (later
+// changes travel as deltas, see TestOneChangeTravelsAsASmallDelta).
 func TestWireBytesFor5000Routes(t *testing.T) {
 	snap := syntheticSnapshot(5000, "size")
 	raw, err := json.Marshal(snap)

@@ -9,10 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/switchyard-dev/switchyard/controller/distribute"
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
-// The state file holds a snapshot frame's payload exactly as the controller sent it
-// (gzip-compressed JSON), so saving costs no encoding.
+// The state file holds a snapshot frame's payload (gzip-compressed JSON): the one the
+// controller sent, or, for a snapshot rebuilt from a delta frame, a new encoding of
+// it, made by the persister's goroutine so that applying never waits for it.
 
 // loadPersisted applies the saved snapshot, if there is a usable one. A missing file is
 // normal on a first start; an unreadable or corrupt one is reported and ignored.
@@ -31,7 +35,11 @@ func (a *Agent) loadPersisted() {
 		a.setError(fmt.Errorf("saved snapshot: %w", err))
 		return
 	}
-	snap, err := a.decoder.Decode(payload)
+	lines, err := distribute.ParseSnapshotLines(payload, a.maxFrame)
+	var snap *config.Snapshot
+	if err == nil {
+		snap, err = a.decoder.DecodeLines(lines)
+	}
 	if err != nil {
 		a.logger.Error("saved snapshot is corrupt; ignoring it", "path", path, "error", err)
 		a.setError(fmt.Errorf("saved snapshot %s is corrupt: %w", path, err))
@@ -42,6 +50,8 @@ func (a *Agent) loadPersisted() {
 		return
 	}
 	a.persisted(snap.Version, nil)
+	// The controller may still run this snapshot: then its next change comes as a delta.
+	a.setHeld(lines)
 	a.logger.Info("serving the saved snapshot until the controller answers", "path", path, "version", snap.Version)
 }
 
@@ -115,7 +125,7 @@ type persister struct {
 
 type persistJob struct {
 	version string
-	payload []byte
+	payload func() ([]byte, error)
 }
 
 func newPersister(path string, done func(string, error)) *persister {
@@ -124,11 +134,17 @@ func newPersister(path string, done func(string, error)) *persister {
 
 // submit queues payload to be saved, replacing any queued one.
 func (p *persister) submit(version string, payload []byte) {
+	p.submitFunc(version, func() ([]byte, error) { return payload, nil })
+}
+
+// submitFunc queues the payload that encode returns to be saved, replacing any queued
+// one; encode runs only if the payload is still the newest when its turn comes.
+func (p *persister) submitFunc(version string, encode func() ([]byte, error)) {
 	if p.path == "" {
 		return
 	}
 	p.mu.Lock()
-	p.pending = &persistJob{version: version, payload: payload}
+	p.pending = &persistJob{version: version, payload: encode}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -157,5 +173,9 @@ func (p *persister) flush() {
 	if job == nil {
 		return
 	}
-	p.done(job.version, writeAtomic(p.path, job.payload))
+	payload, err := job.payload()
+	if err == nil {
+		err = writeAtomic(p.path, payload)
+	}
+	p.done(job.version, err)
 }

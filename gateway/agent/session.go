@@ -105,11 +105,11 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 		case <-ctx.Done():
 			return true, context.Cause(ctx)
 		case <-slot.ready:
-			payload := slot.take()
-			if payload == nil {
+			lines := slot.take()
+			if lines == nil {
 				continue
 			}
-			if err := a.applyPayload(payload, p); err != nil {
+			if err := a.applyLines(lines, p); err != nil {
 				return true, err
 			}
 			select {
@@ -124,6 +124,7 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 func (a *Agent) openStream(ctx context.Context, client *http.Client, token string) (*http.Response, error) {
 	u := distribute.StreamURL(a.base, distribute.StreamParams{
 		Node: a.opts.Node, Role: a.opts.Role, Schema: a.schema, Have: a.have(),
+		Delta: true, Base: a.heldDigest(),
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -167,7 +168,10 @@ func heartbeatOf(h http.Header) time.Duration {
 
 // readFrames reads the stream, keeping only the newest snapshot not yet applied, so
 // that a slow Apply skips versions that are already stale and heartbeats keep being
-// read meanwhile.
+// read meanwhile. Every snapshot frame and delta frame is turned into lines here, in
+// stream order, since each delta is computed against the frame before it; a frame that
+// cannot be read, or a delta against other lines than this replica holds, ends the
+// stream, and the next one starts from a whole snapshot.
 func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.CancelCauseFunc) {
 	for {
 		t, payload, err := distribute.ReadFrame(body, a.maxFrame)
@@ -178,17 +182,33 @@ func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.Canc
 			cancel(fmt.Errorf("reading the stream: %w", err))
 			return
 		}
-		if t == distribute.FrameSnapshot {
-			slot.put(payload)
+		var lines *distribute.SnapshotLines
+		switch t {
+		case distribute.FrameSnapshot:
+			lines, err = distribute.ParseSnapshotLines(payload, a.maxFrame)
+		case distribute.FrameDelta:
+			lines, err = a.held().ApplyDelta(payload, a.maxFrame)
+		default:
+			continue
 		}
+		if err != nil {
+			if errors.Is(err, distribute.ErrDeltaBase) {
+				// Forget the lines: the controller no longer agrees on them.
+				a.setHeld(nil)
+			}
+			cancel(fmt.Errorf("reading a %d-byte frame: %w", len(payload), err))
+			return
+		}
+		a.setHeld(lines)
+		slot.put(lines)
 	}
 }
 
-// applyPayload decodes and applies one snapshot. A snapshot that does not apply is
+// applyLines decodes and applies one snapshot. A snapshot that does not apply is
 // recorded for the ack and the stream goes on; one that cannot be decoded ends the
 // stream, since the bytes on it cannot be trusted.
-func (a *Agent) applyPayload(payload []byte, p *persister) error {
-	snap, err := a.decoder.Decode(payload)
+func (a *Agent) applyLines(lines *distribute.SnapshotLines, p *persister) error {
+	snap, err := a.decoder.DecodeLines(lines)
 	if err != nil {
 		return err
 	}
@@ -201,8 +221,8 @@ func (a *Agent) applyPayload(payload []byte, p *persister) error {
 		return nil
 	}
 	a.logger.Info("applied snapshot", "version", snap.Version, "schema", snap.SchemaVersion,
-		"bytes", len(payload), "took", time.Since(start).Round(time.Microsecond))
-	p.submit(snap.Version, payload)
+		"bytes", lines.Size(), "took", time.Since(start).Round(time.Microsecond))
+	p.submitFunc(snap.Version, lines.Payload)
 	return nil
 }
 
@@ -369,13 +389,13 @@ func (r *activityReader) Read(p []byte) (int, error) {
 // latestSlot holds at most one value, the newest put; ready signals that it holds one.
 type latestSlot struct {
 	mu    sync.Mutex
-	value []byte
+	value *distribute.SnapshotLines
 	ready chan struct{}
 }
 
 func newLatestSlot() *latestSlot { return &latestSlot{ready: make(chan struct{}, 1)} }
 
-func (s *latestSlot) put(v []byte) {
+func (s *latestSlot) put(v *distribute.SnapshotLines) {
 	s.mu.Lock()
 	s.value = v
 	s.mu.Unlock()
@@ -385,7 +405,7 @@ func (s *latestSlot) put(v []byte) {
 	}
 }
 
-func (s *latestSlot) take() []byte {
+func (s *latestSlot) take() *distribute.SnapshotLines {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := s.value
