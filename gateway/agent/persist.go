@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/controller/distribute"
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -152,6 +153,12 @@ func (p *persister) submitFunc(version string, encode func() ([]byte, error)) {
 	}
 }
 
+// minSaveInterval spaces saves out. Under churn the file then trails the serving
+// snapshot by at most this long, while a replica writes (and fsyncs, and for delta-built
+// snapshots re-compresses) a couple of times a second instead of on every change; on a
+// node with many replicas that disk and CPU time is what the next change waits for.
+const minSaveInterval = 500 * time.Millisecond
+
 // run saves queued snapshots until ctx ends, then saves the last queued one, if any.
 func (p *persister) run(ctx context.Context) {
 	for {
@@ -159,6 +166,14 @@ func (p *persister) run(ctx context.Context) {
 		case <-p.wake:
 			p.flush()
 		case <-ctx.Done():
+			p.flush()
+			return
+		}
+		pause := time.NewTimer(minSaveInterval)
+		select {
+		case <-pause.C:
+		case <-ctx.Done():
+			pause.Stop()
 			p.flush()
 			return
 		}
