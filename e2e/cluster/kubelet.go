@@ -3,8 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,28 +20,61 @@ import (
 	"github.com/switchyard-dev/switchyard/e2e/echo"
 )
 
+// KubeletPort is the port of the kubelet API that the API server calls for pods/log;
+// the kubelet serves it on the node's InternalIP.
+const KubeletPort = 10250
+
+// retryInterval spaces the attempts to start a Pod whose volumes or environment
+// cannot be prepared yet, such as one whose Secret does not exist yet.
+const retryInterval = time.Second
+
 // Kubelet is the harness's stand-in for a node agent: it registers a Node, binds
-// unscheduled Pods to it, gives each Pod a unique address in PodCIDR, runs the echo
-// backend on that address for each of the Pod's container ports (3000 when none is
-// declared), reports the Pod Running and Ready, and finishes Pod deletions.
+// unscheduled Pods (spreading them over the ready nodes), gives each Pod a unique
+// address in PodCIDR, runs the echo backend there as each container would serve
+// (see containerServers), reports the Pod Running and Ready, and finishes Pod
+// deletions. It also serves container logs over the kubelet API so that the API
+// server can answer pods/log.
 type Kubelet struct {
 	client kubernetes.Interface
 	node   string
-	// subnet is the third octet of this node's Pod addresses (10.244.<subnet>.x).
+	// subnet is the third octet of this node's addresses (10.244.<subnet>.x).
 	subnet int
+	// root holds one folder per Pod for its materialised volumes.
+	root string
 
 	mu      sync.Mutex
-	nextIP  int
-	running map[types.UID]context.CancelFunc
+	usedIPs map[int]bool
+	running map[types.UID]*podRuntime
+	retryAt map[types.UID]time.Time
 }
 
-// StartKubelet registers node and runs its loop until the test ends. subnet (1-254)
-// picks the node's Pod address range, 10.244.<subnet>.0/24.
+// podRuntime is what the kubelet keeps for a Pod it runs.
+type podRuntime struct {
+	namespace, name string
+	hostOctet       int
+	cancel          context.CancelFunc
+	dir             string
+	// logs holds each container's output by container name.
+	logs map[string]*containerLog
+}
+
+// StartKubelet registers node and runs its loop and its API until the test ends.
+// subnet (1-254) picks the node's address range, 10.244.<subnet>.0/24: the node is
+// 10.244.<subnet>.1 and its Pods get the other addresses.
 func (c *Cluster) StartKubelet(t testing.TB, node string, subnet int) *Kubelet {
 	t.Helper()
+	if subnet < 1 || subnet > 254 {
+		t.Fatalf("kubelet %s: subnet %d is outside 1-254", node, subnet)
+	}
 	k := &Kubelet{client: kubernetes.NewForConfigOrDie(c.Config), node: node, subnet: subnet,
-		nextIP: 2, running: map[types.UID]context.CancelFunc{}}
+		root: t.TempDir(), usedIPs: map[int]bool{}, running: map[types.UID]*podRuntime{},
+		retryAt: map[types.UID]time.Time{}}
+	stopAPI, err := k.serveAPI()
+	if err != nil {
+		t.Fatalf("kubelet %s: %v", node, err)
+	}
 	if err := k.register(context.Background()); err != nil {
+		stopAPI()
 		t.Fatalf("registering node %s: %v", node, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -49,17 +83,30 @@ func (c *Cluster) StartKubelet(t testing.TB, node string, subnet int) *Kubelet {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		stopAPI()
 		k.mu.Lock()
-		for _, stop := range k.running {
-			stop()
+		uids := make([]types.UID, 0, len(k.running))
+		for uid := range k.running {
+			uids = append(uids, uid)
 		}
 		k.mu.Unlock()
+		for _, uid := range uids {
+			k.stop(uid)
+		}
 	})
 	return k
 }
 
+// NodeIP is the node's InternalIP, where its kubelet API listens.
+func (k *Kubelet) NodeIP() string { return fmt.Sprintf("10.244.%d.1", k.subnet) }
+
+// labels are the well-known labels a kubelet puts on its Node.
+func (k *Kubelet) labels() map[string]string {
+	return map[string]string{corev1.LabelHostname: k.node, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64"}
+}
+
 func (k *Kubelet) register(ctx context.Context) error {
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.node}}
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: k.node, Labels: k.labels()}}
 	created, err := k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if err != nil {
 		return err
@@ -68,7 +115,10 @@ func (k *Kubelet) register(ctx context.Context) error {
 		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 		LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(),
 	}}
-	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.244.%d.1", k.subnet)}}
+	// Only an InternalIP is listed, so that the API server's default address
+	// preference (Hostname first) still reaches the kubelet API at this address.
+	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.NodeIP()}}
+	created.Status.DaemonEndpoints.KubeletEndpoint.Port = KubeletPort
 	_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
 	return err
 }
@@ -87,19 +137,16 @@ func (k *Kubelet) loop(ctx context.Context) {
 		if err != nil {
 			continue
 		}
+		k.bindClaimed(ctx, pods.Items)
 		for i := range pods.Items {
 			k.sync(ctx, &pods.Items[i])
 		}
 	}
 }
 
+// sync brings one Pod bound to this node to its wanted state.
 func (k *Kubelet) sync(ctx context.Context, pod *corev1.Pod) {
 	switch {
-	case pod.Spec.NodeName == "":
-		_ = k.client.CoreV1().Pods(pod.Namespace).Bind(ctx, &corev1.Binding{
-			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, UID: pod.UID},
-			Target:     corev1.ObjectReference{Kind: "Node", Name: k.node},
-		}, metav1.CreateOptions{})
 	case pod.Spec.NodeName != k.node:
 	case pod.DeletionTimestamp != nil:
 		k.stop(pod.UID)
@@ -114,33 +161,74 @@ func (k *Kubelet) sync(ctx context.Context, pod *corev1.Pod) {
 	}
 }
 
-// start runs the Pod's echo servers on a fresh address and reports the Pod ready.
+// start prepares the Pod's volumes and environment, runs its servers on a fresh
+// address and reports the Pod ready. When preparing fails it reports why on the
+// Pod and tries again later, as a kubelet does for a missing Secret.
 func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	k.mu.Lock()
-	if _, ok := k.running[pod.UID]; ok {
-		k.mu.Unlock()
+	_, isRunning := k.running[pod.UID]
+	waiting := time.Now().Before(k.retryAt[pod.UID])
+	k.mu.Unlock()
+	if isRunning || waiting {
 		return
 	}
-	ip := fmt.Sprintf("10.244.%d.%d", k.subnet, k.nextIP)
-	k.nextIP++
+	octet, err := k.allocateIP()
+	if err != nil {
+		k.reportWaiting(ctx, pod, err)
+		return
+	}
+	ip := fmt.Sprintf("10.244.%d.%d", k.subnet, octet)
+	rt := &podRuntime{namespace: pod.Namespace, name: pod.Name, hostOctet: octet,
+		dir: filepath.Join(k.root, string(pod.UID)), logs: map[string]*containerLog{}}
+	plans, err := k.prepare(ctx, pod, ip, rt.dir)
+	if err != nil {
+		k.releaseIP(octet)
+		_ = os.RemoveAll(rt.dir)
+		k.reportWaiting(ctx, pod, err)
+		return
+	}
+	for _, plan := range plans {
+		rt.logs[plan.container] = newContainerLog(maxLogBytes)
+	}
 	podCtx, cancel := context.WithCancel(context.Background())
-	k.running[pod.UID] = cancel
+	rt.cancel = cancel
+	k.mu.Lock()
+	k.running[pod.UID] = rt
+	delete(k.retryAt, pod.UID)
 	k.mu.Unlock()
+	for _, plan := range plans {
+		k.runContainer(podCtx, ip, plan, rt.logs[plan.container])
+	}
+	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, readyStatus(pod, ip, k.NodeIP()), metav1.UpdateOptions{}); err != nil {
+		// The Pod changed meanwhile; stop and let the next poll start it again.
+		k.stop(pod.UID)
+	}
+}
 
-	opts := echo.Options{Pod: pod.Name, Namespace: pod.Namespace, LogWriter: io.Discard}
-	for _, port := range podPorts(pod) {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+// runContainer serves each of the container's ports. A port that cannot be bound,
+// for instance because another container of the Pod took it, is skipped, noted in
+// the container's log.
+func (k *Kubelet) runContainer(ctx context.Context, ip string, plan containerPlan, logs *containerLog) {
+	for _, srv := range plan.servers {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(srv.port)))
 		if err != nil {
+			fmt.Fprintf(logs, "cannot listen on port %d: %v\n", srv.port, err)
 			continue
 		}
-		o := opts
-		o.HTTPPort = port
-		go func() { _ = echo.Serve(podCtx, l, o) }()
+		o := plan.options
+		o.HTTPPort, o.TLSConfig, o.LogWriter = srv.port, srv.tls, logs
+		go func() { _ = echo.Serve(ctx, l, o) }()
 	}
+}
+
+// readyStatus is pod's status once all its containers run at ip.
+func readyStatus(pod *corev1.Pod, ip, hostIP string) *corev1.Pod {
+	pod = pod.DeepCopy()
 	now := metav1.Now()
 	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP, pod.Status.HostIP = ip, fmt.Sprintf("10.244.%d.1", k.subnet)
+	pod.Status.PodIP, pod.Status.HostIP = ip, hostIP
 	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	pod.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
 	pod.Status.StartTime = &now
 	pod.Status.Conditions = []corev1.PodCondition{
 		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
@@ -151,38 +239,87 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	pod.Status.ContainerStatuses = nil
 	for _, c := range pod.Spec.Containers {
 		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, Ready: true, Started: ptrTo(true),
+			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptrTo(true),
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})
 	}
-	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		// The Pod changed meanwhile; stop and let the next poll start it again.
-		k.stop(pod.UID)
+	return pod
+}
+
+// reportWaiting records on the Pod why its containers are not running yet, once
+// per distinct reason, and schedules the next attempt.
+func (k *Kubelet) reportWaiting(ctx context.Context, pod *corev1.Pod, cause error) {
+	k.mu.Lock()
+	k.retryAt[pod.UID] = time.Now().Add(retryInterval)
+	k.mu.Unlock()
+	message := cause.Error()
+	if len(pod.Status.ContainerStatuses) > 0 {
+		if w := pod.Status.ContainerStatuses[0].State.Waiting; w != nil && w.Message == message {
+			return
+		}
 	}
+	pod = pod.DeepCopy()
+	pod.Status.Phase = corev1.PodPending
+	pod.Status.HostIP = k.NodeIP()
+	pod.Status.ContainerStatuses = nil
+	for _, c := range pod.Spec.Containers {
+		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image,
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating", Message: message}},
+		})
+	}
+	_, _ = k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 }
 
 func (k *Kubelet) stop(uid types.UID) {
 	k.mu.Lock()
-	defer k.mu.Unlock()
-	if cancel, ok := k.running[uid]; ok {
-		cancel()
-		delete(k.running, uid)
+	rt, ok := k.running[uid]
+	delete(k.running, uid)
+	delete(k.retryAt, uid)
+	if ok {
+		delete(k.usedIPs, rt.hostOctet)
 	}
+	k.mu.Unlock()
+	if !ok {
+		return
+	}
+	rt.cancel()
+	for _, logs := range rt.logs {
+		logs.Close()
+	}
+	_ = os.RemoveAll(rt.dir)
 }
 
-// podPorts lists the container ports to serve, 3000 (the echo server's default) when
-// the Pod declares none.
-func podPorts(pod *corev1.Pod) []int {
-	var ports []int
-	for _, c := range pod.Spec.Containers {
-		for _, p := range c.Ports {
-			ports = append(ports, int(p.ContainerPort))
+// allocateIP takes the lowest free host number of the node's /24; 1 is the node's.
+func (k *Kubelet) allocateIP() (int, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for octet := 2; octet <= 254; octet++ {
+		if !k.usedIPs[octet] {
+			k.usedIPs[octet] = true
+			return octet, nil
 		}
 	}
-	if len(ports) == 0 {
-		ports = []int{3000}
+	return 0, fmt.Errorf("node %s has no free Pod address left in 10.244.%d.0/24", k.node, k.subnet)
+}
+
+func (k *Kubelet) releaseIP(octet int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.usedIPs, octet)
+}
+
+// lookup finds a running Pod's container log by the Pod's namespace and name.
+func (k *Kubelet) lookup(namespace, pod, container string) (*containerLog, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, rt := range k.running {
+		if rt.namespace == namespace && rt.name == pod {
+			logs, ok := rt.logs[container]
+			return logs, ok
+		}
 	}
-	return ports
+	return nil, false
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -40,6 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// LogWriter receives one line per request; nil means os.Stdout.
 	LogWriter io.Writer
+	// TLSConfig, when set, makes Serve speak TLS with it (HTTP/1.1 and HTTP/2 by
+	// ALPN) instead of cleartext HTTP/1.1 and h2c. It must hold a certificate.
+	TLSConfig *tls.Config
 }
 
 // Reply is the JSON body of an echo answer. Its field names are those of the Gateway
@@ -235,11 +238,16 @@ func ListenAndServe(ctx context.Context, addr string, opts Options) error {
 	return Serve(ctx, ln, opts)
 }
 
-// Serve is ListenAndServe on an existing listener, which it closes.
+// Serve is ListenAndServe on an existing listener, which it closes. With
+// opts.TLSConfig it serves HTTPS instead.
 func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true)
+	if opts.TLSConfig != nil {
+		protocols.SetHTTP2(true)
+	} else {
+		protocols.SetUnencryptedHTTP2(true)
+	}
 	srv := &http.Server{
 		Handler:           Handler(opts),
 		Protocols:         &protocols,
@@ -250,7 +258,14 @@ func Serve(ctx context.Context, ln net.Listener, opts Options) error {
 		srv.ErrorLog = slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if opts.TLSConfig != nil {
+		// The server clones the config and adds the ALPN protocols it speaks; the
+		// certificate comes from the config, so no files are named here.
+		srv.TLSConfig = opts.TLSConfig
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,319 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchyard-dev/switchyard/e2e/echo"
+)
+
+// The ports the conformance echo server listens on when its environment names none.
+const (
+	defaultHTTPPort  = 3000
+	defaultH2CPort   = 3001
+	defaultHTTPSPort = 8443
+)
+
+// containerPlan is what the kubelet runs for one container: echo servers that report
+// the container's identity.
+type containerPlan struct {
+	container string
+	options   echo.Options
+	servers   []serverPlan
+}
+
+// serverPlan is one listening port, cleartext (HTTP/1.1 and h2c) or, with tls, HTTPS.
+type serverPlan struct {
+	port int
+	tls  *tls.Config
+}
+
+// mount maps a container's mountPath to the folder that holds the volume's files.
+type mount struct {
+	mountPath, hostPath string
+}
+
+// prepare materialises the Pod's volumes under dir and works out, from each
+// container's resolved environment and ports, what to serve at ip.
+func (k *Kubelet) prepare(ctx context.Context, pod *corev1.Pod, ip, dir string) ([]containerPlan, error) {
+	volumes, err := k.materialiseVolumes(ctx, pod, dir)
+	if err != nil {
+		return nil, err
+	}
+	var plans []containerPlan
+	serving := false
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		env, err := k.containerEnv(ctx, pod, c, ip)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		servers, err := containerServers(c, env, containerMounts(c, volumes))
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		serving = serving || len(servers) > 0
+		plans = append(plans, containerPlan{container: c.Name, options: echoIdentity(pod, env), servers: servers})
+	}
+	// A Pod that declares nothing to serve still answers on the echo server's default
+	// port, so that a Service in front of it has something to reach.
+	if !serving && len(plans) > 0 {
+		plans[0].servers = []serverPlan{{port: defaultHTTPPort}}
+	}
+	return plans, nil
+}
+
+// echoIdentity is what the echo server reports about itself: the variables the
+// conformance echo server reads, and the Pod's own name and namespace where those
+// are not set.
+func echoIdentity(pod *corev1.Pod, env map[string]string) echo.Options {
+	opts := echo.Options{Pod: pod.Name, Namespace: pod.Namespace,
+		Ingress: env["INGRESS_NAME"], Service: env["SERVICE_NAME"]}
+	if v, ok := env["POD_NAME"]; ok {
+		opts.Pod = v
+	}
+	if v, ok := env["NAMESPACE"]; ok {
+		opts.Namespace = v
+	}
+	return opts
+}
+
+// isEchoServer reports whether a container behaves as the conformance echo server:
+// its image, or an environment that only that server reads, says so.
+func isEchoServer(c *corev1.Container, env map[string]string) bool {
+	if strings.Contains(c.Image, "echo-basic") {
+		return true
+	}
+	for _, name := range []string{"HTTP_PORT", "H2C_PORT", "HTTPS_PORT", "TLS_SERVER_CERT"} {
+		if _, ok := env[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// containerServers lists the ports a container serves. The conformance echo server
+// listens on HTTP_PORT and H2C_PORT, and on HTTPS_PORT with the certificate that
+// TLS_SERVER_CERT and TLS_SERVER_PRIVKEY name; any other image is taken to serve
+// echo on each declared TCP port. UDP and SCTP ports are not served.
+func containerServers(c *corev1.Container, env map[string]string, mounts []mount) ([]serverPlan, error) {
+	var servers []serverPlan
+	taken := map[int]bool{}
+	add := func(port int, cfg *tls.Config) {
+		if !taken[port] {
+			taken[port] = true
+			servers = append(servers, serverPlan{port: port, tls: cfg})
+		}
+	}
+	if isEchoServer(c, env) {
+		for _, p := range []struct {
+			name string
+			def  int
+		}{{"HTTP_PORT", defaultHTTPPort}, {"H2C_PORT", defaultH2CPort}} {
+			port, err := envPort(env, p.name, p.def)
+			if err != nil {
+				return nil, err
+			}
+			add(port, nil)
+		}
+		if env["TLS_SERVER_CERT"] != "" && env["TLS_SERVER_PRIVKEY"] != "" {
+			cfg, err := serverTLS(env, mounts)
+			if err != nil {
+				return nil, err
+			}
+			port, err := envPort(env, "HTTPS_PORT", defaultHTTPSPort)
+			if err != nil {
+				return nil, err
+			}
+			add(port, cfg)
+		}
+	}
+	for _, p := range c.Ports {
+		if p.Protocol == "" || p.Protocol == corev1.ProtocolTCP {
+			add(int(p.ContainerPort), nil)
+		}
+	}
+	return servers, nil
+}
+
+// envPort reads a port number from the environment, def when unset.
+func envPort(env map[string]string, name string, def int) (int, error) {
+	v, ok := env[name]
+	if !ok || v == "" {
+		return def, nil
+	}
+	port, err := strconv.Atoi(v)
+	if err != nil || port < 1 || port > 65535 {
+		return 0, fmt.Errorf("%s=%q is not a port number", name, v)
+	}
+	return port, nil
+}
+
+// serverTLS loads the serving certificate the environment names, reading the files
+// from the container's mounted volumes, and the optional client CA bundle: like the
+// conformance echo server, it then checks client certificates that are offered but
+// does not require one.
+func serverTLS(env map[string]string, mounts []mount) (*tls.Config, error) {
+	certFile, keyFile := resolvePath(env["TLS_SERVER_CERT"], mounts), resolvePath(env["TLS_SERVER_PRIVKEY"], mounts)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the serving certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	if caFile := env["TLS_CLIENT_CACERTS"]; caFile != "" {
+		pem, err := os.ReadFile(resolvePath(caFile, mounts))
+		if err != nil {
+			return nil, fmt.Errorf("reading the client CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the client CA bundle %s holds no PEM certificate", caFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+// containerMounts lists where the container sees the volumes the kubelet wrote.
+// Mounts of volumes the kubelet does not materialise are left out.
+func containerMounts(c *corev1.Container, volumes map[string]string) []mount {
+	var mounts []mount
+	for _, m := range c.VolumeMounts {
+		host, ok := volumes[m.Name]
+		if !ok {
+			continue
+		}
+		if m.SubPath != "" && filepath.IsLocal(m.SubPath) {
+			host = filepath.Join(host, m.SubPath)
+		}
+		mounts = append(mounts, mount{mountPath: filepath.Clean(m.MountPath), hostPath: host})
+	}
+	return mounts
+}
+
+// resolvePath turns a path as the container sees it into the file the kubelet wrote,
+// through the most specific mount that holds it; other paths are used as given.
+func resolvePath(p string, mounts []mount) string {
+	p = filepath.Clean(p)
+	best := -1
+	for i, m := range mounts {
+		if (p == m.mountPath || strings.HasPrefix(p, strings.TrimSuffix(m.mountPath, "/")+"/")) &&
+			(best < 0 || len(m.mountPath) > len(mounts[best].mountPath)) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return p
+	}
+	rest := strings.TrimPrefix(p, mounts[best].mountPath)
+	return filepath.Join(mounts[best].hostPath, rest)
+}
+
+// materialiseVolumes writes the Pod's Secret, ConfigMap and emptyDir volumes into
+// folders under dir and returns each volume's folder by name.
+func (k *Kubelet) materialiseVolumes(ctx context.Context, pod *corev1.Pod, dir string) (map[string]string, error) {
+	folders := map[string]string{}
+	for _, v := range pod.Spec.Volumes {
+		var (
+			data     map[string][]byte
+			items    []corev1.KeyToPath
+			optional bool
+			err      error
+		)
+		switch {
+		case v.Secret != nil:
+			items, optional = v.Secret.Items, v.Secret.Optional != nil && *v.Secret.Optional
+			data, err = k.secretData(ctx, pod.Namespace, v.Secret.SecretName, optional)
+		case v.ConfigMap != nil:
+			items, optional = v.ConfigMap.Items, v.ConfigMap.Optional != nil && *v.ConfigMap.Optional
+			data, err = k.configMapData(ctx, pod.Namespace, v.ConfigMap.Name, optional)
+		case v.EmptyDir != nil:
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		folder := filepath.Join(dir, "volumes", v.Name)
+		if err := writeVolume(folder, data, items, optional); err != nil {
+			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+		folders[v.Name] = folder
+	}
+	return folders, nil
+}
+
+// writeVolume writes data into folder: the listed items under their paths, or every
+// key under its own name when no item is listed.
+func writeVolume(folder string, data map[string][]byte, items []corev1.KeyToPath, optional bool) error {
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return err
+	}
+	if len(items) == 0 {
+		for key := range data {
+			items = append(items, corev1.KeyToPath{Key: key, Path: key})
+		}
+	}
+	for _, item := range items {
+		value, ok := data[item.Key]
+		if !ok {
+			if optional {
+				continue
+			}
+			return fmt.Errorf("key %q is missing", item.Key)
+		}
+		if !filepath.IsLocal(item.Path) {
+			return fmt.Errorf("path %q leaves the volume", item.Path)
+		}
+		file := filepath.Join(folder, item.Path)
+		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, value, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretData reads a Secret's data; a missing optional Secret reads as empty.
+func (k *Kubelet) secretData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
+	s, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && optional {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
+	}
+	return s.Data, nil
+}
+
+// configMapData reads a ConfigMap's text and binary data together; a missing
+// optional ConfigMap reads as empty.
+func (k *Kubelet) configMapData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
+	cm, err := k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && optional {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configmap %s/%s: %w", namespace, name, err)
+	}
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for key, value := range cm.Data {
+		data[key] = []byte(value)
+	}
+	for key, value := range cm.BinaryData {
+		data[key] = value
+	}
+	return data, nil
+}
