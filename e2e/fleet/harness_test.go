@@ -139,6 +139,21 @@ func (r *replica) configVersion() string {
 	return v.Version
 }
 
+// waitSaved waits until the replica has saved the snapshot it runs to its state file
+// (saves trail applies by up to half a second).
+func (r *replica) waitSaved(t testing.TB) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "replica saved its running snapshot", func() bool {
+		resp, err := http.Get(r.admin + "/api/v1/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var st struct{ Version, PersistedVersion string }
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Version != "" && st.PersistedVersion == st.Version
+	})
+}
+
 // process is a started switchyard process.
 type process = proc.Process
 

@@ -98,6 +98,7 @@ func TestControllerOutage(t *testing.T) {
 	assertAllOK(t, addr, 50)
 
 	// A replica restarted while the controller is down starts from its saved snapshot.
+	gw.waitSaved(t)
 	gw.Kill()
 	gw = e.startGateway("node-a")
 	waitFor(t, 20*time.Second, "restarted replica ready from its saved snapshot", gw.ready)
