@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +47,7 @@ type controllerFlags struct {
 	tlsKey         string
 	tokenFile      string
 	serviceAccts   string
+	audiences      string
 	addressPool    string
 	placementMode  string
 	edgeSelector   string
@@ -67,13 +72,14 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate of the snapshot server (required)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of the snapshot server (required)")
 	fs.StringVar(&f.tokenFile, "gateway-token-file", "", "file holding a shared bearer token that gateway replicas may present")
+	fs.StringVar(&f.audiences, "gateway-token-audiences", "", "comma-separated audiences ServiceAccount tokens must carry (for example a projected token's audience \"switchyard\"); empty means the API server's")
 	fs.StringVar(&f.serviceAccts, "gateway-service-accounts", "", "comma-separated ServiceAccounts (namespace/name) whose tokens, checked with a TokenReview, gateway replicas may present")
 	fs.StringVar(&f.placementMode, "placement", "", "how Gateways are placed on the edge tier: service (one Service per Gateway, container ports allocated) or pool (addresses from --address-pool); empty means pool when --address-pool is set, else service")
 	fs.StringVar(&f.addressPool, "address-pool", "", "pool mode: comma-separated IPs and CIDRs to give Gateways addresses from")
 	fs.StringVar(&f.edgeSelector, "edge-selector", "app.kubernetes.io/name=switchyard,app.kubernetes.io/component=edge", "service mode: label selector of the edge replica Pods")
 	fs.StringVar(&f.portRange, "port-range", "20000-29999", "service mode: container ports to allocate to Gateway listeners")
 	fs.StringVar(&f.serviceType, "service-type", "LoadBalancer", "service mode: Service type when the GatewayClass parameters name none")
-	fs.StringVar(&f.identity, "identity", host, "this replica's name in the leader Lease")
+	fs.StringVar(&f.identity, "identity", host+"-"+randomSuffix(), "this replica's name in the leader Lease (unique per process)")
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader on a Lease; only the leader writes status and Services")
 	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the leader Lease")
 	fs.StringVar(&f.leaseName, "leader-election-name", "switchyard-controller", "name of the leader Lease")
@@ -149,6 +155,58 @@ type controllerParts struct {
 	elector  *leader.Elector
 	registry *prometheus.Registry
 	tls      *tls.Config
+
+	// synced is set once every informer has listed: before that a translation would
+	// see a partial cluster, publish a snapshot missing routes and, when leading,
+	// delete the Services of Gateways not yet listed.
+	synced atomic.Bool
+	// leadership is the context of the current term as leader (cancelled when the
+	// Lease is lost); writes to the API server run under it, so that a deposed leader
+	// stops writing at once. Without leader election it is the process's context.
+	leadership atomic.Pointer[context.Context]
+	retry      retryBackoff
+}
+
+// retryBackoff spaces out the re-translations that retry failed writes: one second
+// after the first failure, doubling to a minute while failures go on.
+type retryBackoff struct {
+	mu       sync.Mutex
+	failures int
+}
+
+// after records the outcome of a round of writes and returns how long to wait before
+// retrying, or 0 when the round succeeded.
+func (r *retryBackoff) after(failed bool) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !failed {
+		r.failures = 0
+		return 0
+	}
+	r.failures++
+	return min(time.Second<<min(r.failures-1, 6), time.Minute)
+}
+
+// retryWritesLater schedules a translation to retry failed writes, with backoff.
+func (c *controllerParts) retryWritesLater(failed bool) {
+	if wait := c.retry.after(failed); wait > 0 {
+		time.AfterFunc(wait, c.trigger.Trigger)
+	}
+}
+
+// writeContext is the context API writes run under: the current leadership term.
+func (c *controllerParts) writeContext() context.Context {
+	if p := c.leadership.Load(); p != nil {
+		return *p
+	}
+	return context.Background()
+}
+
+// changed is the informers' notification: translate soon, once the caches are full.
+func (c *controllerParts) changed() {
+	if c.synced.Load() {
+		c.trigger.Trigger()
+	}
 }
 
 func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwClient gwclient.Interface, logger *slog.Logger) (*controllerParts, error) {
@@ -172,7 +230,7 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		return nil, err
 	}
 	c.source, err = kube.NewSource(kubeClient, gwClient, kube.SourceOptions{
-		OnChange: func(kube.Change) { c.trigger.Trigger() },
+		OnChange: func(kube.Change) { c.changed() },
 		Logger:   logger,
 	})
 	if err != nil {
@@ -182,8 +240,11 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		Client: kubeClient, Namespace: f.leaseNamespace, Name: f.leaseName, Identity: f.identity,
 		// A new leader re-translates at once, so status and Services catch up with
 		// whatever changed while nobody led.
-		OnStartedLeading: func(context.Context) { c.trigger.Trigger() },
-		Logger:           logger,
+		OnStartedLeading: func(term context.Context) {
+			c.leadership.Store(&term)
+			c.changed()
+		},
+		Logger: logger,
 	})
 	if err != nil {
 		return nil, err
@@ -200,17 +261,20 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 			// Services change before the snapshot that uses their ports goes out, so
 			// a freed container port is never bound by two Gateways at once.
 			if leading && !res.Plan.Empty() {
-				if err := services.Apply(ctx, res.Plan); err != nil {
-					logger.Error("syncing Gateway Services", "error", err)
+				writeCtx, cancel := context.WithTimeout(c.writeContext(), 30*time.Second)
+				err := services.Apply(writeCtx, res.Plan)
+				cancel()
+				if err != nil {
+					logger.Error("syncing Gateway Services; retrying", "error", err)
 				}
+				c.retryWritesLater(err != nil)
 			}
 		},
-		WriteStatus: func(ctx context.Context, out *translate.Output) {
-			// A failed write is retried by translating again after a pause; the
-			// writer skips everything already written.
-			if n := writer.Apply(ctx, out, c.source); n.Errors > 0 {
-				time.AfterFunc(time.Second, c.trigger.Trigger)
-			}
+		// A failed write is retried by translating again after a pause; the writer
+		// skips everything already written.
+		WriteStatus: func(_ context.Context, out *translate.Output) {
+			n := writer.Apply(c.writeContext(), out, c.source)
+			c.retryWritesLater(n.Errors > 0)
 		},
 		Publish:    c.snaps.Publish,
 		Leading:    c.leading,
@@ -243,7 +307,7 @@ func gatewayAuthenticator(f *controllerFlags, kubeClient kubernetes.Interface) (
 			}
 			users = append(users, "system:serviceaccount:"+ns+":"+name)
 		}
-		auths = append(auths, distribute.TokenReview(kubeClient.AuthenticationV1().TokenReviews(), users, nil))
+		auths = append(auths, distribute.TokenReview(kubeClient.AuthenticationV1().TokenReviews(), users, splitList(f.audiences)))
 	}
 	if len(auths) == 1 {
 		return auths[0], nil
@@ -298,11 +362,19 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 		return fmt.Errorf("starting informers: %w", err)
 	}
 	c.logger.Info("caches synced; translating")
+	if !c.f.leaderElect {
+		c.leadership.Store(&ctx)
+	}
+	c.synced.Store(true)
 	c.trigger.Trigger()
 	go c.mgr.RunStatusWriter(ctx)
-	if c.f.leaderElect {
-		go c.elector.Run(ctx)
-	}
+	electorDone := make(chan struct{})
+	go func() {
+		defer close(electorDone)
+		if c.f.leaderElect {
+			_ = c.elector.Run(ctx)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 	case err := <-snapErr:
@@ -311,6 +383,13 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 		}
 	}
 	c.logger.Info("shutting down")
+	// The elector releases the Lease when ctx ends, so that another controller leads
+	// at once; wait for that before exiting.
+	select {
+	case <-electorDone:
+	case <-time.After(10 * time.Second):
+		c.logger.Warn("the leader Lease was not released within 10 s")
+	}
 	c.trigger.Stop()
 	c.source.Shutdown()
 	shutdownCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
@@ -352,4 +431,11 @@ func (a anyAuthenticator) Authenticate(ctx context.Context, token string) (distr
 		firstErr = errors.New("no authenticator is configured")
 	}
 	return distribute.Identity{}, firstErr
+}
+
+// randomSuffix tells apart processes on one host (host-network Pods share a hostname).
+func randomSuffix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/controller/distribute"
 )
@@ -91,5 +92,21 @@ func TestAnyAuthenticator(t *testing.T) {
 	}
 	if _, err := (anyAuthenticator{reject}).Authenticate(context.Background(), "t"); err == nil || errors.Is(err, distribute.ErrAuthUnavailable) {
 		t.Errorf("all reject: %v, want a rejection", err)
+	}
+}
+
+func TestRetryBackoffDoublesToAMinuteAndResets(t *testing.T) {
+	var r retryBackoff
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second, time.Minute, time.Minute}
+	for i, w := range want {
+		if got := r.after(true); got != w {
+			t.Fatalf("failure %d: wait %v, want %v", i+1, got, w)
+		}
+	}
+	if got := r.after(false); got != 0 {
+		t.Fatalf("after a success: wait %v, want 0", got)
+	}
+	if got := r.after(true); got != time.Second {
+		t.Fatalf("first failure after a success: wait %v, want 1s", got)
 	}
 }

@@ -104,12 +104,16 @@ func runGateway(args []string) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	agentDone := make(chan struct{})
 	go func() {
+		defer close(agentDone)
 		if err := ag.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("controller connection stopped", "error", err)
 		}
 	}()
-	return drainOnSignal(f.drain(), nil, engine, servers, cancel, logger)
+	// Stopping the agent waits for it, so that its last snapshot is saved.
+	stopAgent := func() { cancel(); <-agentDone }
+	return drainOnSignal(f.drain(), nil, engine, servers, stopAgent, logger)
 }
 
 // gatewayMetrics serves the replica's own metrics: runtime and process figures, route

@@ -115,11 +115,12 @@ type drainOptions struct {
 	drainTimeout  time.Duration
 }
 
-// drainOnSignal calls reload on SIGHUP (when not nil), and on SIGTERM or SIGINT stops
-// the configuration source, reports unready for the shutdown delay, drains in-flight
-// requests and returns.
+// drainOnSignal calls reload on SIGHUP (when not nil), and on SIGTERM or SIGINT
+// reports unready for the shutdown delay, drains in-flight requests, stops the
+// configuration source and returns. The source stops last: while load balancers still
+// send traffic during the drain, endpoint changes must keep arriving.
 func drainOnSignal(o drainOptions, reload func(), engine *dataplane.Engine,
-	servers []*admin.Server, stopSource context.CancelFunc, logger *slog.Logger) error {
+	servers []*admin.Server, stopSource func(), logger *slog.Logger) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(signals)
@@ -134,12 +135,12 @@ func drainOnSignal(o drainOptions, reload func(), engine *dataplane.Engine,
 		break
 	}
 	logger.Info("shutting down: draining in-flight requests", "shutdownDelay", o.shutdownDelay, "drainTimeout", o.drainTimeout)
-	stopSource()
 	engine.SetDraining(true)
 	time.Sleep(o.shutdownDelay)
 	drainCtx, drainCancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer drainCancel()
 	err := engine.Shutdown(drainCtx)
+	stopSource()
 	for _, s := range servers {
 		_ = s.Shutdown(drainCtx)
 	}
