@@ -212,7 +212,7 @@ func (c *controllerParts) changed() {
 func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwClient gwclient.Interface, logger *slog.Logger) (*controllerParts, error) {
 	c := &controllerParts{f: f, logger: logger, kube: kubeClient, registry: prometheus.NewRegistry()}
 	c.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	tlsConfig, err := distribute.LoadServerTLS(f.tlsCert, f.tlsKey)
+	tlsConfig, err := distribute.LoadServerTLSWithLogger(f.tlsCert, f.tlsKey, logger)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}

@@ -13,18 +13,29 @@
 //
 // A replica opens one long-lived stream:
 //
-//	GET /v1/snapshots?node=<name>&role=<edge|node>&schema=<n>[&have=<version>][&delta=1[&base=<digest>]]
+//	GET /v1/snapshots?node=<name>&role=<edge|node>&schema=<n>[&instance=<id>][&have=<version>][&delta=1[&base=<digest>]]
 //
 // node names the replica, role selects its view of the configuration (see ForRole),
-// schema is the newest config.SchemaVersion the replica understands, and have is the
+// schema is the newest config.SchemaVersion the replica understands, instance is a
+// random id (at most 64 bytes) the replica process draws once when it starts, and have is the
 // version it already runs, if any, which the server then does not send again. delta=1
 // says the replica understands delta frames, and base is the digest of the snapshot
 // lines it holds to apply them to (see below). The
 // answer is 200 with Content-Type application/vnd.switchyard.frames and the headers
 // Switchyard-Stream (this stream's id, for acks) and Switchyard-Heartbeat-Ms (the
 // heartbeat interval). Errors: 400 for bad parameters or a replica schema newer than
-// the server's, 401 for a missing or rejected token, 426 for a replica schema too old
-// to serve, 503 while the server shuts down or cannot check tokens.
+// the server's, 401 for a missing or rejected token, 409 when the stream would replace
+// an open stream of another identity (see below), 426 for a replica schema too old to
+// serve, 503 while the server shuts down or cannot check tokens.
+//
+// The server knows a replica by node, role and instance. A new stream with the same
+// three is the same replica reconnecting: it replaces the open one, which the server
+// ends (its connection is dead or about to be). Replicas that share a node and role but
+// not an instance, such as two Pods of one Deployment on one node, are separate
+// replicas with a stream each. A replica too old to send an instance has the empty
+// instance, so two such replicas on one node and role still replace each other. A
+// stream never replaces an open stream that authenticated as another identity: it is
+// answered 409 instead.
 //
 // The body is a sequence of frames, each a 5-byte header (one byte frame type, then
 // the payload length as a big-endian uint32) followed by the payload:

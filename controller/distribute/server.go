@@ -41,12 +41,15 @@ type Options struct {
 	ForgetAfter time.Duration
 }
 
-// ReplicaStatus is what the server knows about one replica, identified by node and
-// role.
+// ReplicaStatus is what the server knows about one replica, identified by node, role
+// and instance.
 type ReplicaStatus struct {
 	// Node and Role are what the replica said it is.
 	Node string
 	Role string
+	// Instance is the random id the replica process sent to tell itself apart from
+	// others with the same node and role; empty for replicas too old to send one.
+	Instance string
 	// Identity is the user its token authenticated as.
 	Identity string
 	// RemoteAddr is the address of its current or last connection.
@@ -95,7 +98,8 @@ type Server struct {
 	streams  map[string]*replica // connected replicas by stream id
 }
 
-type replicaKey struct{ node, role string }
+// replicaKey identifies a replica: a new stream with the same key replaces the old one.
+type replicaKey struct{ node, role, instance string }
 
 // replica is one replica's entry; the fields after stop are guarded by Server.mu.
 type replica struct {
@@ -178,7 +182,7 @@ func (s *Server) latest() (*generation, <-chan struct{}) {
 }
 
 // Replicas returns the status of every connected replica and of those disconnected
-// within ForgetAfter, sorted by node and role.
+// within ForgetAfter, sorted by node, role and instance.
 func (s *Server) Replicas() []ReplicaStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,7 +192,7 @@ func (s *Server) Replicas() []ReplicaStatus {
 		out = append(out, r.status)
 	}
 	slices.SortFunc(out, func(a, b ReplicaStatus) int {
-		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Role, b.Role))
+		return cmp.Or(cmp.Compare(a.Node, b.Node), cmp.Compare(a.Role, b.Role), cmp.Compare(a.Instance, b.Instance))
 	})
 	return out
 }

@@ -16,10 +16,12 @@ import (
 )
 
 // maxNodeNameLength matches the longest Kubernetes object name; maxVersionLength is far
-// above any content hash and bounds what a replica can make the server remember.
+// above any content hash and bounds what a replica can make the server remember, and
+// maxInstanceLength is far above a random id.
 const (
 	maxNodeNameLength = 253
 	maxVersionLength  = 256
+	maxInstanceLength = 64
 )
 
 var (
@@ -31,7 +33,7 @@ var (
 // status to answer with when the parameters cannot be served.
 func parseStreamParams(q url.Values) (StreamParams, int, error) {
 	p := StreamParams{Node: q.Get("node"), Role: q.Get("role"), Have: q.Get("have"),
-		Delta: q.Get("delta") == "1", Base: q.Get("base")}
+		Delta: q.Get("delta") == "1", Base: q.Get("base"), Instance: q.Get("instance")}
 	switch {
 	case p.Node == "":
 		return p, http.StatusBadRequest, errors.New("missing node parameter")
@@ -43,6 +45,8 @@ func parseStreamParams(q url.Values) (StreamParams, int, error) {
 		return p, http.StatusBadRequest, fmt.Errorf("have parameter is longer than %d bytes", maxVersionLength)
 	case len(p.Base) > maxVersionLength:
 		return p, http.StatusBadRequest, fmt.Errorf("base parameter is longer than %d bytes", maxVersionLength)
+	case len(p.Instance) > maxInstanceLength:
+		return p, http.StatusBadRequest, fmt.Errorf("instance parameter is longer than %d bytes", maxInstanceLength)
 	}
 	schema, err := strconv.Atoi(q.Get("schema"))
 	if err != nil {
@@ -80,9 +84,11 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		httpError(w, code, err.Error())
 		return
 	}
-	rep, err := s.register(p, id, r.RemoteAddr)
+	rep, code, err := s.register(p, id, r.RemoteAddr)
 	if err != nil {
-		httpError(w, http.StatusServiceUnavailable, err.Error())
+		s.logger.Warn("refused a replica stream", "remote", r.RemoteAddr, "node", p.Node, "role", p.Role,
+			"instance", p.Instance, "identity", id.Name, "error", err)
+		httpError(w, code, err.Error())
 		return
 	}
 	h := w.Header()
@@ -92,30 +98,34 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderHeartbeatMs, strconv.FormatInt(s.opts.HeartbeatInterval.Milliseconds(), 10))
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	s.logger.Info("replica connected", "node", p.Node, "role", p.Role, "schema", p.Schema,
+	s.logger.Info("replica connected", "node", p.Node, "role", p.Role, "instance", p.Instance, "schema", p.Schema,
 		"identity", id.Name, "remote", r.RemoteAddr, "have", p.Have, "delta", p.Delta)
 	err = rc.Flush()
 	if err == nil {
 		err = s.pump(r.Context(), w, rc, rep, p)
 	}
 	s.unregister(rep)
-	s.logger.Info("replica disconnected", "node", p.Node, "role", p.Role, "remote", r.RemoteAddr, "reason", err)
+	s.logger.Info("replica disconnected", "node", p.Node, "role", p.Role, "instance", p.Instance,
+		"remote", r.RemoteAddr, "reason", err)
 }
 
-// register adds a connected replica, ending any older stream of the same node and role
-// (its connection is dead or about to be).
-func (s *Server) register(p StreamParams, id Identity, remote string) (*replica, error) {
+// register adds a connected replica, ending any older stream of the same node, role and
+// instance: that is the same replica reconnecting, so the old connection is dead or
+// about to be. It refuses, with the status to answer, while the server closes or when
+// the open stream it would replace authenticated as another identity, so that one
+// client cannot take over, or keep evicting, another's stream.
+func (s *Server) register(p StreamParams, id Identity, remote string) (*replica, int, error) {
 	var idBytes [16]byte
 	_, _ = rand.Read(idBytes[:])
 	now := time.Now()
 	rep := &replica{
-		key:      replicaKey{node: p.Node, role: p.Role},
+		key:      replicaKey{node: p.Node, role: p.Role, instance: p.Instance},
 		stream:   hex.EncodeToString(idBytes[:]),
 		identity: id.Name,
 		schema:   p.Schema,
 		stop:     make(chan struct{}),
 		status: ReplicaStatus{
-			Node: p.Node, Role: p.Role, Identity: id.Name, RemoteAddr: remote,
+			Node: p.Node, Role: p.Role, Instance: p.Instance, Identity: id.Name, RemoteAddr: remote,
 			SchemaVersion: p.Schema, Connected: true, ConnectedSince: now,
 		},
 		lastHeard: now,
@@ -123,20 +133,27 @@ func (s *Server) register(p StreamParams, id Identity, remote string) (*replica,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("the controller is shutting down; reconnect shortly")
+		return nil, http.StatusServiceUnavailable, errors.New("the controller is shutting down; reconnect shortly")
 	}
 	if old := s.replicas[rep.key]; old != nil {
+		sameIdentity := old.identity == id.Name
+		if !sameIdentity && old.status.Connected {
+			return nil, http.StatusConflict, fmt.Errorf("node %q role %q instance %q already has an open stream of another identity; "+
+				"give each replica its own node name or instance", p.Node, p.Role, p.Instance)
+		}
 		old.halt()
-		// Keep what the replica last reported until it acks on the new stream.
-		rep.status.AckedVersion = old.status.AckedVersion
-		rep.status.RejectedVersion = old.status.RejectedVersion
-		rep.status.AckError = old.status.AckError
-		rep.status.LastAck = old.status.LastAck
+		if sameIdentity {
+			// Keep what the replica last reported until it acks on the new stream.
+			rep.status.AckedVersion = old.status.AckedVersion
+			rep.status.RejectedVersion = old.status.RejectedVersion
+			rep.status.AckError = old.status.AckError
+			rep.status.LastAck = old.status.LastAck
+		}
 	}
 	s.forgetLocked(now)
 	s.replicas[rep.key] = rep
 	s.streams[rep.stream] = rep
-	return rep, nil
+	return rep, 0, nil
 }
 
 // unregister marks the replica disconnected, unless a newer stream replaced it.

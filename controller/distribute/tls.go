@@ -3,6 +3,7 @@ package distribute
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -14,7 +15,17 @@ import (
 // example a renewed Secret volume) takes effect without a restart; if the new files do
 // not load, the previous certificate stays in use.
 func LoadServerTLS(certFile, keyFile string) (*tls.Config, error) {
-	kp := &reloadingKeyPair{certFile: certFile, keyFile: keyFile}
+	return LoadServerTLSWithLogger(certFile, keyFile, nil)
+}
+
+// LoadServerTLSWithLogger is LoadServerTLS that logs to logger (nil logs nowhere) when
+// changed files do not load, once per distinct error, so that a broken rotation is
+// visible while the previous certificate keeps serving.
+func LoadServerTLSWithLogger(certFile, keyFile string, logger *slog.Logger) (*tls.Config, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	kp := &reloadingKeyPair{certFile: certFile, keyFile: keyFile, logger: logger}
 	if err := kp.reload(); err != nil {
 		return nil, err
 	}
@@ -28,11 +39,13 @@ func LoadServerTLS(certFile, keyFile string) (*tls.Config, error) {
 // file's size or modification time changes.
 type reloadingKeyPair struct {
 	certFile, keyFile string
+	logger            *slog.Logger
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
 	certStamp fileStamp
 	keyStamp  fileStamp
+	lastErr   string // the last reload error logged, to log each only once
 }
 
 type fileStamp struct {
@@ -51,11 +64,22 @@ func stampOf(path string) (fileStamp, error) {
 func (k *reloadingKeyPair) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	cs, err1 := stampOf(k.certFile)
-	ks, err2 := stampOf(k.keyFile)
-	if err1 == nil && err2 == nil && (cs != k.certStamp || ks != k.keyStamp) {
-		// A failed reload keeps the old pair: the files may be mid-rotation.
-		_ = k.reloadLocked()
+	cs, err := stampOf(k.certFile)
+	if err == nil {
+		var ks fileStamp
+		if ks, err = stampOf(k.keyFile); err == nil && (cs != k.certStamp || ks != k.keyStamp) {
+			err = k.reloadLocked()
+		}
+	}
+	// A failed reload keeps the old pair: the files may be mid-rotation. The failure
+	// is logged once, and again only if it changes or comes back after a success.
+	switch {
+	case err == nil:
+		k.lastErr = ""
+	case err.Error() != k.lastErr:
+		k.lastErr = err.Error()
+		k.logger.Error("cannot reload the server certificate; serving the previous one",
+			"cert", k.certFile, "key", k.keyFile, "error", err)
 	}
 	return k.cert, nil
 }

@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -102,4 +104,34 @@ func TestDisconnectedReplicasAreForgotten(t *testing.T) {
 	resp := ts.openStream(t, edgeParams("gone"), testToken)
 	resp.Body.Close()
 	waitFor(t, "the replica to be forgotten", func() bool { return len(ts.Replicas()) == 0 })
+}
+
+func TestLoadServerTLSLogsAFailedReloadOncePerError(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	writeKeyPair(t, certFile, keyFile, 1)
+	var logs strings.Builder
+	cfg, err := LoadServerTLSWithLogger(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
+	mustNotErr(t, err)
+
+	mustNotErr(t, os.WriteFile(keyFile, []byte("garbage"), 0o600))
+	for range 3 {
+		if got := servedSerial(t, cfg); got != 1 {
+			t.Fatalf("after a bad rotation: serial %d, want 1", got)
+		}
+	}
+	if n := strings.Count(logs.String(), "cannot reload the server certificate"); n != 1 {
+		t.Errorf("logged the failure %d times, want once:\n%s", n, logs.String())
+	}
+
+	// Another error is logged again.
+	mustNotErr(t, os.Remove(keyFile))
+	servedSerial(t, cfg)
+	servedSerial(t, cfg)
+	if n := strings.Count(logs.String(), "cannot reload the server certificate"); n != 2 {
+		t.Errorf("logged %d failures, want 2 after the error changed:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), keyFile) {
+		t.Errorf("log does not name the key file:\n%s", logs.String())
+	}
 }

@@ -66,6 +66,12 @@ type StreamParams struct {
 	// rebuild deltas from, or empty. The server computes its first delta against it
 	// when its own newest snapshot for the replica has that digest.
 	Base string
+	// Instance tells apart replicas that share Node and Role (for example two Pods
+	// of one Deployment on one node): a random id the replica draws once per process.
+	// A stream with the same node, role and instance as an open one replaces it; one
+	// with another instance is another replica. Empty is a replica too old to send
+	// one, which replaces any stream of its node and role without an instance.
+	Instance string
 }
 
 // StreamURL returns the URL of the snapshot stream at the controller whose base URL
@@ -78,6 +84,9 @@ func StreamURL(base *url.URL, p StreamParams) string {
 	q.Set("node", p.Node)
 	q.Set("role", p.Role)
 	q.Set("schema", strconv.Itoa(p.Schema))
+	if p.Instance != "" {
+		q.Set("instance", p.Instance)
+	}
 	if p.Have != "" {
 		q.Set("have", p.Have)
 	}

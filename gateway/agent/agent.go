@@ -7,13 +7,17 @@
 // A replica is ready once it has applied a snapshot, from the controller or from disk.
 // A snapshot that fails to apply is reported to the controller and not persisted; the
 // previous one keeps serving. The agent reconnects forever, with capped, jittered
-// exponential backoff, and reads its token file again on every attempt, since
-// projected ServiceAccount tokens rotate.
+// exponential backoff that starts over only after a stream proved itself, and reads its
+// token file again on every attempt and before every ack, since projected
+// ServiceAccount tokens rotate. Each Agent sends a random instance id with its stream,
+// so that replicas sharing a node name and role do not replace each other's streams.
 package agent
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +40,11 @@ const (
 	DefaultMaxBackoff = 30 * time.Second
 )
 
+// stableStreamAfter is how long a stream must last, if no snapshot applied on it, for
+// the next reconnection to start again from MinBackoff: a stream that the controller
+// accepts but that fails right away must not be retried at the shortest interval.
+const stableStreamAfter = 10 * time.Second
+
 // Options configure an Agent.
 type Options struct {
 	// ControllerURL is the controller's distribution endpoint, "https://host:port".
@@ -45,7 +54,8 @@ type Options struct {
 	Node string
 	Role string
 	// TokenFile holds the bearer token (for example a projected ServiceAccount
-	// token). It is read again on every connection attempt. Empty sends no token.
+	// token). It is read again on every connection attempt and before every ack.
+	// Empty sends no token.
 	TokenFile string
 	// CAFile is the PEM bundle that verifies the controller's certificate, read again
 	// on every connection attempt. Empty uses the system roots. Ignored when TLSConfig
@@ -90,6 +100,9 @@ const (
 type Status struct {
 	// ControllerURL is the controller the agent talks to.
 	ControllerURL string
+	// Instance is the random id this agent sends with every stream, which tells it
+	// apart from other replicas with the same node and role.
+	Instance string
 	// Connected reports whether a stream to the controller is open.
 	Connected bool
 	// Ready reports whether a snapshot has been applied.
@@ -116,6 +129,10 @@ type Agent struct {
 	base     *url.URL
 	schema   int
 	maxFrame int64
+	// instance is drawn once per Agent and sent with every stream, so the controller
+	// tells a reconnection of this agent, which replaces its old stream, from another
+	// replica on the same node and role, which must not.
+	instance string
 	running  atomic.Bool
 	// decoder is used only by Run's goroutine; it keeps the last snapshot's parts so
 	// that unchanged ones are not decoded again.
@@ -167,14 +184,18 @@ func New(opts Options) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var idBytes [8]byte
+	_, _ = rand.Read(idBytes[:])
+	instance := hex.EncodeToString(idBytes[:])
 	return &Agent{
 		opts:     opts,
-		logger:   logger.With("controller", base.String(), "node", opts.Node, "role", opts.Role),
+		logger:   logger.With("controller", base.String(), "node", opts.Node, "role", opts.Role, "instance", instance),
 		base:     base,
 		schema:   opts.SchemaVersion,
 		maxFrame: opts.MaxFrameBytes,
+		instance: instance,
 		decoder:  distribute.NewDecoder(opts.MaxFrameBytes),
-		status:   Status{ControllerURL: base.String()},
+		status:   Status{ControllerURL: base.String(), Instance: instance},
 	}, nil
 }
 
@@ -233,11 +254,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	bo := backoff{min: a.opts.MinBackoff, max: a.opts.MaxBackoff}
 	for {
-		opened, err := a.session(ctx, p)
+		proven, err := a.session(ctx, p)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if opened {
+		if proven {
 			bo.reset()
 		}
 		wait := bo.next()

@@ -45,9 +45,11 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("controller answered HTTP %d %s: %s", e.code, http.StatusText(e.code), e.msg)
 }
 
-// session opens one stream and serves it until it breaks or ctx ends. opened reports
-// whether the controller accepted the stream.
-func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err error) {
+// session opens one stream and serves it until it breaks or ctx ends. proven reports
+// whether the stream worked: a snapshot on it decoded and applied (or was the one
+// already running), or it lasted stableStreamAfter. Only then does the next attempt
+// start again from the shortest backoff.
+func (a *Agent) session(ctx context.Context, p *persister) (proven bool, err error) {
 	token, err := a.readToken()
 	if err != nil {
 		return false, err
@@ -78,6 +80,7 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 	}
 	stream := resp.Header.Get(distribute.HeaderStream)
 	hb := heartbeatOf(resp.Header)
+	opened := time.Now()
 	a.setConnected(true)
 	defer a.setConnected(false)
 	a.logger.Info("connected to the controller", "stream", stream, "proto", resp.Proto, "heartbeat", hb)
@@ -92,6 +95,15 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 	body := &activityReader{r: resp.Body, onData: func() { watchdog.Reset(idle) }}
 
 	acks := make(chan struct{}, 1)
+	// Lines that do not decode are no base for deltas: the next stream asks for the
+	// whole snapshot. They are dropped after the reader stops, so that it cannot
+	// keep lines built on them.
+	undecodable := false
+	defer func() {
+		if undecodable {
+			a.setHeld(nil)
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer resp.Body.Close() // unblocks the reader before wg.Wait
@@ -100,18 +112,22 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 	wg.Go(func() { a.readFrames(body, slot, cancel) })
 	wg.Go(func() { a.ackLoop(ctx, client, token, stream, hb, acks, cancel) })
 
+	applied := false
 	for {
 		select {
 		case <-ctx.Done():
-			return true, context.Cause(ctx)
+			return applied || time.Since(opened) >= stableStreamAfter, context.Cause(ctx)
 		case <-slot.ready:
 			lines := slot.take()
 			if lines == nil {
 				continue
 			}
-			if err := a.applyLines(lines, p); err != nil {
-				return true, err
+			ok, err := a.applyLines(lines, p)
+			if err != nil {
+				undecodable = true
+				return applied || time.Since(opened) >= stableStreamAfter, err
 			}
+			applied = applied || ok
 			select {
 			case acks <- struct{}{}:
 			default:
@@ -124,7 +140,7 @@ func (a *Agent) session(ctx context.Context, p *persister) (opened bool, err err
 func (a *Agent) openStream(ctx context.Context, client *http.Client, token string) (*http.Response, error) {
 	u := distribute.StreamURL(a.base, distribute.StreamParams{
 		Node: a.opts.Node, Role: a.opts.Role, Schema: a.schema, Have: a.have(),
-		Delta: true, Base: a.heldDigest(),
+		Delta: true, Base: a.heldDigest(), Instance: a.instance,
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
@@ -192,10 +208,10 @@ func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.Canc
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, distribute.ErrDeltaBase) {
-				// Forget the lines: the controller no longer agrees on them.
-				a.setHeld(nil)
-			}
+			// Forget the lines: the controller no longer agrees on them, or the
+			// frames built on them cannot be read, so the next stream asks for the
+			// whole snapshot rather than another delta against them.
+			a.setHeld(nil)
 			cancel(fmt.Errorf("reading a %d-byte frame: %w", len(payload), err))
 			return
 		}
@@ -204,35 +220,45 @@ func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.Canc
 	}
 }
 
-// applyLines decodes and applies one snapshot. A snapshot that does not apply is
-// recorded for the ack and the stream goes on; one that cannot be decoded ends the
-// stream, since the bytes on it cannot be trusted.
-func (a *Agent) applyLines(lines *distribute.SnapshotLines, p *persister) error {
+// applyLines decodes and applies one snapshot, and reports whether the replica now
+// runs it. A snapshot that does not apply is recorded for the ack and the stream goes
+// on; one that cannot be decoded ends the stream, since the bytes on it cannot be
+// trusted.
+func (a *Agent) applyLines(lines *distribute.SnapshotLines, p *persister) (bool, error) {
 	snap, err := a.decoder.DecodeLines(lines)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if snap.Version != "" && snap.Version == a.appliedVersion() {
-		return nil
+		return true, nil
 	}
 	start := time.Now()
 	if err := a.apply(snap, SourceController); err != nil {
 		a.logger.Error("snapshot does not apply; keeping the previous one", "version", snap.Version, "error", err)
-		return nil
+		return false, nil
 	}
 	a.logger.Info("applied snapshot", "version", snap.Version, "schema", snap.SchemaVersion,
 		"bytes", lines.Size(), "took", time.Since(start).Round(time.Microsecond))
 	p.submitFunc(snap.Version, lines.Payload)
-	return nil
+	return true, nil
 }
 
 // ackLoop tells the controller what this replica runs after every apply and, as a
-// keepalive, every heartbeat interval.
+// keepalive, every heartbeat interval. It reads the token file before every ack, since
+// a projected token may rotate or expire while the stream lasts; the file is small, and
+// an unreadable one leaves the last token read in use.
 func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream string, hb time.Duration,
 	wake <-chan struct{}, cancel context.CancelCauseFunc) {
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
+	lastTokenErr := ""
 	for {
+		if fresh, err := a.readToken(); err == nil {
+			token, lastTokenErr = fresh, ""
+		} else if err.Error() != lastTokenErr {
+			lastTokenErr = err.Error()
+			a.logger.Warn("cannot read the token again; acking with the previous one", "error", err)
+		}
 		err := a.sendAck(ctx, client, token, stream)
 		var se *statusError
 		switch {
