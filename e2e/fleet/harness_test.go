@@ -4,16 +4,9 @@ package fleet_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +19,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/e2e/cluster"
 	"github.com/switchyard-dev/switchyard/e2e/proc"
+	"github.com/switchyard-dev/switchyard/internal/testpki"
 )
 
 func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
@@ -61,7 +55,7 @@ func newEnv(t testing.TB) *env {
 	if e.binary == "" {
 		t.Fatal("no switchyard binary: TestMain must call cluster.MainWithBinary")
 	}
-	e.caFile, e.cert, e.key = writeServingCert(t, e.dir)
+	e.caFile, e.cert, e.key = testpki.New(t).WriteFiles(t, e.dir)
 	e.token = filepath.Join(e.dir, "gateway-token")
 	writeFile(t, e.token, "fleet-token-"+fmt.Sprint(time.Now().UnixNano())+"\n")
 	e.snapAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -189,36 +183,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// writeServingCert writes a CA and a server certificate for 127.0.0.1 and localhost
-// signed by it, and returns the paths of the CA, the certificate and the key.
-func writeServingCert(t testing.TB, dir string) (caFile, certFile, keyFile string) {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "switchyard-e2e-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	must(t, err)
-	caCert, err := x509.ParseCertificate(caDER)
-	must(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	must(t, err)
-	leaf := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "switchyard-controller"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, &key.PublicKey, caKey)
-	must(t, err)
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	must(t, err)
-	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	writeFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})))
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
-	return caFile, certFile, keyFile
 }
 
 func must(t testing.TB, err error) {
