@@ -83,8 +83,8 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", true, "elect a leader on a Lease; only the leader writes status and Services")
 	fs.StringVar(&f.leaseNamespace, "leader-election-namespace", envOr("POD_NAMESPACE", "switchyard-system"), "namespace of the leader Lease")
 	fs.StringVar(&f.leaseName, "leader-election-name", "switchyard-controller", "name of the leader Lease")
-	fs.DurationVar(&f.holdOff, "hold-off", 5*time.Millisecond, "translate once no change arrived for this long")
-	fs.DurationVar(&f.maxDelay, "max-delay", 50*time.Millisecond, "but never later than this after the first pending change")
+	fs.DurationVar(&f.holdOff, "hold-off", coalesce.DefaultHoldOff, "translate once no change arrived for this long")
+	fs.DurationVar(&f.maxDelay, "max-delay", coalesce.DefaultMaxDelay, "but never later than this after the first pending change")
 	f.commonFlags.register(fs, "127.0.0.1:9902")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

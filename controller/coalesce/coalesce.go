@@ -14,9 +14,9 @@ import (
 const (
 	// DefaultHoldOff is how long the controller waits for the stream of changes to
 	// pause before translating.
-	DefaultHoldOff = 10 * time.Millisecond
+	DefaultHoldOff = 5 * time.Millisecond
 	// DefaultMaxDelay bounds how long a change waits when changes keep coming.
-	DefaultMaxDelay = 100 * time.Millisecond
+	DefaultMaxDelay = 50 * time.Millisecond
 )
 
 // Coalescer runs a function after triggers, merging triggers that come close
