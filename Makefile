@@ -6,7 +6,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check fuzz bench bench-fleet clean controlplane
+.PHONY: all build run test test-short vet fmt-check fuzz bench bench-fleet conformance clean controlplane
 
 all: build
 
@@ -57,6 +57,16 @@ bench: build
 bench-fleet:
 	$(GO) test ./e2e/fleet -run '^$$' -bench Convergence -benchtime 200x -timeout 30m
 	$(GO) test ./e2e/fleet -run '^$$' -bench ControllerScale -benchtime 1x -timeout 30m
+
+# The upstream Gateway API conformance suite (its own module, at the gateway-api version
+# of our go.mod), GATEWAY-HTTP profile, against the controller and an edge replica on
+# the e2e harness. Writes the ConformanceReport to e2e/conformance/reports/.
+CONFORMANCE_ARGS ?= -gateway-class=switchyard -conformance-profiles=GATEWAY-HTTP \
+	-organization=switchyard-dev -project=switchyard -url=https://github.com/switchyard-dev/switchyard \
+	-version=$(VERSION) -contact=https://github.com/switchyard-dev/switchyard/issues \
+	-report-output=$(CURDIR)/e2e/conformance/reports/standard-GATEWAY-HTTP.yaml
+conformance:
+	cd e2e/conformance && $(GO) test -count=1 -timeout 40m . -run TestConformance -args $(CONFORMANCE_ARGS)
 
 clean:
 	rm -rf bin

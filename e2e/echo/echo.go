@@ -63,7 +63,9 @@ type Reply struct {
 	Ingress   string `json:"ingress"`
 	Service   string `json:"service"`
 	Pod       string `json:"pod"`
-	HTTPPort  int    `json:"httpPort,omitempty"`
+	// HTTPPort is the port the request arrived on, as a string like the conformance
+	// echo server's (the suite decodes it as one).
+	HTTPPort string `json:"httpPort,omitempty"`
 
 	// TLS describes the connection when the request came over TLS.
 	TLS *TLSInfo `json:"tls,omitempty"`
@@ -156,7 +158,9 @@ func newReply(r *http.Request, opts Options) Reply {
 	reply := Reply{
 		Path: r.RequestURI, Host: r.Host, Method: r.Method, Proto: r.Proto, Headers: headers,
 		Namespace: opts.Namespace, Ingress: opts.Ingress, Service: opts.Service, Pod: opts.Pod,
-		HTTPPort: opts.HTTPPort,
+	}
+	if opts.HTTPPort != 0 {
+		reply.HTTPPort = strconv.Itoa(opts.HTTPPort)
 	}
 	if r.TLS != nil {
 		reply.TLS = tlsInfo(r.TLS)
