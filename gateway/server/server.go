@@ -445,6 +445,12 @@ func (m *Manager) newHTTPServer(s *socket, tlsConfig *tls.Config) *http.Server {
 		// The listener performs handshakes with tlsConfig; net/http only needs to see
 		// "h2" here to enable HTTP/2, and may edit its own copy.
 		srv.TLSConfig = tlsConfig.Clone()
+	} else {
+		// Cleartext listeners also take HTTP/2 with prior knowledge (h2c), as gRPC
+		// clients and meshes send it; HTTP/1.1 clients are unaffected.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
 	}
 	return srv
 }
