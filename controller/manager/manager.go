@@ -66,7 +66,9 @@ type Manager struct {
 	mu          sync.Mutex
 	snapshot    *config.Snapshot
 	publishedAt time.Time
-	report      *standalone.StatusReport
+	// latest is the newest translation; the admin API's status report is built from
+	// it on request rather than on every translation.
+	latest *translate.Output
 }
 
 // New returns a Manager. It does nothing until Sync is called.
@@ -128,7 +130,7 @@ func (m *Manager) Sync(ctx context.Context) {
 	if changed {
 		m.snapshot, m.publishedAt = out.Snapshot, time.Now()
 	}
-	m.report = standalone.NewStatusReport(out)
+	m.latest = out
 	if leading {
 		m.pendingStatus = out
 	}
@@ -176,8 +178,13 @@ func (m *Manager) Config() admin.ConfigView {
 // Status is the admin API's view of every object's status.
 func (m *Manager) Status() any {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.report
+	out := m.latest
+	m.mu.Unlock()
+	if out == nil {
+		return nil
+	}
+	// Outputs are never modified once made, so the report is built outside the lock.
+	return standalone.NewStatusReport(out)
 }
 
 type metrics struct {
