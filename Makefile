@@ -65,8 +65,11 @@ CONFORMANCE_ARGS ?= -gateway-class=switchyard -conformance-profiles=GATEWAY-HTTP
 	-organization=switchyard-dev -project=switchyard -url=https://github.com/switchyard-dev/switchyard \
 	-version=$(VERSION) -contact=https://github.com/switchyard-dev/switchyard/issues \
 	-report-output=$(CURDIR)/e2e/conformance/reports/standard-GATEWAY-HTTP.yaml
+# CONFORMANCE_EXTRA adds suite flags for a focused local run, such as -run-test=NAME
+# (such a run is for development; the committed report comes from the whole suite).
+CONFORMANCE_EXTRA ?=
 conformance:
-	cd e2e/conformance && $(GO) test -count=1 -timeout 40m . -run TestConformance -args $(CONFORMANCE_ARGS)
+	cd e2e/conformance && $(GO) test -count=1 -timeout 40m . -run TestConformance -args $(CONFORMANCE_ARGS) $(CONFORMANCE_EXTRA)
 
 clean:
 	rm -rf bin
