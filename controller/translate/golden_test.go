@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,11 @@ var goldenNow = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 // redactedKey replaces private keys in golden files.
 const redactedKey = "<redacted private key>"
 
+// featureListMarker stands in golden files for the whole supportedFeatures list, so
+// that claiming a feature does not rewrite every case. TestSupportedFeatures checks
+// the list itself.
+const featureListMarker = "<supportedFeatures>"
+
 // goldenOutput is Output in a shape that YAML can render: maps keyed by strings.
 type goldenOutput struct {
 	Snapshot       *config.Snapshot                   `json:"snapshot"`
@@ -36,7 +42,7 @@ type goldenOutput struct {
 func renderOutput(t testing.TB, out *Output) []byte {
 	t.Helper()
 	g := goldenOutput{
-		GatewayClasses: out.GatewayClasses,
+		GatewayClasses: markFeatureLists(out.GatewayClasses),
 		Gateways:       map[string]gwv1.GatewayStatus{},
 		HTTPRoutes:     map[string]gwv1.HTTPRouteStatus{},
 	}
@@ -62,6 +68,24 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		t.Fatalf("render output: %v", err)
 	}
 	return b
+}
+
+// markFeatureLists returns the class statuses with a supportedFeatures list equal to
+// ours replaced by featureListMarker. Any other list is kept as it is, so a class
+// that publishes a different list shows up in the diff.
+func markFeatureLists(classes map[string]gwv1.GatewayClassStatus) map[string]gwv1.GatewayClassStatus {
+	if classes == nil {
+		return nil
+	}
+	ours := supportedFeatureList()
+	out := make(map[string]gwv1.GatewayClassStatus, len(classes))
+	for name, status := range classes {
+		if slices.Equal(status.SupportedFeatures, ours) {
+			status.SupportedFeatures = []gwv1.SupportedFeature{{Name: featureListMarker}}
+		}
+		out[name] = status
+	}
+	return out
 }
 
 func redactKeys(s *config.Snapshot) {

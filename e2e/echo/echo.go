@@ -98,6 +98,7 @@ func Handler(opts Options) http.Handler {
 	if opts.LogWriter == nil {
 		opts.LogWriter = os.Stdout
 	}
+	retries := newRetrySimulator()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The line is written whole in one call, so concurrent requests do not
 		// interleave within a line.
@@ -114,6 +115,8 @@ func Handler(opts Options) http.Handler {
 			code, _ := strconv.Atoi(m[1])
 			setEchoHeaders(w, r.Header)
 			w.WriteHeader(code)
+		case isRetryPath(r.URL.Path):
+			retries.serve(w, r, opts)
 		case isWebSocketUpgrade(r):
 			serveWebSocket(w, r, opts.Logger)
 		default:

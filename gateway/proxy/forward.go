@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -45,7 +46,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 		errNoEndpoints.write(w)
 		return false
 	}
-	a := &attempt{Context: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, mayRetry: mayRetry}
+	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, mayRetry: mayRetry}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -66,6 +67,9 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 // hooks run on the goroutine that serves the request, so the fields need no locking.
 type attempt struct {
 	context.Context
+	// request is the context of the request as a whole, without the attempt's own
+	// timeout: when it is done, no further attempt is made.
+	request  context.Context
 	backend  string
 	endpoint *backend.Endpoint
 	policy   *retryPolicy
@@ -74,6 +78,19 @@ type attempt struct {
 	// retry is set by the hooks when the attempt failed, nothing was written, and
 	// the request is to be tried again.
 	retry bool
+}
+
+// retriesFailure reports whether this attempt, which failed without a response, is
+// tried again. It is when retries remain, the request as a whole is still live, and
+// the attempt failed on the connection (refused, reset, closed before a response) or
+// ran past the backend request timeout. The Gateway API asks for both whenever a rule
+// has a retry stanza; ctx is the context of the failed outbound request.
+func (a *attempt) retriesFailure(ctx context.Context) bool {
+	if !a.mayRetry || a.request.Err() != nil {
+		return false
+	}
+	cause := context.Cause(ctx)
+	return cause == nil || errors.Is(cause, causeBackendTimeout)
 }
 
 type attemptKey struct{}

@@ -11,7 +11,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -170,7 +169,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if a != nil {
 		a.endpoint.Failures.Add(1)
-		if a.mayRetry && context.Cause(r.Context()) == nil && isConnectError(err) {
+		if a.retriesFailure(r.Context()) {
 			a.retry = true
 			return
 		}

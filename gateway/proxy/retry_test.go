@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -109,5 +110,94 @@ func TestRetryOnConnectFailure(t *testing.T) {
 	}
 	if calls.Load() != 10 {
 		t.Fatalf("live backend saw %d requests, want 10", calls.Load())
+	}
+}
+
+// slowFirst stalls its first `slow` requests until they are cancelled (or a bound
+// passes) and answers the rest at once.
+func slowFirst(slow int32, calls *atomic.Int32) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a cancelled request only once the body is read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		if calls.Add(1) <= slow {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+			return
+		}
+		_, _ = io.WriteString(w, "fast")
+	}
+}
+
+func TestRetryOnBackendTimeout(t *testing.T) {
+	var calls atomic.Int32
+	addr := startBackend(t, slowFirst(1, &calls))
+	timeouts := config.Timeouts{BackendRequest: dur(100 * time.Millisecond)}
+	g := newGateway(t, Options{}, []config.Backend{httpBackend("f", ready(addr))}, config.Rule{
+		Timeouts: &timeouts, Retry: &config.Retry{Codes: []int{503}, Attempts: 1},
+		Backends: []config.BackendRef{{Backend: "f", Weight: 1}},
+	}, nil)
+	if status, body := post(t, g, "x"); status != http.StatusOK || body != "fast" || calls.Load() != 2 {
+		t.Fatalf("got %d %q after %d calls; want the second, fast attempt", status, body, calls.Load())
+	}
+	// With every attempt too slow, the timeout of the last one is the answer.
+	calls.Store(-10)
+	if status, _ := post(t, g, "x"); status != http.StatusGatewayTimeout || calls.Load() != -8 {
+		t.Fatalf("all attempts slow: %d after %d calls; want 504 after 2", status, calls.Load()+10)
+	}
+}
+
+func TestRetryStopsAtRequestTimeout(t *testing.T) {
+	var calls atomic.Int32
+	addr := startBackend(t, slowFirst(100, &calls))
+	timeouts := config.Timeouts{Request: dur(250 * time.Millisecond), BackendRequest: dur(100 * time.Millisecond)}
+	g := newGateway(t, Options{}, []config.Backend{httpBackend("f", ready(addr))}, config.Rule{
+		Timeouts: &timeouts, Retry: &config.Retry{Attempts: 50},
+		Backends: []config.BackendRef{{Backend: "f", Weight: 1}},
+	}, nil)
+	status, reason, _ := g.get(t, "/")
+	if status != http.StatusGatewayTimeout || reason != "request-timeout" {
+		t.Fatalf("got %d %q; want 504 request-timeout", status, reason)
+	}
+	if n := calls.Load(); n < 2 || n > 3 {
+		t.Fatalf("%d attempts fit a 250 ms request of 100 ms attempts; want 2 or 3", n)
+	}
+}
+
+// resetFirst closes the connection of its first `resets` requests without answering.
+func resetFirst(resets int32, calls *atomic.Int32) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= resets {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				if tcp, ok := conn.(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0)
+				}
+				conn.Close()
+			}
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "body=%s", body)
+	}
+}
+
+func TestRetryOnConnectionReset(t *testing.T) {
+	var calls atomic.Int32
+	addr := startBackend(t, resetFirst(2, &calls))
+	g := newGateway(t, Options{}, []config.Backend{httpBackend("f", ready(addr))}, config.Rule{
+		Retry: &config.Retry{Codes: []int{500}, Attempts: 2}, Backends: []config.BackendRef{{Backend: "f", Weight: 1}},
+	}, nil)
+	if status, body := post(t, g, "hello"); status != http.StatusOK || body != "body=hello" || calls.Load() != 3 {
+		t.Fatalf("got %d %q after %d calls; want 200 after 3", status, body, calls.Load())
+	}
+	// Without retries the reset is a 502.
+	calls.Store(0)
+	g2 := newGateway(t, Options{}, []config.Backend{httpBackend("f", ready(addr))}, config.Rule{
+		Backends: []config.BackendRef{{Backend: "f", Weight: 1}},
+	}, nil)
+	if status, _ := post(t, g2, "hello"); status != http.StatusBadGateway || calls.Load() != 1 {
+		t.Fatalf("no retry stanza: %d after %d calls; want one 502", status, calls.Load())
 	}
 }
