@@ -1,0 +1,107 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// clock is a settable time source for tests of the bucket arithmetic.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestLocal(limit Limit, maxKeys int) (*Local, *clock) {
+	c := &clock{t: time.Unix(1_000_000, 0)}
+	l := NewLocal(limit, maxKeys)
+	l.now = c.now
+	return l, c
+}
+
+func TestLocalBucketStartsFullAndRefills(t *testing.T) {
+	l, c := newTestLocal(Limit{Requests: 10, Per: time.Second, Burst: 5}, 0)
+	ctx := context.Background()
+	for i := range 15 {
+		d := l.Take(ctx, "k")
+		if !d.Allowed || d.Limit != 15 || d.Remaining != int64(14-i) {
+			t.Fatalf("request %d: %+v; want allowed with %d remaining of 15", i+1, d, 14-i)
+		}
+	}
+	d := l.Take(ctx, "k")
+	if d.Allowed || d.RetryAfter != 101*time.Millisecond || d.Remaining != 0 {
+		t.Fatalf("16th request: %+v; want denied, retry after 101ms", d)
+	}
+	if d.Reset != 1501*time.Millisecond {
+		t.Errorf("reset %v; want 1.501s to refill 15 tokens at 10/s", d.Reset)
+	}
+	c.advance(250 * time.Millisecond)
+	allowed := 0
+	for range 5 {
+		if l.Take(ctx, "k").Allowed {
+			allowed++
+		}
+	}
+	if allowed != 2 {
+		t.Fatalf("after 250ms at 10/s, %d requests allowed; want 2", allowed)
+	}
+	// Other keys have buckets of their own.
+	if !l.Take(ctx, "other").Allowed {
+		t.Fatal("a fresh key was denied")
+	}
+	// A long idle period refills to capacity, not beyond.
+	c.advance(time.Hour)
+	if d := l.Take(ctx, "k"); d.Remaining != 14 {
+		t.Fatalf("after an hour idle: %+v; want 14 remaining", d)
+	}
+}
+
+func TestLocalForgetsLeastRecentlyUsedKeys(t *testing.T) {
+	l, _ := newTestLocal(Limit{Requests: 1, Per: time.Hour}, 100)
+	ctx := context.Background()
+	for i := range 1000 {
+		l.Take(ctx, fmt.Sprint("key-", i))
+	}
+	if l.Len() != 100 {
+		t.Fatalf("%d buckets kept; want the bound of 100", l.Len())
+	}
+	if l.Take(ctx, "key-999").Allowed {
+		t.Fatal("a recent key's empty bucket was forgotten")
+	}
+}
+
+func TestLimitValidateAndScale(t *testing.T) {
+	for _, bad := range []Limit{{}, {Requests: 1}, {Requests: -1, Per: time.Second}, {Requests: 1, Per: time.Second, Burst: -1}} {
+		if bad.Validate() == nil {
+			t.Errorf("%+v validated", bad)
+		}
+	}
+	l := Limit{Requests: 100, Per: time.Second, Burst: 30}
+	if err := l.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Scaled(3); s.Requests != 33 || s.Burst != 10 {
+		t.Errorf("scaled by 3: %+v", s)
+	}
+	if s := (Limit{Requests: 2, Per: time.Second}).Scaled(5); s.Requests != 1 {
+		t.Errorf("a share never drops below one request: %+v", s)
+	}
+}
+
+func BenchmarkLocalTake(b *testing.B) {
+	l := NewLocal(Limit{Requests: 1 << 30, Per: time.Second}, 0)
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprint("client-", i)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			l.Take(ctx, keys[i%len(keys)])
+			i++
+		}
+	})
+}
