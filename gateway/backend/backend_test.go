@@ -248,3 +248,22 @@ func BenchmarkPick(b *testing.B) {
 		}
 	})
 }
+
+func TestPickExceptAvoidsTheFailedEndpoint(t *testing.T) {
+	m := NewManager(Options{})
+	m.Update([]config.Backend{{Name: "b", Endpoints: []config.Endpoint{
+		{Address: "127.0.0.1:1", Ready: true, Serving: true},
+		{Address: "127.0.0.1:2", Ready: true, Serving: true}}}})
+	p := m.Pool("b")
+	for range 10 {
+		first, _ := p.Pick()
+		if next, _ := p.PickExcept(first); next == first {
+			t.Fatal("PickExcept returned the endpoint to avoid while another was ready")
+		}
+	}
+	m.Update([]config.Backend{{Name: "b", Endpoints: []config.Endpoint{{Address: "127.0.0.1:1", Ready: true, Serving: true}}}})
+	only, _ := p.Pick()
+	if again, err := p.PickExcept(only); err != nil || again != only {
+		t.Fatalf("with one endpoint PickExcept gave %v, %v; want that endpoint", again, err)
+	}
+}

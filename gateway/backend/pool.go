@@ -87,6 +87,20 @@ func (p *Pool) Pick() (*Endpoint, error) {
 	return candidates[n%uint64(len(candidates))], nil
 }
 
+// PickExcept is Pick, preferring an endpoint other than avoid when another can
+// serve, so that a retry does not go back to the endpoint that just failed.
+func (p *Pool) PickExcept(avoid *Endpoint) (*Endpoint, error) {
+	ep, err := p.Pick()
+	if err != nil || ep != avoid || avoid == nil {
+		return ep, err
+	}
+	s := p.state.Load()
+	if len(s.ready) > 1 || (len(s.ready) == 0 && len(s.serving) > 1) {
+		return p.Pick()
+	}
+	return ep, nil
+}
+
 // update installs a new configuration of the backend. Endpoints whose address,
 // zone and node are unchanged keep their Endpoint value and with it their counters.
 func (p *Pool) update(b *config.Backend) {

@@ -194,7 +194,8 @@ type Timeouts struct {
 	BackendRequest Duration `json:"backendRequest,omitempty"`
 }
 
-// Retry is an HTTPRoute rule's retry policy.
+// Retry is a rule's retry policy: from an HTTPRoute rule's retry field or a
+// TrafficPolicy.
 type Retry struct {
 	// Codes are the response status codes that are retried.
 	Codes []int `json:"codes,omitempty"`
@@ -202,6 +203,48 @@ type Retry struct {
 	Attempts int `json:"attempts,omitempty"`
 	// Backoff is the minimum wait between tries.
 	Backoff Duration `json:"backoff,omitempty"`
+	// MaxBackoff caps the wait, which doubles from Backoff with each retry (with
+	// jitter, never below Backoff). Zero keeps every wait at Backoff.
+	MaxBackoff Duration `json:"maxBackoff,omitempty"`
+	// On lists the failures retried besides Codes. Empty means connect failures,
+	// resets and per-try timeouts, as the Gateway API asks of an HTTPRoute retry.
+	On []RetryCondition `json:"on,omitempty"`
+	// PerTryTimeout bounds each try; the rule's backendRequest timeout, when shorter,
+	// bounds it instead. Zero means no bound of its own.
+	PerTryTimeout Duration `json:"perTryTimeout,omitempty"`
+	// IdempotentOnly, when set, retries requests with a method that is not idempotent
+	// (POST, PATCH, CONNECT) only after a connect failure, which the backend never saw.
+	IdempotentOnly bool `json:"idempotentOnly,omitempty"`
+	// Budget, when set, bounds retries to a share of the requests to the backend, so
+	// that retries cannot multiply the load on a failing backend.
+	Budget *RetryBudget `json:"budget,omitempty"`
+}
+
+// RetryCondition is a class of failure a retry policy retries.
+type RetryCondition string
+
+const (
+	// RetryConnectFailure retries when no connection to the endpoint could be made.
+	RetryConnectFailure RetryCondition = "connect-failure"
+	// RetryReset retries when the connection failed before a response arrived.
+	RetryReset RetryCondition = "reset"
+	// RetryTimeout retries a try that ran past its per-try timeout.
+	RetryTimeout RetryCondition = "timeout"
+	// RetryGatewayError retries 502, 503 and 504 responses and per-try timeouts.
+	RetryGatewayError RetryCondition = "gateway-error"
+	// Retry5xx retries every 5xx response and per-try timeouts.
+	Retry5xx RetryCondition = "5xx"
+)
+
+// RetryBudget bounds retries over a sliding ten-second window, per backend and
+// gateway replica: retries may be at most Percent of the requests, plus
+// MinRetriesPerSecond.
+type RetryBudget struct {
+	// Percent is the share of requests, 0 to 100, that may be retries.
+	Percent int `json:"percent"`
+	// MinRetriesPerSecond are allowed whatever the share, so that a backend with
+	// little traffic still gets retries.
+	MinRetriesPerSecond int `json:"minRetriesPerSecond,omitempty"`
 }
 
 // BackendRef is one weighted destination of a rule.

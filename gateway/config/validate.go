@@ -143,9 +143,38 @@ func (v *validator) route(where string, r *Route) {
 			}
 			v.filters(bwhere, b.Filters)
 		}
-		if rule.Retry != nil && rule.Retry.Attempts < 0 {
-			v.add(rwhere, "retry attempts %d is negative", rule.Retry.Attempts)
+		if rule.Retry != nil {
+			v.retry(rwhere+" retry", rule.Retry)
 		}
+	}
+}
+
+// retryConditions are the RetryCondition values a policy may name.
+var retryConditions = map[RetryCondition]bool{RetryConnectFailure: true, RetryReset: true,
+	RetryTimeout: true, RetryGatewayError: true, Retry5xx: true}
+
+func (v *validator) retry(where string, r *Retry) {
+	if r.Attempts < 0 {
+		v.add(where, "attempts %d is negative", r.Attempts)
+	}
+	for _, c := range r.Codes {
+		if c < 400 || c > 599 {
+			v.add(where, "status code %d is not in 400-599", c)
+		}
+	}
+	for _, on := range r.On {
+		if !retryConditions[on] {
+			v.add(where, "condition %q is not one of connect-failure, reset, timeout, gateway-error, 5xx", on)
+		}
+	}
+	if r.Backoff < 0 || r.MaxBackoff < 0 || r.PerTryTimeout < 0 {
+		v.add(where, "durations must not be negative")
+	}
+	if r.MaxBackoff != 0 && r.MaxBackoff < r.Backoff {
+		v.add(where, "maxBackoff %v is shorter than backoff %v", r.MaxBackoff.D(), r.Backoff.D())
+	}
+	if b := r.Budget; b != nil && (b.Percent < 0 || b.Percent > 100 || b.MinRetriesPerSecond < 0) {
+		v.add(where, "budget percent must be 0-100 and minRetriesPerSecond not negative")
 	}
 }
 

@@ -90,3 +90,28 @@ func TestDurationJSON(t *testing.T) {
 		t.Fatal("a malformed duration was accepted")
 	}
 }
+
+func TestValidateRetryPolicies(t *testing.T) {
+	good := Retry{Attempts: 2, Codes: []int{503}, On: []RetryCondition{RetryGatewayError, RetryReset},
+		Backoff: Duration(25 * time.Millisecond), MaxBackoff: Duration(time.Second),
+		Budget: &RetryBudget{Percent: 20, MinRetriesPerSecond: 10}}
+	s := validSnapshot()
+	s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Retry = &good
+	if err := s.Validate(); err != nil {
+		t.Fatalf("a good retry policy: %v", err)
+	}
+	bad := map[string]Retry{
+		"negative":       {Attempts: -1},
+		"not in 400-599": {Attempts: 1, Codes: []int{200}},
+		"not one of":     {Attempts: 1, On: []RetryCondition{"sometimes"}},
+		"shorter than":   {Attempts: 1, Backoff: Duration(time.Second), MaxBackoff: Duration(time.Millisecond)},
+		"budget percent": {Attempts: 1, Budget: &RetryBudget{Percent: 101}},
+	}
+	for want, r := range bad {
+		s := validSnapshot()
+		s.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Retry = &r
+		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("retry %+v: error %v; want one saying %q", r, err, want)
+		}
+	}
+}

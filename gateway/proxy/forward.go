@@ -14,10 +14,13 @@ import (
 type forwarder struct {
 	proxy   *Proxy
 	backend string
-	// timeout bounds each attempt (the rule's backendRequest timeout); zero means none.
+	// timeout bounds each attempt (the rule's backendRequest timeout or the retry
+	// policy's per-try timeout, whichever is shorter); zero means none.
 	timeout time.Duration
 	// retry is the rule's retry policy, or nil.
 	retry *retryPolicy
+	// budget is the backend's retry budget under the policy, or nil.
+	budget *retryBudget
 }
 
 // ServeHTTP forwards the request to an endpoint of the backend.
@@ -31,22 +34,32 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.retry == nil {
-		f.attempt(w, r, pool, false)
+		f.attempt(w, r, pool, nil, retryPermission{})
 		return
 	}
 	f.serveWithRetries(w, r, pool)
 }
 
-// attempt makes one try at forwarding the request to an endpoint of pool. It reports
-// whether the try failed in a way that will be retried, in which case nothing has
-// been written to w. mayRetry says whether such a failure may be retried at all.
-func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backend.Pool, mayRetry bool) (retry bool) {
-	ep, err := pool.Pick()
+// retryPermission says which failures of an attempt may be retried.
+type retryPermission struct {
+	// any allows retrying every failure the policy names.
+	any bool
+	// connect allows retrying a connect failure, which the backend never saw, even
+	// when other failures may not be retried (a POST under IdempotentOnly).
+	connect bool
+}
+
+// attempt makes one try at forwarding the request to an endpoint of pool, avoiding
+// prev when another endpoint can serve. It reports whether the try failed in a way
+// that will be retried, in which case nothing has been written to w, and the
+// endpoint it tried.
+func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backend.Pool, prev *backend.Endpoint, perm retryPermission) (retry bool, ep *backend.Endpoint) {
+	ep, err := pool.PickExcept(prev)
 	if err != nil {
 		errNoEndpoints.write(w)
-		return false
+		return false, nil
 	}
-	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, mayRetry: mayRetry}
+	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, perm: perm}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -58,7 +71,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
 	f.proxy.reverseProxy(pool.Protocol()).ServeHTTP(w, r.WithContext(a))
-	return a.retry
+	return a.retry, ep
 }
 
 // attempt is the context of one try at forwarding a request. It carries the chosen
@@ -73,24 +86,31 @@ type attempt struct {
 	backend  string
 	endpoint *backend.Endpoint
 	policy   *retryPolicy
-	// mayRetry says whether a retryable failure of this attempt is to be retried.
-	mayRetry bool
+	// perm says which failures of this attempt may be retried.
+	perm retryPermission
 	// retry is set by the hooks when the attempt failed, nothing was written, and
 	// the request is to be tried again.
 	retry bool
 }
 
-// retriesFailure reports whether this attempt, which failed without a response, is
-// tried again. It is when retries remain, the request as a whole is still live, and
-// the attempt failed on the connection (refused, reset, closed before a response) or
-// ran past the backend request timeout. The Gateway API asks for both whenever a rule
-// has a retry stanza; ctx is the context of the failed outbound request.
-func (a *attempt) retriesFailure(ctx context.Context) bool {
-	if !a.mayRetry || a.request.Err() != nil {
+// retriesFailure reports whether this attempt, which failed with err before a
+// response, is tried again: when the request as a whole is still live and the
+// policy retries the kind of failure (a connect failure, a reset or early close,
+// or a run past the per-try timeout). ctx is the failed outbound request's.
+func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
+	if a.policy == nil || a.request.Err() != nil {
 		return false
 	}
-	cause := context.Cause(ctx)
-	return cause == nil || errors.Is(cause, causeBackendTimeout)
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, causeBackendTimeout):
+		return a.perm.any && a.policy.on&onTimeout != 0
+	case cause != nil:
+		return false
+	case isConnectError(err):
+		return a.perm.connect && a.policy.on&onConnectFailure != 0
+	default:
+		return a.perm.any && a.policy.on&onReset != 0
+	}
 }
 
 type attemptKey struct{}

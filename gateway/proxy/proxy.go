@@ -41,6 +41,9 @@ type Proxy struct {
 	logger         *slog.Logger
 	http1          *httputil.ReverseProxy
 	h2c            *httputil.ReverseProxy
+	// budgets holds the retry budgets by backend and policy (*retryBudget); they
+	// outlive configuration versions.
+	budgets sync.Map
 }
 
 // New returns a Proxy forwarding through m.
@@ -122,6 +125,12 @@ func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, t
 		return nil, errors.New("backend reference names no backend")
 	}
 	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry}
+	if retry != nil {
+		fwd.budget = p.budgetFor(ref.Backend, retry.budget)
+		if retry.perTryTimeout > 0 && (timeout == 0 || retry.perTryTimeout < timeout) {
+			fwd.timeout = retry.perTryTimeout
+		}
+	}
 	if len(ref.Filters) == 0 {
 		return fwd, nil
 	}
@@ -148,7 +157,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	a := attemptFrom(res.Request.Context())
-	if a != nil && a.mayRetry && a.policy.retriesStatus(res.StatusCode) {
+	if a != nil && a.perm.any && a.policy.retriesStatus(res.StatusCode) {
 		a.retry = true
 		return errRetry
 	}
@@ -169,7 +178,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if a != nil {
 		a.endpoint.Failures.Add(1)
-		if a.retriesFailure(r.Context()) {
+		if a.retriesFailure(r.Context(), err) {
 			a.retry = true
 			return
 		}

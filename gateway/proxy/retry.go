@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
@@ -18,9 +19,35 @@ const maxReplayBody = 64 << 10
 
 // retryPolicy is a rule's retry policy, ready for use.
 type retryPolicy struct {
-	codes    []int
-	attempts int
-	backoff  time.Duration
+	codes          []int
+	on             retryConditions
+	attempts       int
+	backoff        time.Duration
+	maxBackoff     time.Duration
+	perTryTimeout  time.Duration
+	idempotentOnly bool
+	budget         *config.RetryBudget
+}
+
+// retryConditions is a set of config.RetryCondition values.
+type retryConditions uint8
+
+const (
+	onConnectFailure retryConditions = 1 << iota
+	onReset
+	onTimeout
+	onGatewayError
+	on5xx
+)
+
+// defaultRetryConditions apply when a policy names none: what the Gateway API asks
+// of an HTTPRoute retry stanza.
+const defaultRetryConditions = onConnectFailure | onReset | onTimeout
+
+var retryConditionBits = map[config.RetryCondition]retryConditions{
+	config.RetryConnectFailure: onConnectFailure, config.RetryReset: onReset,
+	config.RetryTimeout: onTimeout, config.RetryGatewayError: onGatewayError | onTimeout,
+	config.Retry5xx: on5xx | onTimeout,
 }
 
 // newRetryPolicy returns the policy for a rule, or nil when the rule retries nothing.
@@ -28,17 +55,56 @@ func newRetryPolicy(r *config.Retry) *retryPolicy {
 	if r == nil || r.Attempts <= 0 {
 		return nil
 	}
-	return &retryPolicy{codes: slices.Clone(r.Codes), attempts: r.Attempts, backoff: r.Backoff.D()}
+	p := &retryPolicy{codes: slices.Clone(r.Codes), attempts: r.Attempts, backoff: r.Backoff.D(),
+		maxBackoff: r.MaxBackoff.D(), perTryTimeout: r.PerTryTimeout.D(), idempotentOnly: r.IdempotentOnly,
+		budget: r.Budget, on: defaultRetryConditions}
+	if len(r.On) > 0 {
+		p.on = 0
+		for _, c := range r.On {
+			p.on |= retryConditionBits[c]
+		}
+	}
+	return p
 }
 
 // retriesStatus reports whether a response status is retried. Only error statuses
 // qualify: a 1xx, 2xx or 3xx response is always passed on.
 func (p *retryPolicy) retriesStatus(status int) bool {
-	return p != nil && status >= 400 && slices.Contains(p.codes, status)
+	switch {
+	case p == nil || status < 400:
+		return false
+	case p.on&on5xx != 0 && status >= 500,
+		p.on&onGatewayError != 0 && (status == 502 || status == 503 || status == 504):
+		return true
+	}
+	return slices.Contains(p.codes, status)
 }
 
-// serveWithRetries forwards the request, trying again on connect failures and on
-// retried statuses while attempts remain and the body can be replayed.
+// wait is the pause before retry number n (from 1): doubling from the base with each
+// retry up to the cap, with jitter that never goes below the base, so that clients
+// failing together do not retry together.
+func (p *retryPolicy) wait(n int) time.Duration {
+	if p.maxBackoff <= p.backoff || p.backoff <= 0 {
+		return p.backoff
+	}
+	ceiling := p.backoff << min(n-1, 30)
+	if ceiling <= 0 || ceiling > p.maxBackoff {
+		ceiling = p.maxBackoff
+	}
+	return p.backoff + rand.N(ceiling-p.backoff+1)
+}
+
+// idempotent reports whether a method may be sent twice with the effect of once.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPatch, http.MethodConnect:
+		return false
+	}
+	return true
+}
+
+// serveWithRetries forwards the request, trying again on the failures the policy
+// retries while attempts remain, the body can be replayed and the budget allows.
 func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, pool *backend.Pool) {
 	body, replayable, err := bufferBody(r)
 	if err != nil {
@@ -47,15 +113,26 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		}
 		return
 	}
+	if f.budget != nil {
+		f.budget.request()
+	}
+	safe := !f.retry.idempotentOnly || idempotent(r.Method)
+	var prev *backend.Endpoint
 	for try := 0; ; try++ {
 		out := r
 		if replayable && body != nil {
 			out = withBody(r, body)
 		}
-		if !f.attempt(w, out, pool, replayable && try < f.retry.attempts) {
+		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows())
+		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may})
+		if !retry {
 			return
 		}
-		if !sleep(r.Context(), f.retry.backoff) {
+		if f.budget != nil {
+			f.budget.retried()
+		}
+		prev = ep
+		if !sleep(r.Context(), f.retry.wait(try+1)) {
 			if perr := classify(r.Context(), r.Context().Err()); perr != nil {
 				perr.write(w)
 			}
