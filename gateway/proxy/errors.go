@@ -29,6 +29,7 @@ var (
 	errUpstreamFailed  = &proxyError{http.StatusBadGateway, "upstream-error", "upstream error\n"}
 	errUpstreamTimeout = &proxyError{http.StatusGatewayTimeout, "upstream-timeout", "upstream request timeout\n"}
 	errRouteTimeout    = &proxyError{http.StatusGatewayTimeout, "request-timeout", "request timeout\n"}
+	errDeadline        = &proxyError{http.StatusGatewayTimeout, "deadline-exceeded", "deadline exceeded\n"}
 	errUnreadableBody  = &proxyError{http.StatusBadRequest, "request-body-error", "request body could not be read\n"}
 )
 
@@ -60,6 +61,7 @@ func (e *proxyError) ServeHTTP(w http.ResponseWriter, _ *http.Request) { e.write
 // apart as the route's timeout, the attempt's timeout, or the client going away.
 var (
 	causeRequestTimeout = errors.New("route request timeout")
+	causeDeadline       = errors.New("caller's deadline exceeded")
 	causeBackendTimeout = errors.New("backend request timeout")
 )
 
@@ -69,6 +71,8 @@ func classify(ctx context.Context, err error) *proxyError {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, causeRequestTimeout):
 		return errRouteTimeout
+	case errors.Is(cause, causeDeadline):
+		return errDeadline
 	case errors.Is(cause, causeBackendTimeout):
 		return errUpstreamTimeout
 	case cause != nil:

@@ -128,21 +128,3 @@ func attemptFrom(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
 	return a
 }
-
-// timeoutHandler bounds a whole request, retries included, by the rule's request
-// timeout. Requests that upgrade the connection are exempt: the timeout would cut
-// the upgraded conversation short.
-type timeoutHandler struct {
-	next    http.Handler
-	timeout time.Duration
-}
-
-func (h *timeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if isUpgrade(r) {
-		h.next.ServeHTTP(w, r)
-		return
-	}
-	ctx, cancel := context.WithTimeoutCause(r.Context(), h.timeout, causeRequestTimeout)
-	defer cancel()
-	h.next.ServeHTTP(w, r.WithContext(ctx))
-}

@@ -109,10 +109,7 @@ func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handl
 	if len(split.handlers) == 0 {
 		h = errNoBackends
 	}
-	if requestTimeout > 0 {
-		h = &timeoutHandler{next: h, timeout: requestTimeout}
-	}
-	return h, nil
+	return &deadlineHandler{next: h, timeout: requestTimeout}, nil
 }
 
 // referenceHandler builds the handler for one backend reference: its filters around
@@ -145,6 +142,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.URL.Host = a.endpoint.Address
 	}
 	p.setForwarded(pr.Out, pr.In)
+	setDeadlineHeaders(pr.Out)
 }
 
 // errRetry tells the error handler that a response was discarded to be retried.
