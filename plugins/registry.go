@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sort"
 	"sync"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -44,6 +47,27 @@ type Context struct {
 	Upstream Upstream
 	// Logger is the gateway's logger.
 	Logger *slog.Logger
+	// Store keeps state that outlives configuration versions; nil in tests that do
+	// not need it, in which case plugins keep their state per version.
+	Store *Store
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when a plugin
+	// needs the client's address.
+	TrustedProxies []netip.Prefix
+	// Redis is the client of the shared Redis for global rate limits, or nil when
+	// none is configured.
+	Redis redis.UniversalClient
+	// Replicas returns how many gateway replicas share global limits, for their
+	// fallback while Redis is unreachable; nil means one.
+	Replicas func() int
+}
+
+// Shared returns the object stored under key in the context's Store, or a new one
+// when the context has no Store.
+func (c Context) Shared(key string, create func() any) any {
+	if c.Store == nil {
+		return create()
+	}
+	return c.Store.Get(key, create)
 }
 
 var (

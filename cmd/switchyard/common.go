@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
+	"github.com/switchyard-dev/switchyard/gateway/ratelimit"
 	"github.com/switchyard-dev/switchyard/gateway/server"
 )
 
@@ -48,15 +49,21 @@ func (c *commonFlags) adminConfig(token string, state admin.State) adminConfig {
 
 // dataPlaneFlags are the flags of commands that carry traffic.
 type dataPlaneFlags struct {
-	trustedProxies string
-	shutdownDelay  time.Duration
-	drainTimeout   time.Duration
+	trustedProxies    string
+	shutdownDelay     time.Duration
+	drainTimeout      time.Duration
+	redisURL          string
+	redisMode         string
+	redisPasswordFile string
 }
 
 func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
 	fs.DurationVar(&d.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, how long to stay up while reporting unready before closing listeners")
 	fs.DurationVar(&d.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.StringVar(&d.redisURL, "redis-url", "", "Redis for global rate limits, as a go-redis URL (redis:// or rediss:// for TLS); without it each replica enforces its share")
+	fs.StringVar(&d.redisMode, "redis-mode", ratelimit.RedisStandalone, "standalone, cluster or sentinel")
+	fs.StringVar(&d.redisPasswordFile, "redis-password-file", "", "file holding the Redis password")
 }
 
 // engine builds the data plane.
@@ -65,11 +72,17 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger) (*dataplane.Engine, error) 
 	if err != nil {
 		return nil, err
 	}
-	return dataplane.New(dataplane.Options{
+	opts := dataplane.Options{
 		Limits: server.DefaultLimits(),
 		Proxy:  proxy.Options{TrustedProxies: trusted},
 		Logger: logger,
-	}), nil
+	}
+	if d.redisURL != "" {
+		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {
+			return nil, err
+		}
+	}
+	return dataplane.New(opts), nil
 }
 
 func (d *dataPlaneFlags) drain() drainOptions {

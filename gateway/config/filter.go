@@ -14,6 +14,12 @@ const (
 	FilterCORS                   FilterType = "CORS"
 )
 
+// Switchyard's own filters.
+const (
+	// FilterRateLimit limits request rates per key (a TrafficPolicy's rateLimit).
+	FilterRateLimit FilterType = "RateLimit"
+)
+
 // Filter is one step of a rule's (or backend reference's) filter chain. Type names
 // the filter; exactly the field that belongs to that Type is set.
 type Filter struct {
@@ -31,6 +37,8 @@ type Filter struct {
 	RequestMirror *Mirror `json:"requestMirror,omitempty"`
 	// CORS answers preflight requests and adds CORS headers to responses.
 	CORS *CORS `json:"cors,omitempty"`
+	// RateLimit answers 429 to requests over a rate limit.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 }
 
 // HeaderModifier edits a header set. Header names are case-insensitive. The edits are
@@ -127,4 +135,61 @@ type CORS struct {
 	// MaxAge is how long, in seconds, a preflight result may be cached; 0 means the
 	// Gateway API default of 5.
 	MaxAge int32 `json:"maxAge,omitempty"`
+}
+
+// RateLimitMode says where rate limit buckets live.
+type RateLimitMode string
+
+const (
+	// RateLimitLocal keeps buckets in each replica: each replica allows the limit.
+	RateLimitLocal RateLimitMode = "Local"
+	// RateLimitGlobal keeps buckets in Redis, shared by all replicas.
+	RateLimitGlobal RateLimitMode = "Global"
+)
+
+// RateLimitKeyType says what a rate limit counts requests by.
+type RateLimitKeyType string
+
+const (
+	// KeyClientIP counts per client address (see TrustedProxies).
+	KeyClientIP RateLimitKeyType = "ClientIP"
+	// KeyHeader counts per value of a request header; requests without the header
+	// share one bucket.
+	KeyHeader RateLimitKeyType = "Header"
+	// KeyRoute counts all requests of the rule together.
+	KeyRoute RateLimitKeyType = "Route"
+)
+
+// RateLimit is a RateLimit filter: every rule must admit a request.
+type RateLimit struct {
+	// ID names the policy; buckets are shared by filters with the same ID and rule,
+	// across configuration versions and, in Global mode, across replicas.
+	ID string `json:"id"`
+	// Mode is Local or Global.
+	Mode RateLimitMode `json:"mode"`
+	// FailureMode applies in Global mode while Redis cannot be reached:
+	// LocalFallback (default), Allow or Deny.
+	FailureMode string `json:"failureMode,omitempty"`
+	// Rules are the limits; a request must fit all of them.
+	Rules []RateLimitRule `json:"rules"`
+}
+
+// RateLimitRule is one token bucket per key.
+type RateLimitRule struct {
+	// Key says what requests are counted by.
+	Key RateLimitKey `json:"key"`
+	// Requests is how many requests the bucket refills per Per.
+	Requests int64 `json:"requests"`
+	// Per is the refill period.
+	Per Duration `json:"per"`
+	// Burst is how many requests beyond Requests the bucket holds; it starts full.
+	Burst int64 `json:"burst,omitempty"`
+}
+
+// RateLimitKey is what a rate limit rule counts by.
+type RateLimitKey struct {
+	// Type is ClientIP, Header or Route.
+	Type RateLimitKeyType `json:"type"`
+	// Name is the header name, for Type Header.
+	Name string `json:"name,omitempty"`
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
@@ -39,6 +41,10 @@ type Options struct {
 	Proxy proxy.Options
 	// Logger receives the engine's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Redis is the shared Redis of global rate limits; nil when none is configured.
+	Redis redis.UniversalClient
+	// Replicas returns how many replicas share global rate limits; nil means one.
+	Replicas func() int
 }
 
 // Engine is one gateway replica's data plane.
@@ -47,6 +53,9 @@ type Engine struct {
 	backends *backend.Manager
 	proxy    *proxy.Proxy
 	servers  *server.Manager
+	// plugins is the context every compilation provisions filters with; its Store
+	// keeps filter state (rate limit buckets) across generations.
+	plugins plugins.Context
 
 	// applyMu serialises Apply; requests never take it.
 	applyMu sync.Mutex
@@ -89,6 +98,8 @@ func New(opts Options) *Engine {
 		backends: backends,
 		proxy:    proxy.New(backends, opts.Proxy),
 		servers:  server.NewManager(opts.Limits, logger),
+		plugins: plugins.Context{Upstream: backends, Logger: logger, Store: plugins.NewStore(),
+			TrustedProxies: opts.Proxy.TrustedProxies, Redis: opts.Redis, Replicas: opts.Replicas},
 	}
 }
 
@@ -125,6 +136,9 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
 	}
 	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes})
+	// Filter state the new generation does not use is released now that the old
+	// generation is out of service.
+	e.plugins.Store.Commit()
 	e.syncSockets(routes)
 	return nil
 }
@@ -164,7 +178,8 @@ func (e *Engine) syncSockets(routes *routeSet) {
 // listeners, and the socket specs that serve them.
 func (e *Engine) compile(snap *config.Snapshot) (*routeSet, error) {
 	e.compilations.Add(1)
-	pctx := plugins.Context{Upstream: e.backends, Logger: e.logger}
+	pctx := e.plugins
+	pctx.Store.Begin()
 	routes := &routeSet{
 		routesVersion: snap.RoutesVersion,
 		listeners:     make(map[string]*compiledListener, len(snap.Listeners)),

@@ -136,8 +136,12 @@ func (g *Global) RedisCalls() int64 { return g.redisCalls.Load() }
 // Degraded reports whether Redis is currently unreachable.
 func (g *Global) Degraded() bool { return g.down.Load() }
 
-// Close stops the background work of the limiter.
-func (g *Global) Close() { g.stopped.Do(func() { close(g.stop) }) }
+// Close stops the background work of the limiter. It is an io.Closer so that the
+// plugin store closes limiters that no configuration uses any more.
+func (g *Global) Close() error {
+	g.stopped.Do(func() { close(g.stop) })
+	return nil
+}
 
 // Take takes one token from key's shared bucket.
 func (g *Global) Take(ctx context.Context, key string) Decision {

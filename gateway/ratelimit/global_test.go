@@ -24,7 +24,7 @@ func newClient(t *testing.T, addr string) *redis.Client {
 func newGlobal(t *testing.T, opts GlobalOptions) *Global {
 	t.Helper()
 	g := NewGlobal(opts)
-	t.Cleanup(g.Close)
+	t.Cleanup(func() { g.Close() })
 	return g
 }
 

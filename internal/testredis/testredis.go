@@ -20,17 +20,19 @@ type Server struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 }
 
 // Start runs redis-server on a free loopback port, without persistence, and stops it
-// when the test ends. A machine without redis-server fails the test: CI installs it.
-func Start(t testing.TB) *Server {
+// when the test ends; args are extra redis-server options ("--requirepass", "pw").
+// A machine without redis-server fails the test: CI installs it.
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server is not installed (Debian package redis-server; .ci/run installs it)")
 	}
-	s := &Server{t: t, port: freePort(t), dir: t.TempDir()}
+	s := &Server{t: t, port: freePort(t), dir: t.TempDir(), args: args}
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
@@ -61,8 +63,9 @@ func (s *Server) Restart() {
 
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log"))
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--logfile", filepath.Join(s.dir, "redis.log")}, s.args...)
+	cmd := exec.Command("redis-server", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
@@ -94,7 +97,8 @@ func ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
+	// A server with a password answers NOAUTH, which still shows it is up.
+	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("unexpected reply %q", line)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	_ "github.com/switchyard-dev/switchyard/plugins/cors"
 	_ "github.com/switchyard-dev/switchyard/plugins/headers"
 	_ "github.com/switchyard-dev/switchyard/plugins/mirror"
+	_ "github.com/switchyard-dev/switchyard/plugins/ratelimit"
 	_ "github.com/switchyard-dev/switchyard/plugins/redirect"
 	_ "github.com/switchyard-dev/switchyard/plugins/rewrite"
 )

@@ -17,9 +17,10 @@ import (
 	_ "github.com/switchyard-dev/switchyard/plugins/all"
 )
 
-func TestEveryGatewayAPIFilterIsRegistered(t *testing.T) {
+func TestEveryFilterIsRegistered(t *testing.T) {
 	want := []config.FilterType{
 		config.FilterCORS,
+		config.FilterRateLimit,
 		config.FilterRequestHeaderModifier,
 		config.FilterRequestMirror,
 		config.FilterRequestRedirect,

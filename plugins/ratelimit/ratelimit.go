@@ -1,0 +1,152 @@
+// Package ratelimit implements the RateLimit filter: token buckets per key, kept by
+// each replica (Local) or shared through Redis (Global), with the RateLimit-* response
+// headers and 429 answers carrying Retry-After.
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	rl "github.com/switchyard-dev/switchyard/gateway/ratelimit"
+	"github.com/switchyard-dev/switchyard/plugins"
+	"github.com/switchyard-dev/switchyard/plugins/internal/clientip"
+)
+
+func init() { plugins.Register(config.FilterRateLimit, plugin{}) }
+
+// maxRules bounds the rules of one filter, which each cost a bucket per request.
+const maxRules = 8
+
+type plugin struct{}
+
+// Validate checks the rate limit settings.
+func (plugin) Validate(spec *config.Filter) error {
+	c := spec.RateLimit
+	if c == nil {
+		return errors.New("settings are missing")
+	}
+	if c.ID == "" {
+		return errors.New("id is empty")
+	}
+	switch c.Mode {
+	case config.RateLimitLocal, config.RateLimitGlobal:
+	default:
+		return fmt.Errorf("mode %q is not Local or Global", c.Mode)
+	}
+	switch rl.FailureMode(c.FailureMode) {
+	case "", rl.FailLocalFallback, rl.FailAllow, rl.FailDeny:
+	default:
+		return fmt.Errorf("failureMode %q is not LocalFallback, Allow or Deny", c.FailureMode)
+	}
+	if len(c.Rules) == 0 || len(c.Rules) > maxRules {
+		return fmt.Errorf("%d rules; want 1 to %d", len(c.Rules), maxRules)
+	}
+	for i, r := range c.Rules {
+		if err := (rl.Limit{Requests: r.Requests, Per: r.Per.D(), Burst: r.Burst}).Validate(); err != nil {
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		switch r.Key.Type {
+		case config.KeyClientIP, config.KeyRoute:
+		case config.KeyHeader:
+			if !httpguts.ValidHeaderFieldName(r.Key.Name) {
+				return fmt.Errorf("rules[%d]: header name %q is not valid", i, r.Key.Name)
+			}
+		default:
+			return fmt.Errorf("rules[%d]: key type %q is not ClientIP, Header or Route", i, r.Key.Type)
+		}
+	}
+	return nil
+}
+
+// rule is one compiled rule: how to key a request and the limiter of its buckets.
+type rule struct {
+	key     config.RateLimitKey
+	limiter rl.Limiter
+}
+
+// Provision builds the middleware. Limiters come from the context's Store, keyed by
+// the policy, rule and settings, so that buckets survive configuration versions.
+func (plugin) Provision(ctx plugins.Context, spec *config.Filter) (plugins.Middleware, error) {
+	c := spec.RateLimit
+	if c.Mode == config.RateLimitGlobal && ctx.Redis == nil && ctx.Logger != nil {
+		ctx.Logger.Warn("global rate limit without Redis: each replica enforces its share", "policy", c.ID)
+	}
+	rules := make([]rule, len(c.Rules))
+	for i, r := range c.Rules {
+		limit := rl.Limit{Requests: r.Requests, Per: r.Per.D(), Burst: r.Burst}
+		storeKey := fmt.Sprintf("ratelimit/%s/%s/%d/%s/%s/%d/%v/%d", c.ID, c.Mode, i, r.Key.Type, r.Key.Name, r.Requests, r.Per.D(), r.Burst)
+		if c.Mode == config.RateLimitGlobal {
+			storeKey += "/" + c.FailureMode
+		}
+		limiter := ctx.Shared(storeKey, func() any { return newLimiter(ctx, c, i, limit) }).(rl.Limiter)
+		rules[i] = rule{key: r.Key, limiter: limiter}
+	}
+	return func(next http.Handler) http.Handler {
+		return &handler{next: next, rules: rules, ctx: ctx}
+	}, nil
+}
+
+func newLimiter(ctx plugins.Context, c *config.RateLimit, index int, limit rl.Limit) rl.Limiter {
+	if c.Mode == config.RateLimitLocal {
+		return rl.NewLocal(limit, 0)
+	}
+	return rl.NewGlobal(rl.GlobalOptions{Client: ctx.Redis, Limit: limit, Prefix: c.ID + ":" + strconv.Itoa(index),
+		FailureMode: rl.FailureMode(c.FailureMode), Replicas: ctx.Replicas})
+}
+
+type handler struct {
+	next  http.Handler
+	rules []rule
+	ctx   plugins.Context
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var tightest rl.Decision
+	for i, rule := range h.rules {
+		d := rule.limiter.Take(r.Context(), h.keyOf(rule.key, r))
+		if !d.Allowed {
+			writeHeaders(w.Header(), d)
+			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d.RetryAfter, 1)))
+			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
+			return
+		}
+		if i == 0 || d.Remaining < tightest.Remaining {
+			tightest = d
+		}
+	}
+	writeHeaders(w.Header(), tightest)
+	h.next.ServeHTTP(w, r)
+}
+
+// keyOf returns the bucket key of a request. Requests without the header of a Header
+// key share the bucket of the empty value, so leaving the header out is no way
+// around the limit.
+func (h *handler) keyOf(k config.RateLimitKey, r *http.Request) string {
+	switch k.Type {
+	case config.KeyClientIP:
+		return clientip.From(r, h.ctx.TrustedProxies)
+	case config.KeyHeader:
+		return "h=" + r.Header.Get(k.Name)
+	default:
+		return "route"
+	}
+}
+
+// writeHeaders sets the RateLimit-Limit, -Remaining and -Reset headers (reset in
+// whole seconds, rounded up).
+func writeHeaders(h http.Header, d rl.Decision) {
+	h.Set("RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+	h.Set("RateLimit-Remaining", strconv.FormatInt(max(d.Remaining, 0), 10))
+	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset, 0)))
+}
+
+func ceilSeconds(d time.Duration, least int) int {
+	return max(least, int(math.Ceil(d.Seconds())))
+}

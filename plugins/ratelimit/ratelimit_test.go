@@ -1,0 +1,153 @@
+package ratelimit
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/internal/testredis"
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+func filter(mode config.RateLimitMode, rules ...config.RateLimitRule) *config.Filter {
+	return &config.Filter{Type: config.FilterRateLimit, RateLimit: &config.RateLimit{ID: "ns/policy", Mode: mode, Rules: rules}}
+}
+
+func perMinute(key config.RateLimitKey, n int64) config.RateLimitRule {
+	return config.RateLimitRule{Key: key, Requests: n, Per: config.Duration(time.Minute)}
+}
+
+func provision(t *testing.T, ctx plugins.Context, f *config.Filter) http.Handler {
+	t.Helper()
+	if err := (plugin{}).Validate(f); err != nil {
+		t.Fatal(err)
+	}
+	mw, err := (plugin{}).Provision(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+}
+
+func send(h http.Handler, peer string, headers map[string]string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = peer
+	for k, v := range headers {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func TestLocalLimitPerClientWithHeaders(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyClientIP}, 3)))
+	for i := range 3 {
+		w := send(h, "192.0.2.1:1000", nil)
+		if w.Code != http.StatusNoContent || w.Header().Get("RateLimit-Remaining") != strconv.Itoa(2-i) || w.Header().Get("RateLimit-Limit") != "3" {
+			t.Fatalf("request %d: %d %v", i+1, w.Code, w.Header())
+		}
+	}
+	w := send(h, "192.0.2.1:1001", nil)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "20" {
+		t.Fatalf("4th request: %d, Retry-After %q; want 429 after 20s (3 per minute)", w.Code, w.Header().Get("Retry-After"))
+	}
+	if w := send(h, "192.0.2.2:1000", nil); w.Code != http.StatusNoContent {
+		t.Fatalf("another client was limited: %d", w.Code)
+	}
+}
+
+func TestHeaderKeyCannotBeDodged(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyHeader, Name: "X-Tenant"}, 2)))
+	for range 2 {
+		send(h, "192.0.2.1:1", nil)
+	}
+	if w := send(h, "192.0.2.9:1", nil); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("a request without the header got %d; requests without it share one bucket", w.Code)
+	}
+	if w := send(h, "192.0.2.1:1", map[string]string{"X-Tenant": "a"}); w.Code != http.StatusNoContent {
+		t.Fatalf("tenant a: %d", w.Code)
+	}
+}
+
+func TestEveryRuleMustAdmit(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal,
+		perMinute(config.RateLimitKey{Type: config.KeyClientIP}, 10),
+		perMinute(config.RateLimitKey{Type: config.KeyRoute}, 2)))
+	send(h, "192.0.2.1:1", nil)
+	send(h, "192.0.2.2:1", nil)
+	if w := send(h, "192.0.2.3:1", nil); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("the route-wide rule did not apply: %d", w.Code)
+	}
+}
+
+func TestBucketsSurviveReprovisioning(t *testing.T) {
+	store := plugins.NewStore()
+	ctx := plugins.Context{Store: store}
+	f := filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 2))
+	store.Begin()
+	h := provision(t, ctx, f)
+	store.Commit()
+	send(h, "192.0.2.1:1", nil)
+	send(h, "192.0.2.1:1", nil)
+	store.Begin()
+	h2 := provision(t, ctx, f)
+	store.Commit()
+	if w := send(h2, "192.0.2.1:1", nil); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("a new configuration refilled the bucket: %d", w.Code)
+	}
+}
+
+func TestGlobalSharedByReplicasAndFailsOpenOrClosed(t *testing.T) {
+	srv := testredis.Start(t)
+	replica := func() http.Handler {
+		c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { c.Close() })
+		return provision(t, plugins.Context{Redis: c}, filter(config.RateLimitGlobal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 4)))
+	}
+	a, b := replica(), replica()
+	admitted := 0
+	for i := range 10 {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		if send(h, "192.0.2.1:1", nil).Code == http.StatusNoContent {
+			admitted++
+		}
+	}
+	if admitted != 4 {
+		t.Fatalf("two replicas admitted %d; want the shared 4", admitted)
+	}
+	srv.Stop()
+	deny := filter(config.RateLimitGlobal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 4))
+	deny.RateLimit.FailureMode = "Deny"
+	deny.RateLimit.ID = "ns/deny"
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { c.Close() })
+	h := provision(t, plugins.Context{Redis: c}, deny)
+	if w := send(h, "192.0.2.1:1", nil); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("Deny with Redis down: %d; want 429, never a 5xx", w.Code)
+	}
+}
+
+func TestValidateRejectsBadSettings(t *testing.T) {
+	bad := []*config.Filter{
+		{Type: config.FilterRateLimit},
+		filter("Sometimes", perMinute(config.RateLimitKey{Type: config.KeyRoute}, 1)),
+		filter(config.RateLimitLocal),
+		filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyHeader, Name: "bad header"}, 1)),
+		filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: "Cookie"}, 1)),
+		filter(config.RateLimitLocal, config.RateLimitRule{Key: config.RateLimitKey{Type: config.KeyRoute}, Requests: 1}),
+	}
+	for i, f := range bad {
+		if err := (plugin{}).Validate(f); err == nil {
+			t.Errorf("case %d validated", i)
+		}
+	}
+}
