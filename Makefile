@@ -6,7 +6,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
 
-.PHONY: all build run test test-short vet fmt-check fuzz bench bench-fleet conformance clean controlplane
+# controller-gen writes the deepcopy code and CRDs of api/ (switchyard.dev/v1alpha1).
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+
+.PHONY: generate all build run test test-short vet fmt-check fuzz bench bench-fleet conformance clean controlplane
 
 all: build
 
@@ -70,6 +73,9 @@ CONFORMANCE_ARGS ?= -gateway-class=switchyard -conformance-profiles=GATEWAY-HTTP
 CONFORMANCE_EXTRA ?=
 conformance:
 	cd e2e/conformance && $(GO) test -count=1 -timeout 40m . -run TestConformance -args $(CONFORMANCE_ARGS) $(CONFORMANCE_EXTRA)
+
+generate:
+	GOFLAGS=-mod=mod $(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/crds
 
 clean:
 	rm -rf bin
