@@ -56,8 +56,8 @@ spec:
 		t.Errorf("defaults not applied: attempts %d, budget percent %d, failureMode %q", attempts, percent, failure)
 	}
 	invalid := map[string]string{
-		"retryOn": `{targetRefs: [{group: "", kind: Service, name: a}], retry: {retryOn: [sometimes]}}`,
-		"attempts": `{targetRefs: [{group: "", kind: Service, name: a}], retry: {attempts: 11}}`,
+		"retryOn":    `{targetRefs: [{group: "", kind: Service, name: a}], retry: {retryOn: [sometimes]}}`,
+		"attempts":   `{targetRefs: [{group: "", kind: Service, name: a}], retry: {attempts: 11}}`,
 		"targetRefs": `{targetRefs: []}`,
 		"type":       `{targetRefs: [{group: "", kind: Service, name: a}], rateLimit: {rules: [{key: {type: Cookie}, requests: 1, per: 1s}]}}`,
 		"per":        `{targetRefs: [{group: "", kind: Service, name: a}], rateLimit: {rules: [{key: {type: Route}, requests: 1, per: soon}]}}`,
