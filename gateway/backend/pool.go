@@ -54,7 +54,12 @@ type Pool struct {
 	name  string
 	next  atomic.Uint64
 	state atomic.Pointer[poolState]
+	// breaker enforces the backend's circuit breaker caps.
+	breaker Breaker
 }
+
+// Breaker is the pool's circuit breaker.
+func (p *Pool) Breaker() *Breaker { return &p.breaker }
 
 func newPool(b *config.Backend) *Pool {
 	p := &Pool{name: b.Name}
@@ -111,6 +116,7 @@ func (p *Pool) update(b *config.Backend) {
 			known[endpointKey{e.Address, e.Zone, e.NodeName}] = e
 		}
 	}
+	p.breaker.setLimits(b.CircuitBreaker)
 	s := &poolState{protocol: b.Protocol, all: make([]EndpointState, 0, len(b.Endpoints))}
 	if s.protocol == "" {
 		s.protocol = config.AppProtocolHTTP1

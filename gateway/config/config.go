@@ -291,6 +291,22 @@ type Backend struct {
 	Protocol AppProtocol `json:"protocol"`
 	// Endpoints are the addresses to balance over, sorted by Address.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// CircuitBreaker caps what each gateway replica sends to the backend at once.
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+}
+
+// CircuitBreaker caps a backend's load per gateway replica. A zero field sets no cap.
+// Requests over a cap are answered 503 at once rather than queued without bound.
+type CircuitBreaker struct {
+	// MaxConnections caps the requests being served at once, each of which holds a
+	// connection (HTTP/1.1 carries one request per connection at a time).
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// MaxPendingRequests caps the requests waiting for one of MaxConnections.
+	MaxPendingRequests int `json:"maxPendingRequests,omitempty"`
+	// MaxRequests caps the requests in flight, waiting ones included.
+	MaxRequests int `json:"maxRequests,omitempty"`
+	// MaxRetries caps the retries in flight; a retry over it is not made.
+	MaxRetries int `json:"maxRetries,omitempty"`
 }
 
 // Endpoint is one address of a Backend, with its EndpointSlice conditions.

@@ -93,6 +93,9 @@ func (v *validator) backend(b *Backend) {
 			v.add(where, "endpoint %q: %v", e.Address, err)
 		}
 	}
+	if cb := b.CircuitBreaker; cb != nil && (cb.MaxConnections < 0 || cb.MaxPendingRequests < 0 || cb.MaxRequests < 0 || cb.MaxRetries < 0) {
+		v.add(where, "circuit breaker caps must not be negative")
+	}
 }
 
 func (v *validator) listener(l *Listener) {

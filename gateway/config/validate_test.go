@@ -115,3 +115,15 @@ func TestValidateRetryPolicies(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCircuitBreaker(t *testing.T) {
+	s := validSnapshot()
+	s.Backends[0].CircuitBreaker = &CircuitBreaker{MaxRequests: -1}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "circuit breaker") {
+		t.Fatalf("a negative cap: %v", err)
+	}
+	s.Backends[0].CircuitBreaker = &CircuitBreaker{MaxConnections: 10, MaxPendingRequests: 5}
+	if err := s.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

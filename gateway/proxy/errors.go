@@ -25,6 +25,7 @@ var (
 	errNoBackends      = &proxyError{http.StatusInternalServerError, "no-backends", "no backend is configured for this route\n"}
 	errBackendNotFound = &proxyError{http.StatusServiceUnavailable, "backend-not-found", "backend is not available\n"}
 	errNoEndpoints     = &proxyError{http.StatusServiceUnavailable, "no-endpoints", "no healthy upstream\n"}
+	errOverflow        = &proxyError{http.StatusServiceUnavailable, "circuit-open", "upstream overflow: circuit breaker open\n"}
 	errUpstreamConnect = &proxyError{http.StatusBadGateway, "upstream-connect-failed", "upstream connect error\n"}
 	errUpstreamFailed  = &proxyError{http.StatusBadGateway, "upstream-error", "upstream error\n"}
 	errUpstreamTimeout = &proxyError{http.StatusGatewayTimeout, "upstream-timeout", "upstream request timeout\n"}

@@ -33,6 +33,16 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errBackendNotFound.write(w)
 		return
 	}
+	release, err := pool.Breaker().Acquire(r.Context())
+	if err != nil {
+		if errors.Is(err, backend.ErrOverflow) {
+			errOverflow.write(w)
+		} else if perr := classify(r.Context(), err); perr != nil {
+			perr.write(w)
+		}
+		return
+	}
+	defer release()
 	if f.retry == nil {
 		f.attempt(w, r, pool, nil, retryPermission{})
 		return

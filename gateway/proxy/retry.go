@@ -123,11 +123,19 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		if replayable && body != nil {
 			out = withBody(r, body)
 		}
-		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows())
+		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows()) &&
+			pool.Breaker().RetryAvailable()
 		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may})
 		if !retry {
 			return
 		}
+		releaseRetry, ok := pool.Breaker().TryRetry()
+		if !ok {
+			// Another request took the last retry since this one checked.
+			errOverflow.write(w)
+			return
+		}
+		defer releaseRetry()
 		if f.budget != nil {
 			f.budget.retried()
 		}

@@ -166,3 +166,43 @@ func TestRetryBudgetWindow(t *testing.T) {
 		t.Fatal("retries of a past window still count")
 	}
 }
+
+func TestCircuitBreakerAnswers503AtOnce(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	stalled := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	b := httpBackend("f", ready(stalled))
+	b.CircuitBreaker = &config.CircuitBreaker{MaxRequests: 2}
+	g := newGateway(t, Options{}, []config.Backend{b}, config.Rule{Backends: []config.BackendRef{{Backend: "f", Weight: 1}}}, nil)
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			status, _, _ := g.get(t, "/")
+			done <- status
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	status, reason, _ := g.get(t, "/")
+	if status != http.StatusServiceUnavailable || reason != "circuit-open" || time.Since(start) > time.Second {
+		t.Fatalf("third request: %d %q after %v; want an immediate 503 circuit-open", status, reason, time.Since(start))
+	}
+	close(release)
+	for range 2 {
+		if s := <-done; s != http.StatusOK {
+			t.Errorf("an admitted request got %d", s)
+		}
+	}
+	if status, _, _ := g.get(t, "/"); status != http.StatusOK {
+		t.Fatalf("after the load went: %d", status)
+	}
+}

@@ -1,0 +1,127 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+func breakerWith(l config.CircuitBreaker) *Breaker {
+	b := &Breaker{}
+	b.setLimits(&l)
+	return b
+}
+
+func TestBreakerMaxRequests(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxRequests: 2})
+	r1, err1 := b.Acquire(context.Background())
+	r2, err2 := b.Acquire(context.Background())
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if _, err := b.Acquire(context.Background()); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("third request: %v; want ErrOverflow", err)
+	}
+	r1()
+	r3, err := b.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	r2()
+	r3()
+	if b.Overflows() != 1 {
+		t.Fatalf("%d overflows counted; want 1", b.Overflows())
+	}
+}
+
+func TestBreakerQueuesForConnectionsInOrder(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 1, MaxPendingRequests: 2})
+	hold, err := b.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []int
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			release, err := b.Acquire(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			release()
+		}()
+		// Let each waiter queue before the next, so the order is known.
+		waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == i+1 })
+	}
+	if _, err := b.Acquire(context.Background()); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("with the queue full: %v; want ErrOverflow", err)
+	}
+	hold()
+	wg.Wait()
+	if len(order) != 2 || order[0] != 0 || order[1] != 1 {
+		t.Fatalf("waiters served in order %v; want [0 1]", order)
+	}
+	if b.active != 0 || len(b.queue) != 0 || b.requests.Load() != 0 {
+		t.Fatalf("state after all releases: active %d, queued %d, requests %d", b.active, len(b.queue), b.requests.Load())
+	}
+}
+
+func TestBreakerWaiterGivingUpPassesTheSlotOn(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 1, MaxPendingRequests: 5})
+	hold, _ := b.Acquire(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := b.Acquire(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a waiter past its deadline: %v", err)
+	}
+	hold()
+	release, err := b.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("the slot was lost with the waiter that gave up: %v", err)
+	}
+	release()
+}
+
+func TestBreakerRetriesAndNoLimits(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxRetries: 1})
+	r, ok := b.TryRetry()
+	if !ok || b.RetryAvailable() {
+		t.Fatal("the first retry was refused, or a second looks available")
+	}
+	if _, ok := b.TryRetry(); ok {
+		t.Fatal("a second retry in flight was admitted")
+	}
+	r()
+	if !b.RetryAvailable() {
+		t.Fatal("the released retry did not free its place")
+	}
+	open := &Breaker{}
+	open.setLimits(&config.CircuitBreaker{})
+	for range 1000 {
+		if _, err := open.Acquire(context.Background()); err != nil {
+			t.Fatal("a breaker without caps refused a request")
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
