@@ -50,14 +50,21 @@ func (m *Manager) Update(backends []config.Backend) {
 	next := make(map[string]*Pool, len(backends))
 	for i := range backends {
 		b := &backends[i]
-		if p := old[b.Name]; p != nil {
+		p := old[b.Name]
+		if p != nil {
 			p.update(b)
-			next[b.Name] = p
-			continue
+		} else {
+			p = newPool(b)
 		}
-		next[b.Name] = newPool(b)
+		next[b.Name] = p
+		p.syncHealth(b.HealthCheck, m.healthClient(p.Protocol()))
 	}
 	m.pools.Store(&next)
+	for name, p := range old {
+		if next[name] == nil {
+			p.stopHealth()
+		}
+	}
 }
 
 // Pool returns the pool of the named backend, or nil if it is not configured.
@@ -102,8 +109,22 @@ func (m *Manager) RoundTrip(ctx context.Context, backend string, req *http.Reque
 	return res, nil
 }
 
-// Close closes idle backend connections. Requests in flight are not interrupted.
+// healthClient is the client of health probes for a backend protocol. It shares
+// the data path's transport, so probes reuse its connections.
+func (m *Manager) healthClient(p config.AppProtocol) *http.Client {
+	return &http.Client{Transport: m.Transport(p), CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
+}
+
+// Close stops health checks and closes idle backend connections. Requests in flight
+// are not interrupted.
 func (m *Manager) Close() {
+	m.updateMu.Lock()
+	for _, p := range *m.pools.Load() {
+		p.stopHealth()
+	}
+	m.updateMu.Unlock()
 	m.http1.CloseIdleConnections()
 	m.h2c.CloseIdleConnections()
 }

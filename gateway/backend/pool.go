@@ -3,6 +3,7 @@ package backend
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -27,6 +28,8 @@ type Endpoint struct {
 	// Failures counts requests that failed before a response arrived (connect
 	// errors, resets, timeouts).
 	Failures atomic.Uint64
+
+	health endpointHealth
 }
 
 // EndpointState is an endpoint with its conditions in the current configuration.
@@ -56,6 +59,12 @@ type Pool struct {
 	state atomic.Pointer[poolState]
 	// breaker enforces the backend's circuit breaker caps.
 	breaker Breaker
+	// outlier holds the outlier detection settings; checker probes the endpoints.
+	// guarded is set when either may hold endpoints out of service, so that Pick
+	// looks at endpoint health only then.
+	outlier outlierState
+	checker *healthChecker
+	guarded atomic.Bool
 }
 
 // Breaker is the pool's circuit breaker.
@@ -89,7 +98,19 @@ func (p *Pool) Pick() (*Endpoint, error) {
 		}
 	}
 	n := p.next.Add(1) - 1
-	return candidates[n%uint64(len(candidates))], nil
+	count := uint64(len(candidates))
+	if !p.guarded.Load() {
+		return candidates[n%count], nil
+	}
+	now := time.Now().UnixNano()
+	for i := range count {
+		if ep := candidates[(n+i)%count]; ep.health.available(now) {
+			return ep, nil
+		}
+	}
+	// Every endpoint is held out: spread the traffic over all of them rather than
+	// fail it all, since the checks may be what is wrong.
+	return candidates[n%count], nil
 }
 
 // PickExcept is Pick, preferring an endpoint other than avoid when another can
@@ -117,6 +138,8 @@ func (p *Pool) update(b *config.Backend) {
 		}
 	}
 	p.breaker.setLimits(b.CircuitBreaker)
+	p.outlier.settings.Store(b.OutlierDetection)
+	p.guarded.Store(b.OutlierDetection != nil || b.HealthCheck != nil)
 	s := &poolState{protocol: b.Protocol, all: make([]EndpointState, 0, len(b.Endpoints))}
 	if s.protocol == "" {
 		s.protocol = config.AppProtocolHTTP1

@@ -293,6 +293,43 @@ type Backend struct {
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	// CircuitBreaker caps what each gateway replica sends to the backend at once.
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// OutlierDetection ejects endpoints that keep failing.
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+	// HealthCheck probes the endpoints actively.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// OutlierDetection ejects an endpoint from balancing as soon as it fails too many
+// requests in a row. Each gateway replica judges on its own traffic.
+type OutlierDetection struct {
+	// Consecutive5xx ejects after this many 5xx answers, connection failures or
+	// timeouts in a row; zero disables the check.
+	Consecutive5xx int `json:"consecutive5xx,omitempty"`
+	// ConsecutiveGatewayErrors ejects after this many 502, 503 or 504 answers,
+	// connection failures or timeouts in a row; zero disables the check.
+	ConsecutiveGatewayErrors int `json:"consecutiveGatewayErrors,omitempty"`
+	// Interval is how long an endpoint must stay in service for its next ejection
+	// to be one step shorter again.
+	Interval Duration `json:"interval,omitempty"`
+	// BaseEjectionTime is the first ejection's length; the n-th ejection in a row
+	// lasts n times as long, up to ten.
+	BaseEjectionTime Duration `json:"baseEjectionTime,omitempty"`
+	// MaxEjectionPercent caps the share of the backend's endpoints ejected at once.
+	MaxEjectionPercent int `json:"maxEjectionPercent,omitempty"`
+}
+
+// HealthCheck probes each endpoint with an HTTP GET; a 2xx answer passes.
+type HealthCheck struct {
+	// Path is the path requested.
+	Path string `json:"path"`
+	// Interval is the time between probes of an endpoint.
+	Interval Duration `json:"interval"`
+	// Timeout bounds one probe.
+	Timeout Duration `json:"timeout"`
+	// HealthyThreshold is how many passes in a row return an endpoint to service.
+	HealthyThreshold int `json:"healthyThreshold"`
+	// UnhealthyThreshold is how many failures in a row take it out.
+	UnhealthyThreshold int `json:"unhealthyThreshold"`
 }
 
 // CircuitBreaker caps a backend's load per gateway replica. A zero field sets no cap.

@@ -96,6 +96,17 @@ func (v *validator) backend(b *Backend) {
 	if cb := b.CircuitBreaker; cb != nil && (cb.MaxConnections < 0 || cb.MaxPendingRequests < 0 || cb.MaxRequests < 0 || cb.MaxRetries < 0) {
 		v.add(where, "circuit breaker caps must not be negative")
 	}
+	if od := b.OutlierDetection; od != nil {
+		if od.Consecutive5xx < 0 || od.ConsecutiveGatewayErrors < 0 || od.Interval < 0 || od.BaseEjectionTime <= 0 ||
+			od.MaxEjectionPercent < 0 || od.MaxEjectionPercent > 100 {
+			v.add(where, "outlier detection needs a positive baseEjectionTime, counts not negative and maxEjectionPercent 0-100")
+		}
+	}
+	if hc := b.HealthCheck; hc != nil {
+		if !strings.HasPrefix(hc.Path, "/") || hc.Interval <= 0 || hc.Timeout <= 0 || hc.HealthyThreshold < 1 || hc.UnhealthyThreshold < 1 {
+			v.add(where, "health check needs a path starting with /, positive interval and timeout, and thresholds of at least 1")
+		}
+	}
 }
 
 func (v *validator) listener(l *Listener) {

@@ -127,3 +127,16 @@ func TestValidateCircuitBreaker(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestValidateOutlierAndHealth(t *testing.T) {
+	s := validSnapshot()
+	s.Backends[0].OutlierDetection = &OutlierDetection{Consecutive5xx: 5}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "baseEjectionTime") {
+		t.Fatalf("outlier detection without a base ejection time: %v", err)
+	}
+	s.Backends[0].OutlierDetection = nil
+	s.Backends[0].HealthCheck = &HealthCheck{Path: "healthz", Interval: Duration(time.Second), Timeout: Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "health check") {
+		t.Fatalf("a health check path without /: %v", err)
+	}
+}

@@ -69,7 +69,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 		errNoEndpoints.write(w)
 		return false, nil
 	}
-	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, perm: perm}
+	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, pool: pool, endpoint: ep, policy: f.retry, perm: perm}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -94,6 +94,7 @@ type attempt struct {
 	// timeout: when it is done, no further attempt is made.
 	request  context.Context
 	backend  string
+	pool     *backend.Pool
 	endpoint *backend.Endpoint
 	policy   *retryPolicy
 	// perm says which failures of this attempt may be retried.

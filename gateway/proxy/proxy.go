@@ -155,7 +155,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	a := attemptFrom(res.Request.Context())
-	if a != nil && a.perm.any && a.policy.retriesStatus(res.StatusCode) {
+	if a == nil {
+		return nil
+	}
+	a.pool.Report(a.endpoint, backend.OutcomeOf(res.StatusCode))
+	if a.perm.any && a.policy.retriesStatus(res.StatusCode) {
 		a.retry = true
 		return errRetry
 	}
@@ -176,6 +180,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if a != nil {
 		a.endpoint.Failures.Add(1)
+		a.pool.Report(a.endpoint, backend.OutcomeGatewayError)
 		if a.retriesFailure(r.Context(), err) {
 			a.retry = true
 			return

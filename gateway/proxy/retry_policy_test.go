@@ -206,3 +206,21 @@ func TestCircuitBreakerAnswers503AtOnce(t *testing.T) {
 		t.Fatalf("after the load went: %d", status)
 	}
 }
+
+func TestOutlierDetectionStopsTrafficToAFailingEndpoint(t *testing.T) {
+	var bad, good1, good2 atomic.Int32
+	b := httpBackend("f", ready(startBackend(t, failWith(503, &bad)),
+		startBackend(t, flaky(0, &good1)), startBackend(t, flaky(0, &good2))))
+	b.OutlierDetection = &config.OutlierDetection{ConsecutiveGatewayErrors: 3,
+		BaseEjectionTime: dur(time.Minute), MaxEjectionPercent: 50}
+	g := newGateway(t, Options{}, []config.Backend{b}, config.Rule{Backends: []config.BackendRef{{Backend: "f", Weight: 1}}}, nil)
+	failures := 0
+	for range 60 {
+		if status, _ := post(t, g, "x"); status != http.StatusOK {
+			failures++
+		}
+	}
+	if bad.Load() != 3 || failures != 3 {
+		t.Fatalf("the failing endpoint got %d requests (%d failed answers); want 3 before its ejection", bad.Load(), failures)
+	}
+}
