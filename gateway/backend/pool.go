@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -41,6 +42,8 @@ type EndpointState struct {
 // so Pick reads it without locks.
 type poolState struct {
 	protocol config.AppProtocol
+	// tls is the transport that speaks TLS to the endpoints, or nil for cleartext.
+	tls http.RoundTripper
 	// ready are the endpoints eligible for new traffic.
 	ready []*Endpoint
 	// serving are the endpoints that are serving but not ready (typically
@@ -56,9 +59,9 @@ type Pool struct {
 	state atomic.Pointer[poolState]
 }
 
-func newPool(b *config.Backend) *Pool {
+func newPool(b *config.Backend, tls http.RoundTripper) *Pool {
 	p := &Pool{name: b.Name}
-	p.update(b)
+	p.update(b, tls)
 	return p
 }
 
@@ -67,6 +70,14 @@ func (p *Pool) Name() string { return p.name }
 
 // Protocol is how the pool's endpoints are spoken to.
 func (p *Pool) Protocol() config.AppProtocol { return p.state.Load().protocol }
+
+// Transport returns, from one configuration version, the pool's protocol and the
+// transport that speaks TLS to its endpoints, which is nil when they are spoken to
+// in cleartext over the Manager's shared transports.
+func (p *Pool) Transport() (config.AppProtocol, http.RoundTripper) {
+	s := p.state.Load()
+	return s.protocol, s.tls
+}
 
 // Endpoints lists the endpoints of the current configuration with their conditions.
 // The returned slice is shared and must not be modified.
@@ -89,7 +100,7 @@ func (p *Pool) Pick() (*Endpoint, error) {
 
 // update installs a new configuration of the backend. Endpoints whose address,
 // zone and node are unchanged keep their Endpoint value and with it their counters.
-func (p *Pool) update(b *config.Backend) {
+func (p *Pool) update(b *config.Backend, tls http.RoundTripper) {
 	known := map[endpointKey]*Endpoint{}
 	if old := p.state.Load(); old != nil {
 		for _, es := range old.all {
@@ -97,7 +108,7 @@ func (p *Pool) update(b *config.Backend) {
 			known[endpointKey{e.Address, e.Zone, e.NodeName}] = e
 		}
 	}
-	s := &poolState{protocol: b.Protocol, all: make([]EndpointState, 0, len(b.Endpoints))}
+	s := &poolState{protocol: b.Protocol, tls: tls, all: make([]EndpointState, 0, len(b.Endpoints))}
 	if s.protocol == "" {
 		s.protocol = config.AppProtocolHTTP1
 	}

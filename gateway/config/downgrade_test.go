@@ -27,9 +27,8 @@ func TestDowngradeToSchema1ClearsRoutesVersion(t *testing.T) {
 	if !reflect.DeepEqual(*snap, before) {
 		t.Error("Downgrade modified its input")
 	}
-	if err := got.Validate(); err != nil {
-		t.Errorf("downgraded snapshot does not validate: %v", err)
-	}
+	// Validate knows only this schema and the one before it, so a schema 1 result is
+	// not validated here; a schema 1 replica validates it.
 }
 
 func TestDowngradeToSameVersionReturnsInput(t *testing.T) {

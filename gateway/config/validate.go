@@ -93,6 +93,9 @@ func (v *validator) backend(b *Backend) {
 			v.add(where, "endpoint %q: %v", e.Address, err)
 		}
 	}
+	if b.TLS != nil {
+		v.upstreamTLS(where+" tls", b.TLS)
+	}
 }
 
 func (v *validator) listener(l *Listener) {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -45,7 +46,8 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 		errNoEndpoints.write(w)
 		return false
 	}
-	a := &attempt{Context: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, mayRetry: mayRetry}
+	protocol, tlsTransport := pool.Transport()
+	a := &attempt{Context: r.Context(), backend: f.backend, endpoint: ep, policy: f.retry, mayRetry: mayRetry, tls: tlsTransport}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -56,7 +58,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
-	f.proxy.reverseProxy(pool.Protocol()).ServeHTTP(w, r.WithContext(a))
+	f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
 	return a.retry
 }
 
@@ -71,6 +73,8 @@ type attempt struct {
 	policy   *retryPolicy
 	// mayRetry says whether a retryable failure of this attempt is to be retried.
 	mayRetry bool
+	// tls is the transport of a backend spoken to over TLS, nil for cleartext.
+	tls http.RoundTripper
 	// retry is set by the hooks when the attempt failed, nothing was written, and
 	// the request is to be tried again.
 	retry bool
@@ -108,4 +112,22 @@ func (h *timeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeoutCause(r.Context(), h.timeout, causeRequestTimeout)
 	defer cancel()
 	h.next.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// attemptTransport sends each request over the TLS transport of its attempt's
+// backend. TLS backends differ in their settings, so one ReverseProxy serves them
+// all and the transport is chosen per request.
+type attemptTransport struct{}
+
+var errNoTLSTransport = errors.New("request has no TLS backend transport")
+
+func (attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a := attemptFrom(req.Context())
+	if a == nil || a.tls == nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, errNoTLSTransport
+	}
+	return a.tls.RoundTrip(req)
 }
