@@ -242,7 +242,9 @@ const (
 
 // Backend is a group of interchangeable endpoints: one port of one Service.
 type Backend struct {
-	// Name is "<namespace>/<service>:<port>".
+	// Name is "<namespace>/<service>:<port>". A TLS backend reached from a Gateway
+	// that presents a client certificate is a backend of its own, named
+	// "<namespace>/<service>:<port>#client=<namespace>/<secret>".
 	Name string `json:"name"`
 	// Protocol is how to speak to the endpoints.
 	Protocol AppProtocol `json:"protocol"`
