@@ -157,10 +157,12 @@ func TestOlderSchemaReplicaGetsADowngradedSnapshot(t *testing.T) {
 	resp := ts.openStream(t, StreamParams{Node: "old", Role: RoleEdge, Schema: old}, testToken)
 	ch := frames(resp.Body)
 	snap := snapshotWith("/a", "127.0.0.1:1")
+	snap.Backends = append(snap.Backends, config.Backend{Name: "ns/tls:443", Protocol: config.AppProtocolHTTP1,
+		TLS: &config.UpstreamTLS{ServerName: "a.example.com", SystemRoots: true}})
 	ts.Publish(snap)
 	got := nextSnapshot(t, ch)
-	if got.SchemaVersion != old || got.RoutesVersion != "" || got.Version != snap.Version {
-		t.Errorf("got schema %d routesVersion %q version %s", got.SchemaVersion, got.RoutesVersion, got.Version)
+	if got.SchemaVersion != old || got.Version != snap.Version || len(got.Backends) != len(snap.Backends)-1 {
+		t.Errorf("got schema %d version %s with %d backends", got.SchemaVersion, got.Version, len(got.Backends))
 	}
 	if r, _ := replicaOf(ts.Server, "old", RoleEdge); r.SchemaVersion != old {
 		t.Errorf("replica schema %d, want %d", r.SchemaVersion, old)

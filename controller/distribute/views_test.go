@@ -74,15 +74,23 @@ func TestForRoleRejectsBadInput(t *testing.T) {
 
 func TestBuildViewDowngradesForOlderReplicas(t *testing.T) {
 	snap := snapshotWith("/a", "127.0.0.1:1")
+	// Schema 3 added TLS backends, which a schema 2 replica must not get.
+	snap.Backends = append(snap.Backends, config.Backend{Name: "ns/tls:443", Protocol: config.AppProtocolHTTP1,
+		TLS: &config.UpstreamTLS{ServerName: "a.example.com", SystemRoots: true}})
 	v := buildView(snap, viewKey{role: RoleEdge, schema: config.SchemaVersion - 1})
 	mustNotErr(t, v.err)
-	if v.snap.SchemaVersion != config.SchemaVersion-1 || v.snap.RoutesVersion != "" {
-		t.Errorf("got schema %d routesVersion %q", v.snap.SchemaVersion, v.snap.RoutesVersion)
+	if v.snap.SchemaVersion != config.SchemaVersion-1 {
+		t.Errorf("got schema %d", v.snap.SchemaVersion)
+	}
+	for _, b := range v.snap.Backends {
+		if b.TLS != nil {
+			t.Errorf("downgraded view keeps TLS backend %s", b.Name)
+		}
 	}
 	if v.version != snap.Version {
 		t.Errorf("downgraded view version %q, want %q", v.version, snap.Version)
 	}
-	if snap.RoutesVersion == "" {
+	if last := snap.Backends[len(snap.Backends)-1]; last.TLS == nil {
 		t.Error("downgrading changed the published snapshot")
 	}
 }

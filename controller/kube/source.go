@@ -40,6 +40,7 @@ const (
 	KindSecret         Kind = "Secret"
 	KindConfigMap      Kind = "ConfigMap"
 	KindNamespace      Kind = "Namespace"
+	KindBackendTLS     Kind = "BackendTLSPolicy"
 )
 
 // Change is one change of a watched object that can alter the translation.
@@ -77,6 +78,7 @@ type Source struct {
 	secrets         corelisters.SecretLister
 	configMaps      corelisters.ConfigMapLister
 	namespaces      corelisters.NamespaceLister
+	backendTLS      gwlisters.BackendTLSPolicyLister
 }
 
 // NewSource sets up the informers. Nothing is read from the API server until Start.
@@ -106,6 +108,7 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 	s.secrets = core.Secrets().Lister()
 	s.configMaps = core.ConfigMaps().Lister()
 	s.namespaces = core.Namespaces().Lister()
+	s.backendTLS = gw.BackendTLSPolicies().Lister()
 
 	if err := core.Secrets().Informer().SetTransform(stripSecret); err != nil {
 		return nil, fmt.Errorf("kube: setting the Secret transform: %w", err)
@@ -124,6 +127,7 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 		{KindSecret, core.Secrets().Informer(), tlsSecretChanged},
 		{KindConfigMap, core.ConfigMaps().Informer(), versionChanged},
 		{KindNamespace, core.Namespaces().Informer(), versionChanged},
+		{KindBackendTLS, gw.BackendTLSPolicies().Informer(), specChanged},
 	}
 	for _, w := range watches {
 		if err := s.watch(w.kind, w.informer, w.relevant); err != nil {
@@ -152,8 +156,8 @@ func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant f
 	return err
 }
 
-// notify calls OnChange, except for ConfigMaps that no GatewayClass refers to: those
-// are never read, and some change every few seconds.
+// notify calls OnChange, except for ConfigMaps that no GatewayClass or
+// BackendTLSPolicy refers to: those are never read, and some change every few seconds.
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -164,7 +168,8 @@ func (s *Source) notify(kind Kind, obj any) {
 		s.opts.OnChange(Change{Kind: kind})
 		return
 	}
-	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) {
+	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) &&
+		!s.policyReferencesConfigMap(m.GetNamespace(), m.GetName()) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
@@ -206,7 +211,49 @@ func (s *Source) Input() *translate.Input {
 	in.EndpointSlices, _ = s.endpointSlices.List(everything)
 	in.Secrets, _ = s.secrets.List(everything)
 	in.Namespaces, _ = s.namespaces.List(everything)
+	in.BackendTLSPolicies, _ = s.backendTLS.List(everything)
+	in.ConfigMaps = s.policyConfigMaps(in.BackendTLSPolicies)
 	return in
+}
+
+// policyConfigMaps returns the cached ConfigMaps that the BackendTLSPolicies name
+// as CA certificates, each once.
+func (s *Source) policyConfigMaps(policies []*gwv1.BackendTLSPolicy) []*corev1.ConfigMap {
+	var out []*corev1.ConfigMap
+	seen := map[types.NamespacedName]bool{}
+	for _, p := range policies {
+		for _, ref := range p.Spec.Validation.CACertificateRefs {
+			key := types.NamespacedName{Namespace: p.Namespace, Name: string(ref.Name)}
+			if ref.Group != "" || ref.Kind != "ConfigMap" || seen[key] {
+				continue
+			}
+			seen[key] = true
+			if cm, err := s.configMaps.ConfigMaps(key.Namespace).Get(key.Name); err == nil {
+				out = append(out, cm)
+			}
+		}
+	}
+	return out
+}
+
+// policyReferencesConfigMap reports whether a BackendTLSPolicy of the namespace
+// names the ConfigMap as a CA certificate.
+func (s *Source) policyReferencesConfigMap(namespace, name string) bool {
+	policies, _ := s.backendTLS.BackendTLSPolicies(namespace).List(labels.Everything())
+	for _, p := range policies {
+		for _, ref := range p.Spec.Validation.CACertificateRefs {
+			if ref.Group == "" && ref.Kind == "ConfigMap" && string(ref.Name) == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// BackendTLSPolicies returns every cached BackendTLSPolicy.
+func (s *Source) BackendTLSPolicies() []*gwv1.BackendTLSPolicy {
+	policies, _ := s.backendTLS.List(labels.Everything())
+	return policies
 }
 
 // ConfigMaps returns the cached ConfigMaps that some GatewayClass names in its

@@ -15,6 +15,7 @@ const (
 	kindGatewayClass = "GatewayClass"
 	kindGateway      = "Gateway"
 	kindHTTPRoute    = "HTTPRoute"
+	kindBackendTLS   = "BackendTLSPolicy"
 )
 
 // gatewayClassTarget is the status write of an owned GatewayClass, or nil when the
@@ -102,11 +103,36 @@ func (w *Writer) routeTarget(cached *gwv1.HTTPRoute, desired []gwv1.RouteParentS
 	}
 }
 
+// backendTLSPolicyTarget is the status write of a BackendTLSPolicy: desired are this
+// controller's ancestors (none when no owned Gateway uses the policy any more).
+func (w *Writer) backendTLSPolicyTarget(cached *gwv1.BackendTLSPolicy, desired []gwv1.PolicyAncestorStatus) *target[*gwv1.BackendTLSPolicy, gwv1.PolicyStatus] {
+	key := types.NamespacedName{Namespace: cached.Namespace, Name: cached.Name}
+	policies := w.client.GatewayV1().BackendTLSPolicies(key.Namespace)
+	return &target[*gwv1.BackendTLSPolicy, gwv1.PolicyStatus]{
+		w: w, kind: kindBackendTLS, key: key,
+		object:        latest(w, kindBackendTLS, key, cached, cached.ResourceVersion),
+		cachedVersion: cached.ResourceVersion,
+		merge: func(o *gwv1.BackendTLSPolicy) (gwv1.PolicyStatus, bool) {
+			merged := mergePolicyStatus(o.Namespace, o.Status, desired, w.controllerName)
+			return merged, !sameStatus(o.Status, merged)
+		},
+		get: func(ctx context.Context) (*gwv1.BackendTLSPolicy, error) {
+			return policies.Get(ctx, key.Name, metav1.GetOptions{})
+		},
+		update: func(ctx context.Context, o *gwv1.BackendTLSPolicy, st gwv1.PolicyStatus) (*gwv1.BackendTLSPolicy, error) {
+			c := *o
+			c.Status = st
+			return policies.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
+		},
+	}
+}
+
 // inputObjects serves Objects from a translator input.
 type inputObjects struct {
 	classes  map[string]*gwv1.GatewayClass
 	gateways map[types.NamespacedName]*gwv1.Gateway
 	routes   []*gwv1.HTTPRoute
+	policies []*gwv1.BackendTLSPolicy
 }
 
 // InputObjects serves the objects of a translator input as Objects, for callers
@@ -128,6 +154,7 @@ func InputObjects(in *translate.Input) Objects {
 		}
 	}
 	o.routes = in.HTTPRoutes
+	o.policies = in.BackendTLSPolicies
 	return o
 }
 
@@ -136,3 +163,5 @@ func (o *inputObjects) GatewayClass(name string) *gwv1.GatewayClass { return o.c
 func (o *inputObjects) Gateway(key types.NamespacedName) *gwv1.Gateway { return o.gateways[key] }
 
 func (o *inputObjects) HTTPRoutes() []*gwv1.HTTPRoute { return o.routes }
+
+func (o *inputObjects) BackendTLSPolicies() []*gwv1.BackendTLSPolicy { return o.policies }

@@ -36,6 +36,9 @@ type Objects interface {
 	// HTTPRoutes returns every HTTPRoute, so that this controller's entries can be
 	// removed from routes that no longer refer to its Gateways.
 	HTTPRoutes() []*gwv1.HTTPRoute
+	// BackendTLSPolicies returns every BackendTLSPolicy, so that this controller's
+	// ancestors can be removed from policies its Gateways no longer use.
+	BackendTLSPolicies() []*gwv1.BackendTLSPolicy
 }
 
 // Counters count what a Writer did.
@@ -168,6 +171,17 @@ func (w *Writer) Apply(ctx context.Context, out *translate.Output, current Objec
 			continue
 		}
 		jobs = plan(jobs, &run, w.routeTarget(route, desired.Parents))
+	}
+	for _, policy := range current.BackendTLSPolicies() {
+		if policy == nil {
+			continue
+		}
+		key := types.NamespacedName{Namespace: policy.Namespace, Name: policy.Name}
+		desired, ok := out.BackendTLSPolicies[key]
+		if !ok && !hasAncestorOf(policy.Status, w.controllerName) {
+			continue
+		}
+		jobs = plan(jobs, &run, w.backendTLSPolicyTarget(policy, desired.Ancestors))
 	}
 	w.runAll(ctx, jobs, &run)
 	w.forgetUntouched()

@@ -66,6 +66,7 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, g
 		conds.set(accepted, false, string(compiled.invalidReason), compiled.invalidDetail)
 	default:
 		conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "The route is accepted.")
+		ix.btls.noteUse(gs.key, compiled.tlsPolicies)
 		name := route.Namespace + "/" + route.Name
 		for _, a := range attachments {
 			if a.listener.attached[name] {
@@ -81,7 +82,7 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, g
 					Name:              name,
 					Hostnames:         a.hostnames,
 					CreationTimestamp: route.CreationTimestamp.Time.UTC(),
-					Rules:             compiled.rules,
+					Rules:             ix.btls.rulesFor(gs, compiled),
 				})
 			}
 		}

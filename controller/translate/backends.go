@@ -34,14 +34,27 @@ func (c *routeCompiler) backendRef(b *gwv1.HTTPBackendRef, where *fieldPath, mat
 		return out, err
 	}
 	out.Filters = filters
-	name, reason, detail := c.ix.resolveBackend(c.route.Namespace, b.BackendObjectReference)
-	if reason != "" {
-		c.refFailed(reason, where, detail)
-		out.Invalid = &config.InvalidBackend{StatusCode: invalidBackendStatus, Reason: detail}
-		return out, nil
+	r := c.resolve(b.BackendObjectReference)
+	switch {
+	case r.reason != "":
+		c.refFailed(r.reason, where, r.detail)
+		out.Invalid = &config.InvalidBackend{StatusCode: invalidBackendStatus, Reason: r.detail}
+	case r.tlsProblem != "":
+		// The reference itself is fine; the BackendTLSPolicy's status tells what is
+		// wrong. Its traffic fails rather than reaching the backend without TLS.
+		out.Invalid = &config.InvalidBackend{StatusCode: invalidBackendStatus, Reason: r.tlsProblem}
+	default:
+		out.Backend = r.name
 	}
-	out.Backend = name
 	return out, nil
+}
+
+// resolve resolves a backend reference of the route and records the
+// BackendTLSPolicies that target it.
+func (c *routeCompiler) resolve(ref gwv1.BackendObjectReference) backendResolution {
+	r := c.ix.resolveBackend(c.route.Namespace, ref)
+	c.result.tlsPolicies = append(c.result.tlsPolicies, r.policies...)
+	return r
 }
 
 // backendKey identifies a backend reference as resolveBackend sees it.
@@ -53,16 +66,22 @@ type backendKey struct {
 
 // backendResolution is the outcome of resolveBackend.
 type backendResolution struct {
+	// name is the backend's name; empty when the reference cannot be used.
 	name   string
 	reason gwv1.RouteConditionReason
 	detail string
+	// tlsProblem explains why the BackendTLSPolicy that applies to the backend
+	// cannot be used; name is then empty, and reason too.
+	tlsProblem string
+	// policies are the BackendTLSPolicies that target the backend.
+	policies []types.NamespacedName
 }
 
 // resolveBackend resolves a reference to one port of a Service and returns the
 // backend name, or the ResolvedRefs reason and a sentence saying what is wrong. Routes
 // of one namespace refer to the same Services again and again, so outcomes are cached
 // by reference; the outcome depends on nothing else.
-func (ix *index) resolveBackend(routeNamespace string, ref gwv1.BackendObjectReference) (string, gwv1.RouteConditionReason, string) {
+func (ix *index) resolveBackend(routeNamespace string, ref gwv1.BackendObjectReference) backendResolution {
 	key := backendKey{
 		routeNamespace: routeNamespace,
 		group:          str(ref.Group, coreGroup),
@@ -74,11 +93,11 @@ func (ix *index) resolveBackend(routeNamespace string, ref gwv1.BackendObjectRef
 		key.port, key.hasPort = int32(*ref.Port), true
 	}
 	if r, ok := ix.resolved[key]; ok {
-		return r.name, r.reason, r.detail
+		return r
 	}
 	r := ix.resolveBackendRef(key, ref)
 	ix.resolved[key] = r
-	return r.name, r.reason, r.detail
+	return r
 }
 
 func (ix *index) resolveBackendRef(key backendKey, ref gwv1.BackendObjectReference) backendResolution {
@@ -111,20 +130,29 @@ func (ix *index) resolveBackendRef(key backendKey, ref gwv1.BackendObjectReferen
 	if port == nil {
 		return fail(gwv1.RouteReasonBackendNotFound, "Service %s has no port %d", svcName, *ref.Port)
 	}
-	protocol, ok := appProtocol(port.AppProtocol)
+	policy, policies := ix.btls.policyFor(svcKey, port.Name)
+	protocol, ok := appProtocol(port.AppProtocol, policy != nil)
 	if !ok {
-		return fail(gwv1.RouteReasonUnsupportedProtocol, "Service %s port %d has appProtocol %q, which is not supported", svcName, *ref.Port, *port.AppProtocol)
+		return fail(gwv1.RouteReasonUnsupportedProtocol, "Service %s port %d has appProtocol %q, which is not supported without a BackendTLSPolicy", svcName, *ref.Port, *port.AppProtocol)
+	}
+	if policy != nil && policy.tls == nil {
+		return backendResolution{tlsProblem: policy.problem, policies: policies}
 	}
 	name := svcName + ":" + strconv.Itoa(int(*ref.Port))
 	if _, done := ix.backends[name]; !done {
-		ix.backends[name] = config.Backend{Name: name, Protocol: protocol, Endpoints: ix.endpoints(svcKey, port)}
+		b := config.Backend{Name: name, Protocol: protocol, Endpoints: ix.endpoints(svcKey, port)}
+		if policy != nil {
+			b.TLS = policy.tls
+		}
+		ix.backends[name] = b
 	}
-	return backendResolution{name: name}
+	return backendResolution{name: name, policies: policies}
 }
 
-// appProtocol maps a Service port's appProtocol to how the gateway speaks to it.
-// Protocols that need TLS to the backend are refused rather than spoken in clear.
-func appProtocol(p *string) (config.AppProtocol, bool) {
+// appProtocol maps a Service port's appProtocol to how the gateway speaks to it,
+// inside TLS when a BackendTLSPolicy applies (h2c then means HTTP/2 by ALPN).
+// Protocols that need TLS are refused without a policy rather than spoken in clear.
+func appProtocol(p *string, tls bool) (config.AppProtocol, bool) {
 	if p == nil {
 		return config.AppProtocolHTTP1, true
 	}
@@ -133,7 +161,11 @@ func appProtocol(p *string) (config.AppProtocol, bool) {
 		return config.AppProtocolH2C, true
 	case "kubernetes.io/ws":
 		return config.AppProtocolWebSocket, true
-	case "https", "kubernetes.io/wss", "kubernetes.io/tls", "tls", "grpcs":
+	case "kubernetes.io/wss":
+		return config.AppProtocolWebSocket, tls
+	case "https", "kubernetes.io/tls", "tls":
+		return config.AppProtocolHTTP1, tls
+	case "grpcs":
 		return "", false
 	default:
 		return config.AppProtocolHTTP1, true

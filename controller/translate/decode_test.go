@@ -78,6 +78,10 @@ func decodeDocument(in *Input, doc []byte) error {
 		return decodeInto(doc, &in.Secrets)
 	case "v1/Namespace":
 		return decodeInto(doc, &in.Namespaces)
+	case "v1/ConfigMap":
+		return decodeInto(doc, &in.ConfigMaps)
+	case "gateway.networking.k8s.io/v1/BackendTLSPolicy":
+		return decodeInto(doc, &in.BackendTLSPolicies)
 	case "test/Options":
 		return decodeOptions(in, doc)
 	case "test/Nil":

@@ -10,7 +10,10 @@ import (
 // supportedFeatures lists the Gateway API features that translation and the data plane
 // implement. It is published on every owned GatewayClass; keep it sorted by name.
 var supportedFeatures = []features.FeatureName{
+	features.SupportBackendTLSPolicy,
+	features.SupportBackendTLSPolicySANValidation,
 	features.SupportGateway,
+	features.SupportGatewayBackendClientCertificate,
 	features.SupportGatewayHTTPListenerIsolation,
 	features.SupportGatewayPort8080,
 	features.SupportHTTPRoute,

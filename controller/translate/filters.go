@@ -184,12 +184,12 @@ func (c *routeCompiler) mirror(m *gwv1.HTTPRequestMirrorFilter, where *fieldPath
 		}
 		out.Fraction = &config.Fraction{Numerator: m.Fraction.Numerator, Denominator: den}
 	}
-	name, reason, detail := c.ix.resolveBackend(c.route.Namespace, m.BackendRef)
-	if reason != "" {
+	r := c.resolve(m.BackendRef)
+	if r.reason != "" {
 		bwhere := where.field("backendRef")
-		c.refFailed(reason, &bwhere, detail)
+		c.refFailed(r.reason, &bwhere, r.detail)
 	}
-	out.Backend = name
+	out.Backend = r.name
 	return out, nil
 }
 

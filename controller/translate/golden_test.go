@@ -35,6 +35,9 @@ type goldenOutput struct {
 	GatewayClasses map[string]gwv1.GatewayClassStatus `json:"gatewayClasses,omitempty"`
 	Gateways       map[string]gwv1.GatewayStatus      `json:"gateways,omitempty"`
 	HTTPRoutes     map[string]gwv1.HTTPRouteStatus    `json:"httpRoutes,omitempty"`
+	// BackendTLSPolicies is rendered only when there is one, so that cases without
+	// policies keep their files.
+	BackendTLSPolicies map[string]gwv1.PolicyStatus `json:"backendTLSPolicies,omitempty"`
 }
 
 // renderOutput renders an Output as YAML, with private keys redacted. The Output is
@@ -63,6 +66,12 @@ func renderOutput(t testing.TB, out *Output) []byte {
 	for k, v := range out.HTTPRoutes {
 		g.HTTPRoutes[k.String()] = v
 	}
+	if len(out.BackendTLSPolicies) > 0 {
+		g.BackendTLSPolicies = map[string]gwv1.PolicyStatus{}
+		for k, v := range out.BackendTLSPolicies {
+			g.BackendTLSPolicies[k.String()] = v
+		}
+	}
 	b, err := yaml.Marshal(g)
 	if err != nil {
 		t.Fatalf("render output: %v", err)
@@ -89,6 +98,11 @@ func markFeatureLists(classes map[string]gwv1.GatewayClassStatus) map[string]gwv
 }
 
 func redactKeys(s *config.Snapshot) {
+	for i := range s.Backends {
+		if t := s.Backends[i].TLS; t != nil && t.ClientCertificate != nil {
+			t.ClientCertificate.KeyPEM = redactedKey
+		}
+	}
 	for i := range s.Listeners {
 		for j := range s.Listeners[i].VirtualHosts {
 			if tls := s.Listeners[i].VirtualHosts[j].TLS; tls != nil {
@@ -112,6 +126,8 @@ func reversed(in *Input) *Input {
 	c.EndpointSlices = reverse(in.EndpointSlices)
 	c.Secrets = reverse(in.Secrets)
 	c.Namespaces = reverse(in.Namespaces)
+	c.ConfigMaps = reverse(in.ConfigMaps)
+	c.BackendTLSPolicies = reverse(in.BackendTLSPolicies)
 	return &c
 }
 

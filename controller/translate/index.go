@@ -45,6 +45,8 @@ type index struct {
 	resolved map[backendKey]backendResolution
 	// namespaceAllowed caches allowsNamespace by listener and route namespace.
 	namespaceAllowed map[listenerNamespace]bool
+	// btls holds the BackendTLSPolicies and Gateway client certificates.
+	btls *backendTLS
 }
 
 func newIndex(in *Input) *index {
@@ -80,6 +82,7 @@ func newIndex(in *Input) *index {
 		key := types.NamespacedName{Namespace: s.Namespace, Name: svc}
 		ix.slicesByService[key] = append(ix.slicesByService[key], s)
 	}
+	ix.btls = newBackendTLS(ix, in)
 	return ix
 }
 

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -23,6 +24,8 @@ type compiledRoute struct {
 	// is still served and the share of that reference is answered with 500.
 	refsReason gwv1.RouteConditionReason
 	refsDetail string
+	// tlsPolicies are the BackendTLSPolicies that target the route's backends.
+	tlsPolicies []types.NamespacedName
 }
 
 // routeError makes a route unservable.
@@ -74,6 +77,7 @@ func (ix *index) compileRoute(route *gwv1.HTTPRoute) *compiledRoute {
 		rules = append(rules, rule)
 	}
 	c.result.rules = rules
+	c.result.tlsPolicies = policyKeys(c.result.tlsPolicies)
 	return c.result
 }
 

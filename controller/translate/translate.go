@@ -23,8 +23,9 @@ func Translate(in *Input) *Output {
 		HTTPRoutes:     ix.attachRoutes(gateways),
 	}
 	for _, gs := range gateways {
-		out.Gateways[gs.key] = gs.status(ix.opts.Now)
+		out.Gateways[gs.key] = ix.btls.withResolvedRefs(gs, gs.status(ix.opts.Now), ix.opts.Now)
 	}
+	out.BackendTLSPolicies = ix.btls.statuses(ix.opts.Now)
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)
 	snap.RoutesVersion, snap.Version = contentVersions(snap)

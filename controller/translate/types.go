@@ -29,6 +29,10 @@ type Input struct {
 	EndpointSlices  []*discoveryv1.EndpointSlice
 	Secrets         []*corev1.Secret
 	Namespaces      []*corev1.Namespace
+	// ConfigMaps hold the CA certificates that BackendTLSPolicies refer to; others
+	// are ignored.
+	ConfigMaps         []*corev1.ConfigMap
+	BackendTLSPolicies []*gwv1.BackendTLSPolicy
 
 	Options Options
 }
@@ -71,4 +75,8 @@ type Output struct {
 	// status entries of those parentRefs (entries of other controllers are not
 	// included; the status writer merges).
 	HTTPRoutes map[types.NamespacedName]gwv1.HTTPRouteStatus
+	// BackendTLSPolicies holds the status of each BackendTLSPolicy that an owned
+	// Gateway uses: an ancestor entry per such Gateway (entries of other controllers
+	// are not included; the status writer merges).
+	BackendTLSPolicies map[types.NamespacedName]gwv1.PolicyStatus
 }

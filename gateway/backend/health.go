@@ -16,14 +16,18 @@ const maxConcurrentProbes = 16
 // healthChecker probes a pool's endpoints until stopped.
 type healthChecker struct {
 	settings config.HealthCheck
-	stop     chan struct{}
-	done     chan struct{}
+	// scheme is http, or https for a backend spoken to over TLS.
+	scheme string
+	client *http.Client
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // syncHealth starts, restarts or stops the pool's health checker to match hc. Held
 // under the Manager's update lock.
-func (p *Pool) syncHealth(hc *config.HealthCheck, client *http.Client) {
-	if p.checker != nil && hc != nil && p.checker.settings == *hc {
+func (p *Pool) syncHealth(hc *config.HealthCheck, client *http.Client, scheme string) {
+	if p.checker != nil && hc != nil && p.checker.settings == *hc && p.checker.scheme == scheme &&
+		p.checker.client.Transport == client.Transport {
 		return
 	}
 	p.stopHealth()
@@ -34,9 +38,9 @@ func (p *Pool) syncHealth(hc *config.HealthCheck, client *http.Client) {
 		}
 		return
 	}
-	c := &healthChecker{settings: *hc, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &healthChecker{settings: *hc, scheme: scheme, client: client, stop: make(chan struct{}), done: make(chan struct{})}
 	p.checker = c
-	go c.run(p, client)
+	go c.run(p)
 }
 
 // stopHealth stops the pool's checker and waits for it.
@@ -49,12 +53,12 @@ func (p *Pool) stopHealth() {
 	p.checker = nil
 }
 
-func (c *healthChecker) run(p *Pool, client *http.Client) {
+func (c *healthChecker) run(p *Pool) {
 	defer close(c.done)
 	ticker := time.NewTicker(c.settings.Interval.D())
 	defer ticker.Stop()
 	for {
-		c.probeAll(p, client)
+		c.probeAll(p)
 		select {
 		case <-c.stop:
 			return
@@ -64,7 +68,7 @@ func (c *healthChecker) run(p *Pool, client *http.Client) {
 }
 
 // probeAll probes every endpoint of the pool's current configuration once.
-func (c *healthChecker) probeAll(p *Pool, client *http.Client) {
+func (c *healthChecker) probeAll(p *Pool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -81,22 +85,22 @@ func (c *healthChecker) probeAll(p *Pool, client *http.Client) {
 		wg.Add(1)
 		go func(ep *Endpoint) {
 			defer func() { <-slots; wg.Done() }()
-			c.record(ep, c.probe(ctx, client, ep.Address))
+			c.record(ep, c.probe(ctx, ep.Address))
 		}(es.Endpoint)
 	}
 	wg.Wait()
 }
 
 // probe sends one GET and reports whether it passed.
-func (c *healthChecker) probe(ctx context.Context, client *http.Client, address string) bool {
+func (c *healthChecker) probe(ctx context.Context, address string) bool {
 	ctx, cancel := context.WithTimeout(ctx, c.settings.Timeout.D())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+address+c.settings.Path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme+"://"+address+c.settings.Path, nil)
 	if err != nil {
 		return false
 	}
 	req.Header.Set("User-Agent", "switchyard-health-check")
-	res, err := client.Do(req)
+	res, err := c.client.Do(req)
 	if err != nil {
 		return false
 	}

@@ -22,18 +22,22 @@ var ErrUnknownBackend = errors.New("unknown backend")
 
 // Manager owns the backend pools and transports of a gateway replica.
 type Manager struct {
+	opts  Options
 	http1 *http.Transport
 	h2c   *http.Transport
 
-	// updateMu serialises Update; requests only load pools.
+	// updateMu serialises Update and guards tls; requests only load pools.
 	updateMu sync.Mutex
 	pools    atomic.Pointer[map[string]*Pool]
+	// tls holds one transport per distinct protocol and TLS settings (see tlsKey),
+	// for the backends of the current configuration.
+	tls map[string]http.RoundTripper
 }
 
 // NewManager returns a Manager with no backends.
 func NewManager(opts Options) *Manager {
 	opts = opts.withDefaults()
-	m := &Manager{http1: newHTTP1Transport(opts), h2c: newH2CTransport(opts)}
+	m := &Manager{opts: opts, http1: newHTTP1Transport(opts), h2c: newH2CTransport(opts), tls: map[string]http.RoundTripper{}}
 	empty := map[string]*Pool{}
 	m.pools.Store(&empty)
 	return m
@@ -48,22 +52,62 @@ func (m *Manager) Update(backends []config.Backend) {
 	defer m.updateMu.Unlock()
 	old := *m.pools.Load()
 	next := make(map[string]*Pool, len(backends))
+	transports := map[string]http.RoundTripper{}
 	for i := range backends {
 		b := &backends[i]
+		tr := m.tlsTransport(b, transports)
 		p := old[b.Name]
 		if p != nil {
-			p.update(b)
+			p.update(b, tr)
 		} else {
-			p = newPool(b)
+			p = newPool(b, tr)
 		}
 		next[b.Name] = p
-		p.syncHealth(b.HealthCheck, m.healthClient(p.Protocol()))
+		client, scheme := m.healthClient(p)
+		p.syncHealth(b.HealthCheck, client, scheme)
 	}
 	m.pools.Store(&next)
 	for name, p := range old {
 		if next[name] == nil {
 			p.stopHealth()
 		}
+	}
+	// Transports no backend uses any more let go of their idle connections; requests
+	// still in flight on them finish normally.
+	for key, tr := range m.tls {
+		if _, used := transports[key]; !used {
+			closeIdle(tr)
+		}
+	}
+	m.tls = transports
+}
+
+// tlsTransport returns the transport of a TLS backend, nil for a cleartext one,
+// reusing the transport of the previous configuration for equal settings. It records
+// the transport in used.
+func (m *Manager) tlsTransport(b *config.Backend, used map[string]http.RoundTripper) http.RoundTripper {
+	if b.TLS == nil {
+		return nil
+	}
+	protocol := b.Protocol
+	if protocol == "" {
+		protocol = config.AppProtocolHTTP1
+	}
+	key := tlsKey(protocol, b.TLS)
+	if tr, ok := used[key]; ok {
+		return tr
+	}
+	tr, ok := m.tls[key]
+	if !ok {
+		tr = newTLSTransport(m.opts, protocol, b.TLS)
+	}
+	used[key] = tr
+	return tr
+}
+
+func closeIdle(tr http.RoundTripper) {
+	if c, ok := tr.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
 	}
 }
 
@@ -93,13 +137,18 @@ func (m *Manager) RoundTrip(ctx context.Context, backend string, req *http.Reque
 	if err != nil {
 		return nil, fmt.Errorf("backend %q: %w", backend, err)
 	}
+	protocol, tlsTransport := pool.Transport()
 	out := req.Clone(ctx)
 	out.RequestURI = ""
 	out.URL.Scheme = "http"
+	transport := m.Transport(protocol)
+	if tlsTransport != nil {
+		out.URL.Scheme, transport = "https", tlsTransport
+	}
 	out.URL.Host = ep.Address
 	ep.Requests.Add(1)
 	ep.InFlight.Add(1)
-	res, err := m.Transport(pool.Protocol()).RoundTrip(out)
+	res, err := transport.RoundTrip(out)
 	if err != nil {
 		ep.InFlight.Add(-1)
 		ep.Failures.Add(1)
@@ -109,12 +158,18 @@ func (m *Manager) RoundTrip(ctx context.Context, backend string, req *http.Reque
 	return res, nil
 }
 
-// healthClient is the client of health probes for a backend protocol. It shares
-// the data path's transport, so probes reuse its connections.
-func (m *Manager) healthClient(p config.AppProtocol) *http.Client {
-	return &http.Client{Transport: m.Transport(p), CheckRedirect: func(*http.Request, []*http.Request) error {
+// healthClient is the client of health probes for a pool, and the URL scheme they
+// use. It shares the data path's transport, TLS settings included, so probes reuse
+// its connections and verify backends as requests do.
+func (m *Manager) healthClient(p *Pool) (*http.Client, string) {
+	protocol, tls := p.Transport()
+	transport, scheme := m.Transport(protocol), "http"
+	if tls != nil {
+		transport, scheme = tls, "https"
+	}
+	return &http.Client{Transport: transport, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
-	}}
+	}}, scheme
 }
 
 // Close stops health checks and closes idle backend connections. Requests in flight
@@ -127,6 +182,11 @@ func (m *Manager) Close() {
 	m.updateMu.Unlock()
 	m.http1.CloseIdleConnections()
 	m.h2c.CloseIdleConnections()
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
+	for _, tr := range m.tls {
+		closeIdle(tr)
+	}
 }
 
 // releasingBody ends an endpoint's in-flight count when the response body is closed.

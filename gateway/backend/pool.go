@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,8 @@ type EndpointState struct {
 // so Pick reads it without locks.
 type poolState struct {
 	protocol config.AppProtocol
+	// tls is the transport that speaks TLS to the endpoints, or nil for cleartext.
+	tls http.RoundTripper
 	// ready are the endpoints eligible for new traffic.
 	ready []*Endpoint
 	// serving are the endpoints that are serving but not ready (typically
@@ -70,9 +73,9 @@ type Pool struct {
 // Breaker is the pool's circuit breaker.
 func (p *Pool) Breaker() *Breaker { return &p.breaker }
 
-func newPool(b *config.Backend) *Pool {
+func newPool(b *config.Backend, tls http.RoundTripper) *Pool {
 	p := &Pool{name: b.Name}
-	p.update(b)
+	p.update(b, tls)
 	return p
 }
 
@@ -81,6 +84,14 @@ func (p *Pool) Name() string { return p.name }
 
 // Protocol is how the pool's endpoints are spoken to.
 func (p *Pool) Protocol() config.AppProtocol { return p.state.Load().protocol }
+
+// Transport returns, from one configuration version, the pool's protocol and the
+// transport that speaks TLS to its endpoints, which is nil when they are spoken to
+// in cleartext over the Manager's shared transports.
+func (p *Pool) Transport() (config.AppProtocol, http.RoundTripper) {
+	s := p.state.Load()
+	return s.protocol, s.tls
+}
 
 // Endpoints lists the endpoints of the current configuration with their conditions.
 // The returned slice is shared and must not be modified.
@@ -129,7 +140,7 @@ func (p *Pool) PickExcept(avoid *Endpoint) (*Endpoint, error) {
 
 // update installs a new configuration of the backend. Endpoints whose address,
 // zone and node are unchanged keep their Endpoint value and with it their counters.
-func (p *Pool) update(b *config.Backend) {
+func (p *Pool) update(b *config.Backend, tls http.RoundTripper) {
 	known := map[endpointKey]*Endpoint{}
 	if old := p.state.Load(); old != nil {
 		for _, es := range old.all {
@@ -140,7 +151,7 @@ func (p *Pool) update(b *config.Backend) {
 	p.breaker.setLimits(b.CircuitBreaker)
 	p.outlier.settings.Store(b.OutlierDetection)
 	p.guarded.Store(b.OutlierDetection != nil || b.HealthCheck != nil)
-	s := &poolState{protocol: b.Protocol, all: make([]EndpointState, 0, len(b.Endpoints))}
+	s := &poolState{protocol: b.Protocol, tls: tls, all: make([]EndpointState, 0, len(b.Endpoints))}
 	if s.protocol == "" {
 		s.protocol = config.AppProtocolHTTP1
 	}

@@ -14,8 +14,8 @@ import "time"
 // own schema version and of the one before it, and a controller serves replicas that
 // are one schema version behind it, so that upgrades need no lockstep.
 //
-// History: 1 is the first shape; 2 adds Snapshot.RoutesVersion.
-const SchemaVersion = 2
+// History: 1 is the first shape; 2 adds Snapshot.RoutesVersion; 3 adds Backend.TLS.
+const SchemaVersion = 3
 
 // Snapshot is one complete configuration generation.
 type Snapshot struct {
@@ -285,12 +285,18 @@ const (
 
 // Backend is a group of interchangeable endpoints: one port of one Service.
 type Backend struct {
-	// Name is "<namespace>/<service>:<port>".
+	// Name is "<namespace>/<service>:<port>". A TLS backend reached from a Gateway
+	// that presents a client certificate is a backend of its own, named
+	// "<namespace>/<service>:<port>#client=<namespace>/<secret>".
 	Name string `json:"name"`
 	// Protocol is how to speak to the endpoints.
 	Protocol AppProtocol `json:"protocol"`
 	// Endpoints are the addresses to balance over, sorted by Address.
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
+	// TLS, when set, makes the gateway speak TLS to the endpoints and verify them as
+	// it says; Protocol is then spoken inside TLS (h2c becomes HTTP/2 negotiated by
+	// ALPN). Nil means cleartext. Added in schema version 3.
+	TLS *UpstreamTLS `json:"tls,omitempty"`
 	// CircuitBreaker caps what each gateway replica sends to the backend at once.
 	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
 	// OutlierDetection ejects endpoints that keep failing.

@@ -17,6 +17,17 @@ var downgradeSteps = map[int]func(s *Snapshot) error{
 		s.RoutesVersion = ""
 		return nil
 	},
+	// Schema 3 added Backend.TLS. A schema 2 replica would ignore the field and send
+	// in cleartext what must go over TLS, so TLS backends are taken out instead: the
+	// references to them answer 503 and mirrors to them do nothing, until the replica
+	// is upgraded. Everything else is served as before. Filters added in schema 3
+	// (RateLimit) are dropped too: see dropSchema3Filters.
+	3: func(s *Snapshot) error {
+		if err := dropTLSBackends(s); err != nil {
+			return err
+		}
+		return dropSchema3Filters(s)
+	},
 }
 
 // Downgrade returns snap in the shape of schema version to, for replicas that run an

@@ -107,6 +107,9 @@ func (v *validator) backend(b *Backend) {
 			v.add(where, "health check needs a path starting with /, positive interval and timeout, and thresholds of at least 1")
 		}
 	}
+	if b.TLS != nil {
+		v.upstreamTLS(where+" tls", b.TLS)
+	}
 }
 
 func (v *validator) listener(l *Listener) {

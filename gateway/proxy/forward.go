@@ -69,7 +69,9 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 		errNoEndpoints.write(w)
 		return false, nil
 	}
-	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, pool: pool, endpoint: ep, policy: f.retry, perm: perm}
+	protocol, tlsTransport := pool.Transport()
+	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, pool: pool, endpoint: ep,
+		policy: f.retry, perm: perm, tls: tlsTransport}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -80,7 +82,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backen
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
-	f.proxy.reverseProxy(pool.Protocol()).ServeHTTP(w, r.WithContext(a))
+	f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
 	return a.retry, ep
 }
 
@@ -99,6 +101,8 @@ type attempt struct {
 	policy   *retryPolicy
 	// perm says which failures of this attempt may be retried.
 	perm retryPermission
+	// tls is the transport of a backend spoken to over TLS, nil for cleartext.
+	tls http.RoundTripper
 	// retry is set by the hooks when the attempt failed, nothing was written, and
 	// the request is to be tried again.
 	retry bool
@@ -138,4 +142,22 @@ func (a *attempt) Value(key any) any {
 func attemptFrom(ctx context.Context) *attempt {
 	a, _ := ctx.Value(attemptKey{}).(*attempt)
 	return a
+}
+
+// attemptTransport sends each request over the TLS transport of its attempt's
+// backend. TLS backends differ in their settings, so one ReverseProxy serves them
+// all and the transport is chosen per request.
+type attemptTransport struct{}
+
+var errNoTLSTransport = errors.New("request has no TLS backend transport")
+
+func (attemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	a := attemptFrom(req.Context())
+	if a == nil || a.tls == nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, errNoTLSTransport
+	}
+	return a.tls.RoundTrip(req)
 }

@@ -44,6 +44,8 @@ type Proxy struct {
 	// budgets holds the retry budgets by backend and policy (*retryBudget); they
 	// outlive configuration versions.
 	budgets sync.Map
+	// tls forwards to backends spoken to over TLS, through each one's transport.
+	tls *httputil.ReverseProxy
 }
 
 // New returns a Proxy forwarding through m.
@@ -60,6 +62,7 @@ func New(m *backend.Manager, opts Options) *Proxy {
 	buffers := &bufferPool{}
 	p.http1 = p.newReverseProxy(m.Transport(config.AppProtocolHTTP1), buffers)
 	p.h2c = p.newReverseProxy(m.Transport(config.AppProtocolH2C), buffers)
+	p.tls = p.newReverseProxy(attemptTransport{}, buffers)
 	return p
 }
 
@@ -74,8 +77,12 @@ func (p *Proxy) newReverseProxy(t http.RoundTripper, buffers httputil.BufferPool
 	}
 }
 
-// reverseProxy returns the ReverseProxy for a backend protocol.
-func (p *Proxy) reverseProxy(protocol config.AppProtocol) *httputil.ReverseProxy {
+// reverseProxy returns the ReverseProxy for a backend protocol, or the one for TLS
+// backends.
+func (p *Proxy) reverseProxy(protocol config.AppProtocol, tls bool) *httputil.ReverseProxy {
+	if tls {
+		return p.tls
+	}
 	if protocol == config.AppProtocolH2C {
 		return p.h2c
 	}
@@ -140,6 +147,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	if a := attemptFrom(pr.Out.Context()); a != nil {
 		pr.Out.URL.Host = a.endpoint.Address
+		if a.tls != nil {
+			pr.Out.URL.Scheme = "https"
+		}
 	}
 	p.setForwarded(pr.Out, pr.In)
 	setDeadlineHeaders(pr.Out)
