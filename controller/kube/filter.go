@@ -104,14 +104,23 @@ func objectOf(obj any) any {
 }
 
 // referencesConfigMap reports whether any GatewayClass takes its parameters from the
-// ConfigMap namespace/name.
-func referencesConfigMap(classes []*gwv1.GatewayClass, namespace, name string) bool {
+// ConfigMap namespace/name, or any Gateway of that namespace does through its
+// spec.infrastructure.parametersRef.
+func referencesConfigMap(classes []*gwv1.GatewayClass, gateways []*gwv1.Gateway, namespace, name string) bool {
 	for _, gc := range classes {
 		ref := gc.Spec.ParametersRef
 		if ref == nil || ref.Group != "" || ref.Kind != "ConfigMap" || ref.Name != name {
 			continue
 		}
 		if ref.Namespace != nil && string(*ref.Namespace) == namespace {
+			return true
+		}
+	}
+	for _, gw := range gateways {
+		if gw.Namespace != namespace || gw.Spec.Infrastructure == nil {
+			continue
+		}
+		if ref := gw.Spec.Infrastructure.ParametersRef; ref != nil && ref.Group == "" && ref.Kind == "ConfigMap" && ref.Name == name {
 			return true
 		}
 	}

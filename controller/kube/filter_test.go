@@ -154,6 +154,13 @@ func TestReferencesConfigMap(t *testing.T) {
 		{Spec: gwv1.GatewayClassSpec{ParametersRef: &gwv1.ParametersReference{Group: "example.com", Kind: "ConfigMap", Name: "other", Namespace: &ns}}},
 		{Spec: gwv1.GatewayClassSpec{ParametersRef: &gwv1.ParametersReference{Kind: "ConfigMap", Name: "nons"}}},
 	}
+	gateways := []*gwv1.Gateway{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "plain"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "own"}, Spec: gwv1.GatewaySpec{Infrastructure: &gwv1.GatewayInfrastructure{
+			ParametersRef: &gwv1.LocalParametersReference{Kind: "ConfigMap", Name: "gw-params"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "crd"}, Spec: gwv1.GatewaySpec{Infrastructure: &gwv1.GatewayInfrastructure{
+			ParametersRef: &gwv1.LocalParametersReference{Group: "example.com", Kind: "ConfigMap", Name: "crd-params"}}}},
+	}
 	cases := []struct {
 		namespace, name string
 		want            bool
@@ -162,9 +169,12 @@ func TestReferencesConfigMap(t *testing.T) {
 		{"default", "params", false},
 		{"infra", "other", false},
 		{"", "nons", false},
+		{"apps", "gw-params", true},
+		{"infra", "gw-params", false},
+		{"apps", "crd-params", false},
 	}
 	for _, tc := range cases {
-		if got := referencesConfigMap(classes, tc.namespace, tc.name); got != tc.want {
+		if got := referencesConfigMap(classes, gateways, tc.namespace, tc.name); got != tc.want {
 			t.Errorf("referencesConfigMap(%s/%s) = %v, want %v", tc.namespace, tc.name, got, tc.want)
 		}
 	}

@@ -152,8 +152,8 @@ func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant f
 	return err
 }
 
-// notify calls OnChange, except for ConfigMaps that no GatewayClass refers to: those
-// are never read, and some change every few seconds.
+// notify calls OnChange, except for ConfigMaps that no GatewayClass or Gateway refers
+// to: those are never read, and some change every few seconds.
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -164,7 +164,7 @@ func (s *Source) notify(kind Kind, obj any) {
 		s.opts.OnChange(Change{Kind: kind})
 		return
 	}
-	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) {
+	if kind == KindConfigMap && !s.referencesConfigMap(m.GetNamespace(), m.GetName()) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
@@ -210,17 +210,26 @@ func (s *Source) Input() *translate.Input {
 }
 
 // ConfigMaps returns the cached ConfigMaps that some GatewayClass names in its
-// parametersRef, for the placement step.
+// parametersRef, or some Gateway in its spec.infrastructure.parametersRef, for the
+// placement step.
 func (s *Source) ConfigMaps() []*corev1.ConfigMap {
 	classes := s.listGatewayClasses()
+	gateways, _ := s.gateways.List(labels.Everything())
 	all, _ := s.configMaps.List(labels.Everything())
 	var out []*corev1.ConfigMap
 	for _, cm := range all {
-		if referencesConfigMap(classes, cm.Namespace, cm.Name) {
+		if referencesConfigMap(classes, gateways, cm.Namespace, cm.Name) {
 			out = append(out, cm)
 		}
 	}
 	return out
+}
+
+// referencesConfigMap reports whether a cached GatewayClass or Gateway takes its
+// parameters from the ConfigMap. Only the Gateways of its namespace are looked at.
+func (s *Source) referencesConfigMap(namespace, name string) bool {
+	gateways, _ := s.gateways.Gateways(namespace).List(labels.Everything())
+	return referencesConfigMap(s.listGatewayClasses(), gateways, namespace, name)
 }
 
 // GatewayClass returns the cached GatewayClass, or nil.

@@ -11,8 +11,11 @@ import (
 // implement. It is published on every owned GatewayClass; keep it sorted by name.
 var supportedFeatures = []features.FeatureName{
 	features.SupportGateway,
+	features.SupportGatewayAddressEmpty,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayInfrastructure,
 	features.SupportGatewayPort8080,
+	features.SupportGatewayStaticAddresses,
 	features.SupportHTTPRoute,
 	features.SupportHTTPRoute303RedirectStatusCode,
 	features.SupportHTTPRoute307RedirectStatusCode,
@@ -22,6 +25,7 @@ var supportedFeatures = []features.FeatureName{
 	features.SupportHTTPRouteBackendRequestHeaderModification,
 	features.SupportHTTPRouteBackendTimeout,
 	features.SupportHTTPRouteCORS,
+	features.SupportHTTPRouteDestinationPortMatching,
 	features.SupportHTTPRouteHostRewrite,
 	features.SupportHTTPRouteMethodMatching,
 	features.SupportHTTPRouteNamedRouteRule,
