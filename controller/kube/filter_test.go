@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/controller/placement"
 )
 
 func gatewayWith(mutate func(*gwv1.Gateway)) *gwv1.Gateway {
@@ -176,6 +178,28 @@ func TestReferencesConfigMap(t *testing.T) {
 	for _, tc := range cases {
 		if got := referencesConfigMap(classes, gateways, tc.namespace, tc.name); got != tc.want {
 			t.Errorf("referencesConfigMap(%s/%s) = %v, want %v", tc.namespace, tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPooledObject(t *testing.T) {
+	managed := map[string]string{placement.LabelManagedBy: placement.ManagedByValue}
+	sliceLabels := map[string]string{placement.LabelManagedBy: placement.ManagedByValue, discoveryv1.LabelManagedBy: placement.EndpointSliceManagedBy}
+	cases := []struct {
+		name string
+		obj  any
+		want bool
+	}{
+		{"headless managed Service", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}, true},
+		{"managed Service of Service mode", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.1"}}, false},
+		{"someone's headless Service", &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}, false},
+		{"managed EndpointSlice", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Labels: sliceLabels}}, true},
+		{"EndpointSlice of the cluster", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}}}, false},
+		{"Gateway", &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Labels: managed}}, false},
+	}
+	for _, tc := range cases {
+		if got := pooledObject(tc.obj); got != tc.want {
+			t.Errorf("%s: pooledObject = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

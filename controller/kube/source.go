@@ -153,7 +153,8 @@ func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant f
 }
 
 // notify calls OnChange, except for ConfigMaps that no GatewayClass or Gateway refers
-// to: those are never read, and some change every few seconds.
+// to (those are never read, and some change every few seconds), and for the objects
+// address pool mode manages itself (see pooledObject).
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -165,6 +166,9 @@ func (s *Source) notify(kind Kind, obj any) {
 		return
 	}
 	if kind == KindConfigMap && !s.referencesConfigMap(m.GetNamespace(), m.GetName()) {
+		return
+	}
+	if pooledObject(obj) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})

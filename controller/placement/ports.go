@@ -46,10 +46,9 @@ type PortConfig struct {
 // Requesting an address of a Service of another type, or more than one address, is
 // Programmed=False, AddressNotUsable; address types other than IPAddress are
 // Accepted=False, UnsupportedAddress. An IPAddress entry without a value asks for any
-// address and is met. A
-// Gateway's own spec.infrastructure.parametersRef may override its class's
-// serviceType. A Gateway that cannot be placed keeps its Service, and so its ports and
-// load-balancer address, until it can be placed again or is deleted.
+// address and is met. A Gateway's own spec.infrastructure.parametersRef may override
+// its class's serviceType. A Gateway that cannot be placed keeps its Service, and so
+// its ports and load-balancer address, until it can be placed again or is deleted.
 type PortAllocator struct {
 	controllerName   string
 	minPort, maxPort int32
