@@ -63,10 +63,14 @@ bench-fleet:
 
 # The upstream Gateway API conformance suite (its own module, at the gateway-api version
 # of our go.mod), GATEWAY-HTTP profile, against the controller and an edge replica on
-# the e2e harness. Writes the ConformanceReport to e2e/conformance/reports/.
+# the e2e harness. Writes the ConformanceReport to e2e/conformance/reports/. The usable
+# static address is in the controller's pool (10.244.200.0/24) near its end, so that
+# no Gateway holds it before the test asks for it (addresses are handed out lowest
+# first); the unusable one is in the harness's network but outside the pool.
 CONFORMANCE_ARGS ?= -gateway-class=switchyard -conformance-profiles=GATEWAY-HTTP \
 	-organization=switchyard-dev -project=switchyard -url=https://github.com/switchyard-dev/switchyard \
 	-version=$(VERSION) -contact=https://github.com/switchyard-dev/switchyard/issues \
+	-usable-address=10.244.200.250 -unusable-address=10.244.201.10 \
 	-report-output=$(CURDIR)/e2e/conformance/reports/standard-GATEWAY-HTTP.yaml
 # CONFORMANCE_EXTRA adds suite flags for a focused local run, such as -run-test=NAME
 # (such a run is for development; the committed report comes from the whole suite).

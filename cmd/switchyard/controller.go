@@ -256,10 +256,11 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		ControllerName: f.controllerName,
 		Place: func(ctx context.Context, in *translate.Input, leading bool) {
 			res := allocator.Place(&placement.State{GatewayClasses: in.GatewayClasses, Gateways: in.Gateways,
-				Services: in.Services, ConfigMaps: c.source.ConfigMaps()})
+				Services: in.Services, EndpointSlices: in.EndpointSlices, ConfigMaps: c.source.ConfigMaps()})
 			res.SetOptions(&in.Options)
-			// Services change before the snapshot that uses their ports goes out, so
-			// a freed container port is never bound by two Gateways at once.
+			// Services (and EndpointSlices) change before the snapshot that uses their
+			// ports goes out, so a freed container port is never bound by two Gateways
+			// at once.
 			if leading && !res.Plan.Empty() {
 				writeCtx, cancel := context.WithTimeout(c.writeContext(), 30*time.Second)
 				err := services.Apply(writeCtx, res.Plan)

@@ -4,10 +4,13 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/controller/placement"
 )
 
 // lastAppliedAnnotation is where kubectl apply keeps a full copy of the object. On a
@@ -104,8 +107,9 @@ func objectOf(obj any) any {
 }
 
 // referencesConfigMap reports whether any GatewayClass takes its parameters from the
-// ConfigMap namespace/name.
-func referencesConfigMap(classes []*gwv1.GatewayClass, namespace, name string) bool {
+// ConfigMap namespace/name, or any Gateway of that namespace does through its
+// spec.infrastructure.parametersRef.
+func referencesConfigMap(classes []*gwv1.GatewayClass, gateways []*gwv1.Gateway, namespace, name string) bool {
 	for _, gc := range classes {
 		ref := gc.Spec.ParametersRef
 		if ref == nil || ref.Group != "" || ref.Kind != "ConfigMap" || ref.Name != name {
@@ -114,6 +118,32 @@ func referencesConfigMap(classes []*gwv1.GatewayClass, namespace, name string) b
 		if ref.Namespace != nil && string(*ref.Namespace) == namespace {
 			return true
 		}
+	}
+	for _, gw := range gateways {
+		if gw.Namespace != namespace || gw.Spec.Infrastructure == nil {
+			continue
+		}
+		if ref := gw.Spec.Infrastructure.ParametersRef; ref != nil && ref.Group == "" && ref.Kind == "ConfigMap" && ref.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// pooledObject reports whether obj is a headless Service or an EndpointSlice that
+// address pool mode manages for a Gateway. Their content follows from the placement,
+// so a change of them cannot change it. Were the controller's own writes of them to
+// cause translations, a translation that sees a Gateway's status before the
+// controller's latest status write has reached the cache would move the Gateway back
+// to an address it just left, write again, and so on, for as long as writes lag. A
+// change made by someone else is put right on the next translation.
+func pooledObject(obj any) bool {
+	switch o := obj.(type) {
+	case *corev1.Service:
+		return o.Labels[placement.LabelManagedBy] == placement.ManagedByValue && o.Spec.ClusterIP == corev1.ClusterIPNone
+	case *discoveryv1.EndpointSlice:
+		return o.Labels[placement.LabelManagedBy] == placement.ManagedByValue &&
+			o.Labels[discoveryv1.LabelManagedBy] == placement.EndpointSliceManagedBy
 	}
 	return false
 }

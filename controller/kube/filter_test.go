@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/switchyard-dev/switchyard/controller/placement"
 )
 
 func gatewayWith(mutate func(*gwv1.Gateway)) *gwv1.Gateway {
@@ -154,6 +156,13 @@ func TestReferencesConfigMap(t *testing.T) {
 		{Spec: gwv1.GatewayClassSpec{ParametersRef: &gwv1.ParametersReference{Group: "example.com", Kind: "ConfigMap", Name: "other", Namespace: &ns}}},
 		{Spec: gwv1.GatewayClassSpec{ParametersRef: &gwv1.ParametersReference{Kind: "ConfigMap", Name: "nons"}}},
 	}
+	gateways := []*gwv1.Gateway{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "plain"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "own"}, Spec: gwv1.GatewaySpec{Infrastructure: &gwv1.GatewayInfrastructure{
+			ParametersRef: &gwv1.LocalParametersReference{Kind: "ConfigMap", Name: "gw-params"}}}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "crd"}, Spec: gwv1.GatewaySpec{Infrastructure: &gwv1.GatewayInfrastructure{
+			ParametersRef: &gwv1.LocalParametersReference{Group: "example.com", Kind: "ConfigMap", Name: "crd-params"}}}},
+	}
 	cases := []struct {
 		namespace, name string
 		want            bool
@@ -162,10 +171,35 @@ func TestReferencesConfigMap(t *testing.T) {
 		{"default", "params", false},
 		{"infra", "other", false},
 		{"", "nons", false},
+		{"apps", "gw-params", true},
+		{"infra", "gw-params", false},
+		{"apps", "crd-params", false},
 	}
 	for _, tc := range cases {
-		if got := referencesConfigMap(classes, tc.namespace, tc.name); got != tc.want {
+		if got := referencesConfigMap(classes, gateways, tc.namespace, tc.name); got != tc.want {
 			t.Errorf("referencesConfigMap(%s/%s) = %v, want %v", tc.namespace, tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPooledObject(t *testing.T) {
+	managed := map[string]string{placement.LabelManagedBy: placement.ManagedByValue}
+	sliceLabels := map[string]string{placement.LabelManagedBy: placement.ManagedByValue, discoveryv1.LabelManagedBy: placement.EndpointSliceManagedBy}
+	cases := []struct {
+		name string
+		obj  any
+		want bool
+	}{
+		{"headless managed Service", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}, true},
+		{"managed Service of Service mode", &corev1.Service{ObjectMeta: metav1.ObjectMeta{Labels: managed}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.1"}}, false},
+		{"someone's headless Service", &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}, false},
+		{"managed EndpointSlice", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Labels: sliceLabels}}, true},
+		{"EndpointSlice of the cluster", &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}}}, false},
+		{"Gateway", &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Labels: managed}}, false},
+	}
+	for _, tc := range cases {
+		if got := pooledObject(tc.obj); got != tc.want {
+			t.Errorf("%s: pooledObject = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

@@ -156,8 +156,9 @@ func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant f
 	return err
 }
 
-// notify calls OnChange, except for ConfigMaps that no GatewayClass or
-// BackendTLSPolicy refers to: those are never read, and some change every few seconds.
+// notify calls OnChange, except for ConfigMaps that no GatewayClass, Gateway or
+// BackendTLSPolicy refers to (those are never read, and some change every few
+// seconds), and for the objects address pool mode manages itself (see pooledObject).
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -168,8 +169,11 @@ func (s *Source) notify(kind Kind, obj any) {
 		s.opts.OnChange(Change{Kind: kind})
 		return
 	}
-	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) &&
+	if kind == KindConfigMap && !s.referencesConfigMap(m.GetNamespace(), m.GetName()) &&
 		!s.policyReferencesConfigMap(m.GetNamespace(), m.GetName()) {
+		return
+	}
+	if pooledObject(obj) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
@@ -257,17 +261,26 @@ func (s *Source) BackendTLSPolicies() []*gwv1.BackendTLSPolicy {
 }
 
 // ConfigMaps returns the cached ConfigMaps that some GatewayClass names in its
-// parametersRef, for the placement step.
+// parametersRef, or some Gateway in its spec.infrastructure.parametersRef, for the
+// placement step.
 func (s *Source) ConfigMaps() []*corev1.ConfigMap {
 	classes := s.listGatewayClasses()
+	gateways, _ := s.gateways.List(labels.Everything())
 	all, _ := s.configMaps.List(labels.Everything())
 	var out []*corev1.ConfigMap
 	for _, cm := range all {
-		if referencesConfigMap(classes, cm.Namespace, cm.Name) {
+		if referencesConfigMap(classes, gateways, cm.Namespace, cm.Name) {
 			out = append(out, cm)
 		}
 	}
 	return out
+}
+
+// referencesConfigMap reports whether a cached GatewayClass or Gateway takes its
+// parameters from the ConfigMap. Only the Gateways of its namespace are looked at.
+func (s *Source) referencesConfigMap(namespace, name string) bool {
+	gateways, _ := s.gateways.Gateways(namespace).List(labels.Everything())
+	return referencesConfigMap(s.listGatewayClasses(), gateways, namespace, name)
 }
 
 // GatewayClass returns the cached GatewayClass, or nil.

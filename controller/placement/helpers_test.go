@@ -1,11 +1,13 @@
 package placement
 
 import (
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -98,7 +100,9 @@ func apply(live []*corev1.Service, plan ServicePlan) []*corev1.Service {
 		c := s.DeepCopy()
 		c.UID = types.UID("svc-" + c.Name)
 		c.ResourceVersion = "1"
-		c.Spec.ClusterIP = "10.96.0." + strconv.Itoa(10+i)
+		if c.Spec.ClusterIP != corev1.ClusterIPNone {
+			c.Spec.ClusterIP = "10.96.0." + strconv.Itoa(10+i)
+		}
 		c.Spec.ClusterIPs = []string{c.Spec.ClusterIP}
 		c.Spec.SessionAffinity = corev1.ServiceAffinityNone
 		for j := range c.Spec.Ports {
@@ -115,3 +119,31 @@ func apply(live []*corev1.Service, plan ServicePlan) []*corev1.Service {
 	sortByName(out)
 	return out
 }
+
+// applySlices simulates the API server carrying out the EndpointSlice part of a plan.
+func applySlices(live []*discoveryv1.EndpointSlice, plan ServicePlan) []*discoveryv1.EndpointSlice {
+	byKey := map[types.NamespacedName]*discoveryv1.EndpointSlice{}
+	for _, es := range live {
+		byKey[keyOf(es)] = es
+	}
+	for _, es := range plan.DeleteSlices {
+		delete(byKey, keyOf(es))
+	}
+	for _, es := range plan.UpdateSlices {
+		byKey[keyOf(es)] = es.DeepCopy()
+	}
+	for _, es := range plan.CreateSlices {
+		c := es.DeepCopy()
+		c.UID = types.UID("es-" + c.Name)
+		c.ResourceVersion = "1"
+		byKey[keyOf(c)] = c
+	}
+	out := make([]*discoveryv1.EndpointSlice, 0, len(byKey))
+	for _, es := range byKey {
+		out = append(out, es)
+	}
+	sortByName(out)
+	return out
+}
+
+func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -10,12 +10,13 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
-// ParamServiceType is the key, in a GatewayClass's parameters ConfigMap, of the type
-// of the Services that expose its Gateways in Service mode: LoadBalancer, NodePort or
-// ClusterIP.
+// ParamServiceType is the key, in a GatewayClass's or a Gateway's parameters
+// ConfigMap, of the type of the Services that expose its Gateways in Service mode:
+// LoadBalancer, NodePort or ClusterIP.
 const ParamServiceType = "serviceType"
 
-// ClassParameters are the settings a GatewayClass's parametersRef gives its Gateways.
+// ClassParameters are the settings a GatewayClass's parametersRef gives its Gateways,
+// and a Gateway's own spec.infrastructure.parametersRef overrides for it.
 type ClassParameters struct {
 	// ServiceType is the type of the Services that expose the class's Gateways in
 	// Service mode.
@@ -39,7 +40,27 @@ func classParameters(gc *gwv1.GatewayClass, configMaps map[types.NamespacedName]
 		return params, fmt.Errorf("parametersRef to ConfigMap %q must set its namespace", ref.Name)
 	}
 	key := types.NamespacedName{Namespace: string(*ref.Namespace), Name: ref.Name}
-	cm := configMaps[key]
+	return readParameters(params, configMaps[key], key)
+}
+
+// gatewayParameters reads a Gateway's spec.infrastructure.parametersRef over the
+// parameters of its class: the keys its ConfigMap sets override the class's. The
+// reference must name a core ConfigMap of the Gateway's namespace that exists and
+// holds only known keys with valid values.
+func gatewayParameters(gw *gwv1.Gateway, class ClassParameters, configMaps map[types.NamespacedName]*corev1.ConfigMap) (ClassParameters, error) {
+	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return class, nil
+	}
+	ref := gw.Spec.Infrastructure.ParametersRef
+	if ref.Group != "" || ref.Kind != "ConfigMap" {
+		return class, fmt.Errorf("spec.infrastructure.parametersRef must refer to a core ConfigMap, not %s %q", groupKind(ref.Group, ref.Kind), ref.Name)
+	}
+	key := types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name}
+	return readParameters(class, configMaps[key], key)
+}
+
+// readParameters applies the keys of a parameters ConfigMap over params.
+func readParameters(params ClassParameters, cm *corev1.ConfigMap, key types.NamespacedName) (ClassParameters, error) {
 	if cm == nil {
 		return params, fmt.Errorf("ConfigMap %s does not exist", key)
 	}

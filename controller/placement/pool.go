@@ -28,12 +28,19 @@ type PoolConfig struct {
 //
 // A Gateway that requests an IP address in spec.addresses gets it if it is in the
 // pool and no older Gateway holds it; else it is Programmed=False with reason
-// AddressNotUsable. A Gateway that requests no address keeps the address its
-// status.addresses already reports, if it is in the pool and no older Gateway holds
-// it, and otherwise gets the first free address of the pool (Programmed=False,
-// AddressNotAssigned when the pool is exhausted). Address types other than IPAddress
-// are not supported (Accepted=False, UnsupportedAddress), nor is more than one address
-// per Gateway. Older Gateways (then by namespace and name) claim first.
+// AddressNotUsable. A Gateway that requests no address, or an IPAddress entry with
+// an empty value (meaning "any address"), keeps the address its status.addresses
+// already reports, if it is in the pool and no older Gateway holds it, and otherwise
+// gets the lowest free address of the pool (Programmed=False, AddressNotAssigned when
+// the pool is exhausted). Address types other than IPAddress are not supported
+// (Accepted=False, UnsupportedAddress), nor is more than one address per Gateway
+// (Programmed=False, AddressNotUsable). Older Gateways (then by namespace and name)
+// claim first.
+//
+// Each Gateway that is not refused also gets a headless Service without a selector,
+// named ServiceName(gateway), and, once it has an address, an EndpointSlice of that
+// name holding it, so that the Gateway has a name in the cluster's DNS and its
+// spec.infrastructure labels and annotations have an object to go on.
 type PoolAllocator struct {
 	controllerName string
 	ranges         []addressRange
@@ -113,9 +120,9 @@ func (p *PoolAllocator) inPool(a netip.Addr) bool {
 	return false
 }
 
-// Place gives every served Gateway its address. Managed Services left from Service
-// mode are planned for deletion, except those of Gateways whose class parameters are
-// invalid.
+// Place gives every served Gateway its address, and plans the headless Services and
+// EndpointSlices that name them. Managed Services of Gateways whose class parameters
+// are invalid are left alone.
 func (p *PoolAllocator) Place(s *State) *Result {
 	v := newView(s, p.controllerName, "")
 	res := &Result{Placements: map[types.NamespacedName]translate.GatewayPlacement{}, InvalidClassParameters: v.invalid}
@@ -124,6 +131,10 @@ func (p *PoolAllocator) Place(s *State) *Result {
 	// First, requested addresses and those already reported claim, oldest first.
 	for _, gw := range v.served {
 		key := keyOf(gw)
+		if bad, ok := v.invalidParameters(gw); ok {
+			res.Placements[key] = bad
+			continue
+		}
 		requested, placement, failed := p.requested(gw)
 		switch {
 		case failed:
@@ -147,7 +158,7 @@ func (p *PoolAllocator) Place(s *State) *Result {
 			waiting = append(waiting, gw)
 		}
 	}
-	// Then the others get the first free addresses, oldest first.
+	// Then the others get the lowest free addresses, oldest first.
 	for _, gw := range waiting {
 		a, ok := p.firstFree(holder)
 		if !ok {
@@ -158,7 +169,17 @@ func (p *PoolAllocator) Place(s *State) *Result {
 		holder[a] = keyOf(gw)
 		res.Placements[keyOf(gw)] = poolPlacement(a)
 	}
-	res.Plan = v.plan(nil, nil)
+	bindings := map[types.NamespacedName]bindingPlacement{}
+	for key, pl := range res.Placements {
+		b := bindingPlacement{refused: pl.Problem != nil && pl.Problem.NotAcceptedReason != ""}
+		if pl.Problem == nil {
+			b.address, _ = netip.ParseAddr(pl.BindAddress)
+		}
+		bindings[key] = b
+	}
+	res.Services, res.EndpointSlices = v.poolObjects(bindings)
+	res.Plan = v.plan(res.Services, nil)
+	v.planSlices(res.EndpointSlices, &res.Plan)
 	return res
 }
 
@@ -170,35 +191,40 @@ func poolPlacement(a netip.Addr) translate.GatewayPlacement {
 }
 
 // requested reads the Gateway's spec.addresses: the one IP address it asks for (zero
-// when none), or a placement explaining why the request cannot be met.
+// when it asks for none, or for any address with an IPAddress entry without a
+// value), or a placement explaining why the request cannot be met.
 func (p *PoolAllocator) requested(gw *gwv1.Gateway) (netip.Addr, translate.GatewayPlacement, bool) {
-	var ips []string
 	for _, a := range gw.Spec.Addresses {
 		if a.Type != nil && *a.Type != gwv1.IPAddressType {
 			return netip.Addr{}, problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
 				fmt.Sprintf("Address type %q is not supported; only IPAddress is.", *a.Type)), true
 		}
-		ips = append(ips, a.Value)
 	}
-	if len(ips) == 0 {
-		return netip.Addr{}, translate.GatewayPlacement{}, false
-	}
-	for _, value := range ips {
-		if a, err := netip.ParseAddr(value); err != nil || a.Zone() != "" {
-			return netip.Addr{}, problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
-				fmt.Sprintf("Address %q is not an IP address.", value)), true
+	var values []string
+	var concrete netip.Addr
+	for _, sa := range gw.Spec.Addresses {
+		if sa.Value == "" {
+			values = append(values, "any address")
+			continue
 		}
+		a, err := netip.ParseAddr(sa.Value)
+		if err != nil || a.Zone() != "" {
+			return netip.Addr{}, problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
+				fmt.Sprintf("Address %q is not an IP address.", sa.Value)), true
+		}
+		a = a.Unmap()
+		if !p.inPool(a) {
+			return netip.Addr{}, problem("", gwv1.GatewayReasonAddressNotUsable,
+				fmt.Sprintf("Address %s is not in the address pool (%s); request an address of the pool, or none.", a, p.description)), true
+		}
+		values = append(values, a.String())
+		concrete = a
 	}
-	if len(ips) > 1 {
+	if len(values) > 1 {
 		return netip.Addr{}, problem("", gwv1.GatewayReasonAddressNotUsable,
-			fmt.Sprintf("Only one address per Gateway is supported; the Gateway requests %s.", strings.Join(ips, ", "))), true
+			fmt.Sprintf("Only one address per Gateway is supported; the Gateway requests %s.", strings.Join(values, ", "))), true
 	}
-	a := netip.MustParseAddr(ips[0]).Unmap()
-	if !p.inPool(a) {
-		return netip.Addr{}, problem("", gwv1.GatewayReasonAddressNotUsable,
-			fmt.Sprintf("Address %s is not in the address pool (%s); request an address of the pool, or none.", a, p.description)), true
-	}
-	return a, translate.GatewayPlacement{}, false
+	return concrete, translate.GatewayPlacement{}, false
 }
 
 // reported returns the first IP address of the Gateway's status that is in the pool.

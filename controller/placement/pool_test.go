@@ -33,8 +33,11 @@ func TestPoolAssignsOldestFirstAndReportsExhaustion(t *testing.T) {
 	if !strings.Contains(pr.Message, "10.244.255.0/30") {
 		t.Errorf("exhaustion message %q does not name the pool", pr.Message)
 	}
-	if len(res.Services) != 0 || !res.Plan.Empty() {
-		t.Errorf("pool mode planned Services: %+v", res.Plan)
+	// Every Gateway gets its headless Service, and those with an address an
+	// EndpointSlice holding it.
+	if len(res.Plan.Create) != 3 || len(res.Plan.CreateSlices) != 2 ||
+		res.Plan.CreateSlices[0].Name != "sy-a" || res.Plan.CreateSlices[1].Name != "sy-b" {
+		t.Errorf("plan %+v, want three Services and the EndpointSlices of a and b", res.Plan)
 	}
 }
 
@@ -105,7 +108,8 @@ func TestPoolOnlyServedClassesWithValidParameters(t *testing.T) {
 }
 
 // Services left from Service mode are deleted, except those of Gateways of a class
-// whose parameters are broken (they come back when the class is fixed).
+// whose parameters are broken (they come back when the class is fixed); a Gateway
+// still served gets a headless one instead, which takes deleting the old one first.
 func TestPoolDeletesLeftoverServices(t *testing.T) {
 	gw := gateway("ns", "gw", 1, 80)
 	gone := gateway("ns", "gone", 1, 80)
@@ -116,6 +120,9 @@ func TestPoolDeletesLeftoverServices(t *testing.T) {
 		Gateways: []*gwv1.Gateway{gw}, Services: []*corev1.Service{left, orphan, foreign}})
 	if len(res.Plan.Delete) != 2 || res.Plan.Delete[0].Name != "sy-gone" || res.Plan.Delete[1].Name != "sy-gw" {
 		t.Fatalf("plan %+v, want sy-gone and sy-gw deleted", res.Plan)
+	}
+	if len(res.Plan.Create) != 1 || res.Plan.Create[0].Name != "sy-gw" || !isHeadless(res.Plan.Create[0]) {
+		t.Fatalf("plan %+v, want sy-gw created headless", res.Plan)
 	}
 }
 

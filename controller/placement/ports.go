@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,10 +39,16 @@ type PortConfig struct {
 // ports get the lowest free ports. The Gateway's status.addresses come from its
 // Service: the load balancer's ingress when it has one, else the cluster IPs.
 //
-// Gateways that request addresses in spec.addresses cannot be served in this mode
-// (Programmed=False, AddressNotUsable; Accepted=False, UnsupportedAddress for types
-// other than IPAddress). A Gateway that cannot be placed keeps its Service, and so its
-// ports and load-balancer address, until it can be placed again or is deleted.
+// A Gateway's address comes from its Service. A Gateway exposed by a LoadBalancer
+// Service may request one IP address in spec.addresses: it is set as the Service's
+// spec.loadBalancerIP, and the Gateway is programmed once the load balancer reports
+// that address (Programmed=False, AddressNotUsable when it reports another).
+// Requesting an address of a Service of another type, or more than one address, is
+// Programmed=False, AddressNotUsable; address types other than IPAddress are
+// Accepted=False, UnsupportedAddress. An IPAddress entry without a value asks for any
+// address and is met. A Gateway's own spec.infrastructure.parametersRef may override
+// its class's serviceType. A Gateway that cannot be placed keeps its Service, and so
+// its ports and load-balancer address, until it can be placed again or is deleted.
 type PortAllocator struct {
 	controllerName   string
 	minPort, maxPort int32
@@ -86,6 +93,8 @@ type portClaim struct {
 	wanted []int32
 	// ports maps listener ports to the container ports allocated so far.
 	ports map[int32]int32
+	// requested is the IP address the Gateway asks its load balancer for, or "".
+	requested string
 }
 
 // Place gives every served Gateway its container ports and plans its Service.
@@ -131,6 +140,8 @@ func (p *PortAllocator) Place(s *State) *Result {
 	sortByName(desired)
 	res.Services = desired
 	res.Plan = v.plan(desired, keep)
+	// EndpointSlices are only managed in address pool mode; those left from it go.
+	v.planSlices(nil, &res.Plan)
 	return res
 }
 
@@ -164,7 +175,13 @@ func (p *PortAllocator) claims(v *view, res *Result, keep map[types.NamespacedNa
 	names := map[types.NamespacedName]types.NamespacedName{}
 	for _, gw := range v.served {
 		key := keyOf(gw)
-		if bad, ok := addressesUnsupported(gw); ok {
+		if bad, ok := v.invalidParameters(gw); ok {
+			res.Placements[key] = bad
+			keep[key] = true
+			continue
+		}
+		requested, bad, failed := requestedAddress(gw, v.params[key].ServiceType)
+		if failed {
 			res.Placements[key] = bad
 			keep[key] = true
 			continue
@@ -185,25 +202,44 @@ func (p *PortAllocator) claims(v *view, res *Result, keep map[types.NamespacedNa
 			}
 		}
 		names[name] = key
-		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: listenerPorts(gw), ports: map[int32]int32{}})
+		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: listenerPorts(gw), ports: map[int32]int32{}, requested: requested})
 	}
 	return out
 }
 
-// addressesUnsupported explains why a Gateway that requests addresses cannot be
-// placed in Service mode.
-func addressesUnsupported(gw *gwv1.Gateway) (translate.GatewayPlacement, bool) {
-	if len(gw.Spec.Addresses) == 0 {
-		return translate.GatewayPlacement{}, false
-	}
+// requestedAddress reads the Gateway's spec.addresses in Service mode: the IP address
+// it asks its load balancer for ("" for none, or for any address), or a placement
+// explaining why the request cannot be met.
+func requestedAddress(gw *gwv1.Gateway, svcType corev1.ServiceType) (string, translate.GatewayPlacement, bool) {
 	for _, a := range gw.Spec.Addresses {
 		if a.Type != nil && *a.Type != gwv1.IPAddressType {
-			return problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
+			return "", problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
 				fmt.Sprintf("Address type %q is not supported; only IPAddress is.", *a.Type)), true
 		}
 	}
-	return problem("", gwv1.GatewayReasonAddressNotUsable,
-		"Gateways exposed through Services get their address from the Service; remove spec.addresses."), true
+	var value string
+	for _, a := range gw.Spec.Addresses {
+		if a.Value == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(a.Value)
+		if err != nil || ip.Zone() != "" {
+			return "", problem(gwv1.GatewayReasonUnsupportedAddress, gwv1.GatewayReasonAddressNotUsable,
+				fmt.Sprintf("Address %q is not an IP address.", a.Value)), true
+		}
+		value = ip.Unmap().String()
+	}
+	switch {
+	case value == "":
+		return "", translate.GatewayPlacement{}, false
+	case len(gw.Spec.Addresses) > 1:
+		return "", problem("", gwv1.GatewayReasonAddressNotUsable,
+			fmt.Sprintf("Only one address per Gateway is supported; the Gateway requests %d.", len(gw.Spec.Addresses))), true
+	case svcType != corev1.ServiceTypeLoadBalancer:
+		return "", problem("", gwv1.GatewayReasonAddressNotUsable,
+			fmt.Sprintf("Address %s cannot be requested: the Gateway is exposed by a %s Service, which gets its address from the cluster; only a LoadBalancer Service can be asked for one.", value, svcType)), true
+	}
+	return value, translate.GatewayPlacement{}, false
 }
 
 // listenerPorts are the distinct valid listener ports of a Gateway, ascending.
@@ -248,8 +284,9 @@ func (p *PortAllocator) finish(v *view, c *portClaim, res *Result, keep map[type
 		keep[c.key] = true
 		return nil
 	}
-	svcType := v.classes[string(c.gw.Spec.GatewayClassName)].ServiceType
+	svcType := v.params[c.key].ServiceType
 	svc := desiredService(c.gw, c.serviceName, svcType, p.selector, c.ports)
+	svc.Spec.LoadBalancerIP = c.requested
 	live := v.services[keyOf(svc)]
 	if live == nil {
 		res.Placements[c.key] = problem("", gwv1.GatewayReasonAddressNotAssigned,
@@ -257,6 +294,13 @@ func (p *PortAllocator) finish(v *view, c *portClaim, res *Result, keep map[type
 		return svc
 	}
 	addrs := serviceAddresses(live)
+	if c.requested != "" {
+		var ok bool
+		if addrs, ok = requestedIngress(live, c.requested); !ok {
+			res.Placements[c.key] = requestedNotReady(live, c.requested)
+			return svc
+		}
+	}
 	if len(addrs) == 0 {
 		res.Placements[c.key] = problem("", gwv1.GatewayReasonAddressNotAssigned,
 			fmt.Sprintf("Waiting for Service %s/%s to get an address.", svc.Namespace, svc.Name))
@@ -264,4 +308,27 @@ func (p *PortAllocator) finish(v *view, c *portClaim, res *Result, keep map[type
 	}
 	res.Placements[c.key] = translate.GatewayPlacement{ContainerPorts: maps.Clone(c.ports), StatusAddresses: addrs}
 	return svc
+}
+
+// requestedIngress returns the requested address as the Gateway's only status
+// address when the Service's load balancer reports it.
+func requestedIngress(live *corev1.Service, requested string) ([]gwv1.GatewayStatusAddress, bool) {
+	for _, in := range live.Status.LoadBalancer.Ingress {
+		if ip, err := netip.ParseAddr(in.IP); err == nil && ip.Unmap().String() == requested {
+			return []gwv1.GatewayStatusAddress{{Type: ptrTo(gwv1.IPAddressType), Value: requested}}, true
+		}
+	}
+	return nil, false
+}
+
+// requestedNotReady explains why a requested address is not in use yet: the load
+// balancer reports another address, or none yet.
+func requestedNotReady(live *corev1.Service, requested string) translate.GatewayPlacement {
+	if got := serviceAddresses(live); len(live.Status.LoadBalancer.Ingress) > 0 && len(got) > 0 {
+		return problem("", gwv1.GatewayReasonAddressNotUsable,
+			fmt.Sprintf("The load balancer of Service %s/%s has address %s, not the requested %s; it may not support requesting an address.",
+				live.Namespace, live.Name, got[0].Value, requested))
+	}
+	return problem("", gwv1.GatewayReasonAddressNotAssigned,
+		fmt.Sprintf("Waiting for the load balancer of Service %s/%s to take the requested address %s.", live.Namespace, live.Name, requested))
 }

@@ -218,7 +218,7 @@ func TestPortsInvalidClassParameters(t *testing.T) {
 // Gateways that cannot be placed keep their Services and ports; nobody else gets them.
 func TestPortsProblemsKeepServices(t *testing.T) {
 	p := newPorts(t, 20000, 29999)
-	held := withRequest(gateway("ns", "held", 1, 80), gwv1.IPAddressType, "10.0.0.1")
+	held := withRequest(gateway("ns", "held", 1, 80), gwv1.IPAddressType, "10.0.0.1", "10.0.0.2")
 	host := withRequest(gateway("ns", "host", 2, 80), gwv1.HostnameAddressType, "gw.example.com")
 	clash := gateway("ns", "clash", 3, 80)
 	live := []*corev1.Service{

@@ -44,13 +44,14 @@ func ServiceName(gateway string) string {
 	return serviceNamePrefix + strings.Trim(clean, "-") + suffix
 }
 
-// managedOwner returns the name of the Gateway a managed Service belongs to: the
-// Service carries the managed-by label and a controller ownerReference to a Gateway.
-func managedOwner(svc *corev1.Service) (string, bool) {
-	if svc.Labels[LabelManagedBy] != ManagedByValue {
+// managedOwner returns the name of the Gateway a managed object (Service or
+// EndpointSlice) belongs to: the object carries the managed-by label and a
+// controller ownerReference to a Gateway.
+func managedOwner(o metav1.Object) (string, bool) {
+	if o.GetLabels()[LabelManagedBy] != ManagedByValue {
 		return "", false
 	}
-	for _, ref := range svc.OwnerReferences {
+	for _, ref := range o.GetOwnerReferences() {
 		if ref.Controller != nil && *ref.Controller && ref.Kind == "Gateway" && strings.HasPrefix(ref.APIVersion, gwv1.GroupName+"/") {
 			return ref.Name, true
 		}
@@ -61,16 +62,14 @@ func managedOwner(svc *corev1.Service) (string, bool) {
 // desiredService is the Service that exposes a Gateway: one TCP port per listener
 // port, whose targetPort is the container port the edge replicas bind for it.
 func desiredService(gw *gwv1.Gateway, name string, svcType corev1.ServiceType, selector map[string]string, ports map[int32]int32) *corev1.Service {
-	labels := map[string]string{LabelManagedBy: ManagedByValue}
-	if len(validation.IsValidLabelValue(gw.Name)) == 0 {
-		labels[LabelGatewayName] = gw.Name
-	}
+	labels, annotations := managedMeta(gw, nil)
 	svc := &corev1.Service{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            name,
 			Namespace:       gw.Namespace,
 			Labels:          labels,
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{ownerRef(gw)},
 		},
 		Spec: corev1.ServiceSpec{Type: svcType, Selector: maps.Clone(selector)},
@@ -103,9 +102,13 @@ func ownerRef(gw *gwv1.Gateway) metav1.OwnerReference {
 }
 
 // allocatedPorts reads the allocation record a managed Service holds: listener port
-// to container port (its targetPort, when that is a number).
+// to container port (its targetPort, when that is a number). A headless Service, left
+// from address pool mode, records no allocation.
 func allocatedPorts(svc *corev1.Service) map[int32]int32 {
 	out := map[int32]int32{}
+	if isHeadless(svc) {
+		return out
+	}
 	for _, p := range svc.Spec.Ports {
 		if p.TargetPort.Type == intstr.Int && p.TargetPort.IntVal > 0 {
 			out[p.Port] = p.TargetPort.IntVal
@@ -154,7 +157,16 @@ func (v *view) plan(desired []*corev1.Service, keep map[types.NamespacedName]boo
 		key := keyOf(d)
 		wanted[key] = true
 		live := v.services[key]
-		if live == nil {
+		switch {
+		case live == nil:
+			plan.Create = append(plan.Create, d)
+			continue
+		case live.DeletionTimestamp != nil:
+			// It is going away; it is created anew once the deletion is seen.
+			continue
+		case isHeadless(live) != isHeadless(d):
+			// A Service cannot become headless, nor stop being so, in place.
+			plan.Delete = append(plan.Delete, live)
 			plan.Create = append(plan.Create, d)
 			continue
 		}
@@ -184,20 +196,21 @@ func (v *view) isServed(gw *gwv1.Gateway) bool {
 	return ok
 }
 
+// isHeadless reports whether a Service has no cluster IP (clusterIP None).
+func isHeadless(svc *corev1.Service) bool {
+	return svc.Spec.ClusterIP == corev1.ClusterIPNone
+}
+
 // ownedFieldsMatch reports whether the live Service already has every field
 // placement owns as desired. Fields the API server defaults or others set (cluster
-// IPs, node ports, traffic policies, other labels) are not compared, so that an
-// up-to-date Service is never rewritten.
+// IPs, node ports, traffic policies, other labels and annotations) are not compared,
+// so that an up-to-date Service is never rewritten.
 func ownedFieldsMatch(live, want *corev1.Service) bool {
-	if live.Spec.Type != want.Spec.Type || !maps.Equal(live.Spec.Selector, want.Spec.Selector) {
+	if live.Spec.Type != want.Spec.Type || !maps.Equal(live.Spec.Selector, want.Spec.Selector) ||
+		live.Spec.LoadBalancerIP != want.Spec.LoadBalancerIP {
 		return false
 	}
-	for k, val := range want.Labels {
-		if live.Labels[k] != val {
-			return false
-		}
-	}
-	if !hasOwnerRef(live, want.OwnerReferences[0]) {
+	if !metaMatches(live, want) || !hasOwnerRef(live, want.OwnerReferences[0]) {
 		return false
 	}
 	if len(live.Spec.Ports) != len(want.Spec.Ports) {
@@ -212,8 +225,8 @@ func ownedFieldsMatch(live, want *corev1.Service) bool {
 	return true
 }
 
-func hasOwnerRef(svc *corev1.Service, want metav1.OwnerReference) bool {
-	for _, ref := range svc.OwnerReferences {
+func hasOwnerRef(o metav1.Object, want metav1.OwnerReference) bool {
+	for _, ref := range o.GetOwnerReferences() {
 		if ref.APIVersion == want.APIVersion && ref.Kind == want.Kind && ref.Name == want.Name &&
 			ref.UID == want.UID && ref.Controller != nil && *ref.Controller {
 			return true
@@ -231,17 +244,9 @@ func applyOwnedFields(live, want *corev1.Service) *corev1.Service {
 	out.ManagedFields = nil
 	out.Spec.Type = want.Spec.Type
 	out.Spec.Selector = maps.Clone(want.Spec.Selector)
-	if out.Labels == nil {
-		out.Labels = map[string]string{}
-	}
-	maps.Copy(out.Labels, want.Labels)
-	refs := []metav1.OwnerReference{want.OwnerReferences[0]}
-	for _, ref := range live.OwnerReferences {
-		if ref.Controller == nil || !*ref.Controller {
-			refs = append(refs, ref)
-		}
-	}
-	out.OwnerReferences = refs
+	out.Spec.LoadBalancerIP = want.Spec.LoadBalancerIP
+	applyMeta(out, want)
+	out.OwnerReferences = withController(live.OwnerReferences, want.OwnerReferences[0])
 	nodePorts := map[int32]int32{}
 	for _, p := range live.Spec.Ports {
 		nodePorts[p.Port] = p.NodePort

@@ -133,12 +133,13 @@ func (ix *index) ownedGateways() []*gatewayState {
 	return out
 }
 
-// bindAddress picks the address to bind: the first requested IPAddress (an entry
-// without a type is an IPAddress). Other address types are left to the
-// infrastructure, so they bind all interfaces.
+// bindAddress picks the address to bind: the first requested IPAddress with a value
+// (an entry without a type is an IPAddress). An IPAddress entry without a value asks
+// for any address, and other address types are left to the infrastructure, so both
+// bind all interfaces.
 func bindAddress(addrs []gwv1.GatewaySpecAddress) (string, string) {
 	for _, a := range addrs {
-		if a.Type != nil && *a.Type != gwv1.IPAddressType {
+		if (a.Type != nil && *a.Type != gwv1.IPAddressType) || a.Value == "" {
 			continue
 		}
 		ip := net.ParseIP(a.Value)

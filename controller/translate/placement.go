@@ -70,6 +70,14 @@ func (ix *index) placeGateway(gs *gatewayState) {
 		}
 		return
 	}
+	if msg, bad := gatewayParametersRefProblem(gs.gw); bad {
+		gs.problem = &gatewayProblem{
+			acceptedReason:   string(gwv1.GatewayReasonInvalidParameters),
+			programmedReason: string(gwv1.GatewayReasonInvalid),
+			message:          msg,
+		}
+		return
+	}
 	if ix.opts.Placements == nil {
 		var problem string
 		gs.address, problem = bindAddress(gs.gw.Spec.Addresses)
@@ -110,6 +118,25 @@ func (ix *index) placeGateway(gs *gatewayState) {
 	if p.ContainerPorts != nil {
 		gs.containerPorts = p.ContainerPorts
 	}
+}
+
+// gatewayParametersRefProblem checks the kind of a Gateway's
+// spec.infrastructure.parametersRef: only a core ConfigMap of the Gateway's namespace
+// can hold its parameters. Whether that ConfigMap exists and what it holds is left to
+// the placement step, which reads ConfigMaps (the standalone gateway reads none).
+func gatewayParametersRefProblem(gw *gwv1.Gateway) (string, bool) {
+	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return "", false
+	}
+	ref := gw.Spec.Infrastructure.ParametersRef
+	if ref.Group == "" && ref.Kind == "ConfigMap" {
+		return "", false
+	}
+	kind := string(ref.Kind)
+	if ref.Group != "" {
+		kind += "." + string(ref.Group)
+	}
+	return fmt.Sprintf("spec.infrastructure.parametersRef must refer to a core ConfigMap, not %s %q.", kind, ref.Name), true
 }
 
 func problemOf(p *PlacementProblem) *gatewayProblem {

@@ -55,6 +55,11 @@ func (h *placementHarness) round(alloc placement.Allocator) *placement.Result {
 	for i := range cms.Items {
 		s.ConfigMaps = append(s.ConfigMaps, &cms.Items[i])
 	}
+	slices, err := h.kube.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	must(h.t, err)
+	for i := range slices.Items {
+		s.EndpointSlices = append(s.EndpointSlices, &slices.Items[i])
+	}
 	res := alloc.Place(s)
 	if err := h.sync.Apply(ctx, res.Plan); err != nil {
 		h.t.Fatalf("applying %+v: %v", res.Plan, err)
@@ -86,7 +91,8 @@ func (h *placementHarness) service(name string) *corev1.Service {
 // two Gateways on port 80 get a Service each with distinct target ports; a restarted
 // allocator reads the allocations back and keeps them; a class parameter change of
 // Service type is applied without fighting the server's defaulting; a deleted
-// Gateway's Service goes away; and switching to pool mode deletes the Services.
+// Gateway's Service goes away; and switching to pool mode replaces the Services by
+// headless ones whose EndpointSlices hold the Gateways' pool addresses.
 func TestPlacementServicesOnRealAPIServer(t *testing.T) {
 	c := cluster.Start(t)
 	c.InstallGatewayAPI(t)
@@ -160,11 +166,94 @@ func TestPlacementServicesOnRealAPIServer(t *testing.T) {
 
 	pool, err := placement.NewPoolAllocator(placement.PoolConfig{Addresses: []string{"10.244.255.0/24"}})
 	must(t, err)
+	oldB := h.service("sy-b")
 	res = h.settle(pool)
-	waitServiceGone(t, h.kube, "sy-b")
-	waitServiceGone(t, h.kube, "sy-c")
 	if p := res.Placements[types.NamespacedName{Namespace: "default", Name: "b"}]; p.BindAddress != "10.244.255.1" {
 		t.Errorf("pool placement of b %+v", p)
+	}
+	b = h.service("sy-b")
+	if b.UID == oldB.UID || b.Spec.ClusterIP != corev1.ClusterIPNone || b.Spec.Selector != nil || len(b.Spec.Ports) != 2 {
+		t.Fatalf("sy-b %+v, want a new headless Service without selector on both listener ports", b.Spec)
+	}
+	slice, err := h.kube.DiscoveryV1().EndpointSlices("default").Get(ctx, "sy-b", metav1.GetOptions{})
+	must(t, err)
+	if len(slice.Endpoints) != 1 || slice.Endpoints[0].Addresses[0] != "10.244.255.1" || slice.Labels["kubernetes.io/service-name"] != "sy-b" {
+		t.Fatalf("EndpointSlice sy-b %+v, want the pool address of b", slice)
+	}
+}
+
+// TestPlacementPoolObjectsOnRealAPIServer checks, in pool mode against a real API
+// server, the objects a Gateway gets: its spec.infrastructure labels and annotations
+// reach its headless Service and EndpointSlice (and leave them when dropped); a
+// Gateway's own parameters ConfigMap is read; and deleting a Gateway lets the garbage
+// collector remove both objects, which nothing then recreates.
+func TestPlacementPoolObjectsOnRealAPIServer(t *testing.T) {
+	c := cluster.Start(t)
+	c.InstallGatewayAPI(t)
+	ctx := context.Background()
+	h := &placementHarness{t: t, kube: kubernetes.NewForConfigOrDie(c.Config),
+		gw: gwclient.NewForConfigOrDie(c.Config).GatewayV1()}
+	h.sync = placement.NewServiceSync(h.kube)
+	must(t, create(h.gw.GatewayClasses().Create(ctx, &gwv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "switchyard"},
+		Spec: gwv1.GatewayClassSpec{ControllerName: translate.ControllerName}}, metav1.CreateOptions{})))
+	g := &gwv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "infra", Namespace: "default"}, Spec: gwv1.GatewaySpec{
+		GatewayClassName: "switchyard",
+		Infrastructure: &gwv1.GatewayInfrastructure{
+			Labels:      map[gwv1.LabelKey]gwv1.LabelValue{"team": "web", "tier": "edge"},
+			Annotations: map[gwv1.AnnotationKey]gwv1.AnnotationValue{"note": "hi"},
+		},
+		Listeners: []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 8080}},
+	}}
+	g, err := h.gw.Gateways("default").Create(ctx, g, metav1.CreateOptions{})
+	must(t, err)
+	pool, err := placement.NewPoolAllocator(placement.PoolConfig{Addresses: []string{"10.244.255.0/24"}})
+	must(t, err)
+	h.settle(pool)
+	byLabel := metav1.ListOptions{LabelSelector: "gateway.networking.k8s.io/gateway-name=infra"}
+	services, err := h.kube.CoreV1().Services("default").List(ctx, byLabel)
+	must(t, err)
+	slices, err := h.kube.DiscoveryV1().EndpointSlices("default").List(ctx, byLabel)
+	must(t, err)
+	if len(services.Items) != 1 || len(slices.Items) != 1 {
+		t.Fatalf("%d Services and %d EndpointSlices carry the Gateway's name, want one each", len(services.Items), len(slices.Items))
+	}
+	for _, o := range []metav1.Object{&services.Items[0], &slices.Items[0]} {
+		if l, a := o.GetLabels(), o.GetAnnotations(); l["team"] != "web" || l["tier"] != "edge" || a["note"] != "hi" {
+			t.Errorf("%s labels %v annotations %v, want the infrastructure ones", o.GetName(), l, a)
+		}
+	}
+
+	// Dropping a label removes it; a parameters ConfigMap that exists is accepted.
+	must(t, create(h.kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-params", Namespace: "default"},
+		Data:       map[string]string{placement.ParamServiceType: "ClusterIP"},
+	}, metav1.CreateOptions{})))
+	g, err = h.gw.Gateways("default").Get(ctx, "infra", metav1.GetOptions{})
+	must(t, err)
+	delete(g.Spec.Infrastructure.Labels, "tier")
+	g.Spec.Infrastructure.ParametersRef = &gwv1.LocalParametersReference{Kind: "ConfigMap", Name: "gw-params"}
+	must(t, create(h.gw.Gateways("default").Update(ctx, g, metav1.UpdateOptions{})))
+	res := h.settle(pool)
+	if p := res.Placements[types.NamespacedName{Namespace: "default", Name: "infra"}]; p.Problem != nil {
+		t.Fatalf("placement %+v", p.Problem)
+	}
+	if svc := h.service("sy-infra"); svc.Labels["tier"] != "" || svc.Labels["team"] != "web" {
+		t.Errorf("labels %v, want tier dropped and team kept", svc.Labels)
+	}
+
+	must(t, h.gw.Gateways("default").Delete(ctx, "infra", metav1.DeleteOptions{}))
+	h.settle(pool)
+	waitServiceGone(t, h.kube, "sy-infra")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := h.kube.DiscoveryV1().EndpointSlices("default").Get(ctx, "sy-infra", metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EndpointSlice sy-infra still exists (last error %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
