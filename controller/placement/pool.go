@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -45,6 +46,14 @@ type PoolAllocator struct {
 	controllerName string
 	ranges         []addressRange
 	description    string
+
+	// mu guards last, the addresses the previous Place gave. They are preferred over
+	// the addresses in Gateways' status, which lag behind while status writes are on
+	// their way: without them a translation that reads a stale status could move a
+	// Gateway to another address and back. After a restart, status is all there is,
+	// and by then it has caught up.
+	mu   sync.Mutex
+	last map[types.NamespacedName]netip.Addr
 }
 
 // addressRange is a run of usable addresses, first to last inclusive.
@@ -148,12 +157,10 @@ func (p *PoolAllocator) Place(s *State) *Result {
 			holder[requested] = key
 			res.Placements[key] = poolPlacement(requested)
 		default:
-			if held, ok := p.reported(gw); ok {
-				if _, taken := holder[held]; !taken {
-					holder[held] = key
-					res.Placements[key] = poolPlacement(held)
-					continue
-				}
+			if held, ok := p.held(gw); ok && !taken(holder, held) {
+				holder[held] = key
+				res.Placements[key] = poolPlacement(held)
+				continue
 			}
 			waiting = append(waiting, gw)
 		}
@@ -169,6 +176,7 @@ func (p *PoolAllocator) Place(s *State) *Result {
 		holder[a] = keyOf(gw)
 		res.Placements[keyOf(gw)] = poolPlacement(a)
 	}
+	p.remember(res.Placements)
 	bindings := map[types.NamespacedName]bindingPlacement{}
 	for key, pl := range res.Placements {
 		b := bindingPlacement{refused: pl.Problem != nil && pl.Problem.NotAcceptedReason != ""}
@@ -225,6 +233,39 @@ func (p *PoolAllocator) requested(gw *gwv1.Gateway) (netip.Addr, translate.Gatew
 			fmt.Sprintf("Only one address per Gateway is supported; the Gateway requests %s.", strings.Join(values, ", "))), true
 	}
 	return concrete, translate.GatewayPlacement{}, false
+}
+
+// held returns the address the Gateway holds: the one the previous Place gave it,
+// else the one its status reports.
+func (p *PoolAllocator) held(gw *gwv1.Gateway) (netip.Addr, bool) {
+	p.mu.Lock()
+	a, ok := p.last[keyOf(gw)]
+	p.mu.Unlock()
+	if ok && p.inPool(a) {
+		return a, true
+	}
+	return p.reported(gw)
+}
+
+// remember records the addresses given, forgetting Gateways no longer placed.
+func (p *PoolAllocator) remember(placements map[types.NamespacedName]translate.GatewayPlacement) {
+	last := make(map[types.NamespacedName]netip.Addr, len(placements))
+	for key, pl := range placements {
+		if pl.Problem != nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(pl.BindAddress); err == nil {
+			last[key] = a
+		}
+	}
+	p.mu.Lock()
+	p.last = last
+	p.mu.Unlock()
+}
+
+func taken(holder map[netip.Addr]types.NamespacedName, a netip.Addr) bool {
+	_, ok := holder[a]
+	return ok
 }
 
 // reported returns the first IP address of the Gateway's status that is in the pool.

@@ -149,3 +149,24 @@ func TestPoolNilState(t *testing.T) {
 		t.Fatalf("nil state gave %+v", res)
 	}
 }
+
+// A Gateway keeps the address it was given while its status has not caught up yet:
+// when an older Gateway goes, a translation that reads the young one's stale status
+// must not move it to the freed, lower address.
+func TestPoolKeepsGivenAddressesWhileStatusLags(t *testing.T) {
+	p := newPool(t, "10.244.255.0/24")
+	classes := []*gwv1.GatewayClass{served()}
+	res := p.Place(&State{GatewayClasses: classes, Gateways: []*gwv1.Gateway{
+		gateway("ns", "old", 1, 80), gateway("ns", "young", 2, 80)}})
+	wantBind(t, res, key("ns", "young"), "10.244.255.2")
+	// The old Gateway is deleted before the young one's status was written.
+	res = p.Place(&State{GatewayClasses: classes, Gateways: []*gwv1.Gateway{gateway("ns", "young", 2, 80)}})
+	wantBind(t, res, key("ns", "young"), "10.244.255.2")
+	// A new Gateway takes the freed address, and the deleted one is forgotten.
+	res = p.Place(&State{GatewayClasses: classes, Gateways: []*gwv1.Gateway{
+		gateway("ns", "young", 2, 80), gateway("ns", "new", 3, 80)}})
+	wantBind(t, res, key("ns", "new"), "10.244.255.1")
+	if _, ok := p.last[key("ns", "old")]; ok {
+		t.Error("a deleted Gateway's address is still remembered")
+	}
+}
