@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"reflect"
@@ -130,10 +131,13 @@ func TestOlderSchemaReplicaGetsDowngradedSnapshot(t *testing.T) {
 	opts := baseOptions(t, pki, c, rec, testToken)
 	opts.SchemaVersion = config.SchemaVersion - 1
 	runAgent(t, opts)
-	c.Publish(smallSnapshot("v1", "/a", "127.0.0.1:1"))
+	published := smallSnapshot("v1", "/a", "127.0.0.1:1")
+	want, err := config.Downgrade(published, config.SchemaVersion-1)
+	must(t, err)
+	c.Publish(published)
 	waitFor(t, "v1 applied", func() bool { return rec.last() != nil })
 	got := rec.last()
-	if got.SchemaVersion != config.SchemaVersion-1 || got.RoutesVersion != "" || got.Version != "v1" {
+	if got.SchemaVersion != config.SchemaVersion-1 || got.RoutesVersion != want.RoutesVersion || got.Version != "v1" {
 		t.Errorf("got schema %d routesVersion %q version %q", got.SchemaVersion, got.RoutesVersion, got.Version)
 	}
 	r, _ := c.replica("gw-1", distribute.RoleEdge)
@@ -150,8 +154,9 @@ func TestUnservableSchemaIsAClearErrorNotACrash(t *testing.T) {
 		schema int
 		want   string
 	}{
-		{config.SchemaVersion + 1, "HTTP 400 Bad Request: replica schema 3 is newer than this controller's schema 2: upgrade the controller first"},
-		{config.SchemaVersion - 2, "HTTP 426 Upgrade Required: replica schema 0 is too old"},
+		{config.SchemaVersion + 1, fmt.Sprintf("HTTP 400 Bad Request: replica schema %d is newer than this controller's schema %d: upgrade the controller first",
+			config.SchemaVersion+1, config.SchemaVersion)},
+		{config.SchemaVersion - 2, fmt.Sprintf("HTTP 426 Upgrade Required: replica schema %d is too old", config.SchemaVersion-2)},
 	}
 	for _, tc := range cases {
 		a, err := New(baseOptions(t, pki, c, &recorder{}, testToken))
