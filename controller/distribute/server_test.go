@@ -159,7 +159,11 @@ func TestOlderSchemaReplicaGetsADowngradedSnapshot(t *testing.T) {
 	snap := snapshotWith("/a", "127.0.0.1:1")
 	ts.Publish(snap)
 	got := nextSnapshot(t, ch)
-	if got.SchemaVersion != old || got.RoutesVersion != "" || got.Version != snap.Version {
+	want, err := config.Downgrade(snap, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.SchemaVersion != old || got.RoutesVersion != want.RoutesVersion || got.Version != snap.Version {
 		t.Errorf("got schema %d routesVersion %q version %s", got.SchemaVersion, got.RoutesVersion, got.Version)
 	}
 	if r, _ := replicaOf(ts.Server, "old", RoleEdge); r.SchemaVersion != old {

@@ -1,6 +1,8 @@
 package distribute
 
 import (
+	"github.com/switchyard-dev/switchyard/gateway/config"
+
 	"io"
 	"testing"
 	"time"
@@ -47,8 +49,8 @@ func TestStreamSendsDeltasOnlyToReplicasThatAskForThem(t *testing.T) {
 	ts := startServer(t, Options{})
 	first := largeSnapshot(1000, 500, 4, "v1")
 	ts.Publish(first)
-	old := ts.openStream(t, StreamParams{Node: "old", Role: RoleEdge, Schema: 2}, testToken)
-	fresh := ts.openStream(t, StreamParams{Node: "new", Role: RoleEdge, Schema: 2, Delta: true}, testToken)
+	old := ts.openStream(t, StreamParams{Node: "old", Role: RoleEdge, Schema: config.SchemaVersion}, testToken)
+	fresh := ts.openStream(t, StreamParams{Node: "new", Role: RoleEdge, Schema: config.SchemaVersion, Delta: true}, testToken)
 	fOld, fNew := nextDataFrame(t, old.Body), nextDataFrame(t, fresh.Body)
 	if fOld.typ != FrameSnapshot || fNew.typ != FrameSnapshot {
 		t.Fatalf("first frames are types %d and %d, want whole snapshots", fOld.typ, fNew.typ)
@@ -87,8 +89,8 @@ func TestStreamStartsFromTheDeclaredBaseOnlyWhenTheServerHasIt(t *testing.T) {
 	ts.Publish(first)
 	held := linesOf(t, first)
 	other := linesOf(t, largeSnapshot(200, 100, 2, "other"))
-	good := ts.openStream(t, StreamParams{Node: "a", Role: RoleEdge, Schema: 2, Have: "v1", Delta: true, Base: held.Digest()}, testToken)
-	bad := ts.openStream(t, StreamParams{Node: "b", Role: RoleEdge, Schema: 2, Have: "v1", Delta: true, Base: other.Digest()}, testToken)
+	good := ts.openStream(t, StreamParams{Node: "a", Role: RoleEdge, Schema: config.SchemaVersion, Have: "v1", Delta: true, Base: held.Digest()}, testToken)
+	bad := ts.openStream(t, StreamParams{Node: "b", Role: RoleEdge, Schema: config.SchemaVersion, Have: "v1", Delta: true, Base: other.Digest()}, testToken)
 	waitFor(t, "both streams", func() bool {
 		_, a := replicaOf(ts.Server, "a", RoleEdge)
 		_, b := replicaOf(ts.Server, "b", RoleEdge)

@@ -76,7 +76,9 @@ func TestBuildViewDowngradesForOlderReplicas(t *testing.T) {
 	snap := snapshotWith("/a", "127.0.0.1:1")
 	v := buildView(snap, viewKey{role: RoleEdge, schema: config.SchemaVersion - 1})
 	mustNotErr(t, v.err)
-	if v.snap.SchemaVersion != config.SchemaVersion-1 || v.snap.RoutesVersion != "" {
+	want, err := config.Downgrade(snap, config.SchemaVersion-1)
+	mustNotErr(t, err)
+	if v.snap.SchemaVersion != config.SchemaVersion-1 || v.snap.RoutesVersion != want.RoutesVersion {
 		t.Errorf("got schema %d routesVersion %q", v.snap.SchemaVersion, v.snap.RoutesVersion)
 	}
 	if v.version != snap.Version {
