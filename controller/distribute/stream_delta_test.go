@@ -1,11 +1,11 @@
 package distribute
 
 import (
-	"github.com/switchyard-dev/switchyard/gateway/config"
-
 	"io"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // rawFrame is one snapshot or delta frame read from a stream.
