@@ -66,12 +66,13 @@ func copyInput(in *translate.Input) *translate.Input {
 	out.EndpointSlices = copyAll(in.EndpointSlices, (*discoveryv1.EndpointSlice).DeepCopy)
 	out.Secrets = copyAll(in.Secrets, (*corev1.Secret).DeepCopy)
 	out.Namespaces = copyAll(in.Namespaces, (*corev1.Namespace).DeepCopy)
+	out.ConfigMaps = copyAll(in.ConfigMaps, (*corev1.ConfigMap).DeepCopy)
 	return out
 }
 
 func objectLists(in *translate.Input) []any {
 	return []any{in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.ReferenceGrants,
-		in.Services, in.EndpointSlices, in.Secrets, in.Namespaces}
+		in.Services, in.EndpointSlices, in.Secrets, in.Namespaces, in.ConfigMaps}
 }
 
 func copyAll[T any](items []*T, deepCopy func(*T) *T) []*T {
@@ -122,6 +123,8 @@ func decodeDocument(in *translate.Input, kind string, doc []byte) error {
 		return appendDecoded(doc, &in.Secrets)
 	case "Namespace":
 		return appendDecoded(doc, &in.Namespaces)
+	case "ConfigMap":
+		return appendDecoded(doc, &in.ConfigMaps)
 	case "Nil":
 		return nil
 	case "Options":

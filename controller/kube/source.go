@@ -138,22 +138,45 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant func(oldObj, newObj any) bool) error {
 	_, err := informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if !initial {
+			if !initial && s.matters(kind, obj) {
 				s.notify(kind, obj)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
-			if relevant(oldObj, newObj) {
+			if relevant(oldObj, newObj) && s.matters(kind, oldObj, newObj) {
 				s.notify(kind, newObj)
 			}
 		},
-		DeleteFunc: func(obj any) { s.notify(kind, objectOf(obj)) },
+		DeleteFunc: func(obj any) {
+			if obj = objectOf(obj); s.matters(kind, obj) {
+				s.notify(kind, obj)
+			}
+		},
 	})
 	return err
 }
 
-// notify calls OnChange, except for ConfigMaps that no GatewayClass refers to: those
-// are never read, and some change every few seconds.
+// matters reports whether a change, seen as the object in each of its states, can
+// alter the translation. ConfigMaps matter only when a GatewayClass takes its
+// parameters from them or when they hold a CA bundle ("ca.crt"); the others are never
+// read, and some change every few seconds.
+func (s *Source) matters(kind Kind, states ...any) bool {
+	if kind != KindConfigMap {
+		return true
+	}
+	for _, obj := range states {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			return true
+		}
+		if holdsCA(cm) || referencesConfigMap(s.listGatewayClasses(), cm.Namespace, cm.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// notify calls OnChange.
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -162,9 +185,6 @@ func (s *Source) notify(kind Kind, obj any) {
 	if err != nil {
 		s.opts.Logger.Warn("informer delivered an object without metadata", "kind", kind, "type", fmt.Sprintf("%T", obj))
 		s.opts.OnChange(Change{Kind: kind})
-		return
-	}
-	if kind == KindConfigMap && !referencesConfigMap(s.listGatewayClasses(), m.GetNamespace(), m.GetName()) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
@@ -205,6 +225,7 @@ func (s *Source) Input() *translate.Input {
 	in.Services, _ = s.services.List(everything)
 	in.EndpointSlices, _ = s.endpointSlices.List(everything)
 	in.Secrets, _ = s.secrets.List(everything)
+	in.ConfigMaps = s.caConfigMaps()
 	in.Namespaces, _ = s.namespaces.List(everything)
 	return in
 }
@@ -217,6 +238,19 @@ func (s *Source) ConfigMaps() []*corev1.ConfigMap {
 	var out []*corev1.ConfigMap
 	for _, cm := range all {
 		if referencesConfigMap(classes, cm.Namespace, cm.Name) {
+			out = append(out, cm)
+		}
+	}
+	return out
+}
+
+// caConfigMaps returns the cached ConfigMaps that hold a CA bundle, which Gateways
+// may name as trust anchors.
+func (s *Source) caConfigMaps() []*corev1.ConfigMap {
+	all, _ := s.configMaps.List(labels.Everything())
+	var out []*corev1.ConfigMap
+	for _, cm := range all {
+		if holdsCA(cm) {
 			out = append(out, cm)
 		}
 	}

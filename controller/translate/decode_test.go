@@ -78,6 +78,8 @@ func decodeDocument(in *Input, doc []byte) error {
 		return decodeInto(doc, &in.Secrets)
 	case "v1/Namespace":
 		return decodeInto(doc, &in.Namespaces)
+	case "v1/ConfigMap":
+		return decodeInto(doc, &in.ConfigMaps)
 	case "test/Options":
 		return decodeOptions(in, doc)
 	case "test/Nil":
@@ -91,6 +93,7 @@ func decodeDocument(in *Input, doc []byte) error {
 		in.EndpointSlices = append(in.EndpointSlices, nil)
 		in.Secrets = append(in.Secrets, nil)
 		in.Namespaces = append(in.Namespaces, nil)
+		in.ConfigMaps = append(in.ConfigMaps, nil)
 		return nil
 	default:
 		return fmt.Errorf("unknown kind %s %s", tm.APIVersion, tm.Kind)

@@ -88,6 +88,7 @@ func reversed(in *Input) *Input {
 	c.EndpointSlices = reverse(in.EndpointSlices)
 	c.Secrets = reverse(in.Secrets)
 	c.Namespaces = reverse(in.Namespaces)
+	c.ConfigMaps = reverse(in.ConfigMaps)
 	return &c
 }
 

@@ -1,5 +1,5 @@
 // Package translate turns Kubernetes objects (Gateway API kinds, Services,
-// EndpointSlices, Secrets, Namespaces) into a data-plane snapshot plus the status each
+// EndpointSlices, Secrets, ConfigMaps, Namespaces) into a data-plane snapshot plus the status each
 // object should carry. It is a pure function: no clients, no clocks, no globals. The
 // Kubernetes controller and the standalone file source both call it unchanged.
 package translate
@@ -28,7 +28,10 @@ type Input struct {
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice
 	Secrets         []*corev1.Secret
-	Namespaces      []*corev1.Namespace
+	// ConfigMaps hold CA certificates ("ca.crt") that references may name; others
+	// are ignored.
+	ConfigMaps []*corev1.ConfigMap
+	Namespaces []*corev1.Namespace
 
 	Options Options
 }
