@@ -11,7 +11,10 @@ import (
 // implement. It is published on every owned GatewayClass; keep it sorted by name.
 var supportedFeatures = []features.FeatureName{
 	features.SupportGateway,
+	features.SupportGatewayFrontendClientCertificateValidation,
+	features.SupportGatewayFrontendClientCertificateValidationInsecureFallback,
 	features.SupportGatewayHTTPListenerIsolation,
+	features.SupportGatewayHTTPSListenerDetectMisdirectedRequests,
 	features.SupportGatewayPort8080,
 	features.SupportHTTPRoute,
 	features.SupportHTTPRoute303RedirectStatusCode,
