@@ -122,7 +122,7 @@ type Spec struct {
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientValidation, when set, chooses per handshake (by SNI, typically) whether
 	// and how the client must present a certificate; a nil result asks for none. Nil
-	// means no client certificates on this socket, and costs handshakes nothing.
+	// means no client certificates on this socket.
 	ClientValidation func(*tls.ClientHelloInfo) *ClientValidation
 	// Handler serves the socket's requests. Required.
 	Handler http.Handler
@@ -169,8 +169,9 @@ func NewManager(limits Limits, logger *slog.Logger) *Manager {
 
 // Sync makes the bound sockets equal to specs. New sockets are bound; unchanged ones
 // (same address, port and TLS mode) keep serving without interruption and only get
-// the new Handler, GetCertificate and ClientValidation; removed ones stop accepting at once and drain
-// their in-flight requests in the background, for up to Limits.DrainTimeout.
+// the new Handler, GetCertificate and ClientValidation; removed ones stop accepting at
+// once and drain their in-flight requests in the background, for up to
+// Limits.DrainTimeout.
 //
 // Problems are reported per spec name and affect no other spec: a bind failure, a
 // port already served by another spec of this Manager, or an invalid spec (including
