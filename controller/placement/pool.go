@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -38,6 +39,14 @@ type PoolAllocator struct {
 	controllerName string
 	ranges         []addressRange
 	description    string
+
+	// last holds the addresses the previous Place gave. A Gateway's status reports
+	// its address only after the status write reaches the cache; until then last
+	// keeps a Gateway created in the same second as an older-named one from losing
+	// its address to it (creation times have second resolution), which would move
+	// a Gateway that clients already use.
+	mu   sync.Mutex
+	last map[types.NamespacedName]netip.Addr
 }
 
 // addressRange is a run of usable addresses, first to last inclusive.
@@ -147,8 +156,22 @@ func (p *PoolAllocator) Place(s *State) *Result {
 			waiting = append(waiting, gw)
 		}
 	}
-	// Then the others get the first free addresses, oldest first.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Then those not reporting an address yet keep the one last given, if free.
+	unplaced := waiting[:0]
 	for _, gw := range waiting {
+		if a, ok := p.last[keyOf(gw)]; ok {
+			if _, taken := holder[a]; !taken {
+				holder[a] = keyOf(gw)
+				res.Placements[keyOf(gw)] = poolPlacement(a)
+				continue
+			}
+		}
+		unplaced = append(unplaced, gw)
+	}
+	// Then the others get the first free addresses, oldest first.
+	for _, gw := range unplaced {
 		a, ok := p.firstFree(holder)
 		if !ok {
 			res.Placements[keyOf(gw)] = problem("", gwv1.GatewayReasonAddressNotAssigned,
@@ -157,6 +180,10 @@ func (p *PoolAllocator) Place(s *State) *Result {
 		}
 		holder[a] = keyOf(gw)
 		res.Placements[keyOf(gw)] = poolPlacement(a)
+	}
+	p.last = make(map[types.NamespacedName]netip.Addr, len(holder))
+	for a, gw := range holder {
+		p.last[gw] = a
 	}
 	res.Plan = v.plan(nil, nil)
 	return res

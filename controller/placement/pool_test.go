@@ -142,3 +142,21 @@ func TestPoolNilState(t *testing.T) {
 		t.Fatalf("nil state gave %+v", res)
 	}
 }
+
+// A Gateway keeps the address it was given while its status does not report it yet,
+// even when a Gateway created in the same second with a lower name arrives: moving
+// it would break clients that already use the address.
+func TestPoolKeepsAddressesUntilStatusReportsThem(t *testing.T) {
+	p := newPool(t, "10.244.255.0/24")
+	first := gateway("ns", "b", 1, 80)
+	res := p.Place(&State{GatewayClasses: []*gwv1.GatewayClass{served()}, Gateways: []*gwv1.Gateway{first}})
+	wantBind(t, res, key("ns", "b"), "10.244.255.1")
+	res = p.Place(&State{GatewayClasses: []*gwv1.GatewayClass{served()}, Gateways: []*gwv1.Gateway{
+		first, gateway("ns", "a", 1, 80),
+	}})
+	wantBind(t, res, key("ns", "b"), "10.244.255.1")
+	wantBind(t, res, key("ns", "a"), "10.244.255.2")
+	// A deleted Gateway's address is free again.
+	res = p.Place(&State{GatewayClasses: []*gwv1.GatewayClass{served()}, Gateways: []*gwv1.Gateway{gateway("ns", "c", 2, 80)}})
+	wantBind(t, res, key("ns", "c"), "10.244.255.1")
+}
