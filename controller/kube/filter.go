@@ -147,3 +147,13 @@ func pooledObject(obj any) bool {
 	}
 	return false
 }
+
+// caBundleKey is the ConfigMap key that holds a PEM CA bundle, by Gateway API
+// convention.
+const caBundleKey = "ca.crt"
+
+// holdsCA reports whether a ConfigMap holds a CA bundle that a Gateway may refer to.
+func holdsCA(cm *corev1.ConfigMap) bool {
+	_, ok := cm.Data[caBundleKey]
+	return ok
+}

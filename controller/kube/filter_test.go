@@ -1,14 +1,17 @@
 package kube
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
 	"github.com/switchyard-dev/switchyard/controller/placement"
 )
@@ -200,6 +203,48 @@ func TestPooledObject(t *testing.T) {
 	for _, tc := range cases {
 		if got := pooledObject(tc.obj); got != tc.want {
 			t.Errorf("%s: pooledObject = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// ConfigMaps matter when they hold a CA bundle, in any of a change's states (so that
+// removing the bundle is seen too), or when a GatewayClass takes parameters from them.
+func TestConfigMapChangesThatMatter(t *testing.T) {
+	ns := gwv1.Namespace("system")
+	gwClient := gatewayfake.NewSimpleClientset(&gwv1.GatewayClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "c"},
+		Spec:       gwv1.GatewayClassSpec{ParametersRef: &gwv1.ParametersReference{Kind: "ConfigMap", Name: "params", Namespace: &ns}},
+	})
+	s, err := NewSource(kubefake.NewClientset(), gwClient, SourceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); s.Shutdown() }()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cm := func(ns, name string, data map[string]string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: data}
+	}
+	ca := cm("default", "ca", map[string]string{"ca.crt": "pem"})
+	plain := cm("default", "leader-lock", map[string]string{"holder": "x"})
+	params := cm("system", "params", map[string]string{"serviceType": "ClusterIP"})
+	cases := []struct {
+		name   string
+		kind   Kind
+		states []any
+		want   bool
+	}{
+		{"CA bundle", KindConfigMap, []any{ca}, true},
+		{"CA bundle removed", KindConfigMap, []any{ca, plain}, true},
+		{"class parameters", KindConfigMap, []any{params}, true},
+		{"other ConfigMap", KindConfigMap, []any{plain, plain}, false},
+		{"other kinds always", KindSecret, []any{plain}, true},
+	}
+	for _, c := range cases {
+		if got := s.matters(c.kind, c.states...); got != c.want {
+			t.Errorf("%s: matters = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

@@ -142,23 +142,46 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant func(oldObj, newObj any) bool) error {
 	_, err := informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
 		AddFunc: func(obj any, initial bool) {
-			if !initial {
+			if !initial && s.matters(kind, obj) {
 				s.notify(kind, obj)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
-			if relevant(oldObj, newObj) {
+			if relevant(oldObj, newObj) && s.matters(kind, oldObj, newObj) {
 				s.notify(kind, newObj)
 			}
 		},
-		DeleteFunc: func(obj any) { s.notify(kind, objectOf(obj)) },
+		DeleteFunc: func(obj any) {
+			if obj = objectOf(obj); s.matters(kind, obj) {
+				s.notify(kind, obj)
+			}
+		},
 	})
 	return err
 }
 
-// notify calls OnChange, except for ConfigMaps that no GatewayClass, Gateway or
-// BackendTLSPolicy refers to (those are never read, and some change every few
-// seconds), and for the objects address pool mode manages itself (see pooledObject).
+// matters reports whether a change, seen as the object in each of its states, can
+// alter the translation. ConfigMaps matter only when a GatewayClass or Gateway takes
+// its parameters from them, a BackendTLSPolicy names them, or they hold a CA bundle
+// ("ca.crt"); the others are never read, and some change every few seconds.
+func (s *Source) matters(kind Kind, states ...any) bool {
+	if kind != KindConfigMap {
+		return true
+	}
+	for _, obj := range states {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			return true
+		}
+		if holdsCA(cm) || s.referencesConfigMap(cm.Namespace, cm.Name) || s.policyReferencesConfigMap(cm.Namespace, cm.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// notify calls OnChange, except for the objects address pool mode manages itself
+// (see pooledObject).
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -167,10 +190,6 @@ func (s *Source) notify(kind Kind, obj any) {
 	if err != nil {
 		s.opts.Logger.Warn("informer delivered an object without metadata", "kind", kind, "type", fmt.Sprintf("%T", obj))
 		s.opts.OnChange(Change{Kind: kind})
-		return
-	}
-	if kind == KindConfigMap && !s.referencesConfigMap(m.GetNamespace(), m.GetName()) &&
-		!s.policyReferencesConfigMap(m.GetNamespace(), m.GetName()) {
 		return
 	}
 	if pooledObject(obj) {
@@ -216,7 +235,7 @@ func (s *Source) Input() *translate.Input {
 	in.Secrets, _ = s.secrets.List(everything)
 	in.Namespaces, _ = s.namespaces.List(everything)
 	in.BackendTLSPolicies, _ = s.backendTLS.List(everything)
-	in.ConfigMaps = s.policyConfigMaps(in.BackendTLSPolicies)
+	in.ConfigMaps = mergeConfigMaps(s.caConfigMaps(), s.policyConfigMaps(in.BackendTLSPolicies))
 	return in
 }
 
@@ -235,6 +254,19 @@ func (s *Source) policyConfigMaps(policies []*gwv1.BackendTLSPolicy) []*corev1.C
 			if cm, err := s.configMaps.ConfigMaps(key.Namespace).Get(key.Name); err == nil {
 				out = append(out, cm)
 			}
+		}
+	}
+	return out
+}
+
+// mergeConfigMaps returns the ConfigMaps of both lists, each once.
+func mergeConfigMaps(a, b []*corev1.ConfigMap) []*corev1.ConfigMap {
+	seen := make(map[*corev1.ConfigMap]bool, len(a))
+	out := make([]*corev1.ConfigMap, 0, len(a)+len(b))
+	for _, cm := range append(a, b...) {
+		if !seen[cm] {
+			seen[cm] = true
+			out = append(out, cm)
 		}
 	}
 	return out
@@ -281,6 +313,19 @@ func (s *Source) ConfigMaps() []*corev1.ConfigMap {
 func (s *Source) referencesConfigMap(namespace, name string) bool {
 	gateways, _ := s.gateways.Gateways(namespace).List(labels.Everything())
 	return referencesConfigMap(s.listGatewayClasses(), gateways, namespace, name)
+}
+
+// caConfigMaps returns the cached ConfigMaps that hold a CA bundle, which Gateways
+// may name as trust anchors.
+func (s *Source) caConfigMaps() []*corev1.ConfigMap {
+	all, _ := s.configMaps.List(labels.Everything())
+	var out []*corev1.ConfigMap
+	for _, cm := range all {
+		if holdsCA(cm) {
+			out = append(out, cm)
+		}
+	}
+	return out
 }
 
 // GatewayClass returns the cached GatewayClass, or nil.

@@ -12,12 +12,6 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
-// The ConfigMap kind and key that hold a CA bundle for a BackendTLSPolicy.
-const (
-	kindConfigMap = "ConfigMap"
-	caBundleKey   = "ca.crt"
-)
-
 // policyTarget is what a BackendTLSPolicy targetRef selects: a Service, or one port
 // of it by name (section). Policies only target Services of their own namespace.
 type policyTarget struct {
@@ -225,18 +219,18 @@ func (b *backendTLS) caBundle(namespace string, ref gwv1.LocalObjectReference) (
 	if cm == nil {
 		return "", string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("ConfigMap %s does not exist.", name)
 	}
-	pem, ok := cm.Data[caBundleKey]
+	pem, ok := cm.Data[caCertKey]
 	if !ok {
-		if raw, found := cm.BinaryData[caBundleKey]; found {
+		if raw, found := cm.BinaryData[caCertKey]; found {
 			pem, ok = string(raw), true
 		}
 	}
 	if !ok {
-		return "", string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("ConfigMap %s has no key %q.", name, caBundleKey)
+		return "", string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef), fmt.Sprintf("ConfigMap %s has no key %q.", name, caCertKey)
 	}
 	if _, err := config.ParseCertificates(pem); err != nil {
 		return "", string(gwv1.BackendTLSPolicyReasonInvalidCACertificateRef),
-			fmt.Sprintf("ConfigMap %s key %q does not hold PEM certificates: %v.", name, caBundleKey, err)
+			fmt.Sprintf("ConfigMap %s key %q does not hold PEM certificates: %v.", name, caCertKey, err)
 	}
 	return pem, "", ""
 }

@@ -95,6 +95,7 @@ func decodeDocument(in *Input, doc []byte) error {
 		in.EndpointSlices = append(in.EndpointSlices, nil)
 		in.Secrets = append(in.Secrets, nil)
 		in.Namespaces = append(in.Namespaces, nil)
+		in.ConfigMaps = append(in.ConfigMaps, nil)
 		return nil
 	default:
 		return fmt.Errorf("unknown kind %s %s", tm.APIVersion, tm.Kind)

@@ -51,6 +51,8 @@ type listenerState struct {
 	supportedKinds          []gwv1.RouteGroupKind
 	allowsHTTPRoute         bool
 	certificates            []config.Certificate
+	// clientValidation is how the listener checks client certificates, if at all.
+	clientValidation *config.ClientValidation
 	// portTaken explains that another Gateway owns this listener's socket.
 	portTaken string
 	// unplaced explains that the placement gives the listener no usable port.
@@ -191,6 +193,7 @@ func (ix *index) evaluateListener(gs *gatewayState, spec gwv1.Listener) *listene
 	ix.evaluateRouteKinds(l)
 	if l.protocol == config.ProtocolHTTPS {
 		ix.evaluateTLS(l)
+		ix.evaluateFrontendValidation(l)
 	}
 	return l
 }

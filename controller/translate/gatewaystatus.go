@@ -25,6 +25,7 @@ func (gs *gatewayState) status(now time.Time) gwv1.GatewayStatus {
 	conds := newConditionSet(gs.gw.Generation, now)
 	gs.setAccepted(conds)
 	gs.setProgrammed(conds)
+	gs.setInsecureFrontend(conds)
 	st.Conditions = conds.list()
 	return st
 }

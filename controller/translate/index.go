@@ -38,6 +38,7 @@ type index struct {
 	services        map[types.NamespacedName]*corev1.Service
 	slicesByService map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	secrets         map[types.NamespacedName]*corev1.Secret
+	configMaps      map[types.NamespacedName]*corev1.ConfigMap
 	namespaces      map[string]*corev1.Namespace
 	// backends caches resolved Services by backend name.
 	backends map[string]config.Backend
@@ -69,6 +70,7 @@ func newIndex(in *Input) *index {
 	ix.grants = uniqueSorted(in.ReferenceGrants)
 	ix.services = byNamespacedName(uniqueSorted(in.Services))
 	ix.secrets = byNamespacedName(uniqueSorted(in.Secrets))
+	ix.configMaps = byNamespacedName(uniqueSorted(in.ConfigMaps))
 	ix.namespaces = map[string]*corev1.Namespace{}
 	for _, ns := range uniqueSorted(in.Namespaces) {
 		ix.namespaces[ns.Name] = ns

@@ -215,7 +215,7 @@ func buildListeners(gateways []*gatewayState) []config.Listener {
 func (l *listenerState) virtualHost() config.VirtualHost {
 	vh := config.VirtualHost{Name: l.virtualHostName(), Hostname: l.hostname}
 	if l.protocol == config.ProtocolHTTPS {
-		vh.TLS = &config.TLS{Certificates: l.certificates}
+		vh.TLS = &config.TLS{Certificates: l.certificates, ClientValidation: l.clientValidation}
 	}
 	sort.SliceStable(l.routes, func(i, j int) bool { return l.routes[i].Name < l.routes[j].Name })
 	for i, r := range l.routes {

@@ -1,5 +1,5 @@
 // Package translate turns Kubernetes objects (Gateway API kinds, Services,
-// EndpointSlices, Secrets, Namespaces) into a data-plane snapshot plus the status each
+// EndpointSlices, Secrets, ConfigMaps, Namespaces) into a data-plane snapshot plus the status each
 // object should carry. It is a pure function: no clients, no clocks, no globals. The
 // Kubernetes controller and the standalone file source both call it unchanged.
 package translate
@@ -29,8 +29,8 @@ type Input struct {
 	EndpointSlices  []*discoveryv1.EndpointSlice
 	Secrets         []*corev1.Secret
 	Namespaces      []*corev1.Namespace
-	// ConfigMaps hold the CA certificates that BackendTLSPolicies refer to; others
-	// are ignored.
+	// ConfigMaps hold CA certificates ("ca.crt") that BackendTLSPolicies and
+	// Gateways may name; others are ignored.
 	ConfigMaps         []*corev1.ConfigMap
 	BackendTLSPolicies []*gwv1.BackendTLSPolicy
 

@@ -33,11 +33,13 @@ func redactTLS(tls *config.TLS) *config.TLS {
 	if tls == nil {
 		return nil
 	}
-	out := &config.TLS{Certificates: append([]config.Certificate(nil), tls.Certificates...)}
+	// Everything else (client validation's CA bundles) is public and shared.
+	out := *tls
+	out.Certificates = append([]config.Certificate(nil), tls.Certificates...)
 	for i := range out.Certificates {
 		if out.Certificates[i].KeyPEM != "" {
 			out.Certificates[i].KeyPEM = redactedKey
 		}
 	}
-	return out
+	return &out
 }

@@ -31,7 +31,8 @@ func (f *fakeState) Status() any {
 	return map[string]any{"gateways": []map[string]string{{"name": "default/gw", "programmed": "True"}}}
 }
 
-// tlsSnapshot is a snapshot with one HTTPS listener holding two certificates.
+// tlsSnapshot is a snapshot with one HTTPS listener holding two certificates and
+// client certificate validation.
 func tlsSnapshot() *config.Snapshot {
 	return &config.Snapshot{SchemaVersion: config.SchemaVersion, Version: "v42", Listeners: []config.Listener{
 		{Name: ":8080", Port: 8080, Protocol: config.ProtocolHTTP, VirtualHosts: []config.VirtualHost{{Name: "default/gw/http"}}},
@@ -40,7 +41,8 @@ func tlsSnapshot() *config.Snapshot {
 			TLS: &config.TLS{Certificates: []config.Certificate{
 				{Name: "default/a", CertPEM: "CERT-A", KeyPEM: "-----BEGIN PRIVATE KEY-----\nSECRET-A"},
 				{Name: "default/b", CertPEM: "CERT-B", KeyPEM: "-----BEGIN PRIVATE KEY-----\nSECRET-B"},
-			}},
+			}, ClientValidation: &config.ClientValidation{Mode: config.ClientValidationRequired,
+				CACertificates: []config.CACertificate{{Name: "default/ca", PEM: "CA-PEM"}}}},
 		}}},
 	}}
 }
@@ -155,6 +157,9 @@ func TestConfigRedactsKeys(t *testing.T) {
 	certs := view.Snapshot.Listeners[1].VirtualHosts[0].TLS.Certificates
 	if len(certs) != 2 || certs[0].KeyPEM != "<redacted>" || certs[1].KeyPEM != "<redacted>" || certs[1].CertPEM != "CERT-B" {
 		t.Errorf("certificates shown as %+v", certs)
+	}
+	if cv := view.Snapshot.Listeners[1].VirtualHosts[0].TLS.ClientValidation; cv == nil || cv.CACertificates[0].PEM != "CA-PEM" {
+		t.Errorf("client validation shown as %+v", cv)
 	}
 	if !view.AppliedAt.Equal(applied) || view.RejectedVersion != "v43" || view.LastError != "routes.yaml: bad" {
 		t.Errorf("view %+v", view)

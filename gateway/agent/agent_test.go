@@ -131,13 +131,16 @@ func TestOlderSchemaReplicaGetsDowngradedSnapshot(t *testing.T) {
 	opts := baseOptions(t, pki, c, rec, testToken)
 	opts.SchemaVersion = config.SchemaVersion - 1
 	runAgent(t, opts)
-	c.Publish(smallSnapshot("v1", "/a", "127.0.0.1:1"))
+	published := smallSnapshot("v1", "/a", "127.0.0.1:1")
+	want, err := config.Downgrade(published, config.SchemaVersion-1)
+	must(t, err)
+	c.Publish(published)
 	waitFor(t, "v1 applied", func() bool { return rec.last() != nil })
 	got := rec.last()
 	// What each step changes is tested in package config; here the replica gets the
 	// snapshot in its own schema, under the same version.
-	if got.SchemaVersion != config.SchemaVersion-1 || got.Version != "v1" {
-		t.Errorf("got schema %d version %q", got.SchemaVersion, got.Version)
+	if got.SchemaVersion != config.SchemaVersion-1 || got.RoutesVersion != want.RoutesVersion || got.Version != "v1" {
+		t.Errorf("got schema %d routesVersion %q version %q", got.SchemaVersion, got.RoutesVersion, got.Version)
 	}
 	r, _ := c.replica("gw-1", distribute.RoleEdge)
 	if r.SchemaVersion != config.SchemaVersion-1 {

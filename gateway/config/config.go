@@ -14,7 +14,9 @@ import "time"
 // own schema version and of the one before it, and a controller serves replicas that
 // are one schema version behind it, so that upgrades need no lockstep.
 //
-// History: 1 is the first shape; 2 adds Snapshot.RoutesVersion; 3 adds Backend.TLS.
+// History: 1 is the first shape; 2 adds Snapshot.RoutesVersion; 3 adds Backend.TLS,
+// TLS.ClientValidation, the RateLimit filter and the resilience settings of rules and
+// backends.
 const SchemaVersion = 3
 
 // Snapshot is one complete configuration generation.
@@ -86,6 +88,44 @@ type TLS struct {
 	// Certificates are served by SNI: a certificate whose DNS names match the client's
 	// server name wins; the first certificate is the default.
 	Certificates []Certificate `json:"certificates"`
+	// ClientValidation, when set, makes the listener ask clients for a certificate
+	// (mutual TLS). It applies to connections whose TLS server name (SNI) selects
+	// this VirtualHost; a request whose Host selects a VirtualHost with other client
+	// validation than its connection's is answered 421 Misdirected Request, so
+	// that connection reuse cannot skip a check. Added in schema version 3.
+	ClientValidation *ClientValidation `json:"clientValidation,omitempty"`
+}
+
+// ClientValidationMode is what a listener does with the certificate a client
+// presents, or does not.
+type ClientValidationMode string
+
+const (
+	// ClientValidationRequired refuses the TLS handshake unless the client presents a
+	// certificate that chains to one of the CA certificates (AllowValidOnly).
+	ClientValidationRequired ClientValidationMode = "AllowValidOnly"
+	// ClientValidationOptional asks for a certificate but accepts any answer,
+	// including none or one that does not verify (AllowInsecureFallback); the
+	// backend is left to authorise the client.
+	ClientValidationOptional ClientValidationMode = "AllowInsecureFallback"
+)
+
+// ClientValidation is how a listener checks client certificates.
+type ClientValidation struct {
+	// Mode is AllowValidOnly or AllowInsecureFallback.
+	Mode ClientValidationMode `json:"mode"`
+	// CACertificates are the trust anchors that client certificates must chain to.
+	// At least one is required.
+	CACertificates []CACertificate `json:"caCertificates"`
+}
+
+// CACertificate is a PEM bundle of one or more CA certificates.
+type CACertificate struct {
+	// Name is the source of the bundle, "<namespace>/<configmap>" or
+	// "<namespace>/<secret>".
+	Name string `json:"name"`
+	// PEM holds the PEM-encoded CA certificates.
+	PEM string `json:"pem"`
 }
 
 // Certificate is a PEM certificate chain and its private key.

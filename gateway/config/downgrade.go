@@ -20,14 +20,61 @@ var downgradeSteps = map[int]func(s *Snapshot) error{
 	// Schema 3 added Backend.TLS. A schema 2 replica would ignore the field and send
 	// in cleartext what must go over TLS, so TLS backends are taken out instead: the
 	// references to them answer 503 and mirrors to them do nothing, until the replica
-	// is upgraded. Everything else is served as before. Filters added in schema 3
-	// (RateLimit) are dropped too: see dropSchema3Filters.
+	// is upgraded. Everything else is served as before. Schema 3 also added
+	// TLS.ClientValidation, which a schema 2 replica would ignore and serve without
+	// asking for client certificates, so that step fails closed (see
+	// dropClientValidation); and filters (RateLimit), which are dropped (see
+	// dropSchema3Filters).
 	3: func(s *Snapshot) error {
-		if err := dropTLSBackends(s); err != nil {
-			return err
+		for _, step := range []func(*Snapshot) error{dropTLSBackends, dropClientValidation, dropSchema3Filters} {
+			if err := step(s); err != nil {
+				return err
+			}
 		}
-		return dropSchema3Filters(s)
+		return nil
 	},
+}
+
+// dropClientValidation removes what schema 2 cannot express: virtual hosts that
+// require a client certificate are left out (an older replica cannot enforce it, so
+// it must not serve them), and optional validation is dropped, since accepting every
+// client is what an optional check does anyway. Listeners left without virtual hosts
+// are left out too. The input's slices are not changed; changed parts are copied.
+func dropClientValidation(s *Snapshot) error {
+	changed := false
+	for i := range s.Listeners {
+		for j := range s.Listeners[i].VirtualHosts {
+			if t := s.Listeners[i].VirtualHosts[j].TLS; t != nil && t.ClientValidation != nil {
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return nil
+	}
+	listeners := make([]Listener, 0, len(s.Listeners))
+	for _, l := range s.Listeners {
+		hadHosts := len(l.VirtualHosts) > 0
+		hosts := make([]VirtualHost, 0, len(l.VirtualHosts))
+		for _, vh := range l.VirtualHosts {
+			if vh.TLS != nil && vh.TLS.ClientValidation != nil {
+				if vh.TLS.ClientValidation.Mode != ClientValidationOptional {
+					continue
+				}
+				t := *vh.TLS
+				t.ClientValidation = nil
+				vh.TLS = &t
+			}
+			hosts = append(hosts, vh)
+		}
+		if hadHosts && len(hosts) == 0 {
+			continue
+		}
+		l.VirtualHosts = hosts
+		listeners = append(listeners, l)
+	}
+	s.Listeners = listeners
+	return nil
 }
 
 // Downgrade returns snap in the shape of schema version to, for replicas that run an

@@ -134,8 +134,32 @@ func (v *validator) listener(l *Listener) {
 		if l.Protocol == ProtocolHTTPS && (vh.TLS == nil || len(vh.TLS.Certificates) == 0) {
 			v.add(vwhere, "HTTPS needs at least one certificate")
 		}
+		if vh.TLS != nil && vh.TLS.ClientValidation != nil {
+			v.clientValidation(vwhere, l.Protocol, vh.TLS.ClientValidation)
+		}
 		for j := range vh.Routes {
 			v.route(vwhere, &vh.Routes[j])
+		}
+	}
+}
+
+// clientValidation checks a virtual host's client certificate settings. The PEM is
+// parsed by the data plane, which rejects a bundle without certificates.
+func (v *validator) clientValidation(where string, p Protocol, cv *ClientValidation) {
+	if p != ProtocolHTTPS {
+		v.add(where, "client validation needs an HTTPS listener")
+	}
+	switch cv.Mode {
+	case ClientValidationRequired, ClientValidationOptional:
+	default:
+		v.add(where, "client validation mode %q is not %s or %s", cv.Mode, ClientValidationRequired, ClientValidationOptional)
+	}
+	if len(cv.CACertificates) == 0 {
+		v.add(where, "client validation needs at least one CA certificate")
+	}
+	for _, ca := range cv.CACertificates {
+		if !strings.Contains(ca.PEM, "-----BEGIN CERTIFICATE-----") {
+			v.add(where, "CA certificate %q holds no PEM certificate", ca.Name)
 		}
 	}
 }

@@ -81,6 +81,9 @@ type compiledListener struct {
 	spec  *config.Listener
 	table *router.Table
 	certs *server.CertStore
+	// clientAuth holds the client certificate settings of the virtual hosts that
+	// have them; nil when none has.
+	clientAuth map[*config.VirtualHost]*server.ClientValidation
 }
 
 // New returns an Engine with no configuration; it serves nothing until Apply.
@@ -203,6 +206,9 @@ func (e *Engine) compile(snap *config.Snapshot) (*routeSet, error) {
 			if cl.certs, err = server.NewCertStore(certPairs(l)); err != nil {
 				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 			}
+			if cl.clientAuth, err = compileClientValidation(l); err != nil {
+				return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+			}
 		}
 		routes.listeners[l.Name] = cl
 	}
@@ -239,6 +245,9 @@ func (e *Engine) specs(routes *routeSet) []server.Spec {
 		}
 		if spec.TLS {
 			spec.GetCertificate = e.certificateFor(name)
+		}
+		if cl.clientAuth != nil {
+			spec.ClientValidation = e.clientValidationFor(name)
 		}
 		specs = append(specs, spec)
 	}

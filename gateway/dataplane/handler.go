@@ -29,7 +29,8 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.TLS != nil && misdirected(cl, r) {
 		// The TLS session was set up for another virtual host than the Host header
-		// names; HTTP/2 connection reuse makes this easy to hit by accident.
+		// names; HTTP/2 connection reuse makes this easy to hit by accident. See
+		// misdirected.
 		http.Error(w, "misdirected request", http.StatusMisdirectedRequest)
 		return
 	}
@@ -50,16 +51,6 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Start:         time.Now(),
 	}
 	entry.Handler.ServeHTTP(w, reqctx.With(r, info))
-}
-
-// misdirected reports whether the SNI name of the connection selects a different
-// virtual host than the request's Host header.
-func misdirected(cl *compiledListener, r *http.Request) bool {
-	sni := r.TLS.ServerName
-	if sni == "" {
-		return false
-	}
-	return cl.table.VirtualHostFor(sni) != cl.table.VirtualHostFor(r.Host)
 }
 
 var errNoCertificates = errors.New("no certificate for this listener")

@@ -120,6 +120,10 @@ type Spec struct {
 	// GetCertificate chooses the certificate by SNI; called per handshake. The data
 	// plane swaps certificates without rebinding. Required when TLS is set.
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// ClientValidation, when set, chooses per handshake (by SNI, typically) whether
+	// and how the client must present a certificate; a nil result asks for none. Nil
+	// means no client certificates on this socket.
+	ClientValidation func(*tls.ClientHelloInfo) *ClientValidation
 	// Handler serves the socket's requests. Required.
 	Handler http.Handler
 }
@@ -165,8 +169,9 @@ func NewManager(limits Limits, logger *slog.Logger) *Manager {
 
 // Sync makes the bound sockets equal to specs. New sockets are bound; unchanged ones
 // (same address, port and TLS mode) keep serving without interruption and only get
-// the new Handler and GetCertificate; removed ones stop accepting at once and drain
-// their in-flight requests in the background, for up to Limits.DrainTimeout.
+// the new Handler, GetCertificate and ClientValidation; removed ones stop accepting at
+// once and drain their in-flight requests in the background, for up to
+// Limits.DrainTimeout.
 //
 // Problems are reported per spec name and affect no other spec: a bind failure, a
 // port already served by another spec of this Manager, or an invalid spec (including
@@ -412,6 +417,7 @@ func (m *Manager) open(spec *Spec) (*socket, error) {
 				return s.spec.Load().GetCertificate(hello)
 			},
 		}
+		tlsConfig.GetConfigForClient = s.configForClient(tlsConfig)
 	}
 	s.ln = newListener(inner, tlsConfig, m.limits, m.logger.With("listener", spec.Name))
 	s.srv = m.newHTTPServer(s, tlsConfig)

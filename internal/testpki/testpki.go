@@ -1,5 +1,6 @@
 // Package testpki makes throwaway certificates for tests: a CA and a server
-// certificate for 127.0.0.1 and localhost signed by it, valid for a day around now.
+// certificate for 127.0.0.1 and localhost signed by it, valid for a day around now,
+// and further leaf certificates (for servers or clients) on request.
 package testpki
 
 import (
@@ -26,6 +27,9 @@ type PKI struct {
 	// CAPEM, CertPEM and KeyPEM are the CA certificate, the server certificate and
 	// its private key in PEM.
 	CAPEM, CertPEM, KeyPEM []byte
+
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
 }
 
 // New makes a PKI or fails the test.
@@ -58,7 +62,37 @@ func New(t testing.TB) *PKI {
 		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+		caCert:  caCert,
+		caKey:   caKey,
 	}
+}
+
+// Leaf signs a certificate for names, usable by servers and clients alike, and
+// returns it and its private key in PEM. Names that parse as IP addresses become IP
+// address entries, the others DNS names; the first name is the common name.
+func (p *PKI) Leaf(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	must(t, err)
+	leaf := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: names[0]},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			leaf.IPAddresses = append(leaf.IPAddresses, ip)
+		} else {
+			leaf.DNSNames = append(leaf.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, p.caCert, &key.PublicKey, p.caKey)
+	must(t, err)
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	must(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
 }
 
 // WriteFiles writes ca.crt, tls.crt and tls.key (mode 0600) into dir and returns

@@ -50,6 +50,7 @@ var kinds = map[typeKey]kindHandler{
 	{gatewayV1beta1, "ReferenceGrant"}: {Decode: decodeReferenceGrantV1beta1},
 	{coreV1, "Service"}:                {Decode: into(func(in *translate.Input) *[]*corev1.Service { return &in.Services })},
 	{coreV1, "Secret"}:                 {Decode: into(func(in *translate.Input) *[]*corev1.Secret { return &in.Secrets })},
+	{coreV1, "ConfigMap"}:              {Decode: into(func(in *translate.Input) *[]*corev1.ConfigMap { return &in.ConfigMaps })},
 	{coreV1, "Namespace"}:              {ClusterScoped: true, Decode: into(func(in *translate.Input) *[]*corev1.Namespace { return &in.Namespaces })},
 	{discoveryV1, "EndpointSlice"}:     {Decode: into(func(in *translate.Input) *[]*discoveryv1.EndpointSlice { return &in.EndpointSlices })},
 }
