@@ -66,6 +66,10 @@ type State struct {
 	// ConfigMaps hold GatewayClass parameters; only those that classes refer to are
 	// read.
 	ConfigMaps []*corev1.ConfigMap
+	// ListenerSets add listener ports to the Gateways that allow them; Namespaces
+	// hold the labels that allowedListeners selectors match (Service mode).
+	ListenerSets []*gwv1.ListenerSet
+	Namespaces   []*corev1.Namespace
 }
 
 // Result is the outcome of one placement.
@@ -122,6 +126,8 @@ type view struct {
 	services map[types.NamespacedName]*corev1.Service
 	// managed holds the managed Services of each Gateway, by the Gateway's name.
 	managed map[types.NamespacedName][]*corev1.Service
+	// setPorts holds the listener ports that ListenerSets add to each Gateway.
+	setPorts map[types.NamespacedName][]int32
 }
 
 func newView(s *State, controllerName string, defaultType corev1.ServiceType) *view {
@@ -163,6 +169,7 @@ func newView(s *State, controllerName string, defaultType corev1.ServiceType) *v
 		}
 	}
 	sortOldestFirst(v.served)
+	v.setPorts = translate.ListenerSetPorts(v.served, s.ListenerSets, s.Namespaces)
 	for _, svc := range s.Services {
 		if svc == nil {
 			continue

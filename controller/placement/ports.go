@@ -185,7 +185,8 @@ func (p *PortAllocator) claims(v *view, res *Result, keep map[types.NamespacedNa
 			}
 		}
 		names[name] = key
-		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: listenerPorts(gw), ports: map[int32]int32{}})
+		wanted := withPorts(listenerPorts(gw), v.setPorts[key])
+		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: wanted, ports: map[int32]int32{}})
 	}
 	return out
 }
@@ -264,4 +265,16 @@ func (p *PortAllocator) finish(v *view, c *portClaim, res *Result, keep map[type
 	}
 	res.Placements[c.key] = translate.GatewayPlacement{ContainerPorts: maps.Clone(c.ports), StatusAddresses: addrs}
 	return svc
+}
+
+// withPorts adds the ports of extra that are not in ports, keeping the result sorted.
+func withPorts(ports, extra []int32) []int32 {
+	for _, p := range extra {
+		i := sort.Search(len(ports), func(i int) bool { return ports[i] >= p })
+		if i < len(ports) && ports[i] == p {
+			continue
+		}
+		ports = append(ports[:i], append([]int32{p}, ports[i:]...)...)
+	}
+	return ports
 }

@@ -107,13 +107,15 @@ type inputObjects struct {
 	classes  map[string]*gwv1.GatewayClass
 	gateways map[types.NamespacedName]*gwv1.Gateway
 	routes   []*gwv1.HTTPRoute
+	sets     map[types.NamespacedName]*gwv1.ListenerSet
 }
 
 // InputObjects serves the objects of a translator input as Objects, for callers
 // without informer caches (tests, one-shot tools). Later entries win over earlier
 // ones of the same name; nil entries are skipped.
 func InputObjects(in *translate.Input) Objects {
-	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{}}
+	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{},
+		sets: map[types.NamespacedName]*gwv1.ListenerSet{}}
 	if in == nil {
 		return o
 	}
@@ -127,6 +129,11 @@ func InputObjects(in *translate.Input) Objects {
 			o.gateways[types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}] = gw
 		}
 	}
+	for _, ls := range in.ListenerSets {
+		if ls != nil {
+			o.sets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = ls
+		}
+	}
 	o.routes = in.HTTPRoutes
 	return o
 }
@@ -136,3 +143,5 @@ func (o *inputObjects) GatewayClass(name string) *gwv1.GatewayClass { return o.c
 func (o *inputObjects) Gateway(key types.NamespacedName) *gwv1.Gateway { return o.gateways[key] }
 
 func (o *inputObjects) HTTPRoutes() []*gwv1.HTTPRoute { return o.routes }
+
+func (o *inputObjects) ListenerSet(key types.NamespacedName) *gwv1.ListenerSet { return o.sets[key] }

@@ -77,6 +77,8 @@ func newClient(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 			_, err = client.GatewayV1().Gateways(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *gwv1.HTTPRoute:
 			_, err = client.GatewayV1().HTTPRoutes(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *gwv1.ListenerSet:
+			_, err = client.GatewayV1().ListenerSets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			err = fmt.Errorf("unexpected fixture %T", obj)
 		}
@@ -139,6 +141,13 @@ func liveObjects(t *testing.T, client *fake.Clientset) Objects {
 	}
 	for i := range routes.Items {
 		in.HTTPRoutes = append(in.HTTPRoutes, &routes.Items[i])
+	}
+	sets, err := client.GatewayV1().ListenerSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range sets.Items {
+		in.ListenerSets = append(in.ListenerSets, &sets.Items[i])
 	}
 	return InputObjects(in)
 }

@@ -29,6 +29,7 @@ type goldenOutput struct {
 	GatewayClasses map[string]gwv1.GatewayClassStatus `json:"gatewayClasses,omitempty"`
 	Gateways       map[string]gwv1.GatewayStatus      `json:"gateways,omitempty"`
 	HTTPRoutes     map[string]gwv1.HTTPRouteStatus    `json:"httpRoutes,omitempty"`
+	ListenerSets   map[string]gwv1.ListenerSetStatus  `json:"listenerSets,omitempty"`
 }
 
 // renderOutput renders an Output as YAML, with private keys redacted. The Output is
@@ -39,6 +40,7 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		GatewayClasses: out.GatewayClasses,
 		Gateways:       map[string]gwv1.GatewayStatus{},
 		HTTPRoutes:     map[string]gwv1.HTTPRouteStatus{},
+		ListenerSets:   map[string]gwv1.ListenerSetStatus{},
 	}
 	if out.Snapshot != nil {
 		raw, err := json.Marshal(out.Snapshot)
@@ -56,6 +58,9 @@ func renderOutput(t testing.TB, out *Output) []byte {
 	}
 	for k, v := range out.HTTPRoutes {
 		g.HTTPRoutes[k.String()] = v
+	}
+	for k, v := range out.ListenerSets {
+		g.ListenerSets[k.String()] = v
 	}
 	b, err := yaml.Marshal(g)
 	if err != nil {
@@ -83,6 +88,7 @@ func reversed(in *Input) *Input {
 	c.GatewayClasses = reverse(in.GatewayClasses)
 	c.Gateways = reverse(in.Gateways)
 	c.HTTPRoutes = reverse(in.HTTPRoutes)
+	c.ListenerSets = reverse(in.ListenerSets)
 	c.ReferenceGrants = reverse(in.ReferenceGrants)
 	c.Services = reverse(in.Services)
 	c.EndpointSlices = reverse(in.EndpointSlices)

@@ -45,6 +45,9 @@ type index struct {
 	resolved map[backendKey]backendResolution
 	// namespaceAllowed caches allowsNamespace by listener and route namespace.
 	namespaceAllowed map[listenerNamespace]bool
+	// setsByParent holds the ListenerSets by the Gateway their parentRef names, in
+	// the order of precedence of their listeners.
+	setsByParent map[types.NamespacedName][]*gwv1.ListenerSet
 }
 
 func newIndex(in *Input) *index {
@@ -64,6 +67,7 @@ func newIndex(in *Input) *index {
 	}
 	ix.gateways = uniqueSorted(in.Gateways)
 	ix.routes = uniqueSorted(in.HTTPRoutes)
+	ix.setsByParent = listenerSetsByParent(uniqueSorted(in.ListenerSets))
 	ix.grants = uniqueSorted(in.ReferenceGrants)
 	ix.services = byNamespacedName(uniqueSorted(in.Services))
 	ix.secrets = byNamespacedName(uniqueSorted(in.Secrets))

@@ -21,9 +21,12 @@ func Translate(in *Input) *Output {
 		GatewayClasses: ix.gatewayClassStatuses(),
 		Gateways:       map[types.NamespacedName]gwv1.GatewayStatus{},
 		HTTPRoutes:     ix.attachRoutes(gateways),
+		ListenerSets:   listenerSetStatuses(gateways, ix.opts.Now),
 	}
 	for _, gs := range gateways {
-		out.Gateways[gs.key] = gs.status(ix.opts.Now)
+		st := gs.status(ix.opts.Now)
+		gs.reportListenerSets(&st)
+		out.Gateways[gs.key] = st
 	}
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)

@@ -24,6 +24,7 @@ type Input struct {
 	GatewayClasses  []*gwv1.GatewayClass
 	Gateways        []*gwv1.Gateway
 	HTTPRoutes      []*gwv1.HTTPRoute
+	ListenerSets    []*gwv1.ListenerSet
 	ReferenceGrants []*gwv1.ReferenceGrant
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice
@@ -71,4 +72,7 @@ type Output struct {
 	// status entries of those parentRefs (entries of other controllers are not
 	// included; the status writer merges).
 	HTTPRoutes map[types.NamespacedName]gwv1.HTTPRouteStatus
+	// ListenerSets holds the status of each ListenerSet whose parentRef names an
+	// owned Gateway.
+	ListenerSets map[types.NamespacedName]gwv1.ListenerSetStatus
 }
