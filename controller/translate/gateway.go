@@ -195,6 +195,7 @@ func (ix *index) evaluateListener(gs *gatewayState, set *listenerSetState, spec 
 	default:
 		l.reject(gwv1.ListenerReasonUnsupportedProtocol, fmt.Sprintf("Protocol %q is not supported; use HTTP or HTTPS.", spec.Protocol))
 		l.supportedKinds = []gwv1.RouteGroupKind{}
+		rejectRouteKinds(l)
 		return l
 	}
 	if l.port < 1 || l.port > 65535 {
@@ -234,6 +235,21 @@ func (ix *index) evaluateRouteKinds(l *listenerState) {
 		l.refsFail(gwv1.ListenerReasonInvalidRouteKinds,
 			fmt.Sprintf("Route kinds %s are not supported; only %s/%s is.", strings.Join(invalid, ", "), gatewayGroup, kindHTTPRoute))
 	}
+}
+
+// rejectRouteKinds reports every route kind a listener of an unsupported protocol
+// lists as invalid: no kind can be served on it, not even HTTPRoute.
+func rejectRouteKinds(l *listenerState) {
+	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
+		return
+	}
+	var kinds []string
+	for _, k := range l.spec.AllowedRoutes.Kinds {
+		kinds = append(kinds, str(k.Group, gatewayGroup)+"/"+string(k.Kind))
+	}
+	sort.Strings(kinds)
+	l.refsFail(gwv1.ListenerReasonInvalidRouteKinds,
+		fmt.Sprintf("Route kinds %s cannot be served on a listener of protocol %q.", strings.Join(kinds, ", "), l.spec.Protocol))
 }
 
 func ptrTo[T any](v T) *T { return &v }
