@@ -110,8 +110,8 @@ type inputObjects struct {
 	sets     map[types.NamespacedName]*gwv1.ListenerSet
 }
 
-// InputObjects serves the objects of a translator input as Objects, for callers
-// without informer caches (tests, one-shot tools). Later entries win over earlier
+// InputObjects serves the objects of a translator input as Objects (and as
+// ListenerSetObjects), for callers without informer caches (tests, one-shot tools). Later entries win over earlier
 // ones of the same name; nil entries are skipped.
 func InputObjects(in *translate.Input) Objects {
 	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{},

@@ -304,7 +304,7 @@ func resolveParent(routeNamespace string, ref gwv1.ParentReference, gateways map
 	return routeParent{}, false
 }
 
-// accepted decides the set's Accepted condition: it is accepted when its Gateway
+// acceptance decides the set's Accepted condition: it is accepted when its Gateway
 // takes it and at least one of its listeners is valid.
 func (s *listenerSetState) acceptance() (bool, gwv1.ListenerSetConditionReason, string) {
 	if s.refusedReason != "" {
