@@ -256,7 +256,8 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		ControllerName: f.controllerName,
 		Place: func(ctx context.Context, in *translate.Input, leading bool) {
 			res := allocator.Place(&placement.State{GatewayClasses: in.GatewayClasses, Gateways: in.Gateways,
-				Services: in.Services, EndpointSlices: in.EndpointSlices, ConfigMaps: c.source.ConfigMaps()})
+				Services: in.Services, EndpointSlices: in.EndpointSlices, ConfigMaps: c.source.ConfigMaps(),
+				ListenerSets: in.ListenerSets, Namespaces: in.Namespaces})
 			res.SetOptions(&in.Options)
 			// Services (and EndpointSlices) change before the snapshot that uses their
 			// ports goes out, so a freed container port is never bound by two Gateways

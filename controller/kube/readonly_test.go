@@ -61,6 +61,7 @@ func copyInput(in *translate.Input) *translate.Input {
 	out.GatewayClasses = copyAll(in.GatewayClasses, (*gwv1.GatewayClass).DeepCopy)
 	out.Gateways = copyAll(in.Gateways, (*gwv1.Gateway).DeepCopy)
 	out.HTTPRoutes = copyAll(in.HTTPRoutes, (*gwv1.HTTPRoute).DeepCopy)
+	out.ListenerSets = copyAll(in.ListenerSets, (*gwv1.ListenerSet).DeepCopy)
 	out.ReferenceGrants = copyAll(in.ReferenceGrants, (*gwv1.ReferenceGrant).DeepCopy)
 	out.Services = copyAll(in.Services, (*corev1.Service).DeepCopy)
 	out.EndpointSlices = copyAll(in.EndpointSlices, (*discoveryv1.EndpointSlice).DeepCopy)
@@ -72,7 +73,7 @@ func copyInput(in *translate.Input) *translate.Input {
 }
 
 func objectLists(in *translate.Input) []any {
-	return []any{in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.ReferenceGrants,
+	return []any{in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.ListenerSets, in.ReferenceGrants,
 		in.Services, in.EndpointSlices, in.Secrets, in.Namespaces, in.ConfigMaps, in.BackendTLSPolicies}
 }
 
@@ -114,6 +115,8 @@ func decodeDocument(in *translate.Input, kind string, doc []byte) error {
 		return appendDecoded(doc, &in.Gateways)
 	case "HTTPRoute":
 		return appendDecoded(doc, &in.HTTPRoutes)
+	case "ListenerSet":
+		return appendDecoded(doc, &in.ListenerSets)
 	case "ReferenceGrant":
 		return appendDecoded(doc, &in.ReferenceGrants)
 	case "Service":

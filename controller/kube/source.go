@@ -34,6 +34,7 @@ const (
 	KindGatewayClass   Kind = "GatewayClass"
 	KindGateway        Kind = "Gateway"
 	KindHTTPRoute      Kind = "HTTPRoute"
+	KindListenerSet    Kind = "ListenerSet"
 	KindReferenceGrant Kind = "ReferenceGrant"
 	KindService        Kind = "Service"
 	KindEndpointSlice  Kind = "EndpointSlice"
@@ -72,6 +73,7 @@ type Source struct {
 	gatewayClasses  gwlisters.GatewayClassLister
 	gateways        gwlisters.GatewayLister
 	httpRoutes      gwlisters.HTTPRouteLister
+	listenerSets    gwlisters.ListenerSetLister
 	referenceGrants gwlisters.ReferenceGrantLister
 	services        corelisters.ServiceLister
 	endpointSlices  discoverylisters.EndpointSliceLister
@@ -102,6 +104,7 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 	s.gatewayClasses = gw.GatewayClasses().Lister()
 	s.gateways = gw.Gateways().Lister()
 	s.httpRoutes = gw.HTTPRoutes().Lister()
+	s.listenerSets = gw.ListenerSets().Lister()
 	s.referenceGrants = gw.ReferenceGrants().Lister()
 	s.services = core.Services().Lister()
 	s.endpointSlices = discovery.EndpointSlices().Lister()
@@ -121,6 +124,7 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 		{KindGatewayClass, gw.GatewayClasses().Informer(), specChanged},
 		{KindGateway, gw.Gateways().Informer(), specChanged},
 		{KindHTTPRoute, gw.HTTPRoutes().Informer(), specChanged},
+		{KindListenerSet, gw.ListenerSets().Informer(), specChanged},
 		{KindReferenceGrant, gw.ReferenceGrants().Informer(), versionChanged},
 		{KindService, core.Services().Informer(), versionChanged},
 		{KindEndpointSlice, discovery.EndpointSlices().Informer(), alwaysChanged},
@@ -229,6 +233,7 @@ func (s *Source) Input() *translate.Input {
 	in := &translate.Input{GatewayClasses: s.listGatewayClasses()}
 	in.Gateways, _ = s.gateways.List(everything)
 	in.HTTPRoutes, _ = s.httpRoutes.List(everything)
+	in.ListenerSets, _ = s.listenerSets.List(everything)
 	in.ReferenceGrants, _ = s.referenceGrants.List(everything)
 	in.Services, _ = s.services.List(everything)
 	in.EndpointSlices, _ = s.endpointSlices.List(everything)
@@ -344,6 +349,12 @@ func (s *Source) Gateway(key types.NamespacedName) *gwv1.Gateway {
 func (s *Source) HTTPRoute(key types.NamespacedName) *gwv1.HTTPRoute {
 	r, _ := s.httpRoutes.HTTPRoutes(key.Namespace).Get(key.Name)
 	return r
+}
+
+// ListenerSet returns the cached ListenerSet, or nil.
+func (s *Source) ListenerSet(key types.NamespacedName) *gwv1.ListenerSet {
+	ls, _ := s.listenerSets.ListenerSets(key.Namespace).Get(key.Name)
+	return ls
 }
 
 // HTTPRoutes returns every cached HTTPRoute.

@@ -78,6 +78,10 @@ type State struct {
 	// EndpointSlices should hold at least the managed ones (address pool mode keeps
 	// one per Gateway); the others reveal a name already taken.
 	EndpointSlices []*discoveryv1.EndpointSlice
+	// ListenerSets add listener ports to the Gateways that allow them; Namespaces
+	// hold the labels that allowedListeners selectors match (Service mode).
+	ListenerSets []*gwv1.ListenerSet
+	Namespaces   []*corev1.Namespace
 }
 
 // Result is the outcome of one placement.
@@ -157,6 +161,8 @@ type view struct {
 	slices  map[types.NamespacedName]*discoveryv1.EndpointSlice
 	// managedSlices holds the managed EndpointSlices of each Gateway.
 	managedSlices map[types.NamespacedName][]*discoveryv1.EndpointSlice
+	// setPorts holds the listener ports that ListenerSets add to each Gateway.
+	setPorts map[types.NamespacedName][]int32
 }
 
 func newView(s *State, controllerName string, defaultType corev1.ServiceType) *view {
@@ -210,6 +216,7 @@ func newView(s *State, controllerName string, defaultType corev1.ServiceType) *v
 		v.params[keyOf(gw)] = params
 	}
 	sortOldestFirst(v.served)
+	v.setPorts = translate.ListenerSetPorts(v.served, s.ListenerSets, s.Namespaces)
 	v.indexManaged(s)
 	return v
 }

@@ -202,7 +202,8 @@ func (p *PortAllocator) claims(v *view, res *Result, keep map[types.NamespacedNa
 			}
 		}
 		names[name] = key
-		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: listenerPorts(gw), ports: map[int32]int32{}, requested: requested})
+		wanted := withPorts(listenerPorts(gw), v.setPorts[key])
+		out = append(out, &portClaim{gw: gw, key: key, serviceName: name.Name, wanted: wanted, ports: map[int32]int32{}, requested: requested})
 	}
 	return out
 }
@@ -331,4 +332,16 @@ func requestedNotReady(live *corev1.Service, requested string) translate.Gateway
 	}
 	return problem("", gwv1.GatewayReasonAddressNotAssigned,
 		fmt.Sprintf("Waiting for the load balancer of Service %s/%s to take the requested address %s.", live.Namespace, live.Name, requested))
+}
+
+// withPorts adds the ports of extra that are not in ports, keeping the result sorted.
+func withPorts(ports, extra []int32) []int32 {
+	for _, p := range extra {
+		i := sort.Search(len(ports), func(i int) bool { return ports[i] >= p })
+		if i < len(ports) && ports[i] == p {
+			continue
+		}
+		ports = append(ports[:i], append([]int32{p}, ports[i:]...)...)
+	}
+	return ports
 }

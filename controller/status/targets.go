@@ -133,13 +133,15 @@ type inputObjects struct {
 	gateways map[types.NamespacedName]*gwv1.Gateway
 	routes   []*gwv1.HTTPRoute
 	policies []*gwv1.BackendTLSPolicy
+	sets     map[types.NamespacedName]*gwv1.ListenerSet
 }
 
-// InputObjects serves the objects of a translator input as Objects, for callers
-// without informer caches (tests, one-shot tools). Later entries win over earlier
+// InputObjects serves the objects of a translator input as Objects (and as
+// ListenerSetObjects), for callers without informer caches (tests, one-shot tools). Later entries win over earlier
 // ones of the same name; nil entries are skipped.
 func InputObjects(in *translate.Input) Objects {
-	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{}}
+	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{},
+		sets: map[types.NamespacedName]*gwv1.ListenerSet{}}
 	if in == nil {
 		return o
 	}
@@ -153,6 +155,11 @@ func InputObjects(in *translate.Input) Objects {
 			o.gateways[types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}] = gw
 		}
 	}
+	for _, ls := range in.ListenerSets {
+		if ls != nil {
+			o.sets[types.NamespacedName{Namespace: ls.Namespace, Name: ls.Name}] = ls
+		}
+	}
 	o.routes = in.HTTPRoutes
 	o.policies = in.BackendTLSPolicies
 	return o
@@ -164,4 +171,5 @@ func (o *inputObjects) Gateway(key types.NamespacedName) *gwv1.Gateway { return 
 
 func (o *inputObjects) HTTPRoutes() []*gwv1.HTTPRoute { return o.routes }
 
-func (o *inputObjects) BackendTLSPolicies() []*gwv1.BackendTLSPolicy { return o.policies }
+func (o *inputObjects) BackendTLSPolicies() []*gwv1.BackendTLSPolicy           { return o.policies }
+func (o *inputObjects) ListenerSet(key types.NamespacedName) *gwv1.ListenerSet { return o.sets[key] }

@@ -161,6 +161,11 @@ func (w *Writer) Apply(ctx context.Context, out *translate.Output, current Objec
 	for key, desired := range out.Gateways {
 		jobs = plan(jobs, &run, w.gatewayTarget(key, desired, current))
 	}
+	if sets, ok := current.(ListenerSetObjects); ok {
+		for key, desired := range out.ListenerSets {
+			jobs = plan(jobs, &run, w.listenerSetTarget(key, desired, sets))
+		}
+	}
 	for _, route := range current.HTTPRoutes() {
 		if route == nil {
 			continue

@@ -79,6 +79,8 @@ func newClient(t *testing.T, objs ...runtime.Object) *fake.Clientset {
 			_, err = client.GatewayV1().HTTPRoutes(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		case *gwv1.BackendTLSPolicy:
 			_, err = client.GatewayV1().BackendTLSPolicies(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
+		case *gwv1.ListenerSet:
+			_, err = client.GatewayV1().ListenerSets(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
 		default:
 			err = fmt.Errorf("unexpected fixture %T", obj)
 		}
@@ -148,6 +150,13 @@ func liveObjects(t *testing.T, client *fake.Clientset) Objects {
 	}
 	for i := range policies.Items {
 		in.BackendTLSPolicies = append(in.BackendTLSPolicies, &policies.Items[i])
+	}
+	sets, err := client.GatewayV1().ListenerSets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range sets.Items {
+		in.ListenerSets = append(in.ListenerSets, &sets.Items[i])
 	}
 	return InputObjects(in)
 }

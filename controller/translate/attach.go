@@ -26,20 +26,21 @@ func (ix *index) attachRoutes(gateways []*gatewayState) map[types.NamespacedName
 	for _, gs := range gateways {
 		byKey[gs.key] = gs
 	}
+	sets := listenerSetsByKey(gateways)
 	out := make(map[types.NamespacedName]gwv1.HTTPRouteStatus, len(ix.routes))
 	for _, route := range ix.routes {
 		var compiled *compiledRoute
 		var parents []gwv1.RouteParentStatus
 		for _, ref := range route.Spec.ParentRefs {
-			gs := byKey[parentGateway(route.Namespace, ref)]
-			if gs == nil || str(ref.Group, gatewayGroup) != gatewayGroup || str(ref.Kind, kindGateway) != kindGateway {
-				// Not one of our Gateways: another controller reports on it.
+			parent, ok := resolveParent(route.Namespace, ref, byKey, sets)
+			if !ok {
+				// Not one of our Gateways or ListenerSets: another controller reports on it.
 				continue
 			}
 			if compiled == nil {
 				compiled = ix.compileRoute(route)
 			}
-			parents = append(parents, ix.attachParent(route, ref, gs, compiled))
+			parents = append(parents, ix.attachParent(route, ref, parent, compiled))
 		}
 		if len(parents) > 0 {
 			key := types.NamespacedName{Namespace: route.Namespace, Name: route.Name}
@@ -55,10 +56,10 @@ func parentGateway(routeNamespace string, ref gwv1.ParentReference) types.Namesp
 
 // attachParent attaches the route through one parentRef and renders that parent's
 // status entry.
-func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, gs *gatewayState, compiled *compiledRoute) gwv1.RouteParentStatus {
+func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, parent routeParent, compiled *compiledRoute) gwv1.RouteParentStatus {
 	conds := newConditionSet(route.Generation, ix.opts.Now)
 	accepted := string(gwv1.RouteConditionAccepted)
-	attachments, reason, detail := ix.matchListeners(route, ref, gs)
+	attachments, reason, detail := ix.matchListeners(route, ref, parent)
 	switch {
 	case reason != "":
 		conds.set(accepted, false, string(reason), detail)
@@ -66,6 +67,7 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, g
 		conds.set(accepted, false, string(compiled.invalidReason), compiled.invalidDetail)
 	default:
 		conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "The route is accepted.")
+		gs := parent.gateway
 		ix.btls.noteUse(gs.key, compiled.tlsPolicies)
 		name := route.Namespace + "/" + route.Name
 		for _, a := range attachments {
@@ -100,14 +102,17 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, g
 	}
 }
 
-// matchListeners finds the listeners of a Gateway that a parentRef attaches the route
+// matchListeners finds the listeners of a parent that a parentRef attaches the route
 // to, following the Gateway API order of checks: sectionName and port, then the
 // listeners' allowedRoutes, then hostnames. When none is left it gives the reason.
-func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference, gs *gatewayState) ([]attachment, gwv1.RouteConditionReason, string) {
+func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference, parent routeParent) ([]attachment, gwv1.RouteConditionReason, string) {
+	if parent.refused != "" {
+		return nil, gwv1.RouteReasonNoMatchingParent, parent.refused
+	}
 	// A Gateway has a handful of listeners: these lists live on the stack.
 	var namedBuf, usableBuf, allowedBuf [8]*listenerState
 	named, usable := namedBuf[:0], usableBuf[:0]
-	for _, l := range gs.listeners {
+	for _, l := range parent.listeners {
 		if ref.SectionName != nil && string(*ref.SectionName) != l.name {
 			continue
 		}
@@ -120,10 +125,10 @@ func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference,
 		}
 	}
 	if len(named) == 0 {
-		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("Gateway %s has no listener%s.", gs.key, describeParentRef(ref))
+		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("%s has no listener%s.", parent.name, describeParentRef(ref))
 	}
 	if len(usable) == 0 {
-		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("No accepted listener of Gateway %s%s.", gs.key, describeParentRef(ref))
+		return nil, gwv1.RouteReasonNoMatchingParent, fmt.Sprintf("No accepted listener of %s%s.", parent.name, describeParentRef(ref))
 	}
 	allowed := allowedBuf[:0]
 	kindAllowed := false
@@ -134,11 +139,11 @@ func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference,
 		}
 	}
 	if !kindAllowed {
-		return nil, gwv1.RouteReasonNotAllowedByListeners, fmt.Sprintf("No listener of Gateway %s allows the HTTPRoute kind.", gs.key)
+		return nil, gwv1.RouteReasonNotAllowedByListeners, fmt.Sprintf("No listener of %s allows the HTTPRoute kind.", parent.name)
 	}
 	if len(allowed) == 0 {
 		return nil, gwv1.RouteReasonNotAllowedByListeners,
-			fmt.Sprintf("No listener of Gateway %s allows HTTPRoutes from namespace %q.", gs.key, route.Namespace)
+			fmt.Sprintf("No listener of %s allows HTTPRoutes from namespace %q.", parent.name, route.Namespace)
 	}
 	var hostsBuf [4]string
 	routeHosts := hostsBuf[:0]
@@ -153,7 +158,7 @@ func (ix *index) matchListeners(route *gwv1.HTTPRoute, ref gwv1.ParentReference,
 	}
 	if len(out) == 0 {
 		return nil, gwv1.RouteReasonNoMatchingListenerHostname,
-			fmt.Sprintf("No hostname of the route matches a listener hostname of Gateway %s.", gs.key)
+			fmt.Sprintf("No hostname of the route matches a listener hostname of %s.", parent.name)
 	}
 	return out, "", ""
 }
@@ -204,7 +209,7 @@ func (ix *index) evaluateAllowedNamespace(l *listenerState, routeNamespace strin
 	case gwv1.NamespacesFromAll:
 		return true
 	case gwv1.NamespacesFromSame:
-		return routeNamespace == l.gateway.key.Namespace
+		return routeNamespace == l.namespace()
 	case gwv1.NamespacesFromSelector:
 		if selector == nil {
 			return false

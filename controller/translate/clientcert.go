@@ -31,7 +31,7 @@ func (b *backendTLS) clientCert(gs *gatewayState) clientCertResult {
 	var r clientCertResult
 	if t := gs.gw.Spec.TLS; t != nil && t.Backend != nil && t.Backend.ClientCertificateRef != nil {
 		r.configured = true
-		cert, reason, detail := b.ix.resolveCertificate(gs.key.Namespace, *t.Backend.ClientCertificateRef)
+		cert, reason, detail := b.ix.resolveCertificate(kindGateway, gs.key.Namespace, *t.Backend.ClientCertificateRef)
 		switch reason {
 		case "":
 			r.cert = &cert

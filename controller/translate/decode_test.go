@@ -68,6 +68,8 @@ func decodeDocument(in *Input, doc []byte) error {
 		return decodeInto(doc, &in.Gateways)
 	case "gateway.networking.k8s.io/v1/HTTPRoute":
 		return decodeInto(doc, &in.HTTPRoutes)
+	case "gateway.networking.k8s.io/v1/ListenerSet":
+		return decodeInto(doc, &in.ListenerSets)
 	case "gateway.networking.k8s.io/v1/ReferenceGrant", "gateway.networking.k8s.io/v1beta1/ReferenceGrant":
 		return decodeInto(doc, &in.ReferenceGrants)
 	case "v1/Service":
@@ -90,6 +92,7 @@ func decodeDocument(in *Input, doc []byte) error {
 		in.GatewayClasses = append(in.GatewayClasses, nil)
 		in.Gateways = append(in.Gateways, nil)
 		in.HTTPRoutes = append(in.HTTPRoutes, nil)
+		in.ListenerSets = append(in.ListenerSets, nil)
 		in.ReferenceGrants = append(in.ReferenceGrants, nil)
 		in.Services = append(in.Services, nil)
 		in.EndpointSlices = append(in.EndpointSlices, nil)

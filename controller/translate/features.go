@@ -49,6 +49,7 @@ var supportedFeatures = []features.FeatureName{
 	features.SupportHTTPRouteRetryBackendTimeout,
 	features.SupportHTTPRouteRetryConnectionError,
 	features.SupportHTTPRouteSchemeRedirect,
+	features.SupportListenerSet,
 	features.SupportReferenceGrant,
 }
 

@@ -27,6 +27,9 @@ type gatewayState struct {
 	statusAddresses []gwv1.GatewayStatusAddress
 	containerPorts  map[int32]int32
 	listeners       []*listenerState
+	// sets are the ListenerSets whose parentRef names the Gateway, in the order of
+	// precedence of their listeners (see listenersets.go).
+	sets []*listenerSetState
 }
 
 // listenerState is one listener of an owned Gateway.
@@ -63,6 +66,9 @@ type listenerState struct {
 	attachedRoutes int32
 	attached       map[string]bool
 	routes         []config.Route
+
+	// set is the ListenerSet that defines the listener, nil for the Gateway's own.
+	set *listenerSetState
 }
 
 // programmed reports whether the listener is served by the data plane.
@@ -73,8 +79,12 @@ func (l *listenerState) programmed() bool {
 	return l.protocol != config.ProtocolHTTPS || len(l.certificates) > 0
 }
 
-// virtualHostName is the VirtualHost name of the listener, "<ns>/<gateway>/<listener>".
+// virtualHostName is the VirtualHost name of the listener, "<ns>/<gateway>/<listener>",
+// or "<ns>/<gateway>/<set ns>/<set>/<listener>" for a ListenerSet's.
 func (l *listenerState) virtualHostName() string {
+	if l.set != nil {
+		return l.set.virtualHostPrefix() + l.name
+	}
 	return l.gateway.key.Namespace + "/" + l.gateway.key.Name + "/" + l.name
 }
 
@@ -121,7 +131,7 @@ func (ix *index) ownedGateways() []*gatewayState {
 		ix.placeGateway(gs)
 		names := map[string]bool{}
 		for i := range gw.Spec.Listeners {
-			l := ix.evaluateListener(gs, gw.Spec.Listeners[i])
+			l := ix.evaluateListener(gs, nil, gw.Spec.Listeners[i])
 			if names[l.name] {
 				l.reject(gwv1.ListenerReasonUnsupportedValue, "Another listener of this Gateway has the same name.")
 			}
@@ -129,6 +139,7 @@ func (ix *index) ownedGateways() []*gatewayState {
 			gs.listeners = append(gs.listeners, l)
 		}
 		markConflicts(gs.listeners)
+		ix.mergeListenerSets(gs)
 		gs.placeListeners()
 		out = append(out, gs)
 	}
@@ -166,10 +177,12 @@ func (l *listenerState) refsFail(reason gwv1.ListenerConditionReason, detail str
 	}
 }
 
-// evaluateListener checks one listener's protocol, port, route kinds and TLS.
-func (ix *index) evaluateListener(gs *gatewayState, spec gwv1.Listener) *listenerState {
+// evaluateListener checks one listener's protocol, port, route kinds and TLS. set is
+// the ListenerSet that defines it, nil for the Gateway's own listeners.
+func (ix *index) evaluateListener(gs *gatewayState, set *listenerSetState, spec gwv1.Listener) *listenerState {
 	l := &listenerState{
 		gateway:  gs,
+		set:      set,
 		name:     string(spec.Name),
 		port:     int(spec.Port),
 		bindPort: int(spec.Port),
@@ -185,6 +198,7 @@ func (ix *index) evaluateListener(gs *gatewayState, spec gwv1.Listener) *listene
 	default:
 		l.reject(gwv1.ListenerReasonUnsupportedProtocol, fmt.Sprintf("Protocol %q is not supported; use HTTP or HTTPS.", spec.Protocol))
 		l.supportedKinds = []gwv1.RouteGroupKind{}
+		rejectRouteKinds(l)
 		return l
 	}
 	if l.port < 1 || l.port > 65535 {
@@ -225,6 +239,21 @@ func (ix *index) evaluateRouteKinds(l *listenerState) {
 		l.refsFail(gwv1.ListenerReasonInvalidRouteKinds,
 			fmt.Sprintf("Route kinds %s are not supported; only %s/%s is.", strings.Join(invalid, ", "), gatewayGroup, kindHTTPRoute))
 	}
+}
+
+// rejectRouteKinds reports every route kind a listener of an unsupported protocol
+// lists as invalid: no kind can be served on it, not even HTTPRoute.
+func rejectRouteKinds(l *listenerState) {
+	if l.spec.AllowedRoutes == nil || len(l.spec.AllowedRoutes.Kinds) == 0 {
+		return
+	}
+	var kinds []string
+	for _, k := range l.spec.AllowedRoutes.Kinds {
+		kinds = append(kinds, str(k.Group, gatewayGroup)+"/"+string(k.Kind))
+	}
+	sort.Strings(kinds)
+	l.refsFail(gwv1.ListenerReasonInvalidRouteKinds,
+		fmt.Sprintf("Route kinds %s cannot be served on a listener of protocol %q.", strings.Join(kinds, ", "), l.spec.Protocol))
 }
 
 func ptrTo[T any](v T) *T { return &v }

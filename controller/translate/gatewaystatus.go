@@ -84,7 +84,7 @@ func (gs *gatewayState) setProgrammed(conds *conditionSet) {
 
 // status renders one listener's status.
 func (l *listenerState) status(now time.Time) gwv1.ListenerStatus {
-	conds := newConditionSet(l.gateway.gw.Generation, now)
+	conds := newConditionSet(l.generation(), now)
 	if l.accepted {
 		conds.set(string(gwv1.ListenerConditionAccepted), true, string(gwv1.ListenerReasonAccepted), "The listener is accepted.")
 	} else {

@@ -37,7 +37,8 @@ type goldenOutput struct {
 	HTTPRoutes     map[string]gwv1.HTTPRouteStatus    `json:"httpRoutes,omitempty"`
 	// BackendTLSPolicies is rendered only when there is one, so that cases without
 	// policies keep their files.
-	BackendTLSPolicies map[string]gwv1.PolicyStatus `json:"backendTLSPolicies,omitempty"`
+	BackendTLSPolicies map[string]gwv1.PolicyStatus      `json:"backendTLSPolicies,omitempty"`
+	ListenerSets       map[string]gwv1.ListenerSetStatus `json:"listenerSets,omitempty"`
 }
 
 // renderOutput renders an Output as YAML, with private keys redacted. The Output is
@@ -48,6 +49,7 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		GatewayClasses: markFeatureLists(out.GatewayClasses),
 		Gateways:       map[string]gwv1.GatewayStatus{},
 		HTTPRoutes:     map[string]gwv1.HTTPRouteStatus{},
+		ListenerSets:   map[string]gwv1.ListenerSetStatus{},
 	}
 	if out.Snapshot != nil {
 		raw, err := json.Marshal(out.Snapshot)
@@ -71,6 +73,9 @@ func renderOutput(t testing.TB, out *Output) []byte {
 		for k, v := range out.BackendTLSPolicies {
 			g.BackendTLSPolicies[k.String()] = v
 		}
+	}
+	for k, v := range out.ListenerSets {
+		g.ListenerSets[k.String()] = v
 	}
 	b, err := yaml.Marshal(g)
 	if err != nil {
@@ -121,6 +126,7 @@ func reversed(in *Input) *Input {
 	c.GatewayClasses = reverse(in.GatewayClasses)
 	c.Gateways = reverse(in.Gateways)
 	c.HTTPRoutes = reverse(in.HTTPRoutes)
+	c.ListenerSets = reverse(in.ListenerSets)
 	c.ReferenceGrants = reverse(in.ReferenceGrants)
 	c.Services = reverse(in.Services)
 	c.EndpointSlices = reverse(in.EndpointSlices)

@@ -48,6 +48,9 @@ type index struct {
 	namespaceAllowed map[listenerNamespace]bool
 	// btls holds the BackendTLSPolicies and Gateway client certificates.
 	btls *backendTLS
+	// setsByParent holds the ListenerSets by the Gateway their parentRef names, in
+	// the order of precedence of their listeners.
+	setsByParent map[types.NamespacedName][]*gwv1.ListenerSet
 }
 
 func newIndex(in *Input) *index {
@@ -67,6 +70,7 @@ func newIndex(in *Input) *index {
 	}
 	ix.gateways = uniqueSorted(in.Gateways)
 	ix.routes = uniqueSorted(in.HTTPRoutes)
+	ix.setsByParent = listenerSetsByParent(uniqueSorted(in.ListenerSets))
 	ix.grants = uniqueSorted(in.ReferenceGrants)
 	ix.services = byNamespacedName(uniqueSorted(in.Services))
 	ix.secrets = byNamespacedName(uniqueSorted(in.Secrets))

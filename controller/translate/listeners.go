@@ -29,7 +29,7 @@ func (ix *index) evaluateTLS(l *listenerState) {
 	}
 	seen := map[string]bool{}
 	for _, ref := range t.CertificateRefs {
-		cert, reason, detail := ix.resolveCertificate(l.gateway.key.Namespace, ref)
+		cert, reason, detail := ix.resolveCertificate(l.ownerKind(), l.namespace(), ref)
 		if reason != "" {
 			l.refsFail(reason, detail)
 			continue
@@ -43,7 +43,7 @@ func (ix *index) evaluateTLS(l *listenerState) {
 
 // resolveCertificate turns a certificateRef into certificate material, or explains
 // why it cannot.
-func (ix *index) resolveCertificate(gwNamespace string, ref gwv1.SecretObjectReference) (config.Certificate, gwv1.ListenerConditionReason, string) {
+func (ix *index) resolveCertificate(ownerKind, gwNamespace string, ref gwv1.SecretObjectReference) (config.Certificate, gwv1.ListenerConditionReason, string) {
 	group, kind := str(ref.Group, coreGroup), str(ref.Kind, kindSecret)
 	ns := str(ref.Namespace, gwNamespace)
 	name := ns + "/" + string(ref.Name)
@@ -51,7 +51,7 @@ func (ix *index) resolveCertificate(gwNamespace string, ref gwv1.SecretObjectRef
 		return config.Certificate{}, gwv1.ListenerReasonInvalidCertificateRef,
 			fmt.Sprintf("Certificate reference %s of kind %q in group %q is not supported; use a core Secret.", name, kind, group)
 	}
-	if ns != gwNamespace && !ix.grantAllows(gatewayGroup, kindGateway, gwNamespace, coreGroup, kindSecret, ns, string(ref.Name)) {
+	if ns != gwNamespace && !ix.grantAllows(gatewayGroup, ownerKind, gwNamespace, coreGroup, kindSecret, ns, string(ref.Name)) {
 		return config.Certificate{}, gwv1.ListenerReasonRefNotPermitted,
 			fmt.Sprintf("Secret %s is in another namespace and no ReferenceGrant allows the reference.", name)
 	}
@@ -135,7 +135,7 @@ func claimSockets(gateways []*gatewayState) {
 	var claims []socketClaim
 	for _, gs := range ordered {
 		ports := map[int]bool{}
-		for _, l := range gs.listeners {
+		for _, l := range gs.allListeners() {
 			if l.programmed() {
 				ports[l.bindPort] = true
 			}
@@ -144,7 +144,7 @@ func claimSockets(gateways []*gatewayState) {
 			if taken := findClaim(claims, gs.address, port); taken != nil {
 				msg := fmt.Sprintf("Port %d on %s is already served by Gateway %s, which is older.",
 					port, describeAddress(gs.address), taken.owner)
-				for _, l := range gs.listeners {
+				for _, l := range gs.allListeners() {
 					if l.bindPort == port {
 						l.portTaken = msg
 					}
@@ -186,7 +186,7 @@ func sortedKeys[K int | string, V any](m map[K]V) []K {
 func buildListeners(gateways []*gatewayState) []config.Listener {
 	sockets := map[string]*config.Listener{}
 	for _, gs := range gateways {
-		for _, l := range gs.listeners {
+		for _, l := range gs.allListeners() {
 			if !l.programmed() {
 				continue
 			}

@@ -165,7 +165,7 @@ func (gs *gatewayState) placeListeners() {
 	for port, cp := range gs.containerPorts {
 		users[cp] = append(users[cp], port)
 	}
-	for _, l := range gs.listeners {
+	for _, l := range gs.allListeners() {
 		cp, ok := gs.containerPorts[int32(l.port)]
 		switch {
 		case !ok:

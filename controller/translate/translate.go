@@ -21,9 +21,12 @@ func Translate(in *Input) *Output {
 		GatewayClasses: ix.gatewayClassStatuses(),
 		Gateways:       map[types.NamespacedName]gwv1.GatewayStatus{},
 		HTTPRoutes:     ix.attachRoutes(gateways),
+		ListenerSets:   listenerSetStatuses(gateways, ix.opts.Now),
 	}
 	for _, gs := range gateways {
-		out.Gateways[gs.key] = ix.btls.withResolvedRefs(gs, gs.status(ix.opts.Now), ix.opts.Now)
+		st := ix.btls.withResolvedRefs(gs, gs.status(ix.opts.Now), ix.opts.Now)
+		gs.reportListenerSets(&st)
+		out.Gateways[gs.key] = st
 	}
 	out.BackendTLSPolicies = ix.btls.statuses(ix.opts.Now)
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}

@@ -24,6 +24,7 @@ type Input struct {
 	GatewayClasses  []*gwv1.GatewayClass
 	Gateways        []*gwv1.Gateway
 	HTTPRoutes      []*gwv1.HTTPRoute
+	ListenerSets    []*gwv1.ListenerSet
 	ReferenceGrants []*gwv1.ReferenceGrant
 	Services        []*corev1.Service
 	EndpointSlices  []*discoveryv1.EndpointSlice
@@ -79,4 +80,7 @@ type Output struct {
 	// Gateway uses: an ancestor entry per such Gateway (entries of other controllers
 	// are not included; the status writer merges).
 	BackendTLSPolicies map[types.NamespacedName]gwv1.PolicyStatus
+	// ListenerSets holds the status of each ListenerSet whose parentRef names an
+	// owned Gateway.
+	ListenerSets map[types.NamespacedName]gwv1.ListenerSetStatus
 }

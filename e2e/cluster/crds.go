@@ -22,7 +22,7 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // GatewayAPICRDs are the Gateway API CRDs the tests install, from the experimental
 // channel of the gateway-api module this project builds on, with their bundle-version
 // and channel annotations as published.
-var GatewayAPICRDs = []string{"gatewayclasses", "gateways", "httproutes", "referencegrants", "backendtlspolicies"}
+var GatewayAPICRDs = []string{"gatewayclasses", "gateways", "httproutes", "listenersets", "referencegrants", "backendtlspolicies"}
 
 // InstallGatewayAPI creates the Gateway API CRDs and waits until they are established.
 func (c *Cluster) InstallGatewayAPI(t testing.TB) {

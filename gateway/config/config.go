@@ -71,7 +71,8 @@ type Listener struct {
 
 // VirtualHost is one Gateway listener as served on a socket.
 type VirtualHost struct {
-	// Name is "<namespace>/<gateway>/<listener>".
+	// Name is "<namespace>/<gateway>/<listener>", or for a listener of a ListenerSet
+	// "<namespace>/<gateway>/<set namespace>/<set>/<listener>".
 	Name string `json:"name"`
 	// Hostname is the Gateway listener's hostname: "" (any), "example.com" or
 	// "*.example.com" (any subdomain, at any depth, of example.com).
