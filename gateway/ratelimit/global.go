@@ -178,7 +178,10 @@ func (g *Global) Take(ctx context.Context, key string) Decision {
 func (g *Global) spend(l *lease, key string, now time.Time) Decision {
 	l.tokens--
 	l.spent++
-	if l.tokens*2 < g.leaseSize(l, now) && !l.fetching && !now.Before(l.deniedUntil) {
+	// Below one token per lease window there is nothing to batch: a replica asks
+	// Redis per request (at most the limit's rate), and holds no spare token that
+	// another replica might need.
+	if g.maxBatch > 1 && l.tokens*2 < g.leaseSize(l, now) && !l.fetching && !now.Before(l.deniedUntil) {
 		l.fetching = true
 		go g.prefetch(key, l)
 	}
