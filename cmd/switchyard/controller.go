@@ -229,9 +229,18 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 	if err != nil {
 		return nil, err
 	}
+	missing, err := kube.MissingKinds(gwClient.Discovery())
+	if err != nil {
+		return nil, err
+	}
+	for kind := range missing {
+		logger.Warn("the cluster does not serve an optional Gateway API kind; install its CRD and restart the controller to use it",
+			"kind", kind)
+	}
 	c.source, err = kube.NewSource(kubeClient, gwClient, kube.SourceOptions{
 		OnChange: func(kube.Change) { c.changed() },
 		Logger:   logger,
+		Missing:  missing,
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,9 @@ type SourceOptions struct {
 	OnChange func(Change)
 	// Logger receives informer errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Missing are optional kinds (see OptionalKinds) the cluster does not serve:
+	// they are not watched and read as empty.
+	Missing map[Kind]bool
 }
 
 // Source holds informer caches of everything translation and placement read. Its
@@ -104,14 +107,20 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 	s.gatewayClasses = gw.GatewayClasses().Lister()
 	s.gateways = gw.Gateways().Lister()
 	s.httpRoutes = gw.HTTPRoutes().Lister()
-	s.listenerSets = gw.ListenerSets().Lister()
+	s.listenerSets = emptyListenerSetLister()
+	if !opts.Missing[KindListenerSet] {
+		s.listenerSets = gw.ListenerSets().Lister()
+	}
 	s.referenceGrants = gw.ReferenceGrants().Lister()
 	s.services = core.Services().Lister()
 	s.endpointSlices = discovery.EndpointSlices().Lister()
 	s.secrets = core.Secrets().Lister()
 	s.configMaps = core.ConfigMaps().Lister()
 	s.namespaces = core.Namespaces().Lister()
-	s.backendTLS = gw.BackendTLSPolicies().Lister()
+	s.backendTLS = emptyBackendTLSLister()
+	if !opts.Missing[KindBackendTLS] {
+		s.backendTLS = gw.BackendTLSPolicies().Lister()
+	}
 
 	if err := core.Secrets().Informer().SetTransform(stripSecret); err != nil {
 		return nil, fmt.Errorf("kube: setting the Secret transform: %w", err)
@@ -124,21 +133,33 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 		{KindGatewayClass, gw.GatewayClasses().Informer(), specChanged},
 		{KindGateway, gw.Gateways().Informer(), specChanged},
 		{KindHTTPRoute, gw.HTTPRoutes().Informer(), specChanged},
-		{KindListenerSet, gw.ListenerSets().Informer(), specChanged},
+		{KindListenerSet, optionalInformer(opts.Missing[KindListenerSet], gw.ListenerSets().Informer), specChanged},
 		{KindReferenceGrant, gw.ReferenceGrants().Informer(), versionChanged},
 		{KindService, core.Services().Informer(), versionChanged},
 		{KindEndpointSlice, discovery.EndpointSlices().Informer(), alwaysChanged},
 		{KindSecret, core.Secrets().Informer(), tlsSecretChanged},
 		{KindConfigMap, core.ConfigMaps().Informer(), versionChanged},
 		{KindNamespace, core.Namespaces().Informer(), versionChanged},
-		{KindBackendTLS, gw.BackendTLSPolicies().Informer(), specChanged},
+		{KindBackendTLS, optionalInformer(opts.Missing[KindBackendTLS], gw.BackendTLSPolicies().Informer), specChanged},
 	}
 	for _, w := range watches {
+		if w.informer == nil {
+			continue
+		}
 		if err := s.watch(w.kind, w.informer, w.relevant); err != nil {
 			return nil, fmt.Errorf("kube: watching %ss: %w", w.kind, err)
 		}
 	}
 	return s, nil
+}
+
+// optionalInformer returns the informer of a kind, or nil without creating one when
+// the cluster does not serve the kind (creating it would make Start wait forever).
+func optionalInformer(missing bool, informer func() cache.SharedIndexInformer) cache.SharedIndexInformer {
+	if missing {
+		return nil
+	}
+	return informer()
 }
 
 // watch registers the change callback on one informer. Objects of the initial list

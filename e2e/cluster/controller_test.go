@@ -658,3 +658,36 @@ func mustDo(t *testing.T, what string, err error) {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
+
+// TestSourceWithoutOptionalCRDs runs the informer source on a cluster that has only
+// the core Gateway API CRDs: the optional kinds are found missing, left unwatched, and
+// the caches still sync.
+func TestSourceWithoutOptionalCRDs(t *testing.T) {
+	c := cluster.Start(t)
+	c.InstallGatewayAPIKinds(t, "gatewayclasses", "gateways", "httproutes", "referencegrants")
+	gw := gwclient.NewForConfigOrDie(c.Config)
+	missing, err := kube.MissingKinds(gw.Discovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !missing[kube.KindBackendTLS] || !missing[kube.KindListenerSet] || len(missing) != 2 {
+		t.Fatalf("missing kinds %v; want BackendTLSPolicy and ListenerSet", missing)
+	}
+	src, err := kube.NewSource(kubernetes.NewForConfigOrDie(c.Config), gw, kube.SourceOptions{Missing: missing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer func() { cancel(); src.Shutdown() }()
+	if err := src.Start(ctx); err != nil {
+		t.Fatalf("caches did not sync without the optional CRDs: %v", err)
+	}
+	if in := src.Input(); len(in.BackendTLSPolicies) != 0 || len(in.ListenerSets) != 0 {
+		t.Fatalf("optional kinds read as %d policies and %d sets", len(in.BackendTLSPolicies), len(in.ListenerSets))
+	}
+	// With every CRD installed, nothing is missing.
+	c.InstallGatewayAPIKinds(t, "listenersets", "backendtlspolicies")
+	if missing, err := kube.MissingKinds(gw.Discovery()); err != nil || len(missing) != 0 {
+		t.Fatalf("after installing all CRDs: missing %v, %v", missing, err)
+	}
+}

@@ -27,13 +27,20 @@ var GatewayAPICRDs = []string{"gatewayclasses", "gateways", "httproutes", "liste
 // InstallGatewayAPI creates the Gateway API CRDs and waits until they are established.
 func (c *Cluster) InstallGatewayAPI(t testing.TB) {
 	t.Helper()
+	c.InstallGatewayAPIKinds(t, GatewayAPICRDs...)
+}
+
+// InstallGatewayAPIKinds creates the named Gateway API CRDs only (plural resource
+// names, as in GatewayAPICRDs), as in a cluster with an older Gateway API bundle.
+func (c *Cluster) InstallGatewayAPIKinds(t testing.TB, names ...string) {
+	t.Helper()
 	dir, err := gatewayAPIModuleDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := dynamic.NewForConfigOrDie(c.Config)
 	ctx := context.Background()
-	for _, name := range GatewayAPICRDs {
+	for _, name := range names {
 		path := filepath.Join(dir, "config", "crd", "experimental", "gateway.networking.k8s.io_"+name+".yaml")
 		obj, err := readObject(path)
 		if err != nil {
