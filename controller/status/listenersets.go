@@ -1,9 +1,6 @@
 package status
 
 import (
-	"context"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -41,24 +38,16 @@ func (w *Writer) listenerSetTarget(key types.NamespacedName, desired gwv1.Listen
 	if class == nil || class.Spec.ControllerName != w.controllerName {
 		return nil
 	}
-	sets := w.client.GatewayV1().ListenerSets(key.Namespace)
-	return &target[*gwv1.ListenerSet, gwv1.ListenerSetStatus]{
-		w: w, kind: kindListenerSet, key: key,
-		object:        latest(w, kindListenerSet, key, cached, cached.ResourceVersion),
-		cachedVersion: cached.ResourceVersion,
-		merge: func(o *gwv1.ListenerSet) (gwv1.ListenerSetStatus, bool) {
+	return newTarget(w, kindListenerSet, key, cached, statusClient[*gwv1.ListenerSet](w.client.GatewayV1().ListenerSets(key.Namespace)),
+		func(o *gwv1.ListenerSet) (gwv1.ListenerSetStatus, bool) {
 			merged := mergeListenerSetStatus(o.Status, desired)
 			return merged, !sameStatus(o.Status, merged)
 		},
-		get: func(ctx context.Context) (*gwv1.ListenerSet, error) {
-			return sets.Get(ctx, key.Name, metav1.GetOptions{})
-		},
-		update: func(ctx context.Context, o *gwv1.ListenerSet, st gwv1.ListenerSetStatus) (*gwv1.ListenerSet, error) {
+		func(o *gwv1.ListenerSet, st gwv1.ListenerSetStatus) *gwv1.ListenerSet {
 			c := *o
 			c.Status = st
-			return sets.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
-		},
-	}
+			return &c
+		})
 }
 
 // mergeListenerSetStatus is the status to write for a ListenerSet: listener

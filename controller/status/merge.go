@@ -69,29 +69,50 @@ func mergeGatewayStatus(current, desired gwv1.GatewayStatus) gwv1.GatewayStatus 
 // desired entry, so that a writer and a translator configured with different names
 // still never duplicate entries.
 func mergeRouteStatus(routeNamespace string, current gwv1.HTTPRouteStatus, desired []gwv1.RouteParentStatus, ours gwv1.GatewayController) gwv1.HTTPRouteStatus {
+	return gwv1.HTTPRouteStatus{RouteStatus: gwv1.RouteStatus{Parents: mergeOwned(routeNamespace, current.Parents, desired, ours,
+		func(p *gwv1.RouteParentStatus) (gwv1.GatewayController, gwv1.ParentReference) {
+			return p.ControllerName, p.ParentRef
+		},
+		mergeParent)}}
+}
+
+// mergeOwned merges per-parent status entries (route parents, policy ancestors):
+// the entries of other controllers are kept as they are, each of this controller's
+// entries is replaced by the desired entry for the same parent, and this
+// controller's entries for parents that are not desired any more are removed.
+// Entries keep their position, and new ones are added at the end. entryOf reads an
+// entry's controller and parent.
+func mergeOwned[E any, PE interface {
+	*E
+	DeepCopy() *E
+}](namespace string, current, desired []E, ours gwv1.GatewayController,
+	entryOf func(*E) (gwv1.GatewayController, gwv1.ParentReference), merge func(current, desired E) E) []E {
 	owned := map[gwv1.GatewayController]bool{ours: true}
 	wanted := make(map[parentKey]int, len(desired))
-	for i, d := range desired {
-		owned[d.ControllerName] = true
-		wanted[keyOf(routeNamespace, d.ParentRef)] = i
+	for i := range desired {
+		controller, ref := entryOf(&desired[i])
+		owned[controller] = true
+		wanted[keyOf(namespace, ref)] = i
 	}
 	used := make([]bool, len(desired))
-	out := gwv1.HTTPRouteStatus{}
-	for _, p := range current.Parents {
-		if !owned[p.ControllerName] {
-			out.Parents = append(out.Parents, *p.DeepCopy())
+	var out []E
+	for j := range current {
+		controller, ref := entryOf(&current[j])
+		if !owned[controller] {
+			out = append(out, *PE(&current[j]).DeepCopy())
 			continue
 		}
-		i, ok := wanted[keyOf(routeNamespace, p.ParentRef)]
+		i, ok := wanted[keyOf(namespace, ref)]
 		if !ok || used[i] {
 			continue
 		}
 		used[i] = true
-		out.Parents = append(out.Parents, mergeParent(p, desired[i]))
+		out = append(out, merge(current[j], desired[i]))
 	}
-	for i, d := range desired {
+	var zero E
+	for i := range desired {
 		if !used[i] {
-			out.Parents = append(out.Parents, mergeParent(gwv1.RouteParentStatus{}, d))
+			out = append(out, merge(zero, desired[i]))
 		}
 	}
 	return out

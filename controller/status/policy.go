@@ -10,32 +10,11 @@ import (
 // are not desired any more are removed. Entries keep their position and new ones
 // are added at the end, as for routes (see mergeRouteStatus).
 func mergePolicyStatus(policyNamespace string, current gwv1.PolicyStatus, desired []gwv1.PolicyAncestorStatus, ours gwv1.GatewayController) gwv1.PolicyStatus {
-	owned := map[gwv1.GatewayController]bool{ours: true}
-	wanted := make(map[parentKey]int, len(desired))
-	for i, d := range desired {
-		owned[d.ControllerName] = true
-		wanted[keyOf(policyNamespace, d.AncestorRef)] = i
-	}
-	used := make([]bool, len(desired))
-	out := gwv1.PolicyStatus{}
-	for _, a := range current.Ancestors {
-		if !owned[a.ControllerName] {
-			out.Ancestors = append(out.Ancestors, *a.DeepCopy())
-			continue
-		}
-		i, ok := wanted[keyOf(policyNamespace, a.AncestorRef)]
-		if !ok || used[i] {
-			continue
-		}
-		used[i] = true
-		out.Ancestors = append(out.Ancestors, mergeAncestor(a, desired[i]))
-	}
-	for i, d := range desired {
-		if !used[i] {
-			out.Ancestors = append(out.Ancestors, mergeAncestor(gwv1.PolicyAncestorStatus{}, d))
-		}
-	}
-	return out
+	return gwv1.PolicyStatus{Ancestors: mergeOwned(policyNamespace, current.Ancestors, desired, ours,
+		func(a *gwv1.PolicyAncestorStatus) (gwv1.GatewayController, gwv1.ParentReference) {
+			return a.ControllerName, a.AncestorRef
+		},
+		mergeAncestor)}
 }
 
 func mergeAncestor(current, desired gwv1.PolicyAncestorStatus) gwv1.PolicyAncestorStatus {

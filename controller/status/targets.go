@@ -1,9 +1,6 @@
 package status
 
 import (
-	"context"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -26,26 +23,16 @@ func (w *Writer) gatewayClassTarget(name string, desired gwv1.GatewayClassStatus
 		return nil
 	}
 	key := types.NamespacedName{Name: name}
-	classes := w.client.GatewayV1().GatewayClasses()
-	return &target[*gwv1.GatewayClass, gwv1.GatewayClassStatus]{
-		w: w, kind: kindGatewayClass, key: key,
-		object:        latest(w, kindGatewayClass, key, cached, cached.ResourceVersion),
-		cachedVersion: cached.ResourceVersion,
-		merge: func(o *gwv1.GatewayClass) (gwv1.GatewayClassStatus, bool) {
+	return newTarget(w, kindGatewayClass, key, cached, statusClient[*gwv1.GatewayClass](w.client.GatewayV1().GatewayClasses()),
+		func(o *gwv1.GatewayClass) (gwv1.GatewayClassStatus, bool) {
 			merged := mergeGatewayClassStatus(o.Status, desired)
 			return merged, !sameStatus(o.Status, merged)
 		},
-		get: func(ctx context.Context) (*gwv1.GatewayClass, error) {
-			return classes.Get(ctx, name, metav1.GetOptions{})
-		},
-		update: func(ctx context.Context, o *gwv1.GatewayClass, st gwv1.GatewayClassStatus) (*gwv1.GatewayClass, error) {
-			// A shallow copy is enough: the client only reads the object, and the
-			// cached one must keep its status.
+		func(o *gwv1.GatewayClass, st gwv1.GatewayClassStatus) *gwv1.GatewayClass {
 			c := *o
 			c.Status = st
-			return classes.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
-		},
-	}
+			return &c
+		})
 }
 
 // gatewayTarget is the status write of an owned Gateway, or nil when the Gateway is
@@ -59,72 +46,48 @@ func (w *Writer) gatewayTarget(key types.NamespacedName, desired gwv1.GatewaySta
 	if class == nil || class.Spec.ControllerName != w.controllerName {
 		return nil
 	}
-	gateways := w.client.GatewayV1().Gateways(key.Namespace)
-	return &target[*gwv1.Gateway, gwv1.GatewayStatus]{
-		w: w, kind: kindGateway, key: key,
-		object:        latest(w, kindGateway, key, cached, cached.ResourceVersion),
-		cachedVersion: cached.ResourceVersion,
-		merge: func(o *gwv1.Gateway) (gwv1.GatewayStatus, bool) {
+	return newTarget(w, kindGateway, key, cached, statusClient[*gwv1.Gateway](w.client.GatewayV1().Gateways(key.Namespace)),
+		func(o *gwv1.Gateway) (gwv1.GatewayStatus, bool) {
 			merged := mergeGatewayStatus(o.Status, desired)
 			return merged, !sameStatus(o.Status, merged)
 		},
-		get: func(ctx context.Context) (*gwv1.Gateway, error) {
-			return gateways.Get(ctx, key.Name, metav1.GetOptions{})
-		},
-		update: func(ctx context.Context, o *gwv1.Gateway, st gwv1.GatewayStatus) (*gwv1.Gateway, error) {
+		func(o *gwv1.Gateway, st gwv1.GatewayStatus) *gwv1.Gateway {
 			c := *o
 			c.Status = st
-			return gateways.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
-		},
-	}
+			return &c
+		})
 }
 
 // routeTarget is the status write of an HTTPRoute: desired are this controller's
 // entries (none when the route no longer refers to an owned Gateway).
 func (w *Writer) routeTarget(cached *gwv1.HTTPRoute, desired []gwv1.RouteParentStatus) *target[*gwv1.HTTPRoute, gwv1.HTTPRouteStatus] {
 	key := types.NamespacedName{Namespace: cached.Namespace, Name: cached.Name}
-	routes := w.client.GatewayV1().HTTPRoutes(key.Namespace)
-	return &target[*gwv1.HTTPRoute, gwv1.HTTPRouteStatus]{
-		w: w, kind: kindHTTPRoute, key: key,
-		object:        latest(w, kindHTTPRoute, key, cached, cached.ResourceVersion),
-		cachedVersion: cached.ResourceVersion,
-		merge: func(o *gwv1.HTTPRoute) (gwv1.HTTPRouteStatus, bool) {
+	return newTarget(w, kindHTTPRoute, key, cached, statusClient[*gwv1.HTTPRoute](w.client.GatewayV1().HTTPRoutes(key.Namespace)),
+		func(o *gwv1.HTTPRoute) (gwv1.HTTPRouteStatus, bool) {
 			merged := mergeRouteStatus(o.Namespace, o.Status, desired, w.controllerName)
 			return merged, !sameStatus(o.Status, merged)
 		},
-		get: func(ctx context.Context) (*gwv1.HTTPRoute, error) {
-			return routes.Get(ctx, key.Name, metav1.GetOptions{})
-		},
-		update: func(ctx context.Context, o *gwv1.HTTPRoute, st gwv1.HTTPRouteStatus) (*gwv1.HTTPRoute, error) {
+		func(o *gwv1.HTTPRoute, st gwv1.HTTPRouteStatus) *gwv1.HTTPRoute {
 			c := *o
 			c.Status = st
-			return routes.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
-		},
-	}
+			return &c
+		})
 }
 
 // backendTLSPolicyTarget is the status write of a BackendTLSPolicy: desired are this
 // controller's ancestors (none when no owned Gateway uses the policy any more).
 func (w *Writer) backendTLSPolicyTarget(cached *gwv1.BackendTLSPolicy, desired []gwv1.PolicyAncestorStatus) *target[*gwv1.BackendTLSPolicy, gwv1.PolicyStatus] {
 	key := types.NamespacedName{Namespace: cached.Namespace, Name: cached.Name}
-	policies := w.client.GatewayV1().BackendTLSPolicies(key.Namespace)
-	return &target[*gwv1.BackendTLSPolicy, gwv1.PolicyStatus]{
-		w: w, kind: kindBackendTLS, key: key,
-		object:        latest(w, kindBackendTLS, key, cached, cached.ResourceVersion),
-		cachedVersion: cached.ResourceVersion,
-		merge: func(o *gwv1.BackendTLSPolicy) (gwv1.PolicyStatus, bool) {
+	return newTarget(w, kindBackendTLS, key, cached, statusClient[*gwv1.BackendTLSPolicy](w.client.GatewayV1().BackendTLSPolicies(key.Namespace)),
+		func(o *gwv1.BackendTLSPolicy) (gwv1.PolicyStatus, bool) {
 			merged := mergePolicyStatus(o.Namespace, o.Status, desired, w.controllerName)
 			return merged, !sameStatus(o.Status, merged)
 		},
-		get: func(ctx context.Context) (*gwv1.BackendTLSPolicy, error) {
-			return policies.Get(ctx, key.Name, metav1.GetOptions{})
-		},
-		update: func(ctx context.Context, o *gwv1.BackendTLSPolicy, st gwv1.PolicyStatus) (*gwv1.BackendTLSPolicy, error) {
+		func(o *gwv1.BackendTLSPolicy, st gwv1.PolicyStatus) *gwv1.BackendTLSPolicy {
 			c := *o
 			c.Status = st
-			return policies.UpdateStatus(ctx, &c, metav1.UpdateOptions{})
-		},
-	}
+			return &c
+		})
 }
 
 // inputObjects serves Objects from a translator input.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclientset "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -235,6 +236,33 @@ type target[O any, S any] struct {
 	get func(context.Context) (O, error)
 	// update writes the status onto a copy of the object.
 	update func(context.Context, O, S) (O, error)
+}
+
+// statusClient is the part of a typed Gateway API client that status writes use.
+type statusClient[O any] interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (O, error)
+	UpdateStatus(ctx context.Context, obj O, opts metav1.UpdateOptions) (O, error)
+}
+
+// newTarget builds the status write of the cached object: merge decides the status
+// to write onto an object, and withStatus returns a shallow copy of an object with a
+// status (enough for the client, which only reads it; the cached object must keep
+// its own status).
+func newTarget[O interface{ GetResourceVersion() string }, S any](w *Writer, kind string, key types.NamespacedName, cached O,
+	client statusClient[O], merge func(O) (S, bool), withStatus func(O, S) O) *target[O, S] {
+	version := cached.GetResourceVersion()
+	return &target[O, S]{
+		w: w, kind: kind, key: key,
+		object:        latest(w, kind, key, cached, version),
+		cachedVersion: version,
+		merge:         merge,
+		get: func(ctx context.Context) (O, error) {
+			return client.Get(ctx, key.Name, metav1.GetOptions{})
+		},
+		update: func(ctx context.Context, o O, st S) (O, error) {
+			return client.UpdateStatus(ctx, withStatus(o, st), metav1.UpdateOptions{})
+		},
+	}
 }
 
 // plan decides whether t needs a write: if so it adds the write to jobs, otherwise it
