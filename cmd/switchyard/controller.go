@@ -250,6 +250,9 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		// A new leader re-translates at once, so status and Services catch up with
 		// whatever changed while nobody led.
 		OnStartedLeading: func(term context.Context) {
+			if f, ok := allocator.(interface{ Forget() }); ok {
+				f.Forget()
+			}
 			c.leadership.Store(&term)
 			c.changed()
 		},

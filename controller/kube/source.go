@@ -166,13 +166,16 @@ func optionalInformer(missing bool, informer func() cache.SharedIndexInformer) c
 // do not notify: the caller translates once after Start anyway.
 func (s *Source) watch(kind Kind, informer cache.SharedIndexInformer, relevant func(oldObj, newObj any) bool) error {
 	_, err := informer.AddEventHandler(cache.ResourceEventHandlerDetailedFuncs{
+		// Creations and updates of the objects address pool mode manages are the
+		// controller's own writes (see pooledObject); a deletion is not, and makes
+		// the next translation put the object back.
 		AddFunc: func(obj any, initial bool) {
-			if !initial && s.matters(kind, obj) {
+			if !initial && !pooledObject(obj) && s.matters(kind, obj) {
 				s.notify(kind, obj)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
-			if relevant(oldObj, newObj) && s.matters(kind, oldObj, newObj) {
+			if relevant(oldObj, newObj) && !pooledObject(newObj) && s.matters(kind, oldObj, newObj) {
 				s.notify(kind, newObj)
 			}
 		},
@@ -205,8 +208,7 @@ func (s *Source) matters(kind Kind, states ...any) bool {
 	return false
 }
 
-// notify calls OnChange, except for the objects address pool mode manages itself
-// (see pooledObject).
+// notify calls OnChange.
 func (s *Source) notify(kind Kind, obj any) {
 	if s.opts.OnChange == nil {
 		return
@@ -215,9 +217,6 @@ func (s *Source) notify(kind Kind, obj any) {
 	if err != nil {
 		s.opts.Logger.Warn("informer delivered an object without metadata", "kind", kind, "type", fmt.Sprintf("%T", obj))
 		s.opts.OnChange(Change{Kind: kind})
-		return
-	}
-	if pooledObject(obj) {
 		return
 	}
 	s.opts.OnChange(Change{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})

@@ -235,6 +235,16 @@ func (p *PoolAllocator) requested(gw *gwv1.Gateway) (netip.Addr, translate.Gatew
 	return concrete, translate.GatewayPlacement{}, false
 }
 
+// Forget drops the addresses the previous placements gave, so that the next one
+// starts from the Gateways' status. A controller calls it when it becomes the
+// leader: what it placed as a follower may rest on a status older than the one the
+// previous leader wrote.
+func (p *PoolAllocator) Forget() {
+	p.mu.Lock()
+	p.last = nil
+	p.mu.Unlock()
+}
+
 // held returns the address the Gateway holds: the one the previous Place gave it,
 // else the one its status reports.
 func (p *PoolAllocator) held(gw *gwv1.Gateway) (netip.Addr, bool) {

@@ -170,3 +170,14 @@ func TestPoolKeepsGivenAddressesWhileStatusLags(t *testing.T) {
 		t.Error("a deleted Gateway's address is still remembered")
 	}
 }
+
+// A new leader forgets what it placed as a follower and starts from status.
+func TestPoolForgetStartsFromStatus(t *testing.T) {
+	p := newPool(t, "10.244.255.0/24")
+	classes := []*gwv1.GatewayClass{served()}
+	p.Place(&State{GatewayClasses: classes, Gateways: []*gwv1.Gateway{gateway("ns", "a", 1, 80)}})
+	p.Forget()
+	res := p.Place(&State{GatewayClasses: classes, Gateways: []*gwv1.Gateway{
+		withStatus(gateway("ns", "a", 1, 80), "10.244.255.7")}})
+	wantBind(t, res, key("ns", "a"), "10.244.255.7")
+}

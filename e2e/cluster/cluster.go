@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/switchyard-dev/switchyard/internal/testport"
 )
 
 // Cluster is a running etcd and kube-apiserver.
@@ -181,15 +182,8 @@ func tail(path string) string {
 	return string(b)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a free loopback port (see testport for why not ":0").
+func freePort(t testing.TB) int { return testport.Free(t) }
 
 func randomHex(t testing.TB) string {
 	b := make([]byte, 16)

@@ -8,7 +8,6 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,6 +22,8 @@ import (
 	"github.com/switchyard-dev/switchyard/e2e/cluster"
 	"github.com/switchyard-dev/switchyard/e2e/proc"
 	"github.com/switchyard-dev/switchyard/internal/testpki"
+
+	"github.com/switchyard-dev/switchyard/internal/testport"
 )
 
 func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
@@ -82,11 +83,5 @@ func startFleet(t *testing.T, c *cluster.Cluster) {
 		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a free loopback port (see testport for why not ":0").
+func freePort(t *testing.T) int { return testport.Free(t) }

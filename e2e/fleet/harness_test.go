@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +19,8 @@ import (
 	"github.com/switchyard-dev/switchyard/e2e/cluster"
 	"github.com/switchyard-dev/switchyard/e2e/proc"
 	"github.com/switchyard-dev/switchyard/internal/testpki"
+
+	"github.com/switchyard-dev/switchyard/internal/testport"
 )
 
 func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
@@ -156,15 +157,8 @@ func start(t testing.TB, binary string, args ...string) *process {
 	return proc.Start(t, binary, args...)
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a free loopback port (see testport for why not ":0").
+func freePort(t testing.TB) int { return testport.Free(t) }
 
 func writeFile(t testing.TB, path, body string) {
 	t.Helper()

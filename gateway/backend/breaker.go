@@ -5,12 +5,16 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // ErrOverflow is returned by Breaker.Acquire when a circuit breaker cap is reached.
 var ErrOverflow = errors.New("circuit breaker: backend at capacity")
+
+// maxQueueWait bounds how long a request waits for a connection slot.
+const maxQueueWait = 10 * time.Second
 
 // Breaker enforces a backend's circuit breaker caps for one replica. It belongs to
 // the backend's Pool, so its counts survive configuration versions; a new version
@@ -36,6 +40,14 @@ func (b *Breaker) setLimits(l *config.CircuitBreaker) {
 		l = nil
 	}
 	b.limits.Store(l)
+	// Waiters get the slots a raised (or removed) cap frees.
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.queue) > 0 && (l == nil || l.MaxConnections <= 0 || b.active < l.MaxConnections) {
+		b.active++
+		close(b.queue[0])
+		b.queue = b.queue[1:]
+	}
 }
 
 // Acquire admits a request, waiting (FIFO) for a connection slot when
@@ -74,6 +86,8 @@ func (b *Breaker) Acquire(ctx context.Context) (release func(), err error) {
 	ready := make(chan struct{})
 	b.queue = append(b.queue, ready)
 	b.mu.Unlock()
+	wait := time.NewTimer(maxQueueWait)
+	defer wait.Stop()
 	select {
 	case <-ready:
 		return release, nil
@@ -81,6 +95,13 @@ func (b *Breaker) Acquire(ctx context.Context) (release func(), err error) {
 		b.abandon(ready)
 		b.requests.Add(-1)
 		return nil, ctx.Err()
+	case <-wait.C:
+		// Slots may be held for long (upgraded connections); a request does not
+		// wait for one without end even when it has no deadline of its own.
+		b.abandon(ready)
+		b.requests.Add(-1)
+		b.overflows.Add(1)
+		return nil, ErrOverflow
 	}
 }
 
@@ -124,13 +145,6 @@ func (b *Breaker) TryRetry() (release func(), ok bool) {
 		return nil, false
 	}
 	return func() { b.retries.Add(-1) }, true
-}
-
-// RetryAvailable reports whether a retry would be admitted now, without admitting
-// one, so that a failed response is kept when no retry can follow it.
-func (b *Breaker) RetryAvailable() bool {
-	l := b.limits.Load()
-	return l == nil || l.MaxRetries <= 0 || b.retries.Load() < int64(l.MaxRetries)
 }
 
 // Overflows counts the requests and retries turned away so far.

@@ -96,22 +96,48 @@ func TestBreakerWaiterGivingUpPassesTheSlotOn(t *testing.T) {
 func TestBreakerRetriesAndNoLimits(t *testing.T) {
 	b := breakerWith(config.CircuitBreaker{MaxRetries: 1})
 	r, ok := b.TryRetry()
-	if !ok || b.RetryAvailable() {
-		t.Fatal("the first retry was refused, or a second looks available")
+	if !ok {
+		t.Fatal("the first retry was refused")
 	}
 	if _, ok := b.TryRetry(); ok {
 		t.Fatal("a second retry in flight was admitted")
 	}
 	r()
-	if !b.RetryAvailable() {
+	r2, ok := b.TryRetry()
+	if !ok {
 		t.Fatal("the released retry did not free its place")
 	}
+	r2()
 	open := &Breaker{}
 	open.setLimits(&config.CircuitBreaker{})
 	for range 1000 {
 		if _, err := open.Acquire(context.Background()); err != nil {
 			t.Fatal("a breaker without caps refused a request")
 		}
+	}
+}
+
+func TestBreakerRaisedCapWakesWaiters(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 1, MaxPendingRequests: 1})
+	hold, _ := b.Acquire(context.Background())
+	defer hold()
+	admitted := make(chan error, 1)
+	go func() {
+		release, err := b.Acquire(context.Background())
+		if err == nil {
+			release()
+		}
+		admitted <- err
+	}()
+	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.queue) == 1 })
+	b.setLimits(&config.CircuitBreaker{MaxConnections: 2, MaxPendingRequests: 1})
+	select {
+	case err := <-admitted:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a raised cap did not admit the waiting request")
 	}
 }
 

@@ -82,10 +82,18 @@ func (c *healthChecker) probeAll(p *Pool) {
 	var wg sync.WaitGroup
 	for _, es := range p.state.Load().all {
 		slots <- struct{}{}
+		if ctx.Err() != nil {
+			break
+		}
 		wg.Add(1)
 		go func(ep *Endpoint) {
 			defer func() { <-slots; wg.Done() }()
-			c.record(ep, c.probe(ctx, ep.Address))
+			passed := c.probe(ctx, ep.Address)
+			// A probe cut short by the checker stopping says nothing about the
+			// endpoint.
+			if ctx.Err() == nil {
+				c.record(ep, passed)
+			}
 		}(es.Endpoint)
 	}
 	wg.Wait()

@@ -26,7 +26,9 @@ type Manager struct {
 	http1 *http.Transport
 	h2c   *http.Transport
 
-	// updateMu serialises Update and guards tls; requests only load pools.
+	// closed is set by Close; guarded by updateMu.
+	closed bool
+	// updateMu serialises Update and guards tls and closed; requests only load pools.
 	updateMu sync.Mutex
 	pools    atomic.Pointer[map[string]*Pool]
 	// tls holds one transport per distinct protocol and TLS settings (see tlsKey),
@@ -63,8 +65,14 @@ func (m *Manager) Update(backends []config.Backend) {
 			p = newPool(b, tr)
 		}
 		next[b.Name] = p
+		hc := b.HealthCheck
+		if m.closed {
+			// A Manager closed while a configuration was being applied starts no
+			// checker that nothing would stop.
+			hc = nil
+		}
 		client, scheme := m.healthClient(p)
-		p.syncHealth(b.HealthCheck, client, scheme)
+		p.syncHealth(hc, client, scheme)
 	}
 	m.pools.Store(&next)
 	for name, p := range old {
@@ -176,6 +184,7 @@ func (m *Manager) healthClient(p *Pool) (*http.Client, string) {
 // are not interrupted.
 func (m *Manager) Close() {
 	m.updateMu.Lock()
+	m.closed = true
 	for _, p := range *m.pools.Load() {
 		p.stopHealth()
 	}

@@ -128,16 +128,16 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 	if err := snap.Validate(); err != nil {
 		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
 	}
-	// Backends first: the new generation's handlers resolve pools by name.
-	e.backends.Update(snap.Backends)
 	routes, err := e.compile(snap)
 	if err != nil {
-		// Restore the backends the serving generation relies on.
-		if old != nil {
-			e.backends.Update(old.snapshot.Backends)
-		}
 		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
 	}
+	// Handlers resolve pools by name per request, so the backends change only once
+	// the snapshot has compiled: a rejected snapshot leaves the serving generation's
+	// pools, with their breaker, ejection and health state, untouched. Between the
+	// two stores a request may meet the old table with the new pools, as it may
+	// during any swap.
+	e.backends.Update(snap.Backends)
 	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes})
 	// Filter state the new generation does not use is released now that the old
 	// generation is out of service.

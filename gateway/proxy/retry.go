@@ -118,24 +118,36 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 	}
 	safe := !f.retry.idempotentOnly || idempotent(r.Method)
 	var prev *backend.Endpoint
+	// retrying releases the breaker place of the retry in progress.
+	var retrying func()
+	defer func() {
+		if retrying != nil {
+			retrying()
+		}
+	}()
 	for try := 0; ; try++ {
 		out := r
 		if replayable && body != nil {
 			out = withBody(r, body)
 		}
-		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows()) &&
-			pool.Breaker().RetryAvailable()
+		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows())
+		// The breaker's retry place is taken before the attempt, so that a response
+		// discarded for a retry always gets its retry.
+		var releaseRetry func()
+		if may {
+			releaseRetry, may = pool.Breaker().TryRetry()
+		}
 		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may})
 		if !retry {
+			if releaseRetry != nil {
+				releaseRetry()
+			}
 			return
 		}
-		releaseRetry, ok := pool.Breaker().TryRetry()
-		if !ok {
-			// Another request took the last retry since this one checked.
-			errOverflow.write(w)
-			return
+		if retrying != nil {
+			retrying()
 		}
-		defer releaseRetry()
+		retrying = releaseRetry
 		if f.budget != nil {
 			f.budget.retried()
 		}

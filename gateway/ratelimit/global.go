@@ -62,9 +62,10 @@ type GlobalOptions struct {
 // MaxBatch and spends them locally. Tokens are taken from Redis before they are
 // spent, so replicas never admit more than Redis granted; the only excess over an
 // exact shared bucket is the leased tokens not yet spent at the start of an
-// interval: in any interval of length T, admitted <= Capacity + Rate*T +
-// replicas*MaxBatch. Leased tokens unspent after LeaseTTL are dropped, which can only
-// admit less.
+// interval. A replica holds at most two leases' worth (a background refill may land
+// on a lease not yet spent), so in any interval of length T, admitted <= Capacity +
+// Rate*T + 2*replicas*MaxBatch. Leased tokens unspent after LeaseTTL, or dropped with
+// an evicted key or after a Redis outage, are lost, which can only admit less.
 type Global struct {
 	opts     GlobalOptions
 	maxBatch int64
@@ -158,7 +159,9 @@ func (g *Global) Take(ctx context.Context, key string) Decision {
 	if now.Before(l.deniedUntil) {
 		return g.denied(l, l.deniedUntil.Sub(now))
 	}
-	granted, remaining, wait, err := g.fetch(ctx, key, g.leaseSize(l, now))
+	// The client going away must not look like Redis failing: the call is bounded
+	// by its own timeout, not by the request.
+	granted, remaining, wait, err := g.fetch(context.WithoutCancel(ctx), key, g.leaseSize(l, now))
 	if err != nil {
 		g.markDown()
 		return g.degraded(ctx, key)
@@ -199,7 +202,8 @@ func (g *Global) denied(l *lease, wait time.Duration) Decision {
 // pause is how long to stop asking Redis after it granted less than asked, given the
 // time until its bucket has a token again. Asking again sooner would cost a round trip
 // per token while the limit is saturated; tokens earned meanwhile stay in the shared
-// bucket, so the pause does not lower the rate admitted.
+// bucket, so the pause does not lower the rate admitted, unless the bucket fills up
+// within half a lease window (a capacity below Rate*LeaseWindow/2).
 func (g *Global) pause(wait time.Duration) time.Duration {
 	return max(wait, g.opts.LeaseWindow/2)
 }

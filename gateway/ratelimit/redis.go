@@ -71,12 +71,12 @@ func (g *Global) markDown() {
 // probe pings Redis until it answers, then leaves the failure mode. Leases taken
 // before the outage are dropped: the shared buckets may have been lost with Redis.
 func (g *Global) probe() {
-	defer g.probing.Store(false)
 	ticker := time.NewTicker(DefaultProbeEvery)
 	defer ticker.Stop()
 	for {
 		select {
 		case <-g.stop:
+			g.probing.Store(false)
 			return
 		case <-ticker.C:
 		}
@@ -85,6 +85,9 @@ func (g *Global) probe() {
 		cancel()
 		if err == nil {
 			g.leases.Purge()
+			// Probing ends before the failure mode does: a failure in between then
+			// starts a new prober, and nothing can stay down without one.
+			g.probing.Store(false)
 			g.down.Store(false)
 			return
 		}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testport"
 )
 
 // textHandler answers 200 with a fixed body.
@@ -133,16 +135,8 @@ func TestSyncBindConflictReported(t *testing.T) {
 	mustGet(t, "http://"+m.Addr("free")+"/", "free")
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a free loopback port (see testport for why not ":0").
+func freePort(t *testing.T) int { return testport.Free(t) }
 
 // TestSyncPortConflictWithinManager checks that two specs on one port are refused
 // even though SO_REUSEPORT would let the kernel bind both.

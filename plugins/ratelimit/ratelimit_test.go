@@ -151,3 +151,17 @@ func TestValidateRejectsBadSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobalWithoutRedisEnforcesTheReplicaShare(t *testing.T) {
+	h := provision(t, plugins.Context{Replicas: func() int { return 2 }},
+		filter(config.RateLimitGlobal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 4)))
+	admitted := 0
+	for range 5 {
+		if send(h, "192.0.2.1:1", nil).Code == http.StatusNoContent {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Fatalf("admitted %d without Redis; want this replica's share of 2", admitted)
+	}
+}
