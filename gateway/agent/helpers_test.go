@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -18,6 +17,8 @@ import (
 	"github.com/switchyard-dev/switchyard/controller/distribute"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/internal/testpki"
+
+	"github.com/switchyard-dev/switchyard/internal/syncbuf"
 )
 
 // testPKI is a CA, written to caFile, and a server certificate for 127.0.0.1 signed by it.
@@ -207,23 +208,8 @@ func waitWithin(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer = syncbuf.Buffer
 
 func newLogger(w *syncBuffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
