@@ -37,11 +37,11 @@ func TestRouteLifecycle(t *testing.T) {
 	e.createGateway("default", "gw", "", 80)
 	addr := e.gatewayAddress("default", "gw") + ":80"
 
-	class, err := e.gw.GatewayV1().GatewayClasses().Get(ctx, "switchyard", metav1.GetOptions{})
-	must(t, err)
-	if !conditionTrue(class.Status.Conditions, "Accepted", class.Generation) || len(class.Status.SupportedFeatures) == 0 {
-		t.Fatalf("GatewayClass status %+v, want Accepted with supportedFeatures", class.Status)
-	}
+	// Status writes run in parallel, so the class's may land after the Gateway's.
+	waitFor(t, 30*time.Second, "GatewayClass Accepted with supportedFeatures", func() bool {
+		class, err := e.gw.GatewayV1().GatewayClasses().Get(ctx, "switchyard", metav1.GetOptions{})
+		return err == nil && conditionTrue(class.Status.Conditions, "Accepted", class.Generation) && len(class.Status.SupportedFeatures) > 0
+	})
 
 	r := e.createRoute(route("default", "web", "default", "gw", "/web", "web"))
 	waitStatus(t, addr, "", "/web/hello", http.StatusOK)
