@@ -9,9 +9,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
@@ -34,6 +36,13 @@ type Input struct {
 	// Gateways may name; others are ignored.
 	ConfigMaps         []*corev1.ConfigMap
 	BackendTLSPolicies []*gwv1.BackendTLSPolicy
+	// TrafficPolicies attach resilience settings to Gateways, HTTPRoutes (or one
+	// rule, by sectionName) and Services.
+	TrafficPolicies []*v1alpha1.TrafficPolicy
+	// Rollouts shift traffic of HTTPRoute rules from a stable to a canary backend.
+	// Translation reads where each stands from its status (phase and canaryWeight),
+	// which the rollout driver keeps; an empty status is the first step.
+	Rollouts []*v1alpha1.Rollout
 
 	Options Options
 }
@@ -83,4 +92,26 @@ type Output struct {
 	// ListenerSets holds the status of each ListenerSet whose parentRef names an
 	// owned Gateway.
 	ListenerSets map[types.NamespacedName]gwv1.ListenerSetStatus
+	// TrafficPolicies holds the status of every TrafficPolicy: an ancestor entry per
+	// owned Gateway its targets reach, or, for a policy whose targets reach none,
+	// one entry saying why (entries of other controllers are not included; the
+	// status writer merges).
+	TrafficPolicies map[types.NamespacedName]gwv1.PolicyStatus
+	// Rollouts holds, for every Rollout, its Accepted condition and the backends it
+	// shifts between; the rollout driver merges it into the Rollout's status.
+	Rollouts map[types.NamespacedName]RolloutResult
+}
+
+// RolloutResult is what translation found of one Rollout.
+type RolloutResult struct {
+	// Accepted is the Rollout's Accepted condition: True when its target and both
+	// backends resolve, else False with reason TargetNotFound, BackendNotFound or
+	// Invalid.
+	Accepted metav1.Condition
+	// StableBackend and CanaryBackend are the IR names of the backends
+	// ("<namespace>/<service>:<port>"), for the analysis of the canary's traffic.
+	StableBackend string
+	CanaryBackend string
+	// Rules counts the HTTPRoute rules the Rollout shifts.
+	Rules int
 }

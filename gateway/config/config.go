@@ -171,6 +171,20 @@ type Rule struct {
 	Timeouts *Timeouts `json:"timeouts,omitempty"`
 	// Retry is the HTTPRoute rule's retry policy, if any.
 	Retry *Retry `json:"retry,omitempty"`
+	// HeaderRoute, when set, sends every request that carries all of its headers to
+	// one of Backends whatever the weights: a live Rollout's header-matched canary.
+	// Added in schema version 3.
+	HeaderRoute *HeaderRoute `json:"headerRoute,omitempty"`
+}
+
+// HeaderRoute pins requests with certain headers to one backend reference of a rule.
+type HeaderRoute struct {
+	// Headers must all be present with exactly these values; names are
+	// case-insensitive.
+	Headers []Header `json:"headers"`
+	// Backend is the index in Rule.Backends of the reference that serves these
+	// requests. That reference is served even when its weight is zero.
+	Backend int `json:"backend"`
 }
 
 // PathMatchType is how a Match compares the request path.

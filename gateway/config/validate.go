@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Duration is a time.Duration that reads and writes as a Go duration string ("1.5s").
@@ -187,6 +189,23 @@ func (v *validator) route(where string, r *Route) {
 		if rule.Retry != nil {
 			v.retry(rwhere+" retry", rule.Retry)
 		}
+		if hr := rule.HeaderRoute; hr != nil {
+			v.headerRoute(rwhere+" header route", hr, len(rule.Backends))
+		}
+	}
+}
+
+func (v *validator) headerRoute(where string, hr *HeaderRoute, backends int) {
+	if len(hr.Headers) == 0 {
+		v.add(where, "names no header")
+	}
+	for _, h := range hr.Headers {
+		if !httpguts.ValidHeaderFieldName(h.Name) {
+			v.add(where, "header name %q is not a valid HTTP header name", h.Name)
+		}
+	}
+	if hr.Backend < 0 || hr.Backend >= backends {
+		v.add(where, "backend index %d is not one of the rule's %d backends", hr.Backend, backends)
 	}
 }
 
