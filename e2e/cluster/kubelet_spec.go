@@ -85,6 +85,12 @@ func echoIdentity(pod *corev1.Pod, env map[string]string) echo.Options {
 	if v, ok := env["NAMESPACE"]; ok {
 		opts.Namespace = v
 	}
+	// ECHO_FAIL_STATUS makes a Pod answer every request with that status, for tests
+	// that need one version of a service to fail; a value that is not a status code
+	// is ignored.
+	if code, err := strconv.Atoi(env["ECHO_FAIL_STATUS"]); err == nil && code >= 100 && code <= 599 {
+		opts.FailStatus = code
+	}
 	return opts
 }
 

@@ -36,6 +36,10 @@ type Options struct {
 	Pod, Namespace, Ingress, Service string
 	// HTTPPort is the port the backend listens on.
 	HTTPPort int
+	// FailStatus, when non-zero, answers every request except /health with this
+	// status code and a JSON error body, so that tests can make one version of a
+	// service fail (a canary that must be rolled back, say).
+	FailStatus int
 	// Logger receives errors; nil means slog.Default().
 	Logger *slog.Logger
 	// LogWriter receives one line per request; nil means os.Stdout.
@@ -106,6 +110,8 @@ func Handler(opts Options) http.Handler {
 		switch {
 		case r.URL.Path == "/health":
 			_, _ = io.WriteString(w, "OK")
+		case opts.FailStatus != 0:
+			writeError(w, opts.FailStatus, "this backend is set to fail every request")
 		case strings.HasPrefix(r.URL.Path, "/status/"):
 			m := statusPath.FindStringSubmatch(r.URL.Path)
 			if m == nil {

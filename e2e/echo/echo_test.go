@@ -249,3 +249,16 @@ func TestListenAndServe(t *testing.T) {
 		t.Fatal("ListenAndServe on an invalid address succeeded")
 	}
 }
+
+// TestFailStatus checks that a backend set to fail answers every request but the
+// health check with its status.
+func TestFailStatus(t *testing.T) {
+	h := Handler(Options{Pod: "p", FailStatus: http.StatusServiceUnavailable, LogWriter: io.Discard})
+	for path, want := range map[string]int{"/": 503, "/anything": 503, "/health": 200} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d, want %d", path, rec.Code, want)
+		}
+	}
+}
