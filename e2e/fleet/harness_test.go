@@ -203,6 +203,12 @@ func httpGet(client *http.Client, addr, host, path string) (int, string, error) 
 		return 0, "", err
 	}
 	defer resp.Body.Close()
+	return httpGetReply(resp)
+}
+
+// httpGetReply reads a response's status and the echo reply's pod ("" when the reply
+// is not an echo reply).
+func httpGetReply(resp *http.Response) (int, string, error) {
 	body, _ := io.ReadAll(resp.Body)
 	var reply struct {
 		Pod string `json:"pod"`

@@ -60,6 +60,13 @@ func (e *env) gatewayAddress(ns, name string) string {
 // it, and waits for n ready endpoints.
 func (e *env) createApp(ns, name string, n int32) {
 	e.t.Helper()
+	e.createAppWithEnv(ns, name, n, nil)
+}
+
+// createAppWithEnv is createApp with environment variables for the echo Pods (such
+// as ECHO_FAIL_STATUS).
+func (e *env) createAppWithEnv(ns, name string, n int32, env []corev1.EnvVar) {
+	e.t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": name}
 	must(e.t, create(e.kube.CoreV1().Services(ns).Create(ctx, &corev1.Service{
@@ -74,7 +81,7 @@ func (e *env) createApp(ns, name string, n int32) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard",
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard", Env: env,
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 3000}}}}},
 			},
 		},
