@@ -27,8 +27,7 @@ var (
 // TestRolloutOnFleet runs two Rollouts through a real controller and gateway replica:
 // one whose canary is healthy reaches Promoted and then takes all the traffic, one
 // whose canary fails every request is aborted by the analysis and sends everything
-// back to the stable backend. Header-matched requests reach a canary before any
-// weight moves. A TrafficPolicy on the route gets its status from the controller.
+// back to the stable backend. Header-matched requests always reach a canary. A TrafficPolicy on the route gets its status from the controller.
 func TestRolloutOnFleet(t *testing.T) {
 	e := newEnv(t)
 	e.c.InstallSwitchyardAPI(t)
@@ -78,7 +77,7 @@ spec:
   stable: {name: reviews-v1, port: 80}
   canary: {name: reviews-v2, port: 80}
   headerMatch: [{name: x-canary, value: always}]
-  steps: [{weight: 0, pause: 2s}, {weight: 50, pause: 2s}, {weight: 100}]
+  steps: [{weight: 10, pause: 2s}, {weight: 50, pause: 2s}, {weight: 100}]
   analysis: {interval: 1s, minRequests: 5, maxErrorRate: "5%"}
 `)
 	applyObject(t, dyn, rolloutResource, `
@@ -92,9 +91,14 @@ spec:
   steps: [{weight: 50, pause: 30s}, {weight: 100}]
   analysis: {interval: 1s, minRequests: 5, maxErrorRate: "5%"}
 `)
-	waitFor(t, 30*time.Second, "x-canary requests reach reviews-v2 at weight 0", func() bool {
-		code, pod, err := getWithHeader(addr, "/reviews/x", "x-canary", "always")
-		return err == nil && code == http.StatusOK && strings.HasPrefix(pod, "reviews-v2-")
+	waitFor(t, 30*time.Second, "x-canary requests all reach reviews-v2 while its weight is low", func() bool {
+		for i := 0; i < 10; i++ {
+			code, pod, err := getWithHeader(addr, "/reviews/x", "x-canary", "always")
+			if err != nil || code != http.StatusOK || !strings.HasPrefix(pod, "reviews-v2-") {
+				return false
+			}
+		}
+		return true
 	})
 
 	promoted := waitRolloutPhase(t, dyn, "reviews", v1alpha1.RolloutPromoted, 90*time.Second)
