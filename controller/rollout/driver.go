@@ -17,8 +17,9 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/outcome"
 )
 
-// DefaultInterval is how often Run ticks unless told otherwise.
-const DefaultInterval = 2 * time.Second
+// DefaultInterval is how often Run ticks unless told otherwise: often enough for
+// short analysis intervals, and a tick costs little when nothing is due.
+const DefaultInterval = time.Second
 
 // DriverOptions connect a Driver to the Rollouts, translation and traffic it drives.
 type DriverOptions struct {
