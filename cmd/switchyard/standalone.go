@@ -26,6 +26,7 @@ type standaloneFlags struct {
 	dataPlaneFlags
 	config        string
 	watchInterval time.Duration
+	stateDir      string
 }
 
 func parseStandaloneFlags(args []string) (*standaloneFlags, error) {
@@ -33,6 +34,7 @@ func parseStandaloneFlags(args []string) (*standaloneFlags, error) {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "manifest file or folder of YAML files (required)")
 	fs.DurationVar(&f.watchInterval, "watch-interval", 250*time.Millisecond, "how often to check the manifests for edits")
+	fs.StringVar(&f.stateDir, "state-dir", "", "directory keeping each Rollout's state across restarts; without it a restart starts every rollout again")
 	f.commonFlags.register(fs, admin.DefaultAddr)
 	f.dataPlaneFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +59,10 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	runner := standalone.New(f.config, engine, logger)
+	runner, err := standalone.New(f.config, engine, standalone.Options{Logger: logger, StateDir: f.stateDir})
+	if err != nil {
+		return err
+	}
 	servers, err := startAdminServers(f.adminConfig(token, runner), logger)
 	if err != nil {
 		return err

@@ -1,8 +1,10 @@
-// Package rollout is the state machine of a Rollout: which step is in force, when to
-// move to the next, and when to abort, given the canary's measured errors and
-// latency. It is pure: the caller supplies the time and the measurements and stores
-// the state, so that the same decisions come out of a controller, a standalone
-// gateway, or a test.
+// Package rollout drives Rollouts. Its state machine (Start, Judge, Advance, Act)
+// decides which step is in force, when to move to the next, and when to abort, given
+// the canary's measured errors and latency. It is pure: the caller supplies the time
+// and the measurements and stores the state, so that the same decisions come out of a
+// controller, a standalone gateway, or a test. The Driver is that caller: it
+// measures the canary in analysis windows, applies the machine, and keeps each
+// Rollout's status in a Store, for a controller and a standalone gateway alike.
 package rollout
 
 import (

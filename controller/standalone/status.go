@@ -3,9 +3,12 @@ package standalone
 import (
 	"sort"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/translate"
 )
 
@@ -15,6 +18,11 @@ type StatusReport struct {
 	GatewayClasses map[string]gwv1.GatewayClassStatus `json:"gatewayClasses,omitempty"`
 	Gateways       map[string]gwv1.GatewayStatus      `json:"gateways,omitempty"`
 	HTTPRoutes     map[string]gwv1.HTTPRouteStatus    `json:"httpRoutes,omitempty"`
+	// TrafficPolicies holds each TrafficPolicy's status, by namespace/name.
+	TrafficPolicies map[string]gwv1.PolicyStatus `json:"trafficPolicies,omitempty"`
+	// Rollouts holds each Rollout's status, by namespace/name: translation's
+	// Accepted condition and, where a rollout driver runs, where the rollout stands.
+	Rollouts map[string]v1alpha1.RolloutStatus `json:"rollouts,omitempty"`
 	// Problems lists every condition that is not in its healthy state.
 	Problems []Problem `json:"problems,omitempty"`
 	// BindErrors lists listeners whose socket could not be bound.
@@ -43,9 +51,11 @@ var healthyFalse = map[string]bool{"Conflicted": true}
 // conditions that are not in their healthy state.
 func NewStatusReport(out *translate.Output) *StatusReport {
 	rep := &StatusReport{
-		GatewayClasses: map[string]gwv1.GatewayClassStatus{},
-		Gateways:       map[string]gwv1.GatewayStatus{},
-		HTTPRoutes:     map[string]gwv1.HTTPRouteStatus{},
+		GatewayClasses:  map[string]gwv1.GatewayClassStatus{},
+		Gateways:        map[string]gwv1.GatewayStatus{},
+		HTTPRoutes:      map[string]gwv1.HTTPRouteStatus{},
+		TrafficPolicies: map[string]gwv1.PolicyStatus{},
+		Rollouts:        map[string]v1alpha1.RolloutStatus{},
 	}
 	for name, st := range out.GatewayClasses {
 		rep.GatewayClasses[name] = st
@@ -66,6 +76,58 @@ func NewStatusReport(out *translate.Output) *StatusReport {
 			rep.collect("HTTPRoute", name+" (parent "+string(p.ParentRef.Name)+")", p.Conditions)
 		}
 	}
+	for nn, st := range out.TrafficPolicies {
+		name := nn.String()
+		rep.TrafficPolicies[name] = st
+		for _, a := range st.Ancestors {
+			rep.collect("TrafficPolicy", name+" (ancestor "+string(a.AncestorRef.Name)+")", a.Conditions)
+		}
+	}
+	for nn, res := range out.Rollouts {
+		name := nn.String()
+		rep.Rollouts[name] = v1alpha1.RolloutStatus{Conditions: []metav1.Condition{res.Accepted}}
+		rep.collect("Rollout", name, []metav1.Condition{res.Accepted})
+	}
+	rep.sortProblems()
+	return rep
+}
+
+// withRolloutStatuses returns a copy of the report in which each Rollout shows the
+// status the rollout driver keeps, with translation's Accepted condition, which is
+// newer than the driver's copy until its next tick.
+func (rep *StatusReport) withRolloutStatuses(stored map[types.NamespacedName]v1alpha1.RolloutStatus) *StatusReport {
+	out := *rep
+	out.Rollouts = make(map[string]v1alpha1.RolloutStatus, len(rep.Rollouts))
+	out.Problems = nil
+	for _, p := range rep.Problems {
+		if p.Kind != "Rollout" {
+			out.Problems = append(out.Problems, p)
+		}
+	}
+	for nn, st := range stored {
+		name := nn.String()
+		fromTranslation, ok := rep.Rollouts[name]
+		if !ok {
+			continue
+		}
+		for _, c := range fromTranslation.Conditions {
+			meta.SetStatusCondition(&st.Conditions, c)
+		}
+		out.Rollouts[name] = st
+	}
+	for name, st := range rep.Rollouts {
+		if _, ok := out.Rollouts[name]; !ok {
+			out.Rollouts[name] = st
+		}
+	}
+	for name, st := range out.Rollouts {
+		out.collect("Rollout", name, st.Conditions)
+	}
+	out.sortProblems()
+	return &out
+}
+
+func (rep *StatusReport) sortProblems() {
 	sort.Slice(rep.Problems, func(i, j int) bool {
 		a, b := rep.Problems[i], rep.Problems[j]
 		if a.Kind != b.Kind {
@@ -76,7 +138,6 @@ func NewStatusReport(out *translate.Output) *StatusReport {
 		}
 		return a.Condition < b.Condition
 	})
-	return rep
 }
 
 func (rep *StatusReport) collect(kind, name string, conds []metav1.Condition) {

@@ -5,7 +5,8 @@
 // Health and metrics are open, so that probes and scrapers need no credentials. When a
 // token is configured, every /api/v1 request must present it as a bearer token. Without
 // a token the API may only listen on a loopback address, since it shows the whole
-// configuration. Errors are RFC 9457 problem details.
+// configuration. Errors are RFC 9457 problem details. Where Rollouts are driven, the
+// API lists them and takes an operator's actions on them.
 package admin
 
 import (
@@ -75,6 +76,9 @@ type Options struct {
 	// Logger receives request logs at debug level and server errors; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Rollouts serves /api/v1/rollouts. When nil, a State that implements Rollouts
+	// serves them; without either the endpoints do not exist.
+	Rollouts Rollouts
 }
 
 // Server is an admin HTTP server.
@@ -121,6 +125,12 @@ func New(opts Options) (*Server, error) {
 		renderJSON(c, http.StatusOK, view)
 	})
 	api.GET("/status", func(c *gin.Context) { renderJSON(c, http.StatusOK, opts.State.Status()) })
+	if opts.Rollouts == nil {
+		opts.Rollouts, _ = opts.State.(Rollouts)
+	}
+	if opts.Rollouts != nil {
+		addRolloutRoutes(api, opts.Rollouts, opts.Token != "")
+	}
 	return s, nil
 }
 

@@ -68,27 +68,40 @@ func startServer(t *testing.T, opts Options) (*Server, string) {
 	return s, "http://" + s.Addr()
 }
 
-// call sends one request and returns the response and its body.
+// call sends one request without a body and returns the response and its body.
 func call(t *testing.T, method, url, token string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
+	header := http.Header{}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	return send(t, method, url, "", header)
+}
+
+// send sends one request with a body and headers ("Host" sets the request's host)
+// and returns the response and its body.
+func send(t *testing.T, method, url, body string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range header {
+		req.Header[k] = v
 	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Do(req)
+	if h := header.Get("Host"); h != "" {
+		req.Host = h
+	}
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp, string(body)
+	return resp, string(data)
 }
 
 // assertProblem checks that a response is a problem details document with status.

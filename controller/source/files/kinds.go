@@ -14,6 +14,7 @@ import (
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/translate"
 )
 
@@ -39,6 +40,7 @@ const (
 	gatewayV1beta1 = "gateway.networking.k8s.io/v1beta1"
 	coreV1         = "v1"
 	discoveryV1    = "discovery.k8s.io/v1"
+	switchyardV1   = "switchyard.dev/v1alpha1"
 )
 
 // kinds is the table of every accepted kind. Supporting a new kind is one entry here.
@@ -53,6 +55,10 @@ var kinds = map[typeKey]kindHandler{
 	{coreV1, "ConfigMap"}:              {Decode: into(func(in *translate.Input) *[]*corev1.ConfigMap { return &in.ConfigMaps })},
 	{coreV1, "Namespace"}:              {ClusterScoped: true, Decode: into(func(in *translate.Input) *[]*corev1.Namespace { return &in.Namespaces })},
 	{discoveryV1, "EndpointSlice"}:     {Decode: into(func(in *translate.Input) *[]*discoveryv1.EndpointSlice { return &in.EndpointSlices })},
+	{switchyardV1, "TrafficPolicy"}: {Decode: withoutStatus(func(in *translate.Input) *[]*v1alpha1.TrafficPolicy { return &in.TrafficPolicies },
+		func(p *v1alpha1.TrafficPolicy) { p.Status = gwv1.PolicyStatus{} })},
+	{switchyardV1, "Rollout"}: {Decode: withoutStatus(func(in *translate.Input) *[]*v1alpha1.Rollout { return &in.Rollouts },
+		func(r *v1alpha1.Rollout) { r.Status = v1alpha1.RolloutStatus{} })},
 }
 
 // object is what every decoded kind is: a struct whose pointer exposes its ObjectMeta.
@@ -76,6 +82,21 @@ func into[T any, P object[T]](list func(*translate.Input) *[]*T) func([]byte, *t
 		l := list(in)
 		*l = append(*l, obj)
 		return meta, nil
+	}
+}
+
+// withoutStatus returns a decoder like into's for a kind whose status is a
+// subresource. An API server ignores the status of an object it creates, so the
+// loader drops it too: a Rollout's status comes from the rollout driver alone.
+func withoutStatus[T any, P object[T]](list func(*translate.Input) *[]*T, clear func(*T)) func([]byte, *translate.Input) (*metav1.ObjectMeta, error) {
+	decode := into[T, P](list)
+	return func(doc []byte, in *translate.Input) (*metav1.ObjectMeta, error) {
+		meta, err := decode(doc, in)
+		if err == nil {
+			objects := *list(in)
+			clear(objects[len(objects)-1])
+		}
+		return meta, err
 	}
 }
 

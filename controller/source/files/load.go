@@ -1,5 +1,6 @@
 // Package files is the standalone configuration source: it reads Kubernetes manifests
-// (Gateway API kinds, Services, EndpointSlices, Secrets, ConfigMaps, Namespaces) from YAML files
+// (Gateway API kinds, Services, EndpointSlices, Secrets, ConfigMaps, Namespaces, and
+// switchyard.dev/v1alpha1 TrafficPolicies and Rollouts) from YAML files
 // into a translate.Input, and watches them for edits.
 //
 // A path is either one YAML file or a folder. In a folder, every *.yaml and *.yml file
