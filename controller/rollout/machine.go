@@ -104,7 +104,9 @@ func Advance(plan Plan, st State, now time.Time) State {
 	}
 	step := plan.Steps[st.Step]
 	last := st.Step == len(plan.Steps)-1
-	if plan.Analysis != nil && !st.Judged {
+	// A step that sends the canary no weighted traffic has nothing to judge (only
+	// header-matched requests, if any, reach it), so it waits for its pause alone.
+	if plan.Analysis != nil && !st.Judged && step.Weight > 0 {
 		return st
 	}
 	if last {

@@ -95,3 +95,21 @@ func TestOperatorActions(t *testing.T) {
 		t.Fatal("an unknown action was accepted")
 	}
 }
+
+// TestZeroWeightStepNeedsNoAnalysis checks that a step that sends the canary no
+// weighted traffic advances on its pause alone, since no window could judge it.
+func TestZeroWeightStepNeedsNoAnalysis(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	p := Plan{Steps: []Step{{Weight: 0, Pause: time.Minute, HasPause: true}, {Weight: 100}},
+		Analysis: &Analysis{Interval: time.Second, MinRequests: 10, MaxErrorRate: 0.01}}
+	st := Start(p, t0)
+	if st = Advance(p, st, t0.Add(30*time.Second)); st.Step != 0 {
+		t.Fatalf("advanced before the pause ended: step %d", st.Step)
+	}
+	if st = Advance(p, st, t0.Add(time.Minute)); st.Step != 1 || st.CanaryWeight != 100 {
+		t.Fatalf("after the pause: step %d weight %d, want step 1 at 100", st.Step, st.CanaryWeight)
+	}
+	if st = Advance(p, st, t0.Add(2*time.Minute)); st.Phase != Progressing {
+		t.Fatalf("the last step completed without a judged window: %s", st.Phase)
+	}
+}

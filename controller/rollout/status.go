@@ -129,7 +129,7 @@ func waitingFor(plan Plan, st State) string {
 	step := plan.Steps[st.Step]
 	last := st.Step == len(plan.Steps)-1
 	switch {
-	case plan.Analysis != nil && !st.Judged:
+	case plan.Analysis != nil && !st.Judged && step.Weight > 0:
 		return "analysis"
 	case !last && !step.HasPause:
 		return "promote"
