@@ -69,6 +69,7 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, p
 		conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "The route is accepted.")
 		gs := parent.gateway
 		ix.btls.noteUse(gs.key, compiled.tlsPolicies)
+		rules := ix.traffic.rulesFor(gs, route, compiled, ix.btls.rulesFor(gs, compiled))
 		name := route.Namespace + "/" + route.Name
 		for _, a := range attachments {
 			if a.listener.attached[name] {
@@ -84,7 +85,7 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, p
 					Name:              name,
 					Hostnames:         a.hostnames,
 					CreationTimestamp: route.CreationTimestamp.Time.UTC(),
-					Rules:             ix.btls.rulesFor(gs, compiled),
+					Rules:             rules,
 				})
 			}
 		}

@@ -145,6 +145,7 @@ func (ix *index) resolveBackendRef(key backendKey, ref gwv1.BackendObjectReferen
 			b.TLS = policy.tls
 		}
 		ix.backends[name] = b
+		ix.backendOrigins[name] = backendOrigin{service: svcKey, port: int32(*ref.Port)}
 	}
 	return backendResolution{name: name, policies: policies}
 }

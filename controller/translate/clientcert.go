@@ -160,6 +160,9 @@ func (b *backendTLS) withClientCert(name string, cert *config.Certificate) strin
 		tls.ClientCertificate = &c
 		base.Name, base.TLS = variant, &tls
 		b.ix.backends[variant] = base
+		if origin, ok := b.ix.backendOrigins[name]; ok {
+			b.ix.backendOrigins[variant] = origin
+		}
 	}
 	return variant
 }

@@ -84,6 +84,10 @@ func decodeDocument(in *Input, doc []byte) error {
 		return decodeInto(doc, &in.ConfigMaps)
 	case "gateway.networking.k8s.io/v1/BackendTLSPolicy":
 		return decodeInto(doc, &in.BackendTLSPolicies)
+	case "switchyard.dev/v1alpha1/TrafficPolicy":
+		return decodeInto(doc, &in.TrafficPolicies)
+	case "switchyard.dev/v1alpha1/Rollout":
+		return decodeInto(doc, &in.Rollouts)
 	case "test/Options":
 		return decodeOptions(in, doc)
 	case "test/Nil":
@@ -99,6 +103,9 @@ func decodeDocument(in *Input, doc []byte) error {
 		in.Secrets = append(in.Secrets, nil)
 		in.Namespaces = append(in.Namespaces, nil)
 		in.ConfigMaps = append(in.ConfigMaps, nil)
+		in.BackendTLSPolicies = append(in.BackendTLSPolicies, nil)
+		in.TrafficPolicies = append(in.TrafficPolicies, nil)
+		in.Rollouts = append(in.Rollouts, nil)
 		return nil
 	default:
 		return fmt.Errorf("unknown kind %s %s", tm.APIVersion, tm.Kind)

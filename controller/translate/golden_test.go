@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
@@ -39,6 +40,18 @@ type goldenOutput struct {
 	// policies keep their files.
 	BackendTLSPolicies map[string]gwv1.PolicyStatus      `json:"backendTLSPolicies,omitempty"`
 	ListenerSets       map[string]gwv1.ListenerSetStatus `json:"listenerSets,omitempty"`
+	// TrafficPolicies and Rollouts are rendered only when there is one, like
+	// BackendTLSPolicies.
+	TrafficPolicies map[string]gwv1.PolicyStatus `json:"trafficPolicies,omitempty"`
+	Rollouts        map[string]goldenRollout     `json:"rollouts,omitempty"`
+}
+
+// goldenRollout is a RolloutResult with field names for YAML.
+type goldenRollout struct {
+	Accepted      metav1.Condition `json:"accepted"`
+	StableBackend string           `json:"stableBackend,omitempty"`
+	CanaryBackend string           `json:"canaryBackend,omitempty"`
+	Rules         int              `json:"rules"`
 }
 
 // renderOutput renders an Output as YAML, with private keys redacted. The Output is
@@ -76,6 +89,18 @@ func renderOutput(t testing.TB, out *Output) []byte {
 	}
 	for k, v := range out.ListenerSets {
 		g.ListenerSets[k.String()] = v
+	}
+	if len(out.TrafficPolicies) > 0 {
+		g.TrafficPolicies = map[string]gwv1.PolicyStatus{}
+		for k, v := range out.TrafficPolicies {
+			g.TrafficPolicies[k.String()] = v
+		}
+	}
+	if len(out.Rollouts) > 0 {
+		g.Rollouts = map[string]goldenRollout{}
+		for k, v := range out.Rollouts {
+			g.Rollouts[k.String()] = goldenRollout{Accepted: v.Accepted, StableBackend: v.StableBackend, CanaryBackend: v.CanaryBackend, Rules: v.Rules}
+		}
 	}
 	b, err := yaml.Marshal(g)
 	if err != nil {
@@ -134,6 +159,8 @@ func reversed(in *Input) *Input {
 	c.Namespaces = reverse(in.Namespaces)
 	c.ConfigMaps = reverse(in.ConfigMaps)
 	c.BackendTLSPolicies = reverse(in.BackendTLSPolicies)
+	c.TrafficPolicies = reverse(in.TrafficPolicies)
+	c.Rollouts = reverse(in.Rollouts)
 	return &c
 }
 

@@ -40,8 +40,13 @@ type index struct {
 	secrets         map[types.NamespacedName]*corev1.Secret
 	configMaps      map[types.NamespacedName]*corev1.ConfigMap
 	namespaces      map[string]*corev1.Namespace
+	// gatewayByKey and routeByKey find Gateways and HTTPRoutes by name.
+	gatewayByKey map[types.NamespacedName]*gwv1.Gateway
+	routeByKey   map[types.NamespacedName]*gwv1.HTTPRoute
 	// backends caches resolved Services by backend name.
 	backends map[string]config.Backend
+	// backendOrigins says which Service port each backend name stands for.
+	backendOrigins map[string]backendOrigin
 	// resolved caches the outcome of resolveBackend by reference.
 	resolved map[backendKey]backendResolution
 	// namespaceAllowed caches allowsNamespace by listener and route namespace.
@@ -51,6 +56,15 @@ type index struct {
 	// setsByParent holds the ListenerSets by the Gateway their parentRef names, in
 	// the order of precedence of their listeners.
 	setsByParent map[types.NamespacedName][]*gwv1.ListenerSet
+	// traffic holds the TrafficPolicies, rollouts the Rollouts.
+	traffic  *trafficPolicies
+	rollouts *rollouts
+}
+
+// backendOrigin is the Service port a backend stands for.
+type backendOrigin struct {
+	service types.NamespacedName
+	port    int32
 }
 
 func newIndex(in *Input) *index {
@@ -58,6 +72,7 @@ func newIndex(in *Input) *index {
 		opts:             in.Options,
 		controllerName:   in.Options.ControllerName,
 		backends:         map[string]config.Backend{},
+		backendOrigins:   map[string]backendOrigin{},
 		resolved:         map[backendKey]backendResolution{},
 		namespaceAllowed: map[listenerNamespace]bool{},
 	}
@@ -69,7 +84,9 @@ func newIndex(in *Input) *index {
 		ix.gatewayClasses[gc.Name] = gc
 	}
 	ix.gateways = uniqueSorted(in.Gateways)
+	ix.gatewayByKey = byNamespacedName(ix.gateways)
 	ix.routes = uniqueSorted(in.HTTPRoutes)
+	ix.routeByKey = byNamespacedName(ix.routes)
 	ix.setsByParent = listenerSetsByParent(uniqueSorted(in.ListenerSets))
 	ix.grants = uniqueSorted(in.ReferenceGrants)
 	ix.services = byNamespacedName(uniqueSorted(in.Services))
@@ -89,6 +106,8 @@ func newIndex(in *Input) *index {
 		ix.slicesByService[key] = append(ix.slicesByService[key], s)
 	}
 	ix.btls = newBackendTLS(ix, in)
+	ix.traffic = newTrafficPolicies(ix, in.TrafficPolicies)
+	ix.rollouts = newRollouts(ix, in.Rollouts)
 	return ix
 }
 

@@ -76,6 +76,7 @@ func (ix *index) compileRoute(route *gwv1.HTTPRoute) *compiledRoute {
 		}
 		rules = append(rules, rule)
 	}
+	c.shiftRollouts(rules)
 	c.result.rules = rules
 	c.result.tlsPolicies = policyKeys(c.result.tlsPolicies)
 	return c.result

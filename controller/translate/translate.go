@@ -31,6 +31,9 @@ func Translate(in *Input) *Output {
 	out.BackendTLSPolicies = ix.btls.statuses(ix.opts.Now)
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)
+	ix.traffic.applyToBackends(snap.Backends)
+	out.TrafficPolicies = ix.traffic.statuses(ix.opts.Now)
+	out.Rollouts = ix.rollouts.results(ix.opts.Now)
 	snap.RoutesVersion, snap.Version = contentVersions(snap)
 	out.Snapshot = snap
 	return out
