@@ -91,6 +91,8 @@ func runGateway(args []string) error {
 		TokenFile: f.tokenFile, CAFile: f.caFile, StatePath: f.statePath,
 		Apply:  func(s *config.Snapshot) error { return engine.Apply(s) },
 		Logger: logger,
+		// The controller adds up the replicas' request outcomes per backend.
+		Outcomes: engine.BackendOutcomes,
 	})
 	if err != nil {
 		return err

@@ -86,4 +86,29 @@
 // is gone (the replica should reconnect), 403 that the ack's token belongs to another
 // identity than the stream's. The server closes a stream whose replica has sent
 // nothing for three heartbeat intervals.
+//
+// # Request outcomes
+//
+// An ack may also carry the replica's request outcomes per backend (package
+// gateway/outcome), cumulative since the replica process started:
+//
+//	"outcomes": {"<backend>": {"requests": n, "errors": n, "latency": [n, ...]}, ...}
+//
+// A replica reports only the backends whose totals changed since the last ack the
+// server accepted on the same stream (every backend that has seen a request, on a new
+// stream), at most MaxAckOutcomes per ack, those reported longest ago first; when some
+// are left out it acks again soon, up to eight times per heartbeat interval. An idle
+// replica's keepalives carry nothing more. Every ack stays within LegacyMaxAckBytes,
+// the limit of servers that predate the field and ignore it. The server refuses (400)
+// an ack with more than MaxAcceptedOutcomes backends and ignores reports that are
+// not counts or name a backend longer than MaxOutcomeNameBytes.
+//
+// The server keeps monotonic fleet totals per backend (Server.BackendOutcome): each
+// report adds what changed since the same replica's (node, role, instance) previous
+// report of that backend, and a report below the previous one, or the first of an
+// instance, is new in full, since its process restarted or is another one. Forgetting
+// a replica never lowers the fleet totals. A replica forgotten and back again, and
+// every replica after the server starts (a new leader), report totals of which part
+// may be counted already; readers take differences between readings and should
+// expect such a step after a controller starts.
 package distribute

@@ -96,6 +96,9 @@ type Server struct {
 	closed   bool
 	replicas map[replicaKey]*replica
 	streams  map[string]*replica // connected replicas by stream id
+
+	// outcomes adds up the request outcomes the replicas report in their acks.
+	outcomes *fleetOutcomes
 }
 
 // replicaKey identifies a replica: a new stream with the same key replaces the old one.
@@ -139,6 +142,7 @@ func NewServer(opts Options) (*Server, error) {
 		changed:  make(chan struct{}),
 		replicas: map[replicaKey]*replica{},
 		streams:  map[string]*replica{},
+		outcomes: newFleetOutcomes(),
 	}, nil
 }
 
@@ -197,11 +201,13 @@ func (s *Server) Replicas() []ReplicaStatus {
 	return out
 }
 
-// forgetLocked drops replicas disconnected for longer than ForgetAfter.
+// forgetLocked drops replicas disconnected for longer than ForgetAfter, with their
+// last outcome reports; the fleet totals keep what they reported.
 func (s *Server) forgetLocked(now time.Time) {
 	for k, r := range s.replicas {
 		if !r.status.Connected && now.Sub(r.status.DisconnectedAt) > s.opts.ForgetAfter {
 			delete(s.replicas, k)
+			s.outcomes.forget(k)
 		}
 	}
 }

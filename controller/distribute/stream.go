@@ -144,10 +144,14 @@ func (s *Server) register(p StreamParams, id Identity, remote string) (*replica,
 		old.halt()
 		if sameIdentity {
 			// Keep what the replica last reported until it acks on the new stream.
+			// Its last outcome reports stay too, keyed by node, role and instance.
 			rep.status.AckedVersion = old.status.AckedVersion
 			rep.status.RejectedVersion = old.status.RejectedVersion
 			rep.status.AckError = old.status.AckError
 			rep.status.LastAck = old.status.LastAck
+		} else {
+			// Another client's outcome reports are no base for this one's.
+			s.outcomes.forget(rep.key)
 		}
 	}
 	s.forgetLocked(now)
@@ -357,6 +361,10 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "bad ack: "+err.Error())
 		return
 	}
+	if len(ack.Outcomes) > MaxAcceptedOutcomes {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("bad ack: it reports %d backends, at most %d are taken", len(ack.Outcomes), MaxAcceptedOutcomes))
+		return
+	}
 	s.mu.Lock()
 	rep := s.streams[ack.Stream]
 	switch {
@@ -379,6 +387,12 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 	st.AckError = truncate(ack.Error, MaxAckErrorBytes)
 	ackErr := st.AckError
 	s.mu.Unlock()
+	if len(ack.Outcomes) > 0 {
+		if ignored := s.outcomes.add(rep.key, ack.Outcomes, now); ignored > 0 {
+			s.logger.Warn("ignored outcome reports of a replica", "node", rep.key.node, "role", rep.key.role,
+				"instance", rep.key.instance, "ignored", ignored, "reported", len(ack.Outcomes))
+		}
+	}
 	if newRejection {
 		s.logger.Warn("replica rejected a snapshot", "node", rep.key.node, "role", rep.key.role,
 			"version", ack.Rejected, "error", ackErr)

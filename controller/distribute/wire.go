@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/url"
 	"strconv"
+
+	"github.com/switchyard-dev/switchyard/gateway/outcome"
 )
 
 // The HTTP paths, headers and content type of the protocol described in the package
@@ -27,8 +29,9 @@ const (
 	// DefaultMaxFrameBytes bounds the payload of one frame, and the decompressed size
 	// of one snapshot, on the reading side.
 	DefaultMaxFrameBytes = 256 << 20
-	// MaxAckBytes bounds the body of an ack.
-	MaxAckBytes = 64 << 10
+	// MaxAckBytes bounds the body of an ack: room for MaxAcceptedOutcomes reports of
+	// long backend names. Replicas keep their acks within LegacyMaxAckBytes.
+	MaxAckBytes = 256 << 10
 	// MaxAckErrorBytes is how much of an apply error an ack carries; the rest is cut.
 	MaxAckErrorBytes = 4 << 10
 )
@@ -120,6 +123,13 @@ type Ack struct {
 	Rejected string `json:"rejected,omitempty"`
 	// Error is why Rejected failed.
 	Error string `json:"error,omitempty"`
+	// Outcomes are the cumulative request outcomes (since the replica started) of the
+	// backends whose totals changed since the last ack the server accepted on this
+	// stream, by backend name: at most MaxAckOutcomes of them, the rest in later
+	// acks. The first acks on a stream report every backend that has seen a request.
+	// Empty when nothing changed; older replicas never send it and older servers
+	// ignore it.
+	Outcomes map[string]outcome.Totals `json:"outcomes,omitempty"`
 }
 
 // WriteFrame writes one frame.

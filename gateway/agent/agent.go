@@ -11,6 +11,10 @@
 // token file again on every attempt and before every ack, since projected
 // ServiceAccount tokens rotate. Each Agent sends a random instance id with its stream,
 // so that replicas sharing a node name and role do not replace each other's streams.
+//
+// Given a source of request outcomes (Options.Outcomes), the acks also report the
+// replica's per-backend totals as they change, for the controller to add up across
+// the fleet (see the package documentation of controller/distribute).
 package agent
 
 import (
@@ -30,6 +34,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/controller/distribute"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/outcome"
 )
 
 // Defaults of Options.
@@ -81,6 +86,12 @@ type Options struct {
 	// MaxFrameBytes bounds one snapshot, compressed and decompressed; zero means
 	// distribute.DefaultMaxFrameBytes.
 	MaxFrameBytes int64
+	// Outcomes, when set, returns this replica's cumulative request outcomes per
+	// backend (dataplane.Engine.BackendOutcomes), which the acks report to the
+	// controller as they change. The totals must belong to this Agent's process:
+	// an Agent reports as a new instance, whose totals the controller counts in
+	// full. It is called from the ack loop, once per ack.
+	Outcomes func() map[string]outcome.Totals
 }
 
 // Source says where the running snapshot came from.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -252,6 +251,7 @@ func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream 
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
 	lastTokenErr := ""
+	reporter := newOutcomeReporter(a.opts.Outcomes)
 	for {
 		if fresh, err := a.readToken(); err == nil {
 			token, lastTokenErr = fresh, ""
@@ -259,7 +259,7 @@ func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream 
 			lastTokenErr = err.Error()
 			a.logger.Warn("cannot read the token again; acking with the previous one", "error", err)
 		}
-		err := a.sendAck(ctx, client, token, stream)
+		more, err := a.sendAck(ctx, client, token, stream, reporter)
 		var se *statusError
 		switch {
 		case ctx.Err() != nil:
@@ -270,20 +270,39 @@ func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream 
 		case err != nil:
 			a.logger.Warn("could not ack", "error", err)
 		}
+		// Outcome reports that did not fit go out soon after, rather than a whole
+		// heartbeat later.
+		var soon <-chan time.Time
+		if more && err == nil {
+			soon = time.After(hb / maxAcksPerHeartbeat)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake:
 		case <-ticker.C:
+		case <-soon:
 		}
 	}
 }
 
-func (a *Agent) sendAck(ctx context.Context, client *http.Client, token, stream string) error {
-	body, err := json.Marshal(a.currentAck(stream))
+// sendAck posts one ack with the outcome reports that fit, and reports whether
+// changed outcomes remain for the next one.
+func (a *Agent) sendAck(ctx context.Context, client *http.Client, token, stream string, reporter *outcomeReporter) (more bool, err error) {
+	pending, more := reporter.pending()
+	body, n, err := encodeAck(a.currentAck(stream), pending)
 	if err != nil {
-		return err
+		return false, err
 	}
+	more = more || n < len(pending)
+	if err := a.postAck(ctx, client, token, body); err != nil {
+		return more, err
+	}
+	reporter.accept(pending[:n])
+	return more, nil
+}
+
+func (a *Agent) postAck(ctx context.Context, client *http.Client, token string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, ackTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, distribute.AcksURL(a.base), bytes.NewReader(body))

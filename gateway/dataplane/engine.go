@@ -2,7 +2,8 @@
 // snapshot once into per-listener route tables and certificate stores, swaps the
 // compiled generation in atomically, and keeps the bound sockets in step with the
 // snapshot's listeners. Backend state (endpoint counters, later health and breakers)
-// lives in the backend manager and outlives generations.
+// lives in the backend manager and outlives generations, as do the per-backend request
+// outcomes (BackendOutcomes) that the proxy keeps.
 //
 // A snapshot whose listeners are unchanged from the serving one, as its RoutesVersion
 // says (endpoint churn, the most frequent update in a cluster), is not compiled again:
@@ -25,6 +26,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/outcome"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
 	"github.com/switchyard-dev/switchyard/gateway/router"
 	"github.com/switchyard-dev/switchyard/gateway/server"
@@ -139,6 +141,7 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 	// during any swap.
 	e.backends.Update(snap.Backends)
 	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes})
+	e.proxy.RetainOutcomes(routes.backendNames)
 	// Filter state the new generation does not use is released now that the old
 	// generation is out of service.
 	e.plugins.Store.Commit()
@@ -254,6 +257,16 @@ func (e *Engine) specs(routes *routeSet) []server.Spec {
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
 	return specs
 }
+
+// BackendOutcomes returns the cumulative request outcomes of every backend this
+// replica has sent requests to since it started, by backend name. Counts outlive
+// configuration versions; see package proxy for what counts as a request, a failure
+// and its latency.
+func (e *Engine) BackendOutcomes() map[string]outcome.Totals { return e.proxy.BackendOutcomes() }
+
+// BackendOutcome returns the cumulative request outcomes of one backend; zero when it
+// has been sent no request.
+func (e *Engine) BackendOutcome(name string) outcome.Totals { return e.proxy.BackendOutcome(name) }
 
 // Upstream exposes the backend manager, for plugins and tests.
 func (e *Engine) Upstream() plugins.Upstream { return e.backends }

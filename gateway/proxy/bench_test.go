@@ -70,3 +70,45 @@ func BenchmarkDirectRoundTrip(b *testing.B) {
 		res.Body.Close()
 	}
 }
+
+// BenchmarkProxyRequestHeaderRoute is BenchmarkProxyRequest through a rule with a
+// header-routed canary, for requests that carry the header and for those that do not.
+func BenchmarkProxyRequestHeaderRoute(b *testing.B) {
+	backendSrv := startBackendB(b)
+	m := backend.NewManager(backend.Options{})
+	defer m.Close()
+	m.Update([]config.Backend{
+		httpBackend("a", ready(backendSrv)),
+		httpBackend("b", ready(backendSrv)),
+	})
+	p := New(m, Options{})
+	h, err := p.RuleHandler(plugins.Context{Upstream: m}, &config.Rule{
+		Backends:    []config.BackendRef{{Backend: "a", Weight: 1}, {Backend: "b", Weight: 0}},
+		HeaderRoute: &config.HeaderRoute{Headers: []config.Header{{Name: "x-canary", Value: "always"}}, Backend: 1},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, canary := range []bool{false, true} {
+		b.Run(map[bool]string{false: "weighted", true: "canary"}[canary], func(b *testing.B) {
+			req, _ := http.NewRequest(http.MethodGet, "http://app.example.com/bench?q=1", nil)
+			req.RemoteAddr = "192.0.2.1:4000"
+			req.RequestURI = "/bench?q=1"
+			// Both kinds carry the header, so that they copy the same request.
+			req.Header.Set("X-Canary", map[bool]string{false: "never", true: "always"}[canary])
+			rec := newRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				rec.status = 0
+				clear(rec.header)
+				h.ServeHTTP(rec, req)
+				if rec.status != http.StatusOK {
+					b.Fatalf("status %d", rec.status)
+				}
+			}
+			if got := p.BackendOutcome(map[bool]string{false: "a", true: "b"}[canary]).Requests; got == 0 {
+				b.Fatal("the benchmark's requests did not reach the expected backend")
+			}
+		})
+	}
+}

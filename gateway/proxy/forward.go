@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/outcome"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -21,33 +22,37 @@ type forwarder struct {
 	retry *retryPolicy
 	// budget is the backend's retry budget under the policy, or nil.
 	budget *retryBudget
+	// outcomes counts the backend's request outcomes; it outlives the forwarder.
+	outcomes *outcome.Recorder
 }
 
-// ServeHTTP forwards the request to an endpoint of the backend.
+// ServeHTTP forwards the request to an endpoint of the backend, and records how it
+// ended (see the outcome rules in outcomes.go).
 func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	if info := reqctx.From(r.Context()); info != nil {
 		info.Backend = f.backend
 	}
 	pool := f.proxy.backends.Pool(f.backend)
 	if pool == nil {
-		errBackendNotFound.write(w)
+		f.fail(w, errBackendNotFound, start)
 		return
 	}
 	release, err := pool.Breaker().Acquire(r.Context())
 	if err != nil {
 		if errors.Is(err, backend.ErrOverflow) {
-			errOverflow.write(w)
+			f.fail(w, errOverflow, start)
 		} else if perr := classify(r.Context(), err); perr != nil {
-			perr.write(w)
+			f.fail(w, perr, start)
 		}
 		return
 	}
 	defer release()
 	if f.retry == nil {
-		f.attempt(w, r, pool, nil, retryPermission{})
+		f.attempt(w, r, pool, nil, retryPermission{}, start)
 		return
 	}
-	f.serveWithRetries(w, r, pool)
+	f.serveWithRetries(w, r, pool, start)
 }
 
 // retryPermission says which failures of an attempt may be retried.
@@ -62,16 +67,18 @@ type retryPermission struct {
 // attempt makes one try at forwarding the request to an endpoint of pool, avoiding
 // prev when another endpoint can serve. It reports whether the try failed in a way
 // that will be retried, in which case nothing has been written to w, and the
-// endpoint it tried.
-func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backend.Pool, prev *backend.Endpoint, perm retryPermission) (retry bool, ep *backend.Endpoint) {
+// endpoint it tried. An attempt that ends the request records its outcome, counted
+// from start.
+func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backend.Pool, prev *backend.Endpoint, perm retryPermission,
+	start time.Time) (retry bool, ep *backend.Endpoint) {
 	ep, err := pool.PickExcept(prev)
 	if err != nil {
-		errNoEndpoints.write(w)
+		f.fail(w, errNoEndpoints, start)
 		return false, nil
 	}
 	protocol, tlsTransport := pool.Transport()
-	a := &attempt{Context: r.Context(), request: r.Context(), backend: f.backend, pool: pool, endpoint: ep,
-		policy: f.retry, perm: perm, tls: tlsTransport}
+	a := &attempt{Context: r.Context(), request: r.Context(), fwd: f, pool: pool, endpoint: ep,
+		perm: perm, tls: tlsTransport, start: start}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
@@ -94,11 +101,12 @@ type attempt struct {
 	context.Context
 	// request is the context of the request as a whole, without the attempt's own
 	// timeout: when it is done, no further attempt is made.
-	request  context.Context
-	backend  string
+	request context.Context
+	// fwd is the forwarder making the attempt: its backend, retry policy and outcome
+	// recorder.
+	fwd      *forwarder
 	pool     *backend.Pool
 	endpoint *backend.Endpoint
-	policy   *retryPolicy
 	// perm says which failures of this attempt may be retried.
 	perm retryPermission
 	// tls is the transport of a backend spoken to over TLS, nil for cleartext.
@@ -106,6 +114,10 @@ type attempt struct {
 	// retry is set by the hooks when the attempt failed, nothing was written, and
 	// the request is to be tried again.
 	retry bool
+	// recorded is set once the request's outcome is recorded, counted from start,
+	// when the hooks give the request its final answer.
+	recorded bool
+	start    time.Time
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a
@@ -113,18 +125,19 @@ type attempt struct {
 // policy retries the kind of failure (a connect failure, a reset or early close,
 // or a run past the per-try timeout). ctx is the failed outbound request's.
 func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
-	if a.policy == nil || a.request.Err() != nil {
+	policy := a.fwd.retry
+	if policy == nil || a.request.Err() != nil {
 		return false
 	}
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, causeBackendTimeout):
-		return a.perm.any && a.policy.on&onTimeout != 0
+		return a.perm.any && policy.on&onTimeout != 0
 	case cause != nil:
 		return false
 	case isConnectError(err):
-		return a.perm.connect && a.policy.on&onConnectFailure != 0
+		return a.perm.connect && policy.on&onConnectFailure != 0
 	default:
-		return a.perm.any && a.policy.on&onReset != 0
+		return a.perm.any && policy.on&onReset != 0
 	}
 }
 

@@ -46,6 +46,9 @@ type Proxy struct {
 	budgets sync.Map
 	// tls forwards to backends spoken to over TLS, through each one's transport.
 	tls *httputil.ReverseProxy
+	// outcomes holds the request outcomes by backend; they outlive configuration
+	// versions.
+	outcomes outcomeBook
 }
 
 // New returns a Proxy forwarding through m.
@@ -91,8 +94,10 @@ func (p *Proxy) reverseProxy(protocol config.AppProtocol, tls bool) *httputil.Re
 
 // RuleHandler builds the final handler of one rule: it picks a backend reference by
 // weight, runs that reference's filters, and forwards to the backend's pool within the
-// rule's timeouts and retry policy. The rule's own filters are not included; the
-// caller wraps them around the result.
+// rule's timeouts and retry policy. When the rule has a HeaderRoute, requests that
+// carry its headers go to its reference instead, whatever the weights (see
+// headerRouteHandler). The rule's own filters are not included; the caller wraps them
+// around the result.
 func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handler, error) {
 	var requestTimeout, backendTimeout time.Duration
 	if rule.Timeouts != nil {
@@ -100,21 +105,38 @@ func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handl
 		backendTimeout = rule.Timeouts.BackendRequest.D()
 	}
 	retry := newRetryPolicy(rule.Retry)
+	hr := rule.HeaderRoute
+	if hr != nil && (len(hr.Headers) == 0 || hr.Backend < 0 || hr.Backend >= len(rule.Backends)) {
+		// Validate refuses these; a rule built by hand must not pin every request.
+		return nil, fmt.Errorf("header route with %d headers names backend %d of %d", len(hr.Headers), hr.Backend, len(rule.Backends))
+	}
+	// Each reference gets one handler, shared by the split and the header route, so
+	// that its filters are provisioned once.
+	var pinned http.Handler
 	split := &weightedHandler{}
 	for i := range rule.Backends {
 		ref := &rule.Backends[i]
-		if ref.Weight <= 0 {
+		isPinned := hr != nil && hr.Backend == i
+		if ref.Weight <= 0 && !isPinned {
 			continue
 		}
 		h, err := p.referenceHandler(pctx, ref, backendTimeout, retry)
 		if err != nil {
 			return nil, fmt.Errorf("backend %d (%s): %w", i, ref.Backend, err)
 		}
-		split.add(ref.Weight, h)
+		if isPinned {
+			pinned = h
+		}
+		if ref.Weight > 0 {
+			split.add(ref.Weight, h)
+		}
 	}
 	var h http.Handler = split
 	if len(split.handlers) == 0 {
 		h = errNoBackends
+	}
+	if pinned != nil {
+		h = &headerRouteHandler{conds: newHeaderConds(hr.Headers), pinned: pinned, weighted: h}
 	}
 	return &deadlineHandler{next: h, timeout: requestTimeout}, nil
 }
@@ -128,7 +150,7 @@ func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, t
 	if ref.Backend == "" {
 		return nil, errors.New("backend reference names no backend")
 	}
-	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry}
+	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry, outcomes: p.outcomes.recorder(ref.Backend)}
 	if retry != nil {
 		fwd.budget = p.budgetFor(ref.Backend, retry.budget)
 		if retry.perTryTimeout > 0 && (timeout == 0 || retry.perTryTimeout < timeout) {
@@ -169,10 +191,11 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	a.pool.Report(a.endpoint, backend.OutcomeOf(res.StatusCode))
-	if a.perm.any && a.policy.retriesStatus(res.StatusCode) {
+	if a.perm.any && a.fwd.retry.retriesStatus(res.StatusCode) {
 		a.retry = true
 		return errRetry
 	}
+	a.record(failedAnswer(res))
 	return nil
 }
 
@@ -195,6 +218,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			a.retry = true
 			return
 		}
+		a.record(true)
 	}
 	p.logger.Warn("forwarding failed", "backend", backendName(a), "endpoint", endpointAddress(a), "status", perr.status, "error", err)
 	perr.write(w)
@@ -204,7 +228,7 @@ func backendName(a *attempt) string {
 	if a == nil {
 		return ""
 	}
-	return a.backend
+	return a.fwd.backend
 }
 
 func endpointAddress(a *attempt) string {

@@ -105,7 +105,7 @@ func idempotent(method string) bool {
 
 // serveWithRetries forwards the request, trying again on the failures the policy
 // retries while attempts remain, the body can be replayed and the budget allows.
-func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, pool *backend.Pool) {
+func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, pool *backend.Pool, start time.Time) {
 	body, replayable, err := bufferBody(r)
 	if err != nil {
 		if r.Context().Err() == nil {
@@ -137,7 +137,7 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		if may {
 			releaseRetry, may = pool.Breaker().TryRetry()
 		}
-		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may})
+		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may}, start)
 		if !retry {
 			if releaseRetry != nil {
 				releaseRetry()
@@ -154,7 +154,7 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		prev = ep
 		if !sleep(r.Context(), f.retry.wait(try+1)) {
 			if perr := classify(r.Context(), r.Context().Err()); perr != nil {
-				perr.write(w)
+				f.fail(w, perr, start)
 			}
 			return
 		}
