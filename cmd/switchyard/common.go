@@ -67,15 +67,18 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 }
 
 // engine builds the data plane.
-func (d *dataPlaneFlags) engine(logger *slog.Logger) (*dataplane.Engine, error) {
+// engine builds the data plane. replicas returns how many replicas share global rate
+// limits (nil: this process alone, as in standalone mode).
+func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int) (*dataplane.Engine, error) {
 	trusted, err := parseCIDRs(d.trustedProxies)
 	if err != nil {
 		return nil, err
 	}
 	opts := dataplane.Options{
 		Limits: server.DefaultLimits(),
-		Proxy:  proxy.Options{TrustedProxies: trusted},
-		Logger: logger,
+		Proxy:    proxy.Options{TrustedProxies: trusted},
+		Logger:   logger,
+		Replicas: replicas,
 	}
 	if d.redisURL != "" {
 		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -82,7 +83,14 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := f.engine(logger)
+	// The engine learns the fleet's size from the agent, which is made after it.
+	var agentRef atomic.Pointer[agent.Agent]
+	engine, err := f.engine(logger, func() int {
+		if a := agentRef.Load(); a != nil {
+			return a.Replicas()
+		}
+		return 1
+	})
 	if err != nil {
 		return err
 	}
@@ -97,6 +105,7 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
+	agentRef.Store(ag)
 	state := &gatewayState{engine: engine, agent: ag}
 	cfg := f.adminConfig(token, state)
 	cfg.metrics = gatewayMetrics(engine, ag)

@@ -55,11 +55,11 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := f.engine(logger)
+	engine, err := f.engine(logger, nil)
 	if err != nil {
 		return err
 	}
-	runner, err := standalone.New(f.config, engine, standalone.Options{Logger: logger, StateDir: f.stateDir})
+	runner, err := standalone.New(f.config, engine, standalone.Options{Logger: logger, StateDir: f.stateDir, Outcome: engine.BackendOutcome})
 	if err != nil {
 		return err
 	}

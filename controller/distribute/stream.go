@@ -386,6 +386,7 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 	st.RejectedVersion = truncate(ack.Rejected, maxVersionLength)
 	st.AckError = truncate(ack.Error, MaxAckErrorBytes)
 	ackErr := st.AckError
+	peers := s.streamsOfRoleLocked(rep.key.role)
 	s.mu.Unlock()
 	if len(ack.Outcomes) > 0 {
 		if ignored := s.outcomes.add(rep.key, ack.Outcomes, now); ignored > 0 {
@@ -397,7 +398,19 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("replica rejected a snapshot", "node", rep.key.node, "role", rep.key.role,
 			"version", ack.Rejected, "error", ackErr)
 	}
+	w.Header().Set(HeaderReplicas, strconv.Itoa(peers))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// streamsOfRoleLocked counts the open streams of replicas with the role.
+func (s *Server) streamsOfRoleLocked(role string) int {
+	n := 0
+	for _, r := range s.streams {
+		if r.key.role == role {
+			n++
+		}
+	}
+	return n
 }
 
 // truncate cuts s to at most n bytes.

@@ -148,6 +148,9 @@ type Agent struct {
 	// decoder is used only by Run's goroutine; it keeps the last snapshot's parts so
 	// that unchanged ones are not decoded again.
 	decoder *distribute.Decoder
+	// replicas is how many replicas of this role the controller last said have a
+	// stream open; zero until it first says.
+	replicas atomic.Int64
 
 	mu sync.Mutex
 	// lines is the last snapshot received (or loaded from disk) in wire form, which
@@ -156,6 +159,18 @@ type Agent struct {
 	status        Status
 	appliedSchema int
 	rejectedErr   string
+}
+
+// Replicas returns how many replicas of this agent's role the controller last
+// reported connected, itself included; one before the first report. While the
+// controller is unreachable the last report stands, which is what global rate limits
+// falling back to local enforcement should divide by: the fleet rarely changes size
+// during a controller outage.
+func (a *Agent) Replicas() int {
+	if n := a.replicas.Load(); n > 0 {
+		return int(n)
+	}
+	return 1
 }
 
 // New checks opts and returns an Agent; Run starts it.

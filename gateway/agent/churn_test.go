@@ -54,6 +54,11 @@ func TestReplicasSharingANodeKeepTheirStreams(t *testing.T) {
 	if len(reps) != 2 || !reps[0].Connected || !reps[1].Connected || reps[0].Instance == reps[1].Instance {
 		t.Errorf("replicas %+v, want two connected with distinct instances", reps)
 	}
+	// Each learns from its acks that two replicas of its role are connected, which
+	// global rate limits divide by while Redis is down.
+	for i, a := range agents {
+		waitWithin(t, 2*time.Second, fmt.Sprintf("agent %d to learn the fleet size", i), func() bool { return a.Replicas() == 2 })
+	}
 }
 
 func TestStreamThatFailsAtOnceBacksOffAndDropsTheHeldLines(t *testing.T) {

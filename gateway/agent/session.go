@@ -319,6 +319,10 @@ func (a *Agent) postAck(ctx context.Context, client *http.Client, token string, 
 	if resp.StatusCode/100 != 2 {
 		return readStatusError(resp)
 	}
+	// Controllers older than the header send none; the last count stands then.
+	if n, err := strconv.Atoi(resp.Header.Get(distribute.HeaderReplicas)); err == nil && n > 0 {
+		a.replicas.Store(int64(n))
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBodyBytes))
 	return nil
 }
