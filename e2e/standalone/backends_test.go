@@ -18,14 +18,12 @@ type behaviour struct {
 	stall bool
 	// reset closes each connection with a TCP reset instead of answering.
 	reset bool
-	// delay comes before the answer.
-	delay time.Duration
 }
 
 // loopbackBackend is an HTTP server in the test process, on a loopback port, whose
-// behaviour the test changes while it runs (answer, fail with a status, stall,
-// reset, answer slowly) and which records what reached it. Unlike the echo process it
-// lets a test count the requests each endpoint saw and read the headers it was sent.
+// behaviour the test changes while it runs (answer, fail with a status, stall, reset)
+// and which records what reached it. Unlike the echo process it lets a test count the
+// requests each endpoint saw and read the headers it was sent.
 type loopbackBackend struct {
 	name string
 	port int
@@ -93,13 +91,6 @@ func (b *loopbackBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if how.stall {
 		select {
 		case <-released:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if how.delay > 0 {
-		select {
-		case <-time.After(how.delay):
 		case <-r.Context().Done():
 			return
 		}

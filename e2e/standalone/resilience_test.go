@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,8 @@ spec:
 // TestRetryPolicyMasksAFailingEndpoint puts one always-failing endpoint among three
 // and checks that a retry policy hides it from clients, retrying on another endpoint,
 // while POSTs are retried only when the policy allows non-idempotent retries, and
-// that a try cut off by the per-try timeout is retried as a gateway error.
+// that reset connections (with retryOn reset) and tries cut off by the per-try
+// timeout (as gateway errors) are retried too.
 func TestRetryPolicyMasksAFailingEndpoint(t *testing.T) {
 	good1, bad, good2 := startBackend(t, "good-1"), startBackend(t, "bad"), startBackend(t, "good-2")
 	bad.set(behaviour{status: http.StatusServiceUnavailable})
@@ -77,6 +79,15 @@ func TestRetryPolicyMasksAFailingEndpoint(t *testing.T) {
 	g.applyManifest(t, "policy.yaml", retryPolicyYAML("    nonIdempotent: true\n"))
 	if failed, tried = postTally(t, g, url, bad, 30); failed != 0 || tried == 0 {
 		t.Errorf("POST with nonIdempotent: %d failures, %d tries on the failing endpoint; want 0 failures after some tries", failed, tried)
+	}
+
+	// A reset connection is retried when the policy says so.
+	bad.set(behaviour{reset: true})
+	g.applyManifest(t, "policy.yaml", strings.Replace(retryPolicyYAML(""), "[gateway-error]", "[reset]", 1))
+	badBefore = bad.hits(http.MethodGet)
+	if got := g.tally(url, 15); got["good-1"]+got["good-2"] != 15 || bad.hits(http.MethodGet) == badBefore {
+		t.Errorf("resetting endpoint with retryOn [reset]: outcomes %v after %d tries on it, want 15 of 15 answered after some",
+			got, bad.hits(http.MethodGet)-badBefore)
 	}
 
 	// A stalled try runs out its per-try timeout, which counts as a gateway error.
