@@ -158,6 +158,7 @@ type controllerParts struct {
 	snaps    *distribute.Server
 	trigger  *coalesce.Coalescer
 	elector  *leader.Elector
+	rollouts *rolloutTerms
 	registry *prometheus.Registry
 	tls      *tls.Config
 
@@ -269,6 +270,7 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 				f.Forget()
 			}
 			c.leadership.Store(&term)
+			c.rollouts.start(term)
 			c.changed()
 		},
 		Logger: logger,
@@ -311,6 +313,7 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 		Registerer: c.registry,
 	})
 	c.trigger = coalesce.New(f.holdOff, f.maxDelay, func() { c.mgr.Sync(context.Background()) })
+	c.rollouts = newRolloutTerms(c, cs.dynamic)
 	return c, nil
 }
 
@@ -395,6 +398,9 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 		c.leadership.Store(&ctx)
 	}
 	c.synced.Store(true)
+	if !c.f.leaderElect {
+		c.rollouts.start(ctx)
+	}
 	c.trigger.Trigger()
 	go c.mgr.RunStatusWriter(ctx)
 	electorDone := make(chan struct{})
@@ -430,7 +436,7 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 }
 
 func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
-	cfg := c.f.adminConfig(token, c.mgr)
+	cfg := c.f.adminConfig(token, controllerState{c.mgr, c.rollouts})
 	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
 	cfg.extend = func(e *gin.Engine) {
 		e.GET("/api/v1/replicas", func(ctx *gin.Context) {
