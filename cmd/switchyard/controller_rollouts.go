@@ -12,7 +12,6 @@ import (
 	"github.com/switchyard-dev/switchyard/controller/rollout"
 	"github.com/switchyard-dev/switchyard/controller/status"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
-	"github.com/switchyard-dev/switchyard/gateway/outcome"
 )
 
 // rolloutTerms runs a rollout driver for each term this controller leads: only the
@@ -34,11 +33,10 @@ func newRolloutTerms(c *controllerParts, client dynamic.Interface) *rolloutTerms
 		return rollout.NewDriver(rollout.DriverOptions{
 			Rollouts: c.source.Rollouts,
 			Results:  c.mgr.RolloutResults,
-			// The controller does not gather the fleet's per-backend request outcomes
-			// yet, so an analysis window never has enough requests to be judged:
-			// rollouts with an analysis wait at their step until an operator promotes
-			// them, as in standalone mode without outcomes.
-			Outcome: func(string) outcome.Totals { return outcome.Totals{} },
+			// The canary's traffic as the replicas connected to this controller report
+			// it. Replicas of a follower report to the follower: with several
+			// controllers, the analysis sees the leader's share of the fleet.
+			Outcome: c.snaps.BackendOutcome,
 			Store:   status.NewRolloutStore(client, c.source, c.leading),
 			// No OnChange: translation reads the weights from the Rollouts' status,
 			// and the informer reports each saved change of weight or phase.
