@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
@@ -89,9 +90,9 @@ func leaseSize(limit ratelimit.Limit) int64 {
 
 // Scenario 4's rounds: alternating through the limited and the plain route.
 const (
-	latencyRounds      = 6
-	latencyRequests    = 2000
-	latencyConcurrency = 8
+	latencyRounds      = 7
+	latencyRequests    = 4000
+	latencyConcurrency = 4
 )
 
 // runGlobalLatency is scenario 4: the latency a Global limit (high enough to admit
@@ -148,10 +149,17 @@ func runGlobalLatency(ctx context.Context, e *env, r *report) error {
 	limited99, plain99 := quantile(p99[0], 0.5), quantile(p99[1], 0.5)
 	note := fmt.Sprintf("%d alternating rounds of %d requests, %d in flight; medians of the rounds", latencyRounds, latencyRequests, latencyConcurrency)
 	r.add(scenario, "p50 with / without limiter", fmt.Sprintf("%s / %s", ms(limited50), ms(plain50)),
-		fmt.Sprintf("ratio %.3f, difference %s; %s", ratio(limited50, plain50), ms(limited50-plain50), note))
+		fmt.Sprintf("ratio %.3f, difference %s; rounds %s / %s; %s", ratio(limited50, plain50), ms(limited50-plain50),
+			spread(p50[0]), spread(p50[1]), note))
 	r.add(scenario, "p99 with / without limiter", fmt.Sprintf("%s / %s", ms(limited99), ms(plain99)),
-		fmt.Sprintf("ratio %.3f, difference %s", ratio(limited99, plain99), ms(limited99-plain99)))
+		fmt.Sprintf("ratio %.3f, difference %s; rounds %s / %s", ratio(limited99, plain99), ms(limited99-plain99),
+			spread(p99[0]), spread(p99[1])))
 	return nil
+}
+
+// spread is the range of the rounds' values, to show how noisy a median is.
+func spread(values []time.Duration) string {
+	return fmt.Sprintf("%.3f-%.3f ms", float64(slices.Min(values))/1e6, float64(slices.Max(values))/1e6)
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -199,6 +207,7 @@ func runRedisCrash(ctx context.Context, e *env, r *report) error {
 	if err != nil {
 		return err
 	}
+	limit := ratelimit.Limit{Requests: crashLimit, Per: time.Second}
 	var killedAt, restartedAt time.Time
 	outage := make(chan error, 1)
 	go func() {
@@ -234,8 +243,12 @@ func runRedisCrash(ctx context.Context, e *env, r *report) error {
 		}
 		c := countStatuses(in)
 		length := span(in)
+		// Each phase starts with a full bucket: the first in Redis, then the
+		// replica's own while Redis is away, then a new one in the restarted, empty
+		// Redis. What one bucket allows over the phase is a reference, not a bound.
 		r.add(scenario, "responses "+p.name+" the outage", fmt.Sprintf("2xx %d, 429 %d, 5xx %d, no answer %d", c.ok, c.tooMany, c.server5xx, c.failed),
-			fmt.Sprintf("%s at %d req/s against %d/s; 2xx per second %.1f", seconds(length), crashRate, crashLimit, float64(c.ok)/length.Seconds()))
+			fmt.Sprintf("%s at %d req/s against %d/s; one full bucket allows %d over the phase",
+				seconds(length), crashRate, crashLimit, bucketAllows(limit, length)))
 		r.check(c.server5xx == 0 && c.failed == 0, scenario, "%s: %d 5xx and %d requests without an answer", p.name, c.server5xx, c.failed)
 		r.check(c.ok > 0 && c.tooMany > 0, scenario, "%s: %d admitted and %d refused; the limit is not enforced as set", p.name, c.ok, c.tooMany)
 	}

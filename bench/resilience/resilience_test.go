@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/source/files"
 	"github.com/switchyard-dev/switchyard/gateway/ratelimit"
 )
@@ -124,8 +125,7 @@ func TestAmplificationBound(t *testing.T) {
 
 func TestFindRollout(t *testing.T) {
 	bodies := []string{
-		`[{"name":"other","status":{"phase":"Promoted"}},{"namespace":"default","name":"r","status":{"phase":"Progressing","currentStep":1,"canaryWeight":50}}]`,
-		`{"items":[{"metadata":{"name":"r"},"status":{"phase":"Progressing","currentStep":1,"canaryWeight":50}}]}`,
+		`{"rollouts":[{"namespace":"default","name":"other","phase":"Promoted"},{"namespace":"default","name":"r","accepted":true,"phase":"Progressing","currentStep":1,"steps":3,"canaryWeight":50}]}`,
 	}
 	for _, body := range bodies {
 		obs, err := findRollout([]byte(body), "r")
@@ -136,7 +136,7 @@ func TestFindRollout(t *testing.T) {
 			t.Fatalf("%s: read %+v", body, obs)
 		}
 	}
-	if _, err := findRollout([]byte(`[]`), "r"); err == nil {
+	if _, err := findRollout([]byte(`{"rollouts":[{"namespace":"other","name":"r"}]}`), "r"); err == nil {
 		t.Fatal("a missing rollout was found")
 	}
 }
@@ -178,6 +178,9 @@ func TestManifestsLoad(t *testing.T) {
 	}
 	defer b.close()
 	m := baseManifests(20000, b, b, b)
+	m.add(trafficPolicy("p", "main", v1alpha1.TrafficPolicySpec{Retry: retryPolicy(2, nil),
+		RateLimit: globalRateLimit(10, "1s", 0, "LocalFallback")}))
+	m.add(rolloutObject("r", rolloutSteps(), rolloutAnalysis()))
 	dir := t.TempDir()
 	if err := m.write(dir); err != nil {
 		t.Fatal(err)
@@ -186,8 +189,13 @@ func TestManifestsLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(in.Gateways) != 1 || len(in.HTTPRoutes) != 2 || len(in.Services) != 2 || len(in.EndpointSlices) != 3 {
-		t.Fatalf("loaded %d gateways, %d routes, %d services, %d slices",
-			len(in.Gateways), len(in.HTTPRoutes), len(in.Services), len(in.EndpointSlices))
+	if len(in.Gateways) != 1 || len(in.HTTPRoutes) != 2 || len(in.Services) != 2 || len(in.EndpointSlices) != 3 ||
+		len(in.TrafficPolicies) != 1 || len(in.Rollouts) != 1 {
+		t.Fatalf("loaded %d gateways, %d routes, %d services, %d slices, %d policies, %d rollouts",
+			len(in.Gateways), len(in.HTTPRoutes), len(in.Services), len(in.EndpointSlices),
+			len(in.TrafficPolicies), len(in.Rollouts))
+	}
+	if got := in.TrafficPolicies[0].Spec.RateLimit.Rules[0].Requests; got != 10 {
+		t.Fatalf("rate limit read back as %d requests", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
+	"github.com/switchyard-dev/switchyard/gateway/admin"
 )
 
 // Rollout plans and load of scenario 6.
@@ -46,7 +47,7 @@ func runRollouts(ctx context.Context, e *env, r *report) error {
 	}
 	r.check(healthy.final == v1alpha1.RolloutPromoted, scenario, "healthy canary: phase %q after %s, not Promoted (%s)",
 		healthy.final, rolloutTimeout, healthy.message)
-	r.add(scenario, "healthy canary: time to Promoted", seconds(healthy.elapsed),
+	r.add(scenario, "healthy canary: time to Promoted", finishTime(healthy),
 		"steps 20% (2s), 50% (2s), 100%; analysis every 1s, minRequests 20, maxErrorRate 5%; from the gateway serving")
 	for _, s := range healthy.steps {
 		r.add(scenario, fmt.Sprintf("healthy canary: share at step %d (weight %d%%)", s.step, s.weight), percent(s.share()),
@@ -63,12 +64,20 @@ func runRollouts(ctx context.Context, e *env, r *report) error {
 	}
 	r.check(failing.final == v1alpha1.RolloutAborted, scenario, "failing canary: phase %q after %s, not Aborted (%s)",
 		failing.final, rolloutTimeout, failing.message)
-	r.add(scenario, "failing canary (503): time to Aborted", seconds(failing.elapsed), failing.message)
+	r.add(scenario, "failing canary (503): time to Aborted", finishTime(failing), failing.message)
 	r.add(scenario, "failing canary: share once Aborted", percent(failing.after.share()),
 		fmt.Sprintf("%d of %d responses in the %s after", failing.after.canary, failing.after.total, rolloutTail))
 	r.check(failing.after.total > 0 && failing.after.canary == 0, scenario,
 		"failing canary: the canary served %d of %d requests after Aborted", failing.after.canary, failing.after.total)
 	return nil
+}
+
+// finishTime is the time to the final phase, or what the rollout was left at.
+func finishTime(run *rolloutRun) string {
+	if run.elapsed == 0 {
+		return fmt.Sprintf("not finished (%s)", run.final)
+	}
+	return seconds(run.elapsed)
 }
 
 // stepShare counts the responses while one step was in force.
@@ -209,32 +218,18 @@ func fetchRollout(client *http.Client, adminAddr, name string) (observation, err
 	return obs, err
 }
 
-// rolloutView is the part of an entry of GET /api/v1/rollouts this benchmark reads:
-// the Rollout's name and its status.
-type rolloutView struct {
-	Name     string                 `json:"name"`
-	Metadata struct{ Name string }  `json:"metadata"`
-	Status   v1alpha1.RolloutStatus `json:"status"`
-}
-
-// findRollout picks the named rollout out of the admin API's answer: a list of
-// entries, or an object holding one under "items" or "rollouts".
+// findRollout picks the named rollout out of the answer of GET /api/v1/rollouts.
 func findRollout(body []byte, name string) (observation, error) {
-	var entries []rolloutView
-	if err := json.Unmarshal(body, &entries); err != nil {
-		var wrapped struct {
-			Items    []rolloutView `json:"items"`
-			Rollouts []rolloutView `json:"rollouts"`
-		}
-		if err2 := json.Unmarshal(body, &wrapped); err2 != nil {
-			return observation{}, fmt.Errorf("decode rollouts: %w", err)
-		}
-		entries = append(wrapped.Items, wrapped.Rollouts...)
+	var list struct {
+		Rollouts []admin.RolloutView `json:"rollouts"`
 	}
-	for _, e := range entries {
-		if e.Name == name || e.Metadata.Name == name {
-			s := e.Status
-			return observation{phase: s.Phase, step: int(s.CurrentStep), weight: int(s.CanaryWeight), message: s.Message}, nil
+	if err := json.Unmarshal(body, &list); err != nil {
+		return observation{}, fmt.Errorf("decode rollouts: %w", err)
+	}
+	for _, v := range list.Rollouts {
+		if v.Namespace == namespace && v.Name == name {
+			return observation{phase: v1alpha1.RolloutPhase(v.Phase), step: int(v.CurrentStep),
+				weight: int(v.CanaryWeight), message: v.Message}, nil
 		}
 	}
 	return observation{}, fmt.Errorf("rollout %q is not listed", name)
@@ -248,6 +243,10 @@ func summarise(timeline []observation, results []result, serving time.Time, cana
 		return run
 	}
 	last := timeline[len(timeline)-1]
+	runEnd := serving.Add(span(results))
+	if len(results) > 0 {
+		runEnd = results[0].Sent.Add(span(results))
+	}
 	run.final, run.message = last.phase, last.message
 	if last.phase == v1alpha1.RolloutPromoted || last.phase == v1alpha1.RolloutAborted {
 		run.elapsed = last.at.Sub(serving)
@@ -256,17 +255,19 @@ func summarise(timeline []observation, results []result, serving time.Time, cana
 		if obs.phase != v1alpha1.RolloutProgressing && obs.phase != v1alpha1.RolloutPaused {
 			continue
 		}
-		end := time.Now().Add(time.Hour)
+		// The last observation's step lasts to the end of the run; every request
+		// sent after it counts for it.
+		end, countUntil := runEnd, runEnd.Add(time.Hour)
 		if i+1 < len(timeline) {
-			end = timeline[i+1].at
+			end, countUntil = timeline[i+1].at, timeline[i+1].at
 		}
 		s := stepShare{step: obs.step, weight: obs.weight, held: end.Sub(obs.at)}
-		countCanary(&s, results, obs.at, end, canaryName)
+		countCanary(&s, results, obs.at, countUntil, canaryName)
 		run.steps = append(run.steps, s)
 	}
 	if run.elapsed > 0 {
 		run.after = stepShare{weight: -1}
-		countCanary(&run.after, results, last.at, time.Now().Add(time.Hour), canaryName)
+		countCanary(&run.after, results, last.at, runEnd.Add(time.Hour), canaryName)
 	}
 	return run
 }
