@@ -54,6 +54,14 @@ bench: build
 	$(GO) test -run '^$$' -bench Translate5k -benchmem ./controller/translate
 	./bench/run.sh
 
+# Resilience figures end to end: retries, outlier detection, the retry budget, the
+# global rate limit (accuracy, latency, a Redis crash) and rollouts, with the
+# standalone binary, redis-server and in-process backends on loopback. About two
+# minutes; writes bench/results/resilience.md.
+.PHONY: bench-resilience
+bench-resilience: build
+	$(GO) run ./bench/resilience -switchyard $(BIN) -out bench/results/resilience.md
+
 # The controller and fleet on the real control-plane harness: new-route convergence
 # through 1 and 50 replicas (p50/p99), then the controller at 5,000 routes and 20,000
 # endpoints (CPU, memory, bytes per change). Several minutes.

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -133,9 +134,13 @@ func runController(args []string) error {
 	if err != nil {
 		return err
 	}
+	dynClient, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer cancel()
-	c, err := newControllerParts(f, kubeClient, gwClient, logger)
+	c, err := newControllerParts(f, clients{kube: kubeClient, gateway: gwClient, dynamic: dynClient}, logger)
 	if err != nil {
 		return err
 	}
@@ -153,6 +158,7 @@ type controllerParts struct {
 	snaps    *distribute.Server
 	trigger  *coalesce.Coalescer
 	elector  *leader.Elector
+	rollouts *rolloutTerms
 	registry *prometheus.Registry
 	tls      *tls.Config
 
@@ -209,7 +215,16 @@ func (c *controllerParts) changed() {
 	}
 }
 
-func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwClient gwclient.Interface, logger *slog.Logger) (*controllerParts, error) {
+// clients are the API clients the controller uses: the dynamic client serves
+// Switchyard's own kinds (TrafficPolicy, Rollout), which have no typed client.
+type clients struct {
+	kube    kubernetes.Interface
+	gateway gwclient.Interface
+	dynamic dynamic.Interface
+}
+
+func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*controllerParts, error) {
+	kubeClient, gwClient := cs.kube, cs.gateway
 	c := &controllerParts{f: f, logger: logger, kube: kubeClient, registry: prometheus.NewRegistry()}
 	c.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tlsConfig, err := distribute.LoadServerTLSWithLogger(f.tlsCert, f.tlsKey, logger)
@@ -234,13 +249,14 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		return nil, err
 	}
 	for kind := range missing {
-		logger.Warn("the cluster does not serve an optional Gateway API kind; install its CRD and restart the controller to use it",
-			"kind", kind)
+		logger.Warn("the cluster does not serve an optional kind; install its CRD and restart the controller to use it",
+			"kind", kind, "resource", kube.OptionalKinds[kind].String())
 	}
 	c.source, err = kube.NewSource(kubeClient, gwClient, kube.SourceOptions{
 		OnChange: func(kube.Change) { c.changed() },
 		Logger:   logger,
 		Missing:  missing,
+		Dynamic:  cs.dynamic,
 	})
 	if err != nil {
 		return nil, err
@@ -254,6 +270,7 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 				f.Forget()
 			}
 			c.leadership.Store(&term)
+			c.rollouts.start(term)
 			c.changed()
 		},
 		Logger: logger,
@@ -261,7 +278,7 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 	if err != nil {
 		return nil, err
 	}
-	writer := status.NewWriter(gwClient, logger, status.WithControllerName(f.controllerName))
+	writer := status.NewWriter(gwClient, logger, status.WithControllerName(f.controllerName), status.WithDynamicClient(cs.dynamic))
 	services := placement.NewServiceSync(kubeClient)
 	c.mgr = manager.New(manager.Options{
 		Input:          c.source.Input,
@@ -296,6 +313,7 @@ func newControllerParts(f *controllerFlags, kubeClient kubernetes.Interface, gwC
 		Registerer: c.registry,
 	})
 	c.trigger = coalesce.New(f.holdOff, f.maxDelay, func() { c.mgr.Sync(context.Background()) })
+	c.rollouts = newRolloutTerms(c, cs.dynamic)
 	return c, nil
 }
 
@@ -380,6 +398,9 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 		c.leadership.Store(&ctx)
 	}
 	c.synced.Store(true)
+	if !c.f.leaderElect {
+		c.rollouts.start(ctx)
+	}
 	c.trigger.Trigger()
 	go c.mgr.RunStatusWriter(ctx)
 	electorDone := make(chan struct{})
@@ -415,7 +436,7 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 }
 
 func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
-	cfg := c.f.adminConfig(token, c.mgr)
+	cfg := c.f.adminConfig(token, controllerState{c.mgr, c.rollouts})
 	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
 	cfg.extend = func(e *gin.Engine) {
 		e.GET("/api/v1/replicas", func(ctx *gin.Context) {

@@ -17,6 +17,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/translate"
 )
 
@@ -69,12 +70,15 @@ func copyInput(in *translate.Input) *translate.Input {
 	out.Namespaces = copyAll(in.Namespaces, (*corev1.Namespace).DeepCopy)
 	out.ConfigMaps = copyAll(in.ConfigMaps, (*corev1.ConfigMap).DeepCopy)
 	out.BackendTLSPolicies = copyAll(in.BackendTLSPolicies, (*gwv1.BackendTLSPolicy).DeepCopy)
+	out.TrafficPolicies = copyAll(in.TrafficPolicies, (*v1alpha1.TrafficPolicy).DeepCopy)
+	out.Rollouts = copyAll(in.Rollouts, (*v1alpha1.Rollout).DeepCopy)
 	return out
 }
 
 func objectLists(in *translate.Input) []any {
 	return []any{in.GatewayClasses, in.Gateways, in.HTTPRoutes, in.ListenerSets, in.ReferenceGrants,
-		in.Services, in.EndpointSlices, in.Secrets, in.Namespaces, in.ConfigMaps, in.BackendTLSPolicies}
+		in.Services, in.EndpointSlices, in.Secrets, in.Namespaces, in.ConfigMaps, in.BackendTLSPolicies,
+		in.TrafficPolicies, in.Rollouts}
 }
 
 func copyAll[T any](items []*T, deepCopy func(*T) *T) []*T {
@@ -131,6 +135,10 @@ func decodeDocument(in *translate.Input, kind string, doc []byte) error {
 		return appendDecoded(doc, &in.ConfigMaps)
 	case "BackendTLSPolicy":
 		return appendDecoded(doc, &in.BackendTLSPolicies)
+	case "TrafficPolicy":
+		return appendDecoded(doc, &in.TrafficPolicies)
+	case "Rollout":
+		return appendDecoded(doc, &in.Rollouts)
 	case "Nil":
 		return nil
 	case "Options":

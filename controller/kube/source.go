@@ -8,11 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -42,6 +46,8 @@ const (
 	KindConfigMap      Kind = "ConfigMap"
 	KindNamespace      Kind = "Namespace"
 	KindBackendTLS     Kind = "BackendTLSPolicy"
+	KindTrafficPolicy  Kind = "TrafficPolicy"
+	KindRollout        Kind = "Rollout"
 )
 
 // Change is one change of a watched object that can alter the translation.
@@ -64,6 +70,10 @@ type SourceOptions struct {
 	// Missing are optional kinds (see OptionalKinds) the cluster does not serve:
 	// they are not watched and read as empty.
 	Missing map[Kind]bool
+	// Dynamic reads Switchyard's own kinds (TrafficPolicy, Rollout), which have no
+	// generated clientset. Nil means they are not watched and read as empty, as when
+	// Missing lists them.
+	Dynamic dynamic.Interface
 }
 
 // Source holds informer caches of everything translation and placement read. Its
@@ -84,6 +94,7 @@ type Source struct {
 	configMaps      corelisters.ConfigMapLister
 	namespaces      corelisters.NamespaceLister
 	backendTLS      gwlisters.BackendTLSPolicyLister
+	switchyard      switchyardCaches
 }
 
 // NewSource sets up the informers. Nothing is read from the API server until Start.
@@ -121,6 +132,10 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 	if !opts.Missing[KindBackendTLS] {
 		s.backendTLS = gw.BackendTLSPolicies().Lister()
 	}
+	policyInformer, rolloutInformer, err := s.setUpSwitchyardKinds()
+	if err != nil {
+		return nil, err
+	}
 
 	if err := core.Secrets().Informer().SetTransform(stripSecret); err != nil {
 		return nil, fmt.Errorf("kube: setting the Secret transform: %w", err)
@@ -141,6 +156,8 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 		{KindConfigMap, core.ConfigMaps().Informer(), versionChanged},
 		{KindNamespace, core.Namespaces().Informer(), versionChanged},
 		{KindBackendTLS, optionalInformer(opts.Missing[KindBackendTLS], gw.BackendTLSPolicies().Informer), specChanged},
+		{KindTrafficPolicy, policyInformer, specChanged},
+		{KindRollout, rolloutInformer, rolloutChanged},
 	}
 	for _, w := range watches {
 		if w.informer == nil {
@@ -151,6 +168,30 @@ func NewSource(kubeClient kubernetes.Interface, gwClient gatewayclientset.Interf
 		}
 	}
 	return s, nil
+}
+
+// setUpSwitchyardKinds creates the informers of Switchyard's own kinds that the
+// cluster serves (none without a dynamic client) and points the caches at them; the
+// caches of the others stay empty.
+func (s *Source) setUpSwitchyardKinds() (policies, rollouts cache.SharedIndexInformer, err error) {
+	c := &s.switchyard
+	c.trafficPolicies, c.rollouts = emptyIndexer(), emptyIndexer()
+	if s.opts.Dynamic != nil {
+		c.shared = dynamicinformer.NewDynamicSharedInformerFactory(s.opts.Dynamic, 0)
+	}
+	if policies, err = c.informerOf(KindTrafficPolicy, s.opts.Missing[KindTrafficPolicy], s.opts.Logger); err != nil {
+		return nil, nil, fmt.Errorf("kube: setting the TrafficPolicy transform: %w", err)
+	}
+	if rollouts, err = c.informerOf(KindRollout, s.opts.Missing[KindRollout], s.opts.Logger); err != nil {
+		return nil, nil, fmt.Errorf("kube: setting the Rollout transform: %w", err)
+	}
+	if policies != nil {
+		c.trafficPolicies = policies.GetIndexer()
+	}
+	if rollouts != nil {
+		c.rollouts = rollouts.GetIndexer()
+	}
+	return policies, rollouts, nil
 }
 
 // optionalInformer returns the informer of a kind, or nil without creating one when
@@ -228,8 +269,14 @@ func (s *Source) notify(kind Kind, obj any) {
 func (s *Source) Start(ctx context.Context) error {
 	s.kubeShared.StartWithContext(ctx)
 	s.gwShared.StartWithContext(ctx)
+	if own := s.switchyard.shared; own != nil {
+		own.Start(ctx.Done())
+	}
 	if err := s.gwShared.WaitForCacheSyncWithContext(ctx).AsError(); err != nil {
 		return fmt.Errorf("kube: Gateway API caches did not sync: %w", err)
+	}
+	if err := s.waitSwitchyardCaches(ctx); err != nil {
+		return err
 	}
 	if err := s.kubeShared.WaitForCacheSyncWithContext(ctx).AsError(); err != nil {
 		return fmt.Errorf("kube: core caches did not sync: %w", err)
@@ -242,6 +289,28 @@ func (s *Source) Start(ctx context.Context) error {
 func (s *Source) Shutdown() {
 	s.kubeShared.Shutdown()
 	s.gwShared.Shutdown()
+	if own := s.switchyard.shared; own != nil {
+		own.Shutdown()
+	}
+}
+
+// waitSwitchyardCaches waits for the caches of Switchyard's own kinds to fill.
+func (s *Source) waitSwitchyardCaches(ctx context.Context) error {
+	own := s.switchyard.shared
+	if own == nil {
+		return nil
+	}
+	var unsynced []string
+	for resource, ok := range own.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			unsynced = append(unsynced, resource.Resource)
+		}
+	}
+	if len(unsynced) > 0 {
+		slices.Sort(unsynced)
+		return fmt.Errorf("kube: Switchyard caches did not sync: %s: %w", strings.Join(unsynced, ", "), context.Cause(ctx))
+	}
+	return nil
 }
 
 // Input returns the cached objects as the translator's input, with zero Options.
@@ -261,6 +330,8 @@ func (s *Source) Input() *translate.Input {
 	in.Namespaces, _ = s.namespaces.List(everything)
 	in.BackendTLSPolicies, _ = s.backendTLS.List(everything)
 	in.ConfigMaps = mergeConfigMaps(s.caConfigMaps(), s.policyConfigMaps(in.BackendTLSPolicies))
+	in.TrafficPolicies = s.TrafficPolicies()
+	in.Rollouts = s.Rollouts()
 	return in
 }
 

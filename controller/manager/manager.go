@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/switchyard-dev/switchyard/controller/standalone"
 	"github.com/switchyard-dev/switchyard/controller/translate"
@@ -173,6 +174,17 @@ func (m *Manager) Config() admin.ConfigView {
 		v.Version = m.snapshot.Version
 	}
 	return v
+}
+
+// RolloutResults returns what the latest translation found of each Rollout, nil
+// before the first. Outputs are never modified once made, so the map is shared.
+func (m *Manager) RolloutResults() map[types.NamespacedName]translate.RolloutResult {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.latest == nil {
+		return nil
+	}
+	return m.latest.Rollouts
 }
 
 // Status is the admin API's view of every object's status.

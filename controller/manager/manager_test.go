@@ -8,8 +8,10 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/translate"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -110,5 +112,29 @@ func TestStatusIsWrittenOnlyWhileLeadingAndLatestWins(t *testing.T) {
 			t.Fatal("the leader never wrote status")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// The rollout driver reads each Rollout's translation result from the manager.
+func TestRolloutResultsFollowTheLatestTranslation(t *testing.T) {
+	o := &objects{ports: []gwv1.PortNumber{8080}}
+	withRollout := func() *translate.Input {
+		in := o.input()
+		in.Rollouts = []*v1alpha1.Rollout{{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default", Generation: 1},
+			Spec: v1alpha1.RolloutSpec{
+				TargetRef: gwv1.LocalPolicyTargetReferenceWithSectionName{LocalPolicyTargetReference: gwv1.LocalPolicyTargetReference{
+					Group: gwv1.GroupName, Kind: "HTTPRoute", Name: "absent"}},
+				Stable: v1alpha1.RolloutBackend{Name: "a", Port: 80}, Canary: v1alpha1.RolloutBackend{Name: "b", Port: 80},
+				Steps: []v1alpha1.RolloutStep{{Weight: 100}}}}}
+		return in
+	}
+	m := New(Options{Input: withRollout, Publish: func(*config.Snapshot) {}})
+	if got := m.RolloutResults(); got != nil {
+		t.Fatalf("results before the first translation: %v", got)
+	}
+	m.Sync(context.Background())
+	res, ok := m.RolloutResults()[types.NamespacedName{Namespace: "default", Name: "r"}]
+	if !ok || res.Accepted.Type != "Accepted" || res.Accepted.Status != metav1.ConditionFalse {
+		t.Errorf("result of a Rollout whose route is absent: %+v, %v; want Accepted=False", res, ok)
 	}
 }

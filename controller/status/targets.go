@@ -4,6 +4,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 	"github.com/switchyard-dev/switchyard/controller/translate"
 )
 
@@ -97,10 +98,12 @@ type inputObjects struct {
 	routes   []*gwv1.HTTPRoute
 	policies []*gwv1.BackendTLSPolicy
 	sets     map[types.NamespacedName]*gwv1.ListenerSet
+	traffic  []*v1alpha1.TrafficPolicy
+	rollouts []*v1alpha1.Rollout
 }
 
 // InputObjects serves the objects of a translator input as Objects (and as
-// ListenerSetObjects), for callers without informer caches (tests, one-shot tools). Later entries win over earlier
+// ListenerSetObjects and SwitchyardObjects), for callers without informer caches (tests, one-shot tools). Later entries win over earlier
 // ones of the same name; nil entries are skipped.
 func InputObjects(in *translate.Input) Objects {
 	o := &inputObjects{classes: map[string]*gwv1.GatewayClass{}, gateways: map[types.NamespacedName]*gwv1.Gateway{},
@@ -125,6 +128,8 @@ func InputObjects(in *translate.Input) Objects {
 	}
 	o.routes = in.HTTPRoutes
 	o.policies = in.BackendTLSPolicies
+	o.traffic = in.TrafficPolicies
+	o.rollouts = in.Rollouts
 	return o
 }
 
@@ -136,3 +141,5 @@ func (o *inputObjects) HTTPRoutes() []*gwv1.HTTPRoute { return o.routes }
 
 func (o *inputObjects) BackendTLSPolicies() []*gwv1.BackendTLSPolicy           { return o.policies }
 func (o *inputObjects) ListenerSet(key types.NamespacedName) *gwv1.ListenerSet { return o.sets[key] }
+func (o *inputObjects) TrafficPolicies() []*v1alpha1.TrafficPolicy             { return o.traffic }
+func (o *inputObjects) Rollouts() []*v1alpha1.Rollout                          { return o.rollouts }

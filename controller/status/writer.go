@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclientset "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
@@ -83,6 +84,8 @@ type Writer struct {
 	logger         *slog.Logger
 	controllerName gwv1.GatewayController
 	workers        int
+	// dynamic writes the status of Switchyard's own kinds; nil skips them.
+	dynamic dynamic.Interface
 
 	total counters
 
@@ -188,6 +191,9 @@ func (w *Writer) Apply(ctx context.Context, out *translate.Output, current Objec
 			continue
 		}
 		jobs = plan(jobs, &run, w.backendTLSPolicyTarget(policy, desired.Ancestors))
+	}
+	if own, ok := current.(SwitchyardObjects); ok && w.dynamic != nil {
+		jobs = w.planSwitchyard(jobs, &run, out, own)
 	}
 	w.runAll(ctx, jobs, &run)
 	w.forgetUntouched()

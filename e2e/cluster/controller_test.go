@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -660,8 +661,9 @@ func mustDo(t *testing.T, what string, err error) {
 }
 
 // TestSourceWithoutOptionalCRDs runs the informer source on a cluster that has only
-// the core Gateway API CRDs: the optional kinds are found missing, left unwatched, and
-// the caches still sync.
+// the core Gateway API CRDs, without Switchyard's: the optional kinds are found
+// missing, left unwatched (even with a dynamic client), read as empty, and the caches
+// still sync; the status writer, given a dynamic client, writes as before.
 func TestSourceWithoutOptionalCRDs(t *testing.T) {
 	c := cluster.Start(t)
 	c.InstallGatewayAPIKinds(t, "gatewayclasses", "gateways", "httproutes", "referencegrants")
@@ -670,10 +672,17 @@ func TestSourceWithoutOptionalCRDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !missing[kube.KindBackendTLS] || !missing[kube.KindListenerSet] || len(missing) != 2 {
-		t.Fatalf("missing kinds %v; want BackendTLSPolicy and ListenerSet", missing)
+	want := []kube.Kind{kube.KindBackendTLS, kube.KindListenerSet, kube.KindTrafficPolicy, kube.KindRollout}
+	for _, kind := range want {
+		if !missing[kind] {
+			t.Errorf("%s is not reported missing", kind)
+		}
 	}
-	src, err := kube.NewSource(kubernetes.NewForConfigOrDie(c.Config), gw, kube.SourceOptions{Missing: missing})
+	if len(missing) != len(want) {
+		t.Fatalf("missing kinds %v; want %v", missing, want)
+	}
+	dyn := dynamic.NewForConfigOrDie(c.Config)
+	src, err := kube.NewSource(kubernetes.NewForConfigOrDie(c.Config), gw, kube.SourceOptions{Missing: missing, Dynamic: dyn})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,11 +691,23 @@ func TestSourceWithoutOptionalCRDs(t *testing.T) {
 	if err := src.Start(ctx); err != nil {
 		t.Fatalf("caches did not sync without the optional CRDs: %v", err)
 	}
-	if in := src.Input(); len(in.BackendTLSPolicies) != 0 || len(in.ListenerSets) != 0 {
-		t.Fatalf("optional kinds read as %d policies and %d sets", len(in.BackendTLSPolicies), len(in.ListenerSets))
+	in := src.Input()
+	if len(in.BackendTLSPolicies) != 0 || len(in.ListenerSets) != 0 || len(in.TrafficPolicies) != 0 || len(in.Rollouts) != 0 {
+		t.Fatalf("optional kinds read as %d BackendTLSPolicies, %d ListenerSets, %d TrafficPolicies, %d Rollouts",
+			len(in.BackendTLSPolicies), len(in.ListenerSets), len(in.TrafficPolicies), len(in.Rollouts))
+	}
+	_, err = gw.GatewayV1().GatewayClasses().Create(ctx, gatewayClass("switchyard", translate.ControllerName), metav1.CreateOptions{})
+	mustDo(t, "create GatewayClass", err)
+	waitUntil(t, "the GatewayClass in the cache", func() bool { return src.GatewayClass("switchyard") != nil })
+	in = src.Input()
+	in.Options.Now = time.Now()
+	w := status.NewWriter(gw, nil, status.WithDynamicClient(dyn))
+	if got := w.Apply(ctx, translate.Translate(in), src); got.Writes != 1 || got.Errors != 0 {
+		t.Errorf("status writes without the optional CRDs: %+v; want the GatewayClass written", got)
 	}
 	// With every CRD installed, nothing is missing.
 	c.InstallGatewayAPIKinds(t, "listenersets", "backendtlspolicies")
+	c.InstallSwitchyardAPI(t)
 	if missing, err := kube.MissingKinds(gw.Discovery()); err != nil || len(missing) != 0 {
 		t.Fatalf("after installing all CRDs: missing %v, %v", missing, err)
 	}
