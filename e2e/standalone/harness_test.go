@@ -81,6 +81,13 @@ func startGateway(t testing.TB, manifests map[string]string, extra ...string) *g
 	for name, body := range manifests {
 		writeFile(t, filepath.Join(dir, name), body)
 	}
+	return launchGateway(t, dir, extra...)
+}
+
+// launchGateway starts a gateway on a folder of manifests that is already written,
+// such as the folder of a gateway that was stopped, waiting until it reports ready.
+func launchGateway(t testing.TB, dir string, extra ...string) *gateway {
+	t.Helper()
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := append([]string{"standalone", "--config", dir, "--admin-addr", admin, "--watch-interval", "50ms", "--log-level", "debug"}, extra...)
 	g := &gateway{proc: start(t, args...), dir: dir, admin: "http://" + admin,
