@@ -17,8 +17,11 @@ import (
 func TestReplicasSharingANodeKeepTheirStreams(t *testing.T) {
 	pki := newTestPKI(t)
 	var serverLogs syncBuffer
+	// The heartbeat is short, to exercise many keepalives, but not so short that a
+	// loaded machine's scheduling pauses (three missed heartbeats end a stream) count
+	// as churn.
 	c := startController(t, pki, "127.0.0.1:0", distribute.Options{
-		HeartbeatInterval: 100 * time.Millisecond, Logger: newLogger(&serverLogs)})
+		HeartbeatInterval: 300 * time.Millisecond, Logger: newLogger(&serverLogs)})
 	c.Publish(smallSnapshot("v0", "/a", "127.0.0.1:1"))
 	recs := []*recorder{{}, {}}
 	var agents []*Agent
