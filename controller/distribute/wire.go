@@ -22,7 +22,7 @@ const (
 	// HeaderReplicas, on the answer to an ack, is how many replicas of the acking
 	// replica's role have a stream open (itself included). Replicas divide global
 	// rate limits by it while Redis is unreachable.
-	HeaderReplicas = "Switchyard-Replicas"
+	HeaderReplicas    = "Switchyard-Replicas"
 	ContentTypeFrames = "application/vnd.switchyard.frames"
 )
 
