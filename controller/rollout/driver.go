@@ -61,6 +61,10 @@ type Driver struct {
 
 // entry is what the driver holds of one rollout between ticks.
 type entry struct {
+	// uid is the UID of the Rollout object the entry describes. A Rollout deleted
+	// and created again under the same name is another object, with a status of its
+	// own, even when their generations agree.
+	uid    types.UID
 	status v1alpha1.RolloutStatus
 	// dirty says that the status differs from the stored one: the last Save failed.
 	dirty bool
@@ -127,7 +131,7 @@ func (d *Driver) Tick(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		e, err := d.entry(key)
+		e, err := d.entry(ro)
 		if err != nil {
 			d.opts.Logger.Error("loading a rollout's status", "rollout", key, "error", err)
 			continue
@@ -149,16 +153,17 @@ func (d *Driver) Tick(ctx context.Context) {
 }
 
 // entry returns the driver's entry of a rollout, loading its status from the Store
-// the first time.
-func (d *Driver) entry(key types.NamespacedName) (*entry, error) {
-	if e, ok := d.entries[key]; ok {
+// the first time, and again when the Rollout is another object than the entry's.
+func (d *Driver) entry(ro *v1alpha1.Rollout) (*entry, error) {
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	if e, ok := d.entries[key]; ok && e.uid == ro.UID {
 		return e, nil
 	}
 	status, _, err := d.opts.Store.Load(key)
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{status: status}
+	e := &entry{uid: ro.UID, status: status}
 	d.entries[key] = e
 	return e, nil
 }
