@@ -504,3 +504,33 @@ func TestRecreatedRolloutStartsAfresh(t *testing.T) {
 		t.Fatalf("view of the new Rollout: %+v", v)
 	}
 }
+
+// TestAnalysisAddsUpEveryCanaryBackend checks that the analysis counts the canary's
+// requests under every name translation gives it, such as the variant a Gateway
+// with a client certificate sends to.
+func TestAnalysisAddsUpEveryCanaryBackend(t *testing.T) {
+	const variant = canaryBackend + "#client=default/client"
+	w := newWorld(t, rollout(strictAnalysis(), step(10, "1m"), step(100, "")))
+	w.set(func() {
+		res := accepted()
+		res.CanaryBackends = []string{canaryBackend, variant}
+		w.results = map[types.NamespacedName]translate.RolloutResult{reviews: res}
+		w.recorder[variant] = &outcome.Recorder{}
+	})
+	w.tick(0)
+	for range 2 {
+		w.send(canaryBackend, 20, 0, time.Millisecond)
+		w.send(variant, 40, 0, time.Millisecond)
+		w.tick(30 * time.Second)
+	}
+	if v := w.view(); v.LastWindow == nil || v.LastWindow.Requests != 60 || v.LastWindow.Verdict != "passed" {
+		t.Fatalf("last window: %+v", v.LastWindow)
+	}
+	// The step moved on, which starts a new window at the next tick.
+	w.tick(time.Second)
+	w.send(variant, 60, 30, time.Millisecond)
+	w.tick(30 * time.Second)
+	if st := w.status(); st.Phase != v1alpha1.RolloutAborted {
+		t.Fatalf("failures through the variant did not abort the rollout: %+v", st)
+	}
+}
