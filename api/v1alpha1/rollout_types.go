@@ -53,7 +53,8 @@ type RolloutSpec struct {
 	// +optional
 	HeaderMatch []RolloutHeaderMatch `json:"headerMatch,omitempty"`
 	// Steps are the canary weights in order. A step without pause waits for a
-	// manual promote, except the last, which completes the rollout.
+	// manual promote, except the last, which completes the rollout (after its pause,
+	// when it has one).
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=32
 	Steps []RolloutStep `json:"steps"`

@@ -51,7 +51,7 @@ func (d *Driver) ActRollout(ctx context.Context, namespace, name, action string,
 func (d *Driver) act(ctx context.Context, ro *v1alpha1.Rollout, res translate.RolloutResult, plan Plan,
 	action Action, full bool) (admin.RolloutView, bool, error) {
 	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-	e, err := d.entry(key)
+	e, err := d.entry(ro)
 	if err != nil {
 		return admin.RolloutView{}, false, fmt.Errorf("loading the status of Rollout %s: %w", key, err)
 	}
@@ -80,7 +80,7 @@ func (d *Driver) ListRollouts() []admin.RolloutView {
 	d.mu.Lock()
 	for _, ro := range rollouts {
 		key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-		e, err := d.entry(key)
+		e, err := d.entry(ro)
 		if err != nil {
 			e = &entry{status: v1alpha1.RolloutStatus{Message: "loading its status: " + err.Error()}}
 		}

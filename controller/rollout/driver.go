@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,10 @@ type Driver struct {
 
 // entry is what the driver holds of one rollout between ticks.
 type entry struct {
+	// uid is the UID of the Rollout object the entry describes. A Rollout deleted
+	// and created again under the same name is another object, with a status of its
+	// own, even when their generations agree.
+	uid    types.UID
 	status v1alpha1.RolloutStatus
 	// dirty says that the status differs from the stored one: the last Save failed.
 	dirty bool
@@ -75,9 +80,11 @@ type entry struct {
 
 // window is an analysis window: the canary's totals at its start.
 type window struct {
-	backend string
-	start   time.Time
-	totals  outcome.Totals
+	// backends names the canary's backends, joined, so that a window ends early
+	// when they change.
+	backends string
+	start    time.Time
+	totals   outcome.Totals
 }
 
 // NewDriver returns a Driver. Rollouts, Results, Outcome and Store are required.
@@ -127,7 +134,7 @@ func (d *Driver) Tick(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		e, err := d.entry(key)
+		e, err := d.entry(ro)
 		if err != nil {
 			d.opts.Logger.Error("loading a rollout's status", "rollout", key, "error", err)
 			continue
@@ -149,16 +156,17 @@ func (d *Driver) Tick(ctx context.Context) {
 }
 
 // entry returns the driver's entry of a rollout, loading its status from the Store
-// the first time.
-func (d *Driver) entry(key types.NamespacedName) (*entry, error) {
-	if e, ok := d.entries[key]; ok {
+// the first time, and again when the Rollout is another object than the entry's.
+func (d *Driver) entry(ro *v1alpha1.Rollout) (*entry, error) {
+	key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
+	if e, ok := d.entries[key]; ok && e.uid == ro.UID {
 		return e, nil
 	}
 	status, _, err := d.opts.Store.Load(key)
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{status: status}
+	e := &entry{uid: ro.UID, status: status}
 	d.entries[key] = e
 	return e, nil
 }
@@ -178,7 +186,7 @@ func (d *Driver) decide(ro *v1alpha1.Rollout, res translate.RolloutResult, e *en
 			"weight", st.CanaryWeight)
 	}
 	before := st
-	st = d.analyse(plan, st, e, res.CanaryBackend, now)
+	st = d.analyse(plan, st, e, canaryBackends(res), now)
 	st = Advance(plan, st, now)
 	if st.Step != before.Step || st.Phase != before.Phase {
 		d.opts.Logger.Info("rollout moved", "rollout", keyOf(ro), "phase", st.Phase, "step", st.Step,
@@ -202,27 +210,48 @@ func (d *Driver) current(ro *v1alpha1.Rollout, plan Plan, e *entry, now time.Tim
 // analyse opens the canary's analysis window, or, once it has lasted the interval,
 // judges it and opens the next. Rollouts that are not progressing measure nothing,
 // so that a window never spans a pause.
-func (d *Driver) analyse(plan Plan, st State, e *entry, backend string, now time.Time) State {
+func (d *Driver) analyse(plan Plan, st State, e *entry, backends []string, now time.Time) State {
 	a := plan.Analysis
-	if a == nil || st.Phase != Progressing || backend == "" {
+	if a == nil || st.Phase != Progressing || len(backends) == 0 {
 		e.window = window{}
 		return st
 	}
-	if e.window.start.IsZero() || e.window.backend != backend {
-		e.window = window{backend: backend, start: now, totals: d.opts.Outcome(backend)}
+	key := strings.Join(backends, "\n")
+	if e.window.start.IsZero() || e.window.backends != key {
+		e.window = window{backends: key, start: now, totals: d.outcomeOf(backends)}
 		return st
 	}
 	if now.Sub(e.window.start) < a.Interval {
 		return st
 	}
-	totals := d.opts.Outcome(backend)
+	totals := d.outcomeOf(backends)
 	diff := totals.Sub(e.window.totals)
 	sample := Sample{Requests: diff.Requests, Errors: diff.Errors, P99: diff.Quantile(0.99)}
 	judged := Judge(plan, st, sample)
 	e.last = &admin.RolloutWindow{Start: e.window.start, End: now, Requests: sample.Requests,
 		Errors: sample.Errors, P99Millis: float64(sample.P99) / float64(time.Millisecond), Verdict: verdict(judged, sample, a)}
-	e.window = window{backend: backend, start: now, totals: totals}
+	e.window = window{backends: key, start: now, totals: totals}
 	return judged
+}
+
+// canaryBackends are the names of the backends whose outcomes are the canary's.
+func canaryBackends(res translate.RolloutResult) []string {
+	if len(res.CanaryBackends) > 0 {
+		return res.CanaryBackends
+	}
+	if res.CanaryBackend != "" {
+		return []string{res.CanaryBackend}
+	}
+	return nil
+}
+
+// outcomeOf adds up the outcomes of the backends.
+func (d *Driver) outcomeOf(backends []string) outcome.Totals {
+	var sum outcome.Totals
+	for _, b := range backends {
+		sum = sum.Add(d.opts.Outcome(b))
+	}
+	return sum
 }
 
 func verdict(st State, s Sample, a *Analysis) string {

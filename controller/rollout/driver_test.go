@@ -477,3 +477,60 @@ func TestAcceptedRolloutWithAnUnusablePlanWaits(t *testing.T) {
 		t.Errorf("OnChange called %d times for a rollout that did not move", w.changes)
 	}
 }
+
+// TestRecreatedRolloutStartsAfresh checks that a Rollout deleted and created again
+// under the same name between two ticks (a new object, whose status is empty) starts
+// from its first step, rather than inheriting the state the driver kept of the old
+// object: both are at generation 1, so only their UIDs tell them apart.
+func TestRecreatedRolloutStartsAfresh(t *testing.T) {
+	old := rollout(nil, step(10, "1m"), step(100, ""))
+	old.UID = "first"
+	w := newWorld(t, old)
+	w.tick(0)
+	if _, err := w.driver.ActRollout(context.Background(), "shop", "reviews", "abort", false); err != nil {
+		t.Fatal(err)
+	}
+	again := rollout(nil, step(10, "1m"), step(100, ""))
+	again.UID = "second"
+	w.set(func() { w.rollouts = []*v1alpha1.Rollout{again} })
+	// Deleting the object deleted its status with it.
+	w.store.(*MemoryStore).Delete(reviews)
+	w.tick(time.Second)
+	st, ok, _ := w.store.Load(reviews)
+	if !ok || st.Phase != v1alpha1.RolloutProgressing || st.CanaryWeight != 10 || st.CurrentStep != 0 {
+		t.Fatalf("the new Rollout's status: %+v (stored %v)", st, ok)
+	}
+	if v := w.view(); v.Phase != "Progressing" {
+		t.Fatalf("view of the new Rollout: %+v", v)
+	}
+}
+
+// TestAnalysisAddsUpEveryCanaryBackend checks that the analysis counts the canary's
+// requests under every name translation gives it, such as the variant a Gateway
+// with a client certificate sends to.
+func TestAnalysisAddsUpEveryCanaryBackend(t *testing.T) {
+	const variant = canaryBackend + "#client=default/client"
+	w := newWorld(t, rollout(strictAnalysis(), step(10, "1m"), step(100, "")))
+	w.set(func() {
+		res := accepted()
+		res.CanaryBackends = []string{canaryBackend, variant}
+		w.results = map[types.NamespacedName]translate.RolloutResult{reviews: res}
+		w.recorder[variant] = &outcome.Recorder{}
+	})
+	w.tick(0)
+	for range 2 {
+		w.send(canaryBackend, 20, 0, time.Millisecond)
+		w.send(variant, 40, 0, time.Millisecond)
+		w.tick(30 * time.Second)
+	}
+	if v := w.view(); v.LastWindow == nil || v.LastWindow.Requests != 60 || v.LastWindow.Verdict != "passed" {
+		t.Fatalf("last window: %+v", v.LastWindow)
+	}
+	// The step moved on, which starts a new window at the next tick.
+	w.tick(time.Second)
+	w.send(variant, 60, 30, time.Millisecond)
+	w.tick(30 * time.Second)
+	if st := w.status(); st.Phase != v1alpha1.RolloutAborted {
+		t.Fatalf("failures through the variant did not abort the rollout: %+v", st)
+	}
+}

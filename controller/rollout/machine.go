@@ -97,7 +97,8 @@ func Judge(plan Plan, st State, s Sample) State {
 
 // Advance moves a progressing rollout on when its step's pause is over (and, with
 // an analysis, the step has been judged): to the next step, or to Promoted after the
-// last.
+// last. A last step without a pause completes as soon as it may; one with a pause
+// holds its weight for the pause first, under analysis like any other step.
 func Advance(plan Plan, st State, now time.Time) State {
 	if st.Phase != Progressing {
 		return st
@@ -109,11 +110,14 @@ func Advance(plan Plan, st State, now time.Time) State {
 	if plan.Analysis != nil && !st.Judged && step.Weight > 0 {
 		return st
 	}
-	if last {
+	if last && !step.HasPause {
 		return promote(plan, st, now, false)
 	}
 	if !step.HasPause || now.Sub(st.StepStartedAt) < step.Pause {
 		return st
+	}
+	if last {
+		return promote(plan, st, now, false)
 	}
 	return next(plan, st, now)
 }

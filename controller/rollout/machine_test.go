@@ -113,3 +113,30 @@ func TestZeroWeightStepNeedsNoAnalysis(t *testing.T) {
 		t.Fatalf("the last step completed without a judged window: %s", st.Phase)
 	}
 }
+
+// TestLastStepHoldsItsPause checks that a last step with a pause holds its weight for
+// the pause before the rollout completes (with an analysis, judged as well), as every
+// other step does; only a last step without a pause completes at once.
+func TestLastStepHoldsItsPause(t *testing.T) {
+	a := &Analysis{Interval: 30 * time.Second, MinRequests: 10, MaxErrorRate: 0.01}
+	p := Plan{Steps: []Step{{Weight: 10, Pause: time.Minute, HasPause: true}, {Weight: 100, Pause: 10 * time.Minute, HasPause: true}},
+		Analysis: a}
+	st := Judge(p, Start(p, t0), Sample{Requests: 100})
+	if st = Advance(p, st, t0.Add(time.Minute)); st.Step != 1 {
+		t.Fatalf("setup: %+v", st)
+	}
+	st = Judge(p, st, Sample{Requests: 100})
+	if st = Advance(p, st, t0.Add(2*time.Minute)); st.Phase != Progressing {
+		t.Fatalf("the last step completed before its pause was over: %+v", st)
+	}
+	if got := waitingFor(p, st); got != "pause" {
+		t.Fatalf("the last step waits for %q, want pause", got)
+	}
+	// A breach during the last step's pause still aborts.
+	if bad := Judge(p, st, Sample{Requests: 100, Errors: 50}); bad.Phase != Aborted {
+		t.Fatalf("a breach during the last pause: %+v", bad)
+	}
+	if st = Advance(p, st, t0.Add(11*time.Minute)); st.Phase != Promoted || st.CanaryWeight != 100 {
+		t.Fatalf("after the last pause: %+v", st)
+	}
+}

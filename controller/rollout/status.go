@@ -133,7 +133,7 @@ func waitingFor(plan Plan, st State) string {
 		return "analysis"
 	case !last && !step.HasPause:
 		return "promote"
-	case !last:
+	case step.HasPause:
 		return "pause"
 	}
 	return ""

@@ -154,17 +154,18 @@ func (r *Runner) reapply() {
 	}
 }
 
-// numberGenerations gives each loaded Rollout the generation of its spec, which an
-// API server would count: a changed spec gets a new one and restarts the rollout.
+// numberGenerations gives each loaded Rollout the generation of its spec and a UID,
+// which an API server would: a changed spec gets a new generation and restarts the
+// rollout, and a Rollout removed and added back is a new object.
 func (r *Runner) numberGenerations(in *translate.Input) {
 	for _, ro := range in.Rollouts {
 		key := types.NamespacedName{Namespace: ro.Namespace, Name: ro.Name}
-		gen, err := r.store.generation(key, ro.Spec)
+		gen, uid, err := r.store.generation(key, ro.Spec)
 		if err != nil {
 			r.logger.Error("storing a rollout's generation", "rollout", key, "error", err)
 		}
 		if gen > 0 {
-			ro.Generation = gen
+			ro.Generation, ro.UID = gen, uid
 		}
 	}
 }

@@ -195,3 +195,31 @@ func TestRunnerWithoutStateDirForgetsOnRestart(t *testing.T) {
 		t.Fatalf("state kept without a state directory: %+v", st)
 	}
 }
+
+// TestRunnerRolloutRemovedAndAddedBetweenTicks checks that a Rollout removed from
+// the files and added back before the driver looks again starts afresh, in the
+// driver as in translation: the added one is a new object at generation 1, like the
+// removed one, and must not inherit the driver's memory of it.
+func TestRunnerRolloutRemovedAndAddedBetweenTicks(t *testing.T) {
+	g := newRig(t, t.TempDir())
+	g.tick(0)
+	g.tick(time.Minute)
+	if st := g.lastSeen(); st.CurrentStep != 1 || st.ObservedGeneration != 1 {
+		t.Fatalf("setup: %+v", st)
+	}
+	g.write("# nothing\n")
+	if err := g.runner.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	g.write(rolloutDoc)
+	if err := g.runner.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	g.tick(time.Second)
+	if st := g.lastSeen(); st.Phase != v1alpha1.RolloutProgressing || st.CurrentStep != 0 || st.CanaryWeight != 10 {
+		t.Fatalf("the Rollout added again was translated with %+v", st)
+	}
+	if list := g.runner.ListRollouts(); len(list) != 1 || list[0].CurrentStep != 0 || list[0].CanaryWeight != 10 {
+		t.Fatalf("list: %+v", list)
+	}
+}

@@ -2,6 +2,7 @@ package standalone
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -39,6 +40,11 @@ type record struct {
 	Generation int64 `json:"generation"`
 	// SpecHash identifies the spec of that generation.
 	SpecHash string `json:"specHash"`
+	// UID identifies the Rollout object, as metadata.uid does in a cluster: a
+	// Rollout removed from the files and added back is a new object with a new UID,
+	// which the rollout driver tells from the old one even at the same generation.
+	// Files written before UIDs were kept have none, which serves as well.
+	UID types.UID `json:"uid,omitempty"`
 	// Status is the status the rollout driver last saved.
 	Status v1alpha1.RolloutStatus `json:"status"`
 }
@@ -142,13 +148,14 @@ func (s *stateStore) Save(_ context.Context, key types.NamespacedName, status v1
 	return s.write(rec)
 }
 
-// generation returns the generation of a Rollout's spec: the stored one while the
-// spec is the same, else one more than before (1 for a new Rollout). A write error
-// is returned with the generation, which is in force in memory either way.
-func (s *stateStore) generation(key types.NamespacedName, spec v1alpha1.RolloutSpec) (int64, error) {
+// generation returns the generation of a Rollout's spec, the stored one while the
+// spec is the same, else one more than before (1 for a new Rollout), and the UID of
+// the Rollout, which a new Rollout gets here. A write error is returned with them,
+// which are in force in memory either way.
+func (s *stateStore) generation(key types.NamespacedName, spec v1alpha1.RolloutSpec) (int64, types.UID, error) {
 	data, err := json.Marshal(spec)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	sum := sha256.Sum256(data)
 	hash := hex.EncodeToString(sum[:])
@@ -156,15 +163,15 @@ func (s *stateStore) generation(key types.NamespacedName, spec v1alpha1.RolloutS
 	defer s.mu.Unlock()
 	rec, ok := s.records[key]
 	if ok && rec.SpecHash == hash {
-		return rec.Generation, nil
+		return rec.Generation, rec.UID, nil
 	}
 	if !ok {
-		rec = &record{Namespace: key.Namespace, Name: key.Name}
+		rec = &record{Namespace: key.Namespace, Name: key.Name, UID: types.UID(rand.Text())}
 		s.records[key] = rec
 	}
 	rec.Generation++
 	rec.SpecHash = hash
-	return rec.Generation, s.write(rec)
+	return rec.Generation, rec.UID, s.write(rec)
 }
 
 // statuses returns a copy of every stored status.

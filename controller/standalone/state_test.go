@@ -33,10 +33,11 @@ func TestStateStoreKeepsStatusAndGenerationAcrossRestarts(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	key := types.NamespacedName{Namespace: "shop", Name: "reviews"}
 	s := openStore(t, dir)
-	if gen, err := s.generation(key, spec(10, 100)); gen != 1 || err != nil {
-		t.Fatalf("first generation %d, %v", gen, err)
+	gen, uid, err := s.generation(key, spec(10, 100))
+	if gen != 1 || uid == "" || err != nil {
+		t.Fatalf("first generation %d, uid %q, %v", gen, uid, err)
 	}
-	if gen, _ := s.generation(key, spec(10, 100)); gen != 1 {
+	if gen, _, _ := s.generation(key, spec(10, 100)); gen != 1 {
 		t.Fatalf("the same spec got generation %d", gen)
 	}
 	status := v1alpha1.RolloutStatus{Phase: v1alpha1.RolloutPaused, CurrentStep: 1, CanaryWeight: 100, ObservedGeneration: 1}
@@ -52,13 +53,13 @@ func TestStateStoreKeepsStatusAndGenerationAcrossRestarts(t *testing.T) {
 	if !ok || err != nil || got.Phase != v1alpha1.RolloutPaused || got.CanaryWeight != 100 {
 		t.Fatalf("after reopening: %+v %v %v", got, ok, err)
 	}
-	if gen, _ := s.generation(key, spec(10, 100)); gen != 1 {
-		t.Fatalf("the same spec got generation %d after reopening", gen)
+	if gen, again, _ := s.generation(key, spec(10, 100)); gen != 1 || again != uid {
+		t.Fatalf("the same spec got generation %d, uid %q after reopening, want 1, %q", gen, again, uid)
 	}
-	if gen, _ := s.generation(key, spec(20, 100)); gen != 2 {
-		t.Fatalf("a changed spec got generation %d, want 2", gen)
+	if gen, again, _ := s.generation(key, spec(20, 100)); gen != 2 || again != uid {
+		t.Fatalf("a changed spec got generation %d, uid %q, want 2 and the same object's %q", gen, again, uid)
 	}
-	if gen, _ := openStore(t, dir).generation(key, spec(20, 100)); gen != 2 {
+	if gen, _, _ := openStore(t, dir).generation(key, spec(20, 100)); gen != 2 {
 		t.Fatalf("the new generation was not stored: %d", gen)
 	}
 }
@@ -69,10 +70,11 @@ func TestStateStorePrunesAndDropsSavesOfRemovedRollouts(t *testing.T) {
 	gone := types.NamespacedName{Namespace: "shop", Name: "ratings"}
 	s := openStore(t, dir)
 	for _, key := range []types.NamespacedName{keep, gone} {
-		if _, err := s.generation(key, spec(10)); err != nil {
+		if _, _, err := s.generation(key, spec(10)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	_, goneUID, _ := s.generation(gone, spec(10))
 	if err := s.prune(map[types.NamespacedName]bool{keep: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +91,8 @@ func TestStateStorePrunesAndDropsSavesOfRemovedRollouts(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != fileName(keep) {
 		t.Fatalf("files left: %v", entries)
 	}
-	if gen, _ := s.generation(gone, spec(10)); gen != 1 {
-		t.Fatalf("a rollout added again got generation %d, want a fresh start at 1", gen)
+	if gen, uid, _ := s.generation(gone, spec(10)); gen != 1 || uid == goneUID {
+		t.Fatalf("a rollout added again got generation %d, uid %q, want a fresh start at 1 with a new uid", gen, uid)
 	}
 }
 
@@ -98,7 +100,7 @@ func TestStateStoreSkipsBadFilesAndLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	key := types.NamespacedName{Namespace: "shop", Name: "reviews"}
 	s := openStore(t, dir)
-	if _, err := s.generation(key, spec(10)); err != nil {
+	if _, _, err := s.generation(key, spec(10)); err != nil {
 		t.Fatal(err)
 	}
 	write := func(name, content string) {

@@ -51,7 +51,9 @@ type goldenRollout struct {
 	Accepted      metav1.Condition `json:"accepted"`
 	StableBackend string           `json:"stableBackend,omitempty"`
 	CanaryBackend string           `json:"canaryBackend,omitempty"`
-	Rules         int              `json:"rules"`
+	// CanaryBackends is left out when it names CanaryBackend alone.
+	CanaryBackends []string `json:"canaryBackends,omitempty"`
+	Rules          int      `json:"rules"`
 }
 
 // renderOutput renders an Output as YAML, with private keys redacted. The Output is
@@ -99,7 +101,11 @@ func renderOutput(t testing.TB, out *Output) []byte {
 	if len(out.Rollouts) > 0 {
 		g.Rollouts = map[string]goldenRollout{}
 		for k, v := range out.Rollouts {
-			g.Rollouts[k.String()] = goldenRollout{Accepted: v.Accepted, StableBackend: v.StableBackend, CanaryBackend: v.CanaryBackend, Rules: v.Rules}
+			r := goldenRollout{Accepted: v.Accepted, StableBackend: v.StableBackend, CanaryBackend: v.CanaryBackend, Rules: v.Rules}
+			if len(v.CanaryBackends) != 1 || v.CanaryBackends[0] != v.CanaryBackend {
+				r.CanaryBackends = v.CanaryBackends
+			}
+			g.Rollouts[k.String()] = r
 		}
 	}
 	b, err := yaml.Marshal(g)

@@ -14,6 +14,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // The limits of the Rollout CRD, checked here too because files skip its schema.
@@ -323,8 +324,9 @@ func validateAnalysis(a *v1alpha1.RolloutAnalysis) error {
 	return err
 }
 
-// results renders what translation found of every Rollout.
-func (rs *rollouts) results(now time.Time) map[types.NamespacedName]RolloutResult {
+// results renders what translation found of every Rollout; backends are the
+// snapshot's.
+func (rs *rollouts) results(ix *index, backends []config.Backend, now time.Time) map[types.NamespacedName]RolloutResult {
 	out := make(map[types.NamespacedName]RolloutResult, len(rs.plans))
 	for _, plan := range rs.plans {
 		conds := newConditionSet(plan.obj.Generation, now)
@@ -338,8 +340,22 @@ func (rs *rollouts) results(now time.Time) map[types.NamespacedName]RolloutResul
 		res := RolloutResult{Accepted: conds.byType[accepted], StableBackend: plan.stable, CanaryBackend: plan.canary}
 		if plan.reason == "" {
 			res.Rules = len(plan.rules)
+			res.CanaryBackends = backendsOf(ix, backends, plan.key.Namespace, plan.obj.Spec.Canary)
 		}
 		out[plan.key] = res
 	}
 	return out
+}
+
+// backendsOf lists the names of the snapshot's backends that stand for the Service
+// port b, in the snapshot's order (sorted by name).
+func backendsOf(ix *index, backends []config.Backend, ns string, b v1alpha1.RolloutBackend) []string {
+	want := backendOrigin{service: types.NamespacedName{Namespace: ns, Name: string(b.Name)}, port: b.Port}
+	var names []string
+	for i := range backends {
+		if origin, ok := ix.backendOrigins[backends[i].Name]; ok && origin == want {
+			names = append(names, backends[i].Name)
+		}
+	}
+	return names
 }

@@ -33,7 +33,7 @@ func Translate(in *Input) *Output {
 	snap.Backends = ix.referencedBackends(snap.Listeners)
 	ix.traffic.applyToBackends(snap.Backends)
 	out.TrafficPolicies = ix.traffic.statuses(ix.opts.Now)
-	out.Rollouts = ix.rollouts.results(ix.opts.Now)
+	out.Rollouts = ix.rollouts.results(ix, snap.Backends, ix.opts.Now)
 	snap.RoutesVersion, snap.Version = contentVersions(snap)
 	out.Snapshot = snap
 	return out

@@ -112,6 +112,10 @@ type RolloutResult struct {
 	// ("<namespace>/<service>:<port>"), for the analysis of the canary's traffic.
 	StableBackend string
 	CanaryBackend string
+	// CanaryBackends are the names of every backend of the snapshot that stands for
+	// the canary, sorted: CanaryBackend and the variants of it that present a
+	// Gateway's client certificate. The analysis adds up their outcomes.
+	CanaryBackends []string
 	// Rules counts the HTTPRoute rules the Rollout shifts.
 	Rules int
 }

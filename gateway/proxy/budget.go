@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -19,6 +20,8 @@ type retryBudget struct {
 	percent int
 	minRPS  int
 	now     func() time.Time
+	// built is the Proxy's budgetBuilds when a handler was last given the budget.
+	built atomic.Uint64
 
 	mu    sync.Mutex
 	slots [budgetWindow]budgetSlot
@@ -76,9 +79,28 @@ func (p *Proxy) budgetFor(backend string, spec *config.RetryBudget) *retryBudget
 		return nil
 	}
 	key := fmt.Sprintf("%s/%d/%d", backend, spec.Percent, spec.MinRetriesPerSecond)
-	if b, ok := p.budgets.Load(key); ok {
-		return b.(*retryBudget)
+	v, ok := p.budgets.Load(key)
+	if !ok {
+		v, _ = p.budgets.LoadOrStore(key, &retryBudget{percent: spec.Percent, minRPS: spec.MinRetriesPerSecond, now: time.Now})
 	}
-	b, _ := p.budgets.LoadOrStore(key, &retryBudget{percent: spec.Percent, minRPS: spec.MinRetriesPerSecond, now: time.Now})
-	return b.(*retryBudget)
+	b := v.(*retryBudget)
+	b.built.Store(p.budgetBuilds.Load())
+	return b
+}
+
+// dropUnusedBudgets forgets the budgets that no handler built since the last call
+// was given, so that those of backends and budget settings no longer in service do
+// not pile up. It is called when a configuration whose handlers were just built goes
+// into service: the budgets it keeps are exactly that configuration's. Handlers of
+// older configurations that still hold a dropped budget keep using it until they
+// finish.
+func (p *Proxy) dropUnusedBudgets() {
+	current := p.budgetBuilds.Load()
+	p.budgets.Range(func(key, value any) bool {
+		if value.(*retryBudget).built.Load() < current {
+			p.budgets.CompareAndDelete(key, value)
+		}
+		return true
+	})
+	p.budgetBuilds.Add(1)
 }

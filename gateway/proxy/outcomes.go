@@ -151,9 +151,13 @@ func (p *Proxy) BackendOutcomes() map[string]outcome.Totals { return p.outcomes.
 func (p *Proxy) BackendOutcome(name string) outcome.Totals { return p.outcomes.totalsOf(name) }
 
 // RetainOutcomes tells the Proxy which backends the configuration now in service
-// references, so that it can bound the outcome recorders it keeps for the others.
-// Call it after each configuration whose rule handlers were built goes into service.
-func (p *Proxy) RetainOutcomes(referenced []string) { p.outcomes.retain(referenced) }
+// references, so that it can bound the outcome recorders it keeps for the others. It
+// also drops the retry budgets that the configuration's handlers do not use. Call it
+// after each configuration whose rule handlers were built goes into service.
+func (p *Proxy) RetainOutcomes(referenced []string) {
+	p.outcomes.retain(referenced)
+	p.dropUnusedBudgets()
+}
 
 // fail answers a request in the backend's place with a gateway error and records
 // the request as failed.

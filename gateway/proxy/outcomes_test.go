@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,5 +274,51 @@ func TestOutcomesOutliveHandlersAndAreBounded(t *testing.T) {
 	if p.BackendOutcome("ns/a:80").Requests != 0 {
 		// ns/a:80 became unreferenced with the first batch, and sorts first in it.
 		t.Fatal("the backend unreferenced the longest was kept")
+	}
+}
+
+// TestOutcomesIgnoreClientsThatAbandonTheirUpload checks that a client that goes
+// away in the middle of its request body does not count against the backend: the
+// forwarding fails because the body cannot be read, not because of the backend, so
+// the request is neither a recorded failure nor a failure of the endpoint.
+func TestOutcomesIgnoreClientsThatAbandonTheirUpload(t *testing.T) {
+	reading := make(chan struct{}, 1)
+	addr := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		reading <- struct{}{}
+		_, _ = io.Copy(io.Discard, r.Body)
+	})
+	done := make(chan struct{}, 1)
+	wrap := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r)
+			done <- struct{}{}
+		})
+	}
+	g := newGateway(t, Options{}, []config.Backend{httpBackend("ns/up:80", ready(addr))}, singleBackendRule("ns/up:80"), wrap)
+	conn, err := net.DialTimeout("tcp", g.front.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 1000000\r\n\r\n"+
+		strings.Repeat("x", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reading:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upload never reached the backend")
+	}
+	conn.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler did not finish after the client left")
+	}
+	wantOutcome(t, g.proxy, "ns/up:80", 0, 0)
+	for _, ep := range g.manager.Pool("ns/up:80").Endpoints() {
+		if n := ep.Endpoint.Failures.Load(); n != 0 {
+			t.Fatalf("endpoint %s has %d failures from a client that left", ep.Endpoint.Address, n)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
@@ -44,6 +45,9 @@ type Proxy struct {
 	// budgets holds the retry budgets by backend and policy (*retryBudget); they
 	// outlive configuration versions.
 	budgets sync.Map
+	// budgetBuilds counts the configurations that went into service, to tell the
+	// budgets their handlers use from the others (see dropUnusedBudgets).
+	budgetBuilds atomic.Uint64
 	// tls forwards to backends spoken to over TLS, through each one's transport.
 	tls *httputil.ReverseProxy
 	// outcomes holds the request outcomes by backend; they outlive configuration

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/plugins"
 )
 
 // failWith answers every request with status and counts them.
@@ -222,5 +224,46 @@ func TestOutlierDetectionStopsTrafficToAFailingEndpoint(t *testing.T) {
 	}
 	if bad.Load() != 3 || failures != 3 {
 		t.Fatalf("the failing endpoint got %d requests (%d failed answers); want 3 before its ejection", bad.Load(), failures)
+	}
+}
+
+// TestUnusedRetryBudgetsAreDropped checks that the budgets kept for backends do not
+// pile up as backends and budget settings come and go: a configuration going into
+// service keeps the budgets its handlers use, with their counts, and drops the rest.
+func TestUnusedRetryBudgetsAreDropped(t *testing.T) {
+	m := backend.NewManager(backend.Options{})
+	t.Cleanup(m.Close)
+	p := New(m, Options{})
+	retry := &config.Retry{Attempts: 1, Budget: &config.RetryBudget{Percent: 20, MinRetriesPerSecond: 1}}
+	build := func(backends ...string) {
+		t.Helper()
+		rule := config.Rule{Retry: retry}
+		for _, b := range backends {
+			rule.Backends = append(rule.Backends, config.BackendRef{Backend: b, Weight: 1})
+		}
+		if _, err := p.RuleHandler(plugins.Context{Upstream: m}, &rule); err != nil {
+			t.Fatal(err)
+		}
+		p.RetainOutcomes(backends)
+	}
+	kept := func(backend string) *retryBudget {
+		b, ok := p.budgets.Load(backend + "/20/1")
+		if !ok {
+			return nil
+		}
+		return b.(*retryBudget)
+	}
+	build("ns/a:80", "ns/b:80")
+	a := kept("ns/a:80")
+	if a == nil || kept("ns/b:80") == nil {
+		t.Fatal("the budgets of the configuration in service were dropped")
+	}
+	a.request()
+	build("ns/a:80")
+	if kept("ns/b:80") != nil {
+		t.Fatal("the budget of a backend no longer in service was kept")
+	}
+	if kept("ns/a:80") != a {
+		t.Fatal("the budget of a backend still in service was replaced, losing its counts")
 	}
 }

@@ -118,6 +118,14 @@ type fallbackLimiter struct {
 	local  *Local
 }
 
+// NewReplicaShare returns a Limiter that enforces, in this replica alone, its share
+// of a limit that replicas divide among themselves: the limit divided by what
+// replicas returns (nil means one) at each request, so that the share follows the
+// fleet as the replica learns its size.
+func NewReplicaShare(limit Limit, replicas func() int) Limiter {
+	return &fallbackLimiter{limit: limit, replicas: replicas}
+}
+
 func (f *fallbackLimiter) Take(ctx context.Context, key string) Decision {
 	n := 1
 	if f.replicas != nil {

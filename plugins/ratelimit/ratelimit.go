@@ -98,12 +98,10 @@ func newLimiter(ctx plugins.Context, c *config.RateLimit, index int, limit rl.Li
 		return rl.NewLocal(limit, 0)
 	}
 	if ctx.Redis == nil {
-		// Without Redis each replica enforces its share, as LocalFallback would.
-		replicas := 1
-		if ctx.Replicas != nil {
-			replicas = max(1, ctx.Replicas())
-		}
-		return rl.NewLocal(limit.Scaled(replicas), 0)
+		// Without Redis each replica enforces its share, as LocalFallback would. The
+		// share is looked up per request: a replica learns the fleet's size only after
+		// its first configuration is applied.
+		return rl.NewReplicaShare(limit, ctx.Replicas)
 	}
 	return rl.NewGlobal(rl.GlobalOptions{Client: ctx.Redis, Limit: limit, Prefix: c.ID + ":" + strconv.Itoa(index),
 		FailureMode: rl.FailureMode(c.FailureMode), Replicas: ctx.Replicas})

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +164,26 @@ func TestGlobalWithoutRedisEnforcesTheReplicaShare(t *testing.T) {
 	}
 	if admitted != 2 {
 		t.Fatalf("admitted %d without Redis; want this replica's share of 2", admitted)
+	}
+}
+
+// TestGlobalWithoutRedisFollowsTheFleetSize checks that the replica share of a
+// global limit without Redis follows the fleet size as the replica learns it, which
+// is after its first configuration was applied: a share fixed when the filter was
+// provisioned would stay the whole limit on every replica.
+func TestGlobalWithoutRedisFollowsTheFleetSize(t *testing.T) {
+	var replicas atomic.Int64
+	replicas.Store(1)
+	h := provision(t, plugins.Context{Replicas: func() int { return int(replicas.Load()) }},
+		filter(config.RateLimitGlobal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 4)))
+	replicas.Store(2)
+	admitted := 0
+	for range 5 {
+		if send(h, "192.0.2.1:1", nil).Code == http.StatusNoContent {
+			admitted++
+		}
+	}
+	if admitted != 2 {
+		t.Fatalf("admitted %d once the fleet had 2 replicas; want this replica's share of 2", admitted)
 	}
 }
