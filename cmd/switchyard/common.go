@@ -75,7 +75,7 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int) (*data
 		return nil, err
 	}
 	opts := dataplane.Options{
-		Limits: server.DefaultLimits(),
+		Limits:   server.DefaultLimits(),
 		Proxy:    proxy.Options{TrustedProxies: trusted},
 		Logger:   logger,
 		Replicas: replicas,
