@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/client-go/dynamic"
 
+	"github.com/switchyard-dev/switchyard/controller/distribute"
 	"github.com/switchyard-dev/switchyard/controller/manager"
 	"github.com/switchyard-dev/switchyard/controller/rollout"
 	"github.com/switchyard-dev/switchyard/controller/status"
@@ -38,6 +39,9 @@ func newRolloutTerms(c *controllerParts, client dynamic.Interface) *rolloutTerms
 			// controllers, the analysis sees the leader's share of the fleet.
 			Outcome: c.snaps.BackendOutcome,
 			Store:   status.NewRolloutStore(client, c.source, c.leading),
+			// Replicas that connect report their totals since they started; windows
+			// open once the first reports of this term have arrived.
+			WarmUp: 2 * distribute.DefaultHeartbeatInterval,
 			// No OnChange: translation reads the weights from the Rollouts' status,
 			// and the informer reports each saved change of weight or phase.
 			Logger: c.logger,

@@ -43,6 +43,12 @@ type DriverOptions struct {
 	OnChange func()
 	// Logger receives the driver's decisions; nil means slog.Default().
 	Logger *slog.Logger
+	// WarmUp is how long after the Driver is made no analysis window opens. A
+	// controller that has just become leader hears each replica's lifetime totals
+	// as new in its first reports; a window opened before they all arrived would
+	// judge old traffic. Zero opens windows at once (standalone, whose totals are
+	// its own from the start).
+	WarmUp time.Duration
 }
 
 // Driver moves Rollouts through their steps: it starts them, measures the canary's
@@ -55,6 +61,8 @@ type DriverOptions struct {
 // statuses, such as at the start of each leadership term.
 type Driver struct {
 	opts DriverOptions
+	// measureFrom is when analysis windows may first open (see WarmUp).
+	measureFrom time.Time
 
 	mu      sync.Mutex
 	entries map[types.NamespacedName]*entry
@@ -101,7 +109,8 @@ func NewDriver(opts DriverOptions) (*Driver, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Driver{opts: opts, entries: map[types.NamespacedName]*entry{}}, nil
+	return &Driver{opts: opts, entries: map[types.NamespacedName]*entry{},
+		measureFrom: opts.Now().Add(opts.WarmUp)}, nil
 }
 
 // Run ticks every Interval until ctx is done.
@@ -212,7 +221,7 @@ func (d *Driver) current(ro *v1alpha1.Rollout, plan Plan, e *entry, now time.Tim
 // so that a window never spans a pause.
 func (d *Driver) analyse(plan Plan, st State, e *entry, backends []string, now time.Time) State {
 	a := plan.Analysis
-	if a == nil || st.Phase != Progressing || len(backends) == 0 {
+	if a == nil || st.Phase != Progressing || len(backends) == 0 || now.Before(d.measureFrom) {
 		e.window = window{}
 		return st
 	}

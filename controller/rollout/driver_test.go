@@ -51,8 +51,12 @@ func newWorld(t *testing.T, ro *v1alpha1.Rollout) *world {
 
 // restart replaces the driver with a new one over the same store, as a process
 // restart would.
-func (w *world) restart() {
+func (w *world) restart() { w.restartWithWarmUp(0) }
+
+// restartWithWarmUp is restart with a WarmUp, as a new leader's driver has.
+func (w *world) restartWithWarmUp(warmUp time.Duration) {
 	d, err := NewDriver(DriverOptions{
+		WarmUp:   warmUp,
 		Rollouts: func() []*v1alpha1.Rollout { w.mu.Lock(); defer w.mu.Unlock(); return w.rollouts },
 		Results: func() map[types.NamespacedName]translate.RolloutResult {
 			w.mu.Lock()
@@ -532,5 +536,30 @@ func TestAnalysisAddsUpEveryCanaryBackend(t *testing.T) {
 	w.tick(30 * time.Second)
 	if st := w.status(); st.Phase != v1alpha1.RolloutAborted {
 		t.Fatalf("failures through the variant did not abort the rollout: %+v", st)
+	}
+}
+
+// TestWarmUpSkipsTheLifetimeTotalsOfANewLeader checks that a driver with a WarmUp
+// opens no analysis window until it is over, so that the lifetime totals replicas
+// report to a new leader are not judged as one window's traffic.
+func TestWarmUpSkipsTheLifetimeTotalsOfANewLeader(t *testing.T) {
+	w := newWorld(t, rollout(strictAnalysis(), step(10, "1m"), step(100, "")))
+	w.restartWithWarmUp(40 * time.Second)
+	w.tick(0)
+	// The replicas' reports arrive during the warm-up: old failures, all at once.
+	// Without the warm-up a window opened at the start would end (after its 30 s
+	// interval) holding them.
+	w.send(canaryBackend, 100, 100, time.Millisecond)
+	w.tick(20 * time.Second)
+	w.tick(15 * time.Second)
+	if st := w.status(); st.Phase != v1alpha1.RolloutProgressing {
+		t.Fatalf("old traffic reported during the warm-up was judged: %+v", st)
+	}
+	// After it, windows judge what happens from then on.
+	w.tick(10 * time.Second)
+	w.send(canaryBackend, 100, 50, time.Millisecond)
+	w.tick(30 * time.Second)
+	if st := w.status(); st.Phase != v1alpha1.RolloutAborted {
+		t.Fatalf("a failing canary after the warm-up was not aborted: %+v", st)
 	}
 }
