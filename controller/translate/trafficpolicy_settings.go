@@ -243,6 +243,11 @@ func compileRetryOn(list []v1alpha1.RetryOn) ([]config.RetryCondition, []int, er
 		}
 	}
 	sort.Ints(codes)
+	if len(on) == 0 {
+		// An empty list means the default failure classes to the data plane; a
+		// policy that names only status codes retries only those.
+		on = []config.RetryCondition{config.RetryStatusCodesOnly}
+	}
 	return on, codes, nil
 }
 

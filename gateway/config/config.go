@@ -289,6 +289,9 @@ const (
 	RetryGatewayError RetryCondition = "gateway-error"
 	// Retry5xx retries every 5xx response and per-try timeouts.
 	Retry5xx RetryCondition = "5xx"
+	// RetryStatusCodesOnly, alone in On, retries no failure class: only the statuses
+	// in Codes. (An empty On means the default classes instead.)
+	RetryStatusCodesOnly RetryCondition = "status-codes-only"
 )
 
 // RetryBudget bounds retries over a sliding ten-second window, per backend and

@@ -211,7 +211,7 @@ func (v *validator) headerRoute(where string, hr *HeaderRoute, backends int) {
 
 // retryConditions are the RetryCondition values a policy may name.
 var retryConditions = map[RetryCondition]bool{RetryConnectFailure: true, RetryReset: true,
-	RetryTimeout: true, RetryGatewayError: true, Retry5xx: true}
+	RetryTimeout: true, RetryGatewayError: true, Retry5xx: true, RetryStatusCodesOnly: true}
 
 func (v *validator) retry(where string, r *Retry) {
 	if r.Attempts < 0 {

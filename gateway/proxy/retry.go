@@ -48,6 +48,8 @@ var retryConditionBits = map[config.RetryCondition]retryConditions{
 	config.RetryConnectFailure: onConnectFailure, config.RetryReset: onReset,
 	config.RetryTimeout: onTimeout, config.RetryGatewayError: onGatewayError | onTimeout,
 	config.Retry5xx: on5xx | onTimeout,
+	// Only Codes are retried: no failure class.
+	config.RetryStatusCodesOnly: 0,
 }
 
 // newRetryPolicy returns the policy for a rule, or nil when the rule retries nothing.

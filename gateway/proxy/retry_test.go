@@ -201,3 +201,22 @@ func TestRetryOnConnectionReset(t *testing.T) {
 		t.Fatalf("no retry stanza: %d after %d calls; want one 502", status, calls.Load())
 	}
 }
+
+// TestStatusCodesOnlyRetriesNoFailureClass checks that a policy naming only status
+// codes retries those and not resets, which an empty list of classes would retry.
+func TestStatusCodesOnlyRetriesNoFailureClass(t *testing.T) {
+	var calls atomic.Int32
+	addr := startBackend(t, resetFirst(1, &calls))
+	codesOnly := &config.Retry{Codes: []int{503}, Attempts: 2, On: []config.RetryCondition{config.RetryStatusCodesOnly}}
+	g := newGateway(t, Options{}, []config.Backend{httpBackend("f", ready(addr))}, config.Rule{
+		Retry: codesOnly, Backends: []config.BackendRef{{Backend: "f", Weight: 1}},
+	}, nil)
+	if status, _ := post(t, g, "hello"); status != http.StatusBadGateway || calls.Load() != 1 {
+		t.Fatalf("reset under a codes-only policy: %d after %d calls; want 502 after 1", status, calls.Load())
+	}
+	var failing atomic.Int32
+	g2 := retryGateway(t, startBackend(t, failWith(http.StatusServiceUnavailable, &failing)), *codesOnly)
+	if status, _ := post(t, g2, "x"); status != http.StatusServiceUnavailable || failing.Load() != 3 {
+		t.Fatalf("503 under a codes-only policy: %d after %d calls; want 3 calls", status, failing.Load())
+	}
+}
