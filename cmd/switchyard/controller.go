@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -159,6 +157,7 @@ type controllerParts struct {
 	trigger  *coalesce.Coalescer
 	elector  *leader.Elector
 	rollouts *rolloutTerms
+	fleet    fleetView
 	registry *prometheus.Registry
 	tls      *tls.Config
 
@@ -240,6 +239,7 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 	if err != nil {
 		return nil, err
 	}
+	c.fleet = fleetView{snaps: c.snaps, log: &publishLog{}}
 	allocator, err := newAllocator(f)
 	if err != nil {
 		return nil, err
@@ -307,7 +307,7 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 			n := writer.Apply(c.writeContext(), out, c.source)
 			c.retryWritesLater(n.Errors > 0)
 		},
-		Publish:    c.snaps.Publish,
+		Publish:    c.fleet.publish,
 		Leading:    c.leading,
 		Logger:     logger,
 		Registerer: c.registry,
@@ -438,11 +438,7 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
 	cfg := c.f.adminConfig(token, controllerState{c.mgr, c.rollouts})
 	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
-	cfg.extend = func(e *gin.Engine) {
-		e.GET("/api/v1/replicas", func(ctx *gin.Context) {
-			ctx.JSON(http.StatusOK, gin.H{"replicas": c.snaps.Replicas()})
-		})
-	}
+	cfg.fleet = c.fleet
 	return startAdminServers(cfg, c.logger)
 }
 

@@ -109,6 +109,7 @@ func runGateway(args []string) error {
 	state := &gatewayState{engine: engine, agent: ag}
 	cfg := f.adminConfig(token, state)
 	cfg.metrics = gatewayMetrics(engine, ag)
+	cfg.dataPlane = admin.NewEngineDataPlane(engine)
 	servers, err := startAdminServers(cfg, logger)
 	if err != nil {
 		return err

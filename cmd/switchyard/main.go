@@ -21,10 +21,11 @@ var commands = map[string]command{
 	"gateway":    {"run a gateway replica fed by the controller", runGateway},
 	"standalone": {"run a gateway from manifest files, with no cluster", runStandalone},
 	"echo":       {"run an echo backend that replies with what it received", runEcho},
+	"ctl":        {"query and operate a gateway or controller through its admin API", runCtl},
 	"version":    {"print the version", runVersion},
 }
 
-var order = []string{"controller", "gateway", "standalone", "echo", "version"}
+var order = []string{"controller", "gateway", "standalone", "ctl", "echo", "version"}
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {

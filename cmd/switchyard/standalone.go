@@ -63,7 +63,9 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	servers, err := startAdminServers(f.adminConfig(token, runner), logger)
+	cfg := f.adminConfig(token, runner)
+	cfg.dataPlane = admin.NewEngineDataPlane(engine)
+	servers, err := startAdminServers(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -82,6 +84,10 @@ type adminConfig struct {
 	state                    admin.State
 	// metrics serves /metrics; nil means Prometheus' default registry.
 	metrics http.Handler
+	// dataPlane serves a gateway's data plane endpoints; nil on the controller.
+	dataPlane admin.DataPlane
+	// fleet serves the controller's gateway replicas; nil on a gateway.
+	fleet admin.Fleet
 	// extend adds endpoints before the server starts; nil adds none.
 	extend func(*gin.Engine)
 }
@@ -89,7 +95,8 @@ type adminConfig struct {
 // startAdminServers starts the admin API, and the separate metrics server when
 // metricsAddr is set.
 func startAdminServers(c adminConfig, logger *slog.Logger) ([]*admin.Server, error) {
-	adminSrv, err := admin.New(admin.Options{Addr: c.addr, Token: c.token, State: c.state, Metrics: c.metrics, Logger: logger})
+	adminSrv, err := admin.New(admin.Options{Addr: c.addr, Token: c.token, State: c.state, Metrics: c.metrics, Logger: logger,
+		DataPlane: c.dataPlane, Fleet: c.fleet})
 	if err != nil {
 		return nil, err
 	}

@@ -160,7 +160,8 @@ func statusOf(err error) int {
 
 // guardAction refuses action requests a browser sent on behalf of another site. A
 // POST without a body needs no CORS preflight, so without this check any web page
-// could promote or abort rollouts through an admin API on loopback that has no token.
+// could promote or abort rollouts, or drain endpoints, through an admin API on
+// loopback that has no token.
 // Browsers name the requesting page's origin (Origin, Sec-Fetch-Site); command-line
 // clients send neither. Without a token the Host must also be a loopback name, so
 // that a DNS name rebound to 127.0.0.1 cannot pass as same-origin.
@@ -168,13 +169,13 @@ func guardAction(tokenRequired bool) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		req := c.Request
 		if site := req.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-			abortWithProblem(c, http.StatusForbidden, "cross-site requests may not act on rollouts")
+			abortWithProblem(c, http.StatusForbidden, "cross-site requests may not take actions")
 			return
 		}
 		if origin := req.Header.Get("Origin"); origin != "" {
 			u, err := url.Parse(origin)
 			if err != nil || !strings.EqualFold(u.Host, req.Host) {
-				abortWithProblem(c, http.StatusForbidden, "requests from another origin may not act on rollouts")
+				abortWithProblem(c, http.StatusForbidden, "requests from another origin may not take actions")
 				return
 			}
 		}

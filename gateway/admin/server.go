@@ -6,7 +6,11 @@
 // token is configured, every /api/v1 request must present it as a bearer token. Without
 // a token the API may only listen on a loopback address, since it shows the whole
 // configuration. Errors are RFC 9457 problem details. Where Rollouts are driven, the
-// API lists them and takes an operator's actions on them.
+// API lists them and takes an operator's actions on them. A gateway's API also shows
+// its compiled routes, explains which rule a request would hit, shows its backends
+// and rate limits and drains endpoints; the controller's shows its gateway replicas.
+// The OpenAPI document in api/openapi describes every endpoint and is served at
+// /api/v1/openapi.json.
 package admin
 
 import (
@@ -26,6 +30,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchyard-dev/switchyard/api/openapi"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
@@ -79,6 +84,11 @@ type Options struct {
 	// Rollouts serves /api/v1/rollouts. When nil, a State that implements Rollouts
 	// serves them; without either the endpoints do not exist.
 	Rollouts Rollouts
+	// DataPlane serves the routes, match, backends, rate limit and drain
+	// endpoints of a gateway; nil on the controller, where they do not exist.
+	DataPlane DataPlane
+	// Fleet serves the controller's /api/v1/gateways; nil on a gateway.
+	Fleet Fleet
 }
 
 // Server is an admin HTTP server.
@@ -131,6 +141,15 @@ func New(opts Options) (*Server, error) {
 	if opts.Rollouts != nil {
 		addRolloutRoutes(api, opts.Rollouts, opts.Token != "")
 	}
+	if opts.DataPlane != nil {
+		addDataPlaneRoutes(api, opts.DataPlane, opts.Token != "")
+	}
+	if opts.Fleet != nil {
+		addFleetRoutes(api, opts.Fleet)
+	}
+	api.GET("/openapi.json", func(c *gin.Context) {
+		c.Data(http.StatusOK, "application/json; charset=utf-8", openapi.Document)
+	})
 	return s, nil
 }
 
@@ -159,6 +178,10 @@ func newServer(addr string, logger *slog.Logger) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	engine := gin.New()
 	engine.HandleMethodNotAllowed = true
+	// A path with a trailing slash (or other spelling) is an unknown path, answered
+	// with a problem like any other, not a redirect.
+	engine.RedirectTrailingSlash = false
+	engine.RedirectFixedPath = false
 	engine.Use(recoverer(logger), requestLogger(logger), limitBody(maxRequestBody))
 	engine.NoRoute(func(c *gin.Context) {
 		abortWithProblem(c, http.StatusNotFound, fmt.Sprintf("no endpoint at %s", c.Request.URL.Path))

@@ -31,7 +31,13 @@ type Endpoint struct {
 	Failures atomic.Uint64
 
 	health endpointHealth
+	// drained is an operator's drain (Manager.SetDrained): the endpoint takes no new
+	// requests. It is written under the Manager's update lock.
+	drained atomic.Bool
 }
+
+// Drained reports whether an operator drained the endpoint.
+func (e *Endpoint) Drained() bool { return e.drained.Load() }
 
 // EndpointState is an endpoint with its conditions in the current configuration.
 type EndpointState struct {
@@ -47,7 +53,8 @@ type poolState struct {
 	protocol config.AppProtocol
 	// tls is the transport that speaks TLS to the endpoints, or nil for cleartext.
 	tls http.RoundTripper
-	// ready are the endpoints eligible for new traffic.
+	// ready are the endpoints eligible for new traffic. Drained endpoints are in
+	// neither list.
 	ready []*Endpoint
 	// serving are the endpoints that are serving but not ready (typically
 	// terminating); they take traffic only when no endpoint is ready.
@@ -139,13 +146,19 @@ func (p *Pool) PickExcept(avoid *Endpoint) (*Endpoint, error) {
 }
 
 // update installs a new configuration of the backend. Endpoints whose address,
-// zone and node are unchanged keep their Endpoint value and with it their counters.
+// zone and node are unchanged keep their Endpoint value and with it their counters;
+// an operator's drain follows the address, so that it outlives a change of zone or
+// node too.
 func (p *Pool) update(b *config.Backend, tls http.RoundTripper) {
 	known := map[endpointKey]*Endpoint{}
+	drainedAddrs := map[string]bool{}
 	if old := p.state.Load(); old != nil {
 		for _, es := range old.all {
 			e := es.Endpoint
 			known[endpointKey{e.Address, e.Zone, e.NodeName}] = e
+			if e.Drained() {
+				drainedAddrs[e.Address] = true
+			}
 		}
 	}
 	p.breaker.setLimits(b.CircuitBreaker)
@@ -160,17 +173,28 @@ func (p *Pool) update(b *config.Backend, tls http.RoundTripper) {
 		e := known[key]
 		if e == nil {
 			e = &Endpoint{Address: ce.Address, Zone: ce.Zone, NodeName: ce.NodeName}
+			e.drained.Store(drainedAddrs[ce.Address])
 			known[key] = e
 		}
 		s.all = append(s.all, EndpointState{Endpoint: e, Ready: ce.Ready, Serving: ce.Serving, Terminating: ce.Terminating})
+	}
+	s.sortByCondition()
+	p.state.Store(s)
+}
+
+// sortByCondition fills the ready and serving lists from all, leaving drained
+// endpoints out of both.
+func (s *poolState) sortByCondition() {
+	s.ready, s.serving = nil, nil
+	for _, es := range s.all {
 		switch {
-		case ce.Ready:
-			s.ready = append(s.ready, e)
-		case ce.Serving:
-			s.serving = append(s.serving, e)
+		case es.Endpoint.Drained():
+		case es.Ready:
+			s.ready = append(s.ready, es.Endpoint)
+		case es.Serving:
+			s.serving = append(s.serving, es.Endpoint)
 		}
 	}
-	p.state.Store(s)
 }
 
 type endpointKey struct{ address, zone, node string }

@@ -141,3 +141,21 @@ func BenchmarkCompileHeap10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/float64(runs), "heap-B/table")
 }
+
+// BenchmarkExplain measures the admin API's match explanation, which judges every
+// match of the virtual host; it runs per operator query, never per request.
+func BenchmarkExplain(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			table := mustCompile(b, benchListener(n))
+			r := benchRequest(n)
+			if ex := table.Explain(r); ex.Chosen == nil || len(ex.Candidates) != n {
+				b.Fatalf("explanation chose %s among %d candidates", describe(ex.Chosen), len(ex.Candidates))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				table.Explain(r)
+			}
+		})
+	}
+}

@@ -21,6 +21,9 @@ type vhostTable struct {
 	anyHost *tier
 	// entries lists every entry once, in precedence order, for Entries.
 	entries []*Entry
+	// candidates are the entries' candidates in the same order, for MatchOrder and
+	// Explain, which report what Lookup compares.
+	candidates []*candidate
 }
 
 // tier indexes the candidates of one hostname tier by path criterion. Every list is
@@ -153,6 +156,7 @@ func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory) (*vhostTable, 
 		v.anyHost.sort()
 	}
 	slices.SortFunc(all, compareCandidates)
+	v.candidates = all
 	v.entries = make([]*Entry, len(all))
 	for i, c := range all {
 		v.entries[i] = &c.Entry
