@@ -126,6 +126,11 @@ func New(opts Options) (*Server, error) {
 		// unrouted paths under /api/, so that an unauthenticated client learns nothing
 		// about which endpoints exist.
 		s.engine.Use(requireToken("/api/", opts.Token))
+	} else {
+		// Without a token, the loopback address is the only guard, and a web page
+		// whose DNS name is rebound to 127.0.0.1 could read the API through the
+		// user's browser; such a request carries the page's name in Host.
+		s.engine.Use(requireLoopbackHost("/api/"))
 	}
 	s.addHealthRoutes(opts.State, opts.Metrics)
 	api := s.engine.Group("/api/v1")
@@ -281,6 +286,17 @@ func isLoopback(addr string) (bool, error) {
 }
 
 // requireToken rejects requests under prefix without the bearer token.
+// requireLoopbackHost refuses requests under prefix whose Host header is not a
+// loopback address or localhost.
+func requireLoopbackHost(prefix string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, prefix) && !loopbackHost(c.Request.Host) {
+			abortWithProblem(c, http.StatusForbidden,
+				"without an admin token, the admin API answers only requests addressed to a loopback host such as 127.0.0.1")
+		}
+	}
+}
+
 func requireToken(prefix, token string) gin.HandlerFunc {
 	want := []byte("Bearer " + token)
 	return func(c *gin.Context) {

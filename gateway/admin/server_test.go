@@ -190,6 +190,31 @@ func TestConfigBeforeFirstApply(t *testing.T) {
 	}
 }
 
+// TestDNSRebindingIsRefusedWithoutToken checks that, without a token, the API
+// answers only requests addressed to a loopback host: a page whose name was rebound
+// to 127.0.0.1 sends its own name in Host. Health and metrics stay open.
+func TestDNSRebindingIsRefusedWithoutToken(t *testing.T) {
+	_, base := startServer(t, Options{State: &fakeState{}})
+	for _, host := range []string{"attacker.example", "attacker.example:9901", "10.1.2.3"} {
+		resp, body := send(t, "GET", base+"/api/v1/config", "", http.Header{"Host": {host}})
+		assertProblem(t, resp, body, http.StatusForbidden)
+		if resp, _ := send(t, "GET", base+"/healthz", "", http.Header{"Host": {host}}); resp.StatusCode != http.StatusOK {
+			t.Errorf("healthz with Host %s: %d", host, resp.StatusCode)
+		}
+	}
+	for _, host := range []string{"localhost:9901", "127.0.0.1", "[::1]:9901"} {
+		if resp, body := send(t, "GET", base+"/api/v1/config", "", http.Header{"Host": {host}}); resp.StatusCode != http.StatusOK {
+			t.Errorf("Host %s: %d %s", host, resp.StatusCode, body)
+		}
+	}
+	// With a token, the token is the guard and any Host may be used.
+	_, withToken := startServer(t, Options{State: &fakeState{}, Token: "s3cret"})
+	header := http.Header{"Host": {"gateway-admin.internal"}, "Authorization": {"Bearer s3cret"}}
+	if resp, body := send(t, "GET", withToken+"/api/v1/config", "", header); resp.StatusCode != http.StatusOK {
+		t.Errorf("with a token: %d %s", resp.StatusCode, body)
+	}
+}
+
 func TestStatus(t *testing.T) {
 	_, base := startServer(t, Options{State: &fakeState{}})
 	resp, body := call(t, "GET", base+"/api/v1/status", "")
