@@ -1,7 +1,8 @@
 // Package helm_test checks the Helm chart in charts/switchyard: helm lint, golden
 // renders of several values files, values the schema or the templates refuse, the
-// CRD copies against their sources, and every rendered object applied to the e2e
-// harness's real kube-apiserver.
+// CRD copies against their sources, every rendered object applied to the e2e
+// harness's real kube-apiserver, and the controller and an edge replica run with the
+// chart's command lines and RBAC.
 package helm_test
 
 import (
@@ -35,7 +36,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Setenv(envHelm, path)
 	}
-	cluster.Main(m)
+	// The binary is built outside the namespace too: TestChartRunsFleet runs it.
+	cluster.MainWithBinary(m)
 }
 
 // installHelm runs the install script, which builds helm the first time and then only
@@ -64,17 +66,26 @@ func repoRoot() string {
 func chartDir() string { return filepath.Join(repoRoot(), "charts", "switchyard") }
 
 // helm runs the helm binary with a private configuration, cache and data folder, so
-// that nothing of the user's (repositories, plugins) takes part, and returns its
-// standard output, or its standard error as the error.
+// that nothing of the user's (repositories, plugins) takes part, and no cluster; it
+// returns its standard output, or its standard error as the error.
 func helm(t testing.TB, args ...string) (string, error) {
 	t.Helper()
+	return helmWithCluster(t, "", args...)
+}
+
+// helmWithCluster is helm talking to the cluster of kubeconfig (none when empty).
+func helmWithCluster(t testing.TB, kubeconfig string, args ...string) (string, error) {
+	t.Helper()
 	home := t.TempDir()
+	if kubeconfig == "" {
+		kubeconfig = filepath.Join(home, "no-kubeconfig")
+	}
 	cmd := exec.Command(os.Getenv(envHelm), args...)
 	cmd.Env = append(os.Environ(),
 		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
 		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
 		"HELM_DATA_HOME="+filepath.Join(home, "data"),
-		"KUBECONFIG="+filepath.Join(home, "no-kubeconfig"),
+		"KUBECONFIG="+kubeconfig,
 	)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -93,9 +104,9 @@ type release struct {
 	extra []string
 }
 
-// render runs helm template for r. The Kubernetes version is the harness's, so that
-// the chart's kubeVersion constraint is checked against the API server the install
-// test uses (a helm built with go install would otherwise assume v1.20).
+// render runs helm template for r. The Kubernetes version is the harness's (whose
+// API server, built without version stamps, reports v0.0.0), so that renders do not
+// depend on the default of the helm build.
 func render(t testing.TB, r release) (string, error) {
 	t.Helper()
 	args := []string{"template", r.name, chartDir(),
