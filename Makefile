@@ -9,7 +9,8 @@ PKGS      := ./...
 # controller-gen writes the deepcopy code and CRDs of api/ (switchyard.dev/v1alpha1).
 CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 
-.PHONY: generate all build run test test-short vet fmt-check fuzz bench bench-fleet conformance clean controlplane
+.PHONY: generate all build run test test-short vet fmt-check fuzz bench bench-fleet conformance clean controlplane \
+	chart-crds helm chart-test
 
 all: build
 
@@ -85,6 +86,28 @@ CONFORMANCE_ARGS ?= -gateway-class=switchyard -conformance-profiles=GATEWAY-HTTP
 CONFORMANCE_EXTRA ?=
 conformance:
 	cd e2e/conformance && $(GO) test -count=1 -timeout 40m . -run TestConformance -args $(CONFORMANCE_ARGS) $(CONFORMANCE_EXTRA)
+
+# The chart's CRDs: ours from api/crds, and the Gateway API kinds the controller serves
+# from the experimental channel of the gateway-api module in go.mod. e2e/helm fails when
+# the chart's copies differ from their sources.
+GATEWAY_API_KINDS := gatewayclasses gateways httproutes referencegrants listenersets backendtlspolicies
+chart-crds:
+	rm -f charts/switchyard/crds/*.yaml charts/switchyard/crds-gateway-api/*.yaml
+	cp api/crds/*.yaml charts/switchyard/crds/
+	dir=$$($(GO) list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api) && \
+	for kind in $(GATEWAY_API_KINDS); do \
+		install -m 0644 "$$dir/config/crd/experimental/gateway.networking.k8s.io_$$kind.yaml" charts/switchyard/crds-gateway-api/; \
+	done
+
+# The helm CLI the chart tests run, built once from its Go module into the user cache
+# folder (keyed by version). The tests build it themselves when it is missing.
+helm:
+	./e2e/helm/install-helm.sh
+
+# The chart's tests alone: helm lint, golden templates, CRD copies, and the rendered
+# objects applied to a real API server.
+chart-test:
+	$(GO) test -race -count=1 ./e2e/helm
 
 generate:
 	GOFLAGS=-mod=mod $(CONTROLLER_GEN) object paths=./api/... crd:crdVersions=v1 output:crd:artifacts:config=api/crds
