@@ -70,7 +70,7 @@ func (x *Exchange) Writer() http.ResponseWriter {
 // Route records the rule that took the request.
 func (x *Exchange) Route(rule *Rule) {
 	x.rule = rule
-	if x.span != nil && rule != nil {
+	if x.span != nil && rule != nil && x.span.IsRecording() {
 		x.span.SetName(x.req.Method + " " + rule.route)
 	}
 }
@@ -135,6 +135,10 @@ func (x *Exchange) count(status int, elapsed time.Duration) {
 
 func (x *Exchange) endSpan(status int) {
 	span := x.span
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	attrs := []attribute.KeyValue{attribute.Int("http.response.status_code", status)}
 	if x.rule != nil {
 		attrs = append(attrs, attribute.String("switchyard.route", x.rule.route), attribute.String("switchyard.rule", x.rule.name))

@@ -106,12 +106,16 @@ func injectContext(p propagation.TextMapPropagator, ctx context.Context, h http.
 // context the client sent, if any.
 func (o *Observer) startServerSpan(r *http.Request) (*http.Request, trace.Span) {
 	ctx := o.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := o.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
+	// Attributes are set once the sampler has decided, so that a request that is
+	// not recorded does not pay for them.
+	ctx, span := o.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("http.request.method", r.Method),
 			attribute.String("url.path", r.URL.Path),
 			attribute.String("server.address", r.Host),
-		))
+		)
+	}
 	return r.WithContext(ctx), span
 }
 
@@ -123,17 +127,21 @@ func (o *Observer) StartAttempt(ctx context.Context, backend, endpoint string) (
 	if o == nil || o.tracer == nil {
 		return ctx, nil
 	}
-	return o.tracer.Start(ctx, "forward", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("switchyard.backend", backend),
-			attribute.String("server.address", endpoint),
-		))
+	ctx, span := o.tracer.Start(ctx, "forward", trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("switchyard.backend", backend), attribute.String("server.address", endpoint))
+	}
+	return ctx, span
 }
 
 // EndAttempt ends an attempt's span with the status the backend answered, or the
 // error the attempt failed with (status 0).
 func EndAttempt(span trace.Span, status int, err error) {
 	if span == nil {
+		return
+	}
+	if !span.IsRecording() {
+		span.End()
 		return
 	}
 	if status > 0 {
