@@ -3,9 +3,10 @@
 # standalone gateway with the least observability the binary has (per-backend request
 # metrics: --route-metrics=off) and with all of it (per-route metrics, an access log
 # line for every request written to a file, every request traced and its spans
-# exported over OTLP/HTTP to a loopback receiver), measured with wrk on loopback in
-# alternating rounds. Prints medians and their ratio, and writes a Markdown table to
-# bench/results/. Numbers are reported, never asserted.
+# exported over OTLP/HTTP to a loopback receiver), and all of it with 1% of the
+# traces recorded, measured with wrk on loopback in alternating rounds. Prints
+# medians and their ratios, and writes a Markdown table to bench/results/. Numbers
+# are reported, never asserted.
 #
 # Settings (environment): ROUNDS (5), DURATION (5s), CONNS (32), THREADS (1), and
 # BASELINE, the path of another switchyard binary (one built before observability,
@@ -60,13 +61,14 @@ start_gateway() {
   printf -v "port_$name" '%s' "$gw_port"
 }
 
-targets=(base all)
+targets=(base all sampled)
+all_flags=(--route-metrics=full --access-log-sample=1 --otlp-endpoint="http://127.0.0.1:$sink_port/v1/traces")
 start_gateway base "$root/bin/switchyard" --route-metrics=off
-start_gateway all "$root/bin/switchyard" --route-metrics=full --access-log="$work/access.log" --access-log-sample=1 \
-  --otlp-endpoint="http://127.0.0.1:$sink_port/v1/traces" --trace-sample-ratio=1
+start_gateway all "$root/bin/switchyard" "${all_flags[@]}" --access-log="$work/all.log" --trace-sample-ratio=1
+start_gateway sampled "$root/bin/switchyard" "${all_flags[@]}" --access-log="$work/sampled.log" --trace-sample-ratio=0.01
 if [ -n "$BASELINE" ]; then
   start_gateway baseline "$BASELINE"
-  targets=(baseline base all)
+  targets=(baseline "${targets[@]}")
 fi
 
 # run_wrk URL -> "rps p99_ms"
@@ -97,7 +99,7 @@ for t in "${targets[@]}"; do
   # shellcheck disable=SC2086
   m_rps[$t]=$(median ${rps[$t]}); m_p99[$t]=$(median ${p99[$t]})
 done
-lines=$(wc -l < "$work/access.log")
+lines=$(cat "$work/all.log" "$work/sampled.log" | wc -l)
 
 out="$here/results/observability.md"
 {
@@ -105,7 +107,7 @@ out="$here/results/observability.md"
   echo
   echo "- Date: $(date -u +%Y-%m-%d), machine: $(nproc) cores, $(go version | awk '{print $3}')"
   echo "- Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNS=$CONNS THREADS=$THREADS bench/observe.sh\` (wrk -t$THREADS -c$CONNS -d$DURATION, alternating rounds, medians)"
-  echo "- base: \`--route-metrics=off\`; all: \`--route-metrics=full --access-log=FILE --access-log-sample=1 --otlp-endpoint=URL --trace-sample-ratio=1\` ($lines access log lines written)"
+  echo "- base: \`--route-metrics=off\`; all: \`--route-metrics=full --access-log=FILE --access-log-sample=1 --otlp-endpoint=URL --trace-sample-ratio=1\`; sampled: all with \`--trace-sample-ratio=0.01\` ($lines access log lines written)"
   [ -n "$BASELINE" ] && echo "- baseline: \`$(basename "$BASELINE")\` with its default flags"
   echo
   echo "| gateway | req/s (median) | req/s (spread) | p99 ms (median) | p99 ms (spread) |"
@@ -116,6 +118,7 @@ out="$here/results/observability.md"
   done
   echo
   echo "Ratio all/base: req/s **$(ratio "${m_rps[all]}" "${m_rps[base]}")**, p99 **$(ratio "${m_p99[all]}" "${m_p99[base]}")**."
+  echo "Ratio sampled/base: req/s **$(ratio "${m_rps[sampled]}" "${m_rps[base]}")**, p99 **$(ratio "${m_p99[sampled]}" "${m_p99[base]}")**."
   if [ -n "$BASELINE" ]; then
     echo "Ratio base/baseline: req/s **$(ratio "${m_rps[base]}" "${m_rps[baseline]}")**, p99 **$(ratio "${m_p99[base]}" "${m_p99[baseline]}")**."
   fi

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -65,28 +66,38 @@ type metrics struct {
 	// pools exports the counters the backend pools keep.
 	pools *backendCollector
 
-	// mu guards the maps of resolved children and the marks of a compilation.
+	// mu guards the maps of resolved entries, their stamps and generation.
 	mu        sync.Mutex
 	pairs     map[pairKey]*series
 	hists     map[histKey]*histogram
 	backends  map[string]*Backend
 	routes    map[string]*rateLimitSeries
 	listeners map[string]*Listener
-	// marking is set between beginCompile and endCompile; marked holds the keys
-	// the compilation resolved (pairKey, backendKey, routeKey or listenerKey).
-	marking bool
-	marked  map[any]bool
+	// generation counts the compilations begun; entries are stamped with the ones
+	// that use them.
+	generation uint64
 	// version is the version label of configInfo now set.
 	version string
 }
 
 type (
-	pairKey     struct{ route, backend string }
-	histKey     pairKey
-	backendKey  string
-	routeKey    string
-	listenerKey string
+	pairKey struct{ route, backend string }
+	histKey pairKey
 )
+
+// stamp records which compilations created and last used an entry (a series, a
+// histogram, a backend's, a route's or a listener's children), so that a compilation
+// going into service can drop the entries its generation does not use, and one that
+// is refused can drop those it created, without a set of marks to allocate.
+type stamp struct{ born, used uint64 }
+
+// stale reports whether the end of compilation gen drops the entry.
+func (s *stamp) stale(gen uint64, inService bool) bool {
+	if inService {
+		return s.used != gen
+	}
+	return s.born == gen
+}
 
 func newMetrics(reg prometheus.Registerer, mode RouteMetrics) (*metrics, error) {
 	m := &metrics{
@@ -168,6 +179,7 @@ type series struct {
 	// dead is set once the configuration no longer has the pair and its series
 	// were deleted.
 	dead atomic.Bool
+	stamp
 }
 
 // observe counts one request.
@@ -201,6 +213,7 @@ type histogram struct {
 	key   histKey
 	child atomic.Pointer[prometheus.Observer]
 	dead  atomic.Bool
+	stamp
 }
 
 func (h *histogram) observe(v float64) {
@@ -219,6 +232,7 @@ func (h *histogram) observe(v float64) {
 // rateLimitSeries counts one route's rate limit decisions.
 type rateLimitSeries struct {
 	allowed, limited prometheus.Counter
+	stamp
 }
 
 // routeLabel is the route label of a route's request counts.
@@ -231,100 +245,128 @@ func (m *metrics) routeLabel(route string) string {
 
 // pair returns the series of a route and backend, creating it once.
 func (m *metrics) pair(route, backend string) *series {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pairLocked(route, backend)
+}
+
+// pairLocked is pair with m.mu held.
+func (m *metrics) pairLocked(route, backend string) *series {
 	route = m.routeLabel(route)
 	key := pairKey{route, backend}
+	gen := m.generation
+	if s := m.pairs[key]; s != nil {
+		s.used, s.hist.used = gen, gen
+		return s
+	}
 	// Under coarse and off the histogram is the backend's, shared by its routes,
 	// and stays while any of them is configured.
 	hk := histKey{route, backend}
 	if m.mode != RouteMetricsFull {
 		hk.route = ""
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mark(key)
-	m.mark(hk)
-	if s := m.pairs[key]; s != nil {
-		return s
-	}
 	h := m.hists[hk]
 	if h == nil {
-		h = &histogram{vec: m.duration, key: hk}
+		h = &histogram{vec: m.duration, key: hk, stamp: stamp{born: gen}}
 		m.hists[hk] = h
 	}
-	s := &series{vec: m.requests, route: route, backend: backend, hist: h}
+	h.used = gen
+	s := &series{vec: m.requests, route: route, backend: backend, hist: h, stamp: stamp{born: gen, used: gen}}
 	m.pairs[key] = s
 	return s
 }
 
-// rateLimit returns the rate limit decision counters of a route.
-func (m *metrics) rateLimit(route string) *rateLimitSeries {
+// rateLimitLocked returns the rate limit decision counters of a route; m.mu is held.
+func (m *metrics) rateLimitLocked(route string) *rateLimitSeries {
 	route = m.routeLabel(route)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mark(routeKey(route))
-	if s := m.routes[route]; s != nil {
-		return s
+	s := m.routes[route]
+	if s == nil {
+		s = &rateLimitSeries{allowed: m.rateLimits.WithLabelValues(route, "allowed"),
+			limited: m.rateLimits.WithLabelValues(route, "limited"), stamp: stamp{born: m.generation}}
+		m.routes[route] = s
 	}
-	s := &rateLimitSeries{allowed: m.rateLimits.WithLabelValues(route, "allowed"), limited: m.rateLimits.WithLabelValues(route, "limited")}
-	m.routes[route] = s
+	s.used = m.generation
 	return s
 }
 
-// mark records that the compilation in progress uses key. m.mu is held.
-func (m *metrics) mark(key any) {
-	if m.marking {
-		m.marked[key] = true
+// backend returns the children of a backend's own metrics.
+func (m *metrics) backend(name string) *Backend {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b := m.backends[name]
+	if b == nil {
+		b = &Backend{retries: m.retries.WithLabelValues(name), stamp: stamp{born: m.generation}}
+		m.backends[name] = b
 	}
+	b.used = m.generation
+	return b
+}
+
+// listener returns the children of a listener's metrics.
+func (m *metrics) listener(o *Observer, name string) *Listener {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.listeners[name]
+	if l == nil {
+		l = &Listener{o: o, name: name, inFlight: m.inFlight.WithLabelValues(name),
+			noRoute: m.unmatched.WithLabelValues(name, "no-route"), misdirected: m.unmatched.WithLabelValues(name, "misdirected"),
+			stamp: stamp{born: m.generation}}
+		m.listeners[name] = l
+	}
+	l.used = m.generation
+	return l
 }
 
 func (m *metrics) beginCompile() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.marking, m.marked = true, map[any]bool{}
+	m.generation++
 }
 
-// endCompile ends a compilation. When its result went into service, the series
-// it did not resolve are deleted: their routes, backends and listeners are gone
-// from the configuration.
+// endCompile ends a compilation. When its generation went into service, the entries
+// it does not use are dropped and their series deleted: their routes, backends and
+// listeners are gone from the configuration. When it was refused, the entries it
+// created are. Deleting by full label values costs a lookup each, where a partial
+// match would scan every series for every deletion.
 func (m *metrics) endCompile(inService bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	marked := m.marked
-	m.marking, m.marked = false, nil
-	if !inService {
-		return
-	}
+	gen := m.generation
 	for key, s := range m.pairs {
-		if !marked[key] {
+		if s.stale(gen, inService) {
 			s.dead.Store(true)
 			delete(m.pairs, key)
-			m.requests.DeletePartialMatch(prometheus.Labels{"route": key.route, "backend": key.backend})
+			for _, class := range codeClasses {
+				m.requests.DeleteLabelValues(key.route, key.backend, class)
+			}
 		}
 	}
 	for key, h := range m.hists {
-		if !marked[key] {
+		if h.stale(gen, inService) {
 			h.dead.Store(true)
 			delete(m.hists, key)
 			m.duration.DeleteLabelValues(key.route, key.backend)
 		}
 	}
-	for name := range m.backends {
-		if !marked[backendKey(name)] {
+	for name, b := range m.backends {
+		if b.stale(gen, inService) {
 			delete(m.backends, name)
 			m.retries.DeleteLabelValues(name)
 		}
 	}
-	for route := range m.routes {
-		if !marked[routeKey(route)] {
+	for route, r := range m.routes {
+		if r.stale(gen, inService) {
 			delete(m.routes, route)
-			m.rateLimits.DeletePartialMatch(prometheus.Labels{"route": route})
+			m.rateLimits.DeleteLabelValues(route, "allowed")
+			m.rateLimits.DeleteLabelValues(route, "limited")
 		}
 	}
-	for name := range m.listeners {
-		if !marked[listenerKey(name)] {
+	for name, l := range m.listeners {
+		if l.stale(gen, inService) {
 			delete(m.listeners, name)
 			m.inFlight.DeleteLabelValues(name)
-			m.unmatched.DeletePartialMatch(prometheus.Labels{"listener": name})
+			m.unmatched.DeleteLabelValues(name, "no-route")
+			m.unmatched.DeleteLabelValues(name, "misdirected")
 		}
 	}
 }
@@ -348,18 +390,18 @@ func (m *metrics) configRejected() { m.reloads.WithLabelValues("failure").Inc() 
 // for the requests answered before a backend was chosen, and its rate limit
 // counters when it has a rate limit.
 func (m *metrics) ruleMetrics(route string, rule *config.Rule, r *Rule) {
-	seen := map[string]bool{}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for i := range rule.Backends {
 		name := rule.Backends[i].Backend
-		if rule.Backends[i].Invalid != nil || name == "" || seen[name] {
+		if rule.Backends[i].Invalid != nil || name == "" || slices.ContainsFunc(r.backends, func(b ruleBackend) bool { return b.name == name }) {
 			continue
 		}
-		seen[name] = true
-		r.backends = append(r.backends, ruleBackend{name: name, series: m.pair(route, name)})
+		r.backends = append(r.backends, ruleBackend{name: name, series: m.pairLocked(route, name)})
 	}
-	r.none = m.pair(route, "")
+	r.none = m.pairLocked(route, "")
 	if hasRateLimit(rule) {
-		r.rateLimit = m.rateLimit(route)
+		r.rateLimit = m.rateLimitLocked(route)
 	}
 }
 
@@ -383,10 +425,17 @@ func hasRateLimit(rule *config.Rule) bool {
 	return false
 }
 
+// ruleIndexNames are the names of the first rule indexes, so that naming the rules
+// of a large configuration does not allocate a string for each.
+var ruleIndexNames = [...]string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"}
+
 // ruleName is how access logs name a rule: its name, or its index.
 func ruleName(rule *config.Rule, index int) string {
-	if rule.Name != "" {
+	switch {
+	case rule.Name != "":
 		return rule.Name
+	case index >= 0 && index < len(ruleIndexNames):
+		return ruleIndexNames[index]
 	}
 	return strconv.Itoa(index)
 }

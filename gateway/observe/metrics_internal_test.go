@@ -1,10 +1,14 @@
 package observe
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // compile resolves the pairs of one generation and puts it in service.
@@ -61,11 +65,18 @@ func TestSweepKeepsSharedHistogramsWhileARouteUsesThem(t *testing.T) {
 	if n := count("switchyard_requests_total") + count("switchyard_request_duration_seconds"); n != 0 {
 		t.Fatalf("%d series remain after every route was removed", n)
 	}
+	kept := compile(m, [2]string{"r/k", "b"})[0]
+	kept.observe(200, time.Millisecond)
 	m.beginCompile()
+	m.pair("r/k", "b")
 	m.pair("r/x", "b")
+	m.backend("x")
 	m.endCompile(false)
-	if len(m.pairs) != 1 {
-		t.Fatalf("a compilation that did not go into service changed the pairs: %v", m.pairs)
+	if len(m.pairs) != 1 || m.pairs[pairKey{"r/k", "b"}] != kept || len(m.backends) != 0 {
+		t.Fatalf("a refused compilation must drop what it created and keep the rest: pairs %v, backends %v", m.pairs, m.backends)
+	}
+	if count("switchyard_requests_total") != 1 || count("switchyard_request_duration_seconds") != 1 {
+		t.Fatal("a refused compilation deleted series in service")
 	}
 }
 
@@ -78,5 +89,35 @@ func TestSeriesObserveDoesNotAllocate(t *testing.T) {
 	s.observe(200, time.Millisecond)
 	if n := testing.AllocsPerRun(1000, func() { s.observe(200, time.Millisecond) }); n != 0 {
 		t.Fatalf("observe allocates %v times per request", n)
+	}
+}
+
+// BenchmarkExchange is what observing one request costs by itself: Begin, a rule's
+// series, and End, around a handler that only writes a status.
+func BenchmarkExchange(b *testing.B) {
+	for _, withMetrics := range []bool{false, true} {
+		b.Run(map[bool]string{false: "off", true: "metrics"}[withMetrics], func(b *testing.B) {
+			var l *Listener
+			var rule *Rule
+			if withMetrics {
+				o, err := New(Options{Registerer: prometheus.NewRegistry()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				l = o.Listener("l")
+				rule = o.Rule("default/app", 0, &config.Rule{Backends: []config.BackendRef{{Backend: "default/app:80", Weight: 1}}})
+			}
+			r := httptest.NewRequest(http.MethodGet, "http://app.example.com/", nil)
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				x, r := l.Begin(w, r)
+				x.Route(rule)
+				x.Info.Backend = "default/app:80"
+				x.Writer().WriteHeader(http.StatusOK)
+				_ = r
+				x.End()
+			}
+		})
 	}
 }

@@ -118,6 +118,7 @@ type Listener struct {
 	inFlight    prometheus.Gauge
 	noRoute     prometheus.Counter
 	misdirected prometheus.Counter
+	stamp
 }
 
 // Listener returns the observer of a listener's requests, or nil when o is nil.
@@ -125,20 +126,10 @@ func (o *Observer) Listener(name string) *Listener {
 	if o == nil {
 		return nil
 	}
-	l := &Listener{o: o, name: name}
-	if m := o.metrics; m != nil {
-		m.mu.Lock()
-		defer m.mu.Unlock()
-		m.mark(listenerKey(name))
-		if cached := m.listeners[name]; cached != nil {
-			return cached
-		}
-		l.inFlight = m.inFlight.WithLabelValues(name)
-		l.noRoute = m.unmatched.WithLabelValues(name, "no-route")
-		l.misdirected = m.unmatched.WithLabelValues(name, "misdirected")
-		m.listeners[name] = l
+	if o.metrics != nil {
+		return o.metrics.listener(o, name)
 	}
-	return l
+	return &Listener{o: o, name: name}
 }
 
 // Rule is what one route rule's requests are observed with.
@@ -186,6 +177,7 @@ func (r *Rule) seriesOf(backend string) *series {
 // Backend is what the proxy observes a backend's traffic with.
 type Backend struct {
 	retries prometheus.Counter
+	stamp
 }
 
 // Backend returns the observer of a backend, or nil when o keeps no metrics.
@@ -193,16 +185,7 @@ func (o *Observer) Backend(name string) *Backend {
 	if o == nil || o.metrics == nil {
 		return nil
 	}
-	m := o.metrics
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.mark(backendKey(name))
-	if b := m.backends[name]; b != nil {
-		return b
-	}
-	b := &Backend{retries: m.retries.WithLabelValues(name)}
-	m.backends[name] = b
-	return b
+	return o.metrics.backend(name)
 }
 
 // Retried counts a retry sent to the backend.
