@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
@@ -49,6 +51,7 @@ func (c *commonFlags) adminConfig(token string, state admin.State) adminConfig {
 
 // dataPlaneFlags are the flags of commands that carry traffic.
 type dataPlaneFlags struct {
+	observeFlags
 	trustedProxies    string
 	shutdownDelay     time.Duration
 	drainTimeout      time.Duration
@@ -64,15 +67,17 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.redisURL, "redis-url", "", "Redis for global rate limits, as a go-redis URL (redis:// or rediss:// for TLS); without it each replica enforces its share")
 	fs.StringVar(&d.redisMode, "redis-mode", ratelimit.RedisStandalone, "standalone, cluster or sentinel")
 	fs.StringVar(&d.redisPasswordFile, "redis-password-file", "", "file holding the Redis password")
+	d.observeFlags.register(fs)
 }
 
-// engine builds the data plane.
-// engine builds the data plane. replicas returns how many replicas share global rate
-// limits (nil: this process alone, as in standalone mode).
-func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int) (*dataplane.Engine, error) {
+// engine builds the data plane, whose metrics go to reg. replicas returns how many
+// replicas share global rate limits (nil: this process alone, as in standalone
+// mode). The returned stop writes out the access log and the spans; call it once
+// the engine has drained.
+func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg prometheus.Registerer) (*dataplane.Engine, func(), error) {
 	trusted, err := parseCIDRs(d.trustedProxies)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	opts := dataplane.Options{
 		Limits:   server.DefaultLimits(),
@@ -82,10 +87,15 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int) (*data
 	}
 	if d.redisURL != "" {
 		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return dataplane.New(opts), nil
+	obs, stop, err := d.observer(reg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Observer = obs
+	return dataplane.New(opts), stop, nil
 }
 
 func (d *dataPlaneFlags) drain() drainOptions {

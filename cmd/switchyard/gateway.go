@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-dev/switchyard/gateway/admin"
@@ -85,15 +84,17 @@ func runGateway(args []string) error {
 	}
 	// The engine learns the fleet's size from the agent, which is made after it.
 	var agentRef atomic.Pointer[agent.Agent]
-	engine, err := f.engine(logger, func() int {
+	reg := newMetricsRegistry()
+	engine, stopObserving, err := f.engine(logger, func() int {
 		if a := agentRef.Load(); a != nil {
 			return a.Replicas()
 		}
 		return 1
-	})
+	}, reg)
 	if err != nil {
 		return err
 	}
+	defer stopObserving()
 	ag, err := agent.New(agent.Options{
 		ControllerURL: f.controller, Node: f.node, Role: f.role,
 		TokenFile: f.tokenFile, CAFile: f.caFile, StatePath: f.statePath,
@@ -108,7 +109,7 @@ func runGateway(args []string) error {
 	agentRef.Store(ag)
 	state := &gatewayState{engine: engine, agent: ag}
 	cfg := f.adminConfig(token, state)
-	cfg.metrics = gatewayMetrics(engine, ag)
+	cfg.metrics = gatewayMetrics(reg, engine, ag)
 	cfg.dataPlane = admin.NewEngineDataPlane(engine)
 	servers, err := startAdminServers(cfg, logger)
 	if err != nil {
@@ -128,13 +129,11 @@ func runGateway(args []string) error {
 	return drainOnSignal(f.drain(), nil, engine, servers, stopAgent, logger)
 }
 
-// gatewayMetrics serves the replica's own metrics: runtime and process figures, route
-// table compilations (flat while only endpoints change) and whether a snapshot serves.
-func gatewayMetrics(engine *dataplane.Engine, ag *agent.Agent) http.Handler {
-	reg := prometheus.NewRegistry()
+// gatewayMetrics serves the replica's metrics: those on reg (runtime, process and the
+// data plane's), route table compilations (flat while only endpoints change) and
+// whether the snapshot stream is open.
+func gatewayMetrics(reg *prometheus.Registry, engine *dataplane.Engine, ag *agent.Agent) http.Handler {
 	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "switchyard_gateway_route_table_compilations_total",
 			Help: "Route tables compiled; snapshots that change only backends and endpoints reuse the compiled table.",

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/switchyard-dev/switchyard/controller/standalone"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
@@ -55,15 +57,19 @@ func runStandalone(args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := f.engine(logger, nil)
+	reg := newMetricsRegistry()
+	engine, stopObserving, err := f.engine(logger, nil, reg)
 	if err != nil {
 		return err
 	}
+	defer stopObserving()
 	runner, err := standalone.New(f.config, engine, standalone.Options{Logger: logger, StateDir: f.stateDir, Outcome: engine.BackendOutcome})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(configRejections(runner))
 	cfg := f.adminConfig(token, runner)
+	cfg.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	cfg.dataPlane = admin.NewEngineDataPlane(engine)
 	servers, err := startAdminServers(cfg, logger)
 	if err != nil {
@@ -76,6 +82,22 @@ func runStandalone(args []string) error {
 	}
 	reload := func() { _ = runner.Reload() }
 	return drainOnSignal(f.drain(), reload, engine, servers, cancel, logger)
+}
+
+// configRejections exports when the standalone runner last refused an edit of the
+// manifests. Edits that fail translation never reach the data plane, whose
+// switchyard_config_reloads_total counts only the snapshots it was given.
+func configRejections(runner *standalone.Runner) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchyard_config_last_rejection_timestamp_seconds",
+		Help: "When the last invalid edit of the manifests was refused, in Unix seconds; 0 when none was.",
+	}, func() float64 {
+		at := runner.Config().LastErrorAt
+		if at.IsZero() {
+			return 0
+		}
+		return float64(at.UnixNano()) / 1e9
+	})
 }
 
 // adminConfig is what startAdminServers needs.

@@ -124,6 +124,16 @@ func (m *Manager) Pool(name string) *Pool {
 	return (*m.pools.Load())[name]
 }
 
+// Pools returns the pools of the current configuration, in no particular order.
+func (m *Manager) Pools() []*Pool {
+	pools := *m.pools.Load()
+	out := make([]*Pool, 0, len(pools))
+	for _, p := range pools {
+		out = append(out, p)
+	}
+	return out
+}
+
 // Transport returns the shared transport for an application protocol: HTTP/2 with
 // prior knowledge for h2c, HTTP/1.1 for everything else (WebSocket included).
 func (m *Manager) Transport(p config.AppProtocol) http.RoundTripper {

@@ -127,4 +127,5 @@ func (p *Pool) eject(ep *Endpoint, od *config.OutlierDetection, now time.Time) {
 	h.ejectedUntil.Store(nowNanos + int64(od.BaseEjectionTime.D())*int64(multiplier))
 	h.consecutive5xx.Store(0)
 	h.consecutiveGateway.Store(0)
+	p.ejections.Add(1)
 }

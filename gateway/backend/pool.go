@@ -75,10 +75,17 @@ type Pool struct {
 	outlier outlierState
 	checker *healthChecker
 	guarded atomic.Bool
+	// ejections counts the endpoints outlier detection has ejected since the pool
+	// was created, for metrics.
+	ejections atomic.Uint64
 }
 
 // Breaker is the pool's circuit breaker.
 func (p *Pool) Breaker() *Breaker { return &p.breaker }
+
+// Ejections counts the ejections outlier detection has made in the pool since it was
+// created.
+func (p *Pool) Ejections() uint64 { return p.ejections.Load() }
 
 func newPool(b *config.Backend, tls http.RoundTripper) *Pool {
 	p := &Pool{name: b.Name}

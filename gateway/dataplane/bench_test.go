@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	// The benchmark routes use the Gateway API filters, which register themselves.
 	_ "github.com/switchyard-dev/switchyard/plugins/all"
 )
@@ -127,14 +130,15 @@ func benchRule(n, r int) config.Rule {
 	}
 }
 
-// benchApply applies the first snapshot, then the others in turn, one per iteration.
-func benchApply(b *testing.B, snaps ...*config.Snapshot) {
+// benchApply applies the first snapshot, then the others in turn, one per iteration,
+// to an engine observed by obs (nil for none).
+func benchApply(b *testing.B, obs *observe.Observer, snaps ...*config.Snapshot) {
 	for _, s := range snaps {
 		if err := s.Validate(); err != nil {
 			b.Fatal(err)
 		}
 	}
-	e := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	e := New(Options{Logger: slog.New(slog.DiscardHandler), Observer: obs})
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -159,21 +163,29 @@ func benchApply(b *testing.B, snaps ...*config.Snapshot) {
 // Service, as a rollout or a scaling step produces; the route table is kept.
 func BenchmarkApplyEndpointChurn(b *testing.B) {
 	a := benchSnapshot("a", "routes-a")
-	benchApply(b, a, movedEndpoints(a, "a2", 1))
+	benchApply(b, nil, a, movedEndpoints(a, "a2", 1))
 }
 
 // BenchmarkApplyEndpointChurnAll moves every one of the 20,000 endpoints at each
 // apply, the worst case for the backend manager.
 func BenchmarkApplyEndpointChurnAll(b *testing.B) {
 	a := benchSnapshot("a", "routes-a")
-	benchApply(b, a, movedEndpoints(a, "a2", benchBackends))
+	benchApply(b, nil, a, movedEndpoints(a, "a2", benchBackends))
 }
 
 // BenchmarkApplyRouteChange applies snapshots that differ in one route: every apply
-// compiles the route table.
+// compiles the route table. Observed, the engine also resolves the metrics of every
+// rule and drops those of the route that changed.
 func BenchmarkApplyRouteChange(b *testing.B) {
 	a, changed := benchSnapshot("a", "routes-a"), benchSnapshot("b", "routes-b")
 	rule := &changed.Listeners[0].VirtualHosts[0].Routes[1].Rules[0]
 	rule.Matches[0].Path.Value = "/api/changed"
-	benchApply(b, a, changed)
+	b.Run("unobserved", func(b *testing.B) { benchApply(b, nil, a, changed) })
+	b.Run("observed", func(b *testing.B) {
+		obs, err := observe.New(observe.Options{Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchApply(b, obs, a, changed)
+	})
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/outcome"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
 	"github.com/switchyard-dev/switchyard/gateway/router"
@@ -47,6 +48,9 @@ type Options struct {
 	Redis redis.UniversalClient
 	// Replicas returns how many replicas share global rate limits; nil means one.
 	Replicas func() int
+	// Observer receives the requests' metrics, access log lines and spans, and the
+	// outcomes of Apply; nil observes nothing.
+	Observer *observe.Observer
 }
 
 // Engine is one gateway replica's data plane.
@@ -58,6 +62,8 @@ type Engine struct {
 	// plugins is the context every compilation provisions filters with; its Store
 	// keeps filter state (rate limit buckets) across generations.
 	plugins plugins.Context
+	// observer observes requests and applies; it may be nil.
+	observer *observe.Observer
 
 	// applyMu serialises Apply; requests never take it.
 	applyMu sync.Mutex
@@ -97,7 +103,11 @@ func New(opts Options) *Engine {
 	if opts.Proxy.Logger == nil {
 		opts.Proxy.Logger = logger
 	}
+	if opts.Proxy.Observer == nil {
+		opts.Proxy.Observer = opts.Observer
+	}
 	backends := backend.NewManager(opts.Backend)
+	opts.Observer.WatchBackends(backends)
 	return &Engine{
 		logger:   logger,
 		backends: backends,
@@ -105,6 +115,7 @@ func New(opts Options) *Engine {
 		servers:  server.NewManager(opts.Limits, logger),
 		plugins: plugins.Context{Upstream: backends, Logger: logger, Store: plugins.NewStore(),
 			TrustedProxies: opts.Proxy.TrustedProxies, Redis: opts.Redis, Replicas: opts.Replicas},
+		observer: opts.Observer,
 	}
 }
 
@@ -118,11 +129,22 @@ func New(opts Options) *Engine {
 // one's route tables, handlers and sockets.
 func (e *Engine) Apply(snap *config.Snapshot) error {
 	if snap == nil {
+		e.observer.ConfigRejected()
 		return errors.New("no snapshot")
 	}
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
+	err := e.apply(snap)
+	if err != nil {
+		e.observer.ConfigRejected()
+	} else {
+		e.observer.ConfigApplied(snap.Version)
+	}
+	return err
+}
 
+// apply is Apply with applyMu held.
+func (e *Engine) apply(snap *config.Snapshot) error {
 	old := e.current.Load()
 	if old != nil && old.routes.reusable(snap) {
 		return e.applyBackends(old, snap)
@@ -130,8 +152,10 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 	if err := snap.Validate(); err != nil {
 		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
 	}
+	e.observer.BeginCompile()
 	routes, err := e.compile(snap)
 	if err != nil {
+		e.observer.EndCompile(false)
 		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
 	}
 	// Handlers resolve pools by name per request, so the backends change only once
@@ -145,6 +169,7 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 	// Filter state the new generation does not use is released now that the old
 	// generation is out of service.
 	e.plugins.Store.Commit()
+	e.observer.EndCompile(true)
 	e.syncSockets(routes)
 	return nil
 }
@@ -198,7 +223,11 @@ func (e *Engine) compile(snap *config.Snapshot) (*routeSet, error) {
 			if err != nil {
 				return nil, err
 			}
-			return plugins.Chain(pctx, rule.Filters, final)
+			chain, err := plugins.Chain(pctx, rule.Filters, final)
+			if err != nil || e.observer == nil {
+				return chain, err
+			}
+			return &observedRule{next: chain, observer: e.observer.Rule(route.Name, ruleIndex, rule)}, nil
 		}
 		table, err := router.Compile(l, factory)
 		if err != nil {
@@ -244,7 +273,7 @@ func (e *Engine) specs(routes *routeSet) []server.Spec {
 			Address: cl.spec.Address,
 			Port:    cl.spec.Port,
 			TLS:     cl.spec.Protocol == config.ProtocolHTTPS,
-			Handler: &listenerHandler{engine: e, name: name, port: cl.spec.Port},
+			Handler: &listenerHandler{engine: e, name: name, port: cl.spec.Port, observer: e.observer.Listener(name)},
 		}
 		if spec.TLS {
 			spec.GetCertificate = e.certificateFor(name)

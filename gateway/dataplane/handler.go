@@ -4,8 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -15,15 +15,21 @@ type listenerHandler struct {
 	engine *Engine
 	name   string
 	port   int
+	// observer observes the socket's requests; nil when the engine has no Observer.
+	observer *observe.Listener
 }
 
 func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x, r := h.observer.Begin(w, r)
+	defer x.End()
+	w = x.Writer()
 	gen := h.engine.current.Load()
 	var cl *compiledListener
 	if gen != nil {
 		cl = gen.routes.listeners[h.name]
 	}
 	if cl == nil {
+		x.Info.Flags |= reqctx.FlagNoRoute
 		http.Error(w, "no listener configuration", http.StatusNotFound)
 		return
 	}
@@ -31,27 +37,42 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The TLS session was set up for another virtual host than the Host header
 		// names; HTTP/2 connection reuse makes this easy to hit by accident. See
 		// misdirected.
+		x.Info.Flags |= reqctx.FlagMisdirected
 		http.Error(w, "misdirected request", http.StatusMisdirectedRequest)
 		return
 	}
 	entry := cl.table.Lookup(r)
 	if entry == nil {
+		x.Info.Flags |= reqctx.FlagNoRoute
 		http.Error(w, "no route matches this request", http.StatusNotFound)
 		return
 	}
-	info := &reqctx.Info{
-		Listener:      h.name,
-		VirtualHost:   entry.VirtualHost.Name,
-		Route:         entry.Route.Name,
-		RuleIndex:     entry.RuleIndex,
-		MatchedPrefix: entry.MatchedPrefix,
-		Host:          r.Host,
-		ListenerPort:  h.port,
-		TLS:           r.TLS != nil,
-		Start:         time.Now(),
+	info := &x.Info
+	info.Listener = h.name
+	info.VirtualHost = entry.VirtualHost.Name
+	info.Route = entry.Route.Name
+	info.RuleIndex = entry.RuleIndex
+	info.MatchedPrefix = entry.MatchedPrefix
+	info.Host = r.Host
+	info.ListenerPort = h.port
+	info.TLS = r.TLS != nil
+	next := entry.Handler
+	if rule, ok := next.(*observedRule); ok {
+		x.Route(rule.observer)
+		next = rule.next
 	}
-	entry.Handler.ServeHTTP(w, reqctx.With(r, info))
+	next.ServeHTTP(w, reqctx.With(r, info))
 }
+
+// observedRule is a rule's compiled handler together with the observer of its
+// requests. The route table keeps one handler per rule, so the observer travels
+// with it; listenerHandler unwraps it.
+type observedRule struct {
+	next     http.Handler
+	observer *observe.Rule
+}
+
+func (o *observedRule) ServeHTTP(w http.ResponseWriter, r *http.Request) { o.next.ServeHTTP(w, r) }
 
 var errNoCertificates = errors.New("no certificate for this listener")
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // DeadlineHeader carries the time a caller still allows for a request, in whole
@@ -31,7 +33,7 @@ func (h *deadlineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The header describes this hop's deadline; the next hop gets its own.
 	r.Header.Del(DeadlineHeader)
 	if hasBudget && budget <= 0 {
-		errDeadline.write(w)
+		errDeadline.answer(w, reqctx.From(r.Context()))
 		return
 	}
 	if isUpgrade(r) || (h.timeout <= 0 && !hasBudget) {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // errorHeader names the response header that tells an operator which part of the
@@ -17,21 +19,23 @@ type proxyError struct {
 	status int
 	reason string
 	body   string
+	// flag tells access logs and metrics about the answer; its name is reason.
+	flag reqctx.Flags
 }
 
 // The responses the forwarding engine gives. Bodies are short plain text; the reason
 // goes in errorHeader.
 var (
-	errNoBackends      = &proxyError{http.StatusInternalServerError, "no-backends", "no backend is configured for this route\n"}
-	errBackendNotFound = &proxyError{http.StatusServiceUnavailable, "backend-not-found", "backend is not available\n"}
-	errNoEndpoints     = &proxyError{http.StatusServiceUnavailable, "no-endpoints", "no healthy upstream\n"}
-	errOverflow        = &proxyError{http.StatusServiceUnavailable, "circuit-open", "upstream overflow: circuit breaker open\n"}
-	errUpstreamConnect = &proxyError{http.StatusBadGateway, "upstream-connect-failed", "upstream connect error\n"}
-	errUpstreamFailed  = &proxyError{http.StatusBadGateway, "upstream-error", "upstream error\n"}
-	errUpstreamTimeout = &proxyError{http.StatusGatewayTimeout, "upstream-timeout", "upstream request timeout\n"}
-	errRouteTimeout    = &proxyError{http.StatusGatewayTimeout, "request-timeout", "request timeout\n"}
-	errDeadline        = &proxyError{http.StatusGatewayTimeout, "deadline-exceeded", "deadline exceeded\n"}
-	errUnreadableBody  = &proxyError{http.StatusBadRequest, "request-body-error", "request body could not be read\n"}
+	errNoBackends      = &proxyError{http.StatusInternalServerError, "no-backends", "no backend is configured for this route\n", reqctx.FlagNoBackends}
+	errBackendNotFound = &proxyError{http.StatusServiceUnavailable, "backend-not-found", "backend is not available\n", reqctx.FlagBackendNotFound}
+	errNoEndpoints     = &proxyError{http.StatusServiceUnavailable, "no-endpoints", "no healthy upstream\n", reqctx.FlagNoEndpoints}
+	errOverflow        = &proxyError{http.StatusServiceUnavailable, "circuit-open", "upstream overflow: circuit breaker open\n", reqctx.FlagCircuitOpen}
+	errUpstreamConnect = &proxyError{http.StatusBadGateway, "upstream-connect-failed", "upstream connect error\n", reqctx.FlagUpstreamConnectFailed}
+	errUpstreamFailed  = &proxyError{http.StatusBadGateway, "upstream-error", "upstream error\n", reqctx.FlagUpstreamError}
+	errUpstreamTimeout = &proxyError{http.StatusGatewayTimeout, "upstream-timeout", "upstream request timeout\n", reqctx.FlagUpstreamTimeout}
+	errRouteTimeout    = &proxyError{http.StatusGatewayTimeout, "request-timeout", "request timeout\n", reqctx.FlagRequestTimeout}
+	errDeadline        = &proxyError{http.StatusGatewayTimeout, "deadline-exceeded", "deadline exceeded\n", reqctx.FlagDeadlineExceeded}
+	errUnreadableBody  = &proxyError{http.StatusBadRequest, "request-body-error", "request body could not be read\n", reqctx.FlagRequestBodyError}
 )
 
 // invalidBackendError is the response for the traffic share of a backend reference
@@ -40,7 +44,8 @@ func invalidBackendError(status int) *proxyError {
 	if status < 100 || status > 999 {
 		status = http.StatusInternalServerError
 	}
-	return &proxyError{status, "invalid-backend", strconv.Itoa(status) + " " + http.StatusText(status) + ": backend reference is invalid\n"}
+	return &proxyError{status, "invalid-backend", strconv.Itoa(status) + " " + http.StatusText(status) + ": backend reference is invalid\n",
+		reqctx.FlagInvalidBackend}
 }
 
 // write sends the error response.
@@ -54,9 +59,19 @@ func (e *proxyError) write(w http.ResponseWriter) {
 	_, _ = w.Write([]byte(e.body))
 }
 
+// answer sends the error response and flags the request's Info, if it has one.
+func (e *proxyError) answer(w http.ResponseWriter, info *reqctx.Info) {
+	if info != nil {
+		info.Flags |= e.flag
+	}
+	e.write(w)
+}
+
 // ServeHTTP answers every request with the error, for routes and backend references
 // that cannot forward.
-func (e *proxyError) ServeHTTP(w http.ResponseWriter, _ *http.Request) { e.write(w) }
+func (e *proxyError) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.answer(w, reqctx.From(r.Context()))
+}
 
 // Causes recorded on the contexts that bound a request, so that an error can be told
 // apart as the route's timeout, the attempt's timeout, or the client going away.

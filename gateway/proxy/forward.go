@@ -6,7 +6,10 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/outcome"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
@@ -24,35 +27,38 @@ type forwarder struct {
 	budget *retryBudget
 	// outcomes counts the backend's request outcomes; it outlives the forwarder.
 	outcomes *outcome.Recorder
+	// observed counts the backend's retries in the metrics; nil without them.
+	observed *observe.Backend
 }
 
 // ServeHTTP forwards the request to an endpoint of the backend, and records how it
 // ended (see the outcome rules in outcomes.go).
 func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if info := reqctx.From(r.Context()); info != nil {
+	info := reqctx.From(r.Context())
+	if info != nil {
 		info.Backend = f.backend
 	}
 	pool := f.proxy.backends.Pool(f.backend)
 	if pool == nil {
-		f.fail(w, errBackendNotFound, start)
+		f.fail(w, info, errBackendNotFound, start)
 		return
 	}
 	release, err := pool.Breaker().Acquire(r.Context())
 	if err != nil {
 		if errors.Is(err, backend.ErrOverflow) {
-			f.fail(w, errOverflow, start)
+			f.fail(w, info, errOverflow, start)
 		} else if perr := classify(r.Context(), err); perr != nil {
-			f.fail(w, perr, start)
+			f.fail(w, info, perr, start)
 		}
 		return
 	}
 	defer release()
 	if f.retry == nil {
-		f.attempt(w, r, pool, nil, retryPermission{}, start)
+		f.attempt(w, r, info, pool, nil, retryPermission{}, start)
 		return
 	}
-	f.serveWithRetries(w, r, pool, start)
+	f.serveWithRetries(w, r, info, pool, start)
 }
 
 // retryPermission says which failures of an attempt may be retried.
@@ -68,28 +74,36 @@ type retryPermission struct {
 // prev when another endpoint can serve. It reports whether the try failed in a way
 // that will be retried, in which case nothing has been written to w, and the
 // endpoint it tried. An attempt that ends the request records its outcome, counted
-// from start.
-func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, pool *backend.Pool, prev *backend.Endpoint, perm retryPermission,
-	start time.Time) (retry bool, ep *backend.Endpoint) {
+// from start. info, when not nil, learns of the attempt.
+func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx.Info, pool *backend.Pool, prev *backend.Endpoint,
+	perm retryPermission, start time.Time) (retry bool, ep *backend.Endpoint) {
 	ep, err := pool.PickExcept(prev)
 	if err != nil {
-		f.fail(w, errNoEndpoints, start)
+		f.fail(w, info, errNoEndpoints, start)
 		return false, nil
 	}
 	protocol, tlsTransport := pool.Transport()
 	a := &attempt{Context: r.Context(), request: r.Context(), fwd: f, pool: pool, endpoint: ep,
-		perm: perm, tls: tlsTransport, start: start}
+		perm: perm, tls: tlsTransport, start: start, info: info}
+	if info != nil {
+		info.Attempts++
+		info.Endpoint = ep.Address
+		a.tryStart = time.Now()
+	}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
 		defer cancel()
 		a.Context = ctx
 	}
+	var span trace.Span
+	a.Context, span = f.proxy.observer.StartAttempt(a.Context, f.backend, ep.Address)
 	ep.Requests.Add(1)
 	ep.InFlight.Add(1)
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
 	f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
+	observe.EndAttempt(span, a.status, a.err)
 	return a.retry, ep
 }
 
@@ -118,6 +132,14 @@ type attempt struct {
 	// when the hooks give the request its final answer.
 	recorded bool
 	start    time.Time
+	// info is the request's Info, or nil; tryStart is when this attempt began,
+	// for its UpstreamTime.
+	info     *reqctx.Info
+	tryStart time.Time
+	// status and err are the backend's answer or the attempt's failure, for the
+	// attempt's span.
+	status int
+	err    error
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a
@@ -138,6 +160,14 @@ func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
 		return a.perm.connect && policy.on&onConnectFailure != 0
 	default:
 		return a.perm.any && policy.on&onReset != 0
+	}
+}
+
+// answered records, when the attempt gives the request its final answer, how long
+// the attempt took to get it.
+func (a *attempt) answered() {
+	if a.info != nil {
+		a.info.UpstreamTime = time.Since(a.tryStart)
 	}
 }
 

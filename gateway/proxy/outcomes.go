@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/outcome"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // Request outcomes: every request a forwarder handles is counted once per backend, with
@@ -161,9 +162,9 @@ func (p *Proxy) RetainOutcomes(referenced []string) {
 
 // fail answers a request in the backend's place with a gateway error and records
 // the request as failed.
-func (f *forwarder) fail(w http.ResponseWriter, e *proxyError, start time.Time) {
+func (f *forwarder) fail(w http.ResponseWriter, info *reqctx.Info, e *proxyError, start time.Time) {
 	f.outcomes.Record(time.Since(start), e.status >= http.StatusInternalServerError)
-	e.write(w)
+	e.answer(w, info)
 }
 
 // record counts the request's outcome when the attempt gives its final answer: the

@@ -23,6 +23,8 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/plugins"
 )
 
@@ -33,6 +35,9 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// Logger receives forwarding errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer counts retries, traces attempts and propagates trace context; nil
+	// observes nothing (trace context headers then pass through unchanged).
+	Observer *observe.Observer
 }
 
 // Proxy builds rule handlers that forward to the pools of a backend.Manager.
@@ -53,6 +58,8 @@ type Proxy struct {
 	// outcomes holds the request outcomes by backend; they outlive configuration
 	// versions.
 	outcomes outcomeBook
+	// observer counts retries and traces attempts; nil observes nothing.
+	observer *observe.Observer
 }
 
 // New returns a Proxy forwarding through m.
@@ -65,6 +72,7 @@ func New(m *backend.Manager, opts Options) *Proxy {
 		backends:       m,
 		trustedProxies: append([]netip.Prefix(nil), opts.TrustedProxies...),
 		logger:         logger,
+		observer:       opts.Observer,
 	}
 	buffers := &bufferPool{}
 	p.http1 = p.newReverseProxy(m.Transport(config.AppProtocolHTTP1), buffers)
@@ -154,7 +162,8 @@ func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, t
 	if ref.Backend == "" {
 		return nil, errors.New("backend reference names no backend")
 	}
-	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry, outcomes: p.outcomes.recorder(ref.Backend)}
+	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry, outcomes: p.outcomes.recorder(ref.Backend),
+		observed: p.observer.Backend(ref.Backend)}
 	if retry != nil {
 		fwd.budget = p.budgetFor(ref.Backend, retry.budget)
 		if retry.perTryTimeout > 0 && (timeout == 0 || retry.perTryTimeout < timeout) {
@@ -179,6 +188,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	}
 	p.setForwarded(pr.Out, pr.In)
 	setDeadlineHeaders(pr.Out)
+	p.observer.Inject(pr.Out.Context(), pr.Out.Header)
 }
 
 // errRetry tells the error handler that a response was discarded to be retried.
@@ -195,10 +205,12 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		return nil
 	}
 	a.pool.Report(a.endpoint, backend.OutcomeOf(res.StatusCode))
+	a.status = res.StatusCode
 	if a.perm.any && a.fwd.retry.retriesStatus(res.StatusCode) {
 		a.retry = true
 		return errRetry
 	}
+	a.answered()
 	a.record(failedAnswer(res))
 	return nil
 }
@@ -208,6 +220,11 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	a := attemptFrom(r.Context())
 	if errors.Is(err, errRetry) {
 		return
+	}
+	var info *reqctx.Info
+	if a != nil {
+		a.err = err
+		info = a.info
 	}
 	perr := classify(r.Context(), err)
 	if perr == nil {
@@ -222,10 +239,11 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			a.retry = true
 			return
 		}
+		a.answered()
 		a.record(true)
 	}
 	p.logger.Warn("forwarding failed", "backend", backendName(a), "endpoint", endpointAddress(a), "status", perr.status, "error", err)
-	perr.write(w)
+	perr.answer(w, info)
 }
 
 func backendName(a *attempt) string {

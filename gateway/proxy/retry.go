@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // maxReplayBody is the largest request body kept in memory so that the request can
@@ -107,11 +108,11 @@ func idempotent(method string) bool {
 
 // serveWithRetries forwards the request, trying again on the failures the policy
 // retries while attempts remain, the body can be replayed and the budget allows.
-func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, pool *backend.Pool, start time.Time) {
+func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, info *reqctx.Info, pool *backend.Pool, start time.Time) {
 	body, replayable, err := bufferBody(r)
 	if err != nil {
 		if r.Context().Err() == nil {
-			errUnreadableBody.write(w)
+			errUnreadableBody.answer(w, info)
 		}
 		return
 	}
@@ -139,7 +140,7 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		if may {
 			releaseRetry, may = pool.Breaker().TryRetry()
 		}
-		retry, ep := f.attempt(w, out, pool, prev, retryPermission{any: may && safe, connect: may}, start)
+		retry, ep := f.attempt(w, out, info, pool, prev, retryPermission{any: may && safe, connect: may}, start)
 		if !retry {
 			if releaseRetry != nil {
 				releaseRetry()
@@ -153,10 +154,14 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, poo
 		if f.budget != nil {
 			f.budget.retried()
 		}
+		f.observed.Retried()
+		if info != nil {
+			info.Flags |= reqctx.FlagRetried
+		}
 		prev = ep
 		if !sleep(r.Context(), f.retry.wait(try+1)) {
 			if perr := classify(r.Context(), r.Context().Err()); perr != nil {
-				f.fail(w, perr, start)
+				f.fail(w, info, perr, start)
 			}
 			return
 		}

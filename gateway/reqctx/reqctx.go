@@ -10,7 +10,8 @@ import (
 
 // Info is the routing decision and bookkeeping for one request. The data plane stores
 // one in the request's context right after route lookup; filters may read it and
-// update the fields documented as theirs.
+// update the fields documented as theirs. Everything runs on the goroutine that
+// serves the request, so the fields need no locking.
 type Info struct {
 	// Listener is the config.Listener name that accepted the request.
 	Listener string
@@ -35,6 +36,16 @@ type Info struct {
 	Start time.Time
 	// Backend is the config.Backend name chosen for the request, set by the proxy.
 	Backend string
+	// Endpoint is the address of the endpoint of the last attempt, set by the proxy.
+	Endpoint string
+	// Attempts counts the tries at forwarding the request, set by the proxy.
+	Attempts int
+	// UpstreamTime is how long the attempt whose answer the client got took, from
+	// its start to the backend's response headers or its failure; set by the proxy.
+	UpstreamTime time.Duration
+	// Flags say how the gateway handled the request; the proxy and filters add
+	// theirs.
+	Flags Flags
 }
 
 type key struct{}
@@ -48,4 +59,11 @@ func With(r *http.Request, info *Info) *http.Request {
 func From(ctx context.Context) *Info {
 	info, _ := ctx.Value(key{}).(*Info)
 	return info
+}
+
+// AddFlags adds flags to the Info stored in ctx, if there is one.
+func AddFlags(ctx context.Context, f Flags) {
+	if info := From(ctx); info != nil {
+		info.Flags |= f
+	}
 }

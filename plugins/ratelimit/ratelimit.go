@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	rl "github.com/switchyard-dev/switchyard/gateway/ratelimit"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/plugins"
 	"github.com/switchyard-dev/switchyard/plugins/internal/clientip"
 )
@@ -113,11 +114,15 @@ type handler struct {
 	ctx   plugins.Context
 }
 
+// ServeHTTP answers 429 when a rule's bucket is empty, and passes the request on
+// otherwise. The decision is flagged in the request's Info, for the data plane's
+// rate limit metrics and access log.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var tightest rl.Decision
 	for i, rule := range h.rules {
 		d := rule.limiter.Take(r.Context(), h.keyOf(rule.key, r))
 		if !d.Allowed {
+			reqctx.AddFlags(r.Context(), reqctx.FlagRateLimited)
 			writeHeaders(w.Header(), d)
 			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d.RetryAfter, 1)))
 			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
@@ -128,6 +133,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeHeaders(w.Header(), tightest)
+	reqctx.AddFlags(r.Context(), reqctx.FlagRateLimitPassed)
 	h.next.ServeHTTP(w, r)
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/internal/testredis"
 	"github.com/switchyard-dev/switchyard/plugins"
 )
@@ -185,5 +186,17 @@ func TestGlobalWithoutRedisFollowsTheFleetSize(t *testing.T) {
 	}
 	if admitted != 2 {
 		t.Fatalf("admitted %d once the fleet had 2 replicas; want this replica's share of 2", admitted)
+	}
+}
+
+func TestDecisionsAreFlaggedForMetrics(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 1)))
+	for _, want := range []reqctx.Flags{reqctx.FlagRateLimitPassed, reqctx.FlagRateLimited} {
+		info := &reqctx.Info{}
+		r := reqctx.With(httptest.NewRequest(http.MethodGet, "/", nil), info)
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if info.Flags != want {
+			t.Fatalf("flags %#x, want %#x", uint32(info.Flags), uint32(want))
+		}
 	}
 }
