@@ -49,7 +49,7 @@ fuzz:
 
 # Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay and
 # the backend direct on loopback (bench/run.sh installs the peers and load tools it
-# lacks; about twelve minutes on two cores; writes bench/results/comparison.md), then
+# lacks; about thirteen minutes on two cores; writes bench/results/comparison.md), then
 # the Go micro-benchmarks. BENCH_QUICK=1 runs a three-minute trial of the comparison
 # alone, which writes no file.
 bench: build

@@ -16,7 +16,8 @@ func writeHeader(w io.Writer, o options, rs runSettings, bins binaries, took tim
 	fmt.Fprintln(w, "# Switchyard and its peers on loopback")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "- Date: %s; whole run %s.\n", time.Now().UTC().Format("2006-01-02"), took.Round(time.Second))
-	fmt.Fprintf(w, "- Machine: %s.\n", machine())
+	fmt.Fprintf(w, "- Machine: %s; load average %s at the start, %s at the end (other work on the machine shows here).\n",
+		machine(), rs.loadAtStart, loadAverage())
 	fmt.Fprintf(w, "- Go: %s (this command, the backend, the relay and Switchyard).\n", runtime.Version())
 	fmt.Fprintf(w, "- Versions: %s.\n", strings.Join(versions(bins), ", "))
 	fmt.Fprintf(w, "- Command: `%s`%s.\n", commandLine(o), quickNote(o))
@@ -63,6 +64,18 @@ func commandLine(o options) string {
 		return o.invokedAs
 	}
 	return "go run ./bench/compare " + strings.Join(os.Args[1:], " ")
+}
+
+// loadAverage is the one-minute load average from /proc/loadavg, "?" if unknown.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(data)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // machine describes the processor, cores, memory and kernel.

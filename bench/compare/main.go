@@ -103,10 +103,10 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	rs := runSettings{rounds: o.rounds, warmup: o.warmup, cores: runtime.NumCPU(), dir: dir, bins: bins,
+	rs := runSettings{rounds: o.rounds, warmup: o.warmup, cores: runtime.NumCPU(), dir: dir, bins: bins, loadAtStart: loadAverage(),
 		load: loadSettings{Duration: o.duration, Conns: 32, H2Clients: 8, H2Streams: 4,
 			Rate: o.rate, RateDuration: o.rateDuration, RateConns: 64}}
-	all := scenarios(policyTargets(bins), rs.load)
+	all := scenarios(bins, rs.load)
 	selected, err := selectScenarios(all, o.only)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

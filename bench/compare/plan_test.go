@@ -24,7 +24,7 @@ func TestCPUPlan(t *testing.T) {
 
 func TestScenariosAndSelection(t *testing.T) {
 	ls := loadSettings{Conns: 32, H2Clients: 8, H2Streams: 4, Rate: 2000, RateDuration: 3 * time.Second, RateConns: 64}
-	all := scenarios([]string{targetBare, targetPolicies}, ls)
+	all := scenarios(binaries{}, ls)
 	keys := map[string]bool{}
 	for _, sc := range all {
 		if keys[sc.key] {
@@ -47,12 +47,16 @@ func TestScenariosAndSelection(t *testing.T) {
 	}
 }
 
-func TestPolicyTargetsFollowTheBinarysFlags(t *testing.T) {
+func TestPolicyComparisonFollowsTheBinarysFlags(t *testing.T) {
 	if got := policyTargets(binaries{}); !slices.Equal(got, []string{targetBare, targetPolicies}) {
 		t.Errorf("without the flags: %v", got)
 	}
 	if got := policyTargets(binaries{observeFlags: true}); !slices.Contains(got, targetSwitchyard) {
 		t.Errorf("with the flags the defaults are measured too: %v", got)
+	}
+	without, with := policiesAbout(binaries{}), policiesAbout(binaries{observeFlags: true})
+	if !strings.Contains(without, "no --route-metrics") || strings.Contains(with, "no --route-metrics") || !strings.Contains(with, "access log to a file") {
+		t.Errorf("the descriptions do not follow the flags:\n%s\n%s", without, with)
 	}
 }
 
@@ -60,6 +64,31 @@ func TestWholeSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "1", 400 * time.Millisecond: "1", 3 * time.Second: "3", 2600 * time.Millisecond: "3"} {
 		if got := wholeSeconds(d); got != want {
 			t.Errorf("%s: %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestSwitchyardCommandObservability(t *testing.T) {
+	for _, observe := range []bool{false, true} {
+		bins := binaries{switchyard: "/opt/switchyard", observeFlags: observe}
+		for name, want := range map[string]string{
+			targetBare:       "--route-metrics off --access-log off",
+			targetPolicies:   "--route-metrics full --access-log ",
+			targetSwitchyard: "",
+		} {
+			s := peerSetup{Dir: t.TempDir(), Listen: 28080, Backend: 29090, Table: catchAll()}
+			argv, _, err := peerCommand(name, bins, s, map[int]bool{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(argv, " ")
+			if !strings.HasPrefix(line, "/opt/switchyard standalone --config "+s.Dir) {
+				t.Errorf("%s: %s", name, line)
+			}
+			hasFlags := strings.Contains(line, "--route-metrics") || strings.Contains(line, "--access-log")
+			if observe && want != "" && !strings.Contains(line, want) || (!observe || want == "") && hasFlags {
+				t.Errorf("%s with observability flags %v: %s", name, observe, line)
+			}
 		}
 	}
 }

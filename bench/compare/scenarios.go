@@ -47,9 +47,9 @@ const (
 	body1MiB  = 1 << 20
 )
 
-// scenarios lists every scenario in report order; policyTargets are the targets
-// of the policy comparison, which depend on the binary's flags.
-func scenarios(policyTargets []string, ls loadSettings) []scenario {
+// scenarios lists every scenario in report order. The policy comparison depends on
+// whether the binary has the observability flags.
+func scenarios(bins binaries, ls loadSettings) []scenario {
 	return []scenario{
 		{key: "reference", title: "One route, default parallelism (reference)", targets: peers, table: catchAll(), size: tinyBody,
 			about: fmt.Sprintf("Load from wrk -t1 -c%d; each proxy at its default parallelism; a %d-byte body.", ls.Conns, tinyBody)},
@@ -57,11 +57,11 @@ func scenarios(policyTargets []string, ls loadSettings) []scenario {
 			about: "The proxy alone on the last core with one worker (nginx worker_processes 1, HAProxy nbthread 1, Go programs see one CPU); wrk and the backend on the other cores. CPU time per request is the proxy's user+system time from /proc divided by the requests answered, which a busy machine disturbs far less than req/s."},
 		{key: "latency", title: "Latency at a fixed rate (open loop)", targets: peers, table: catchAll(), size: tinyBody, load: openLoad,
 			about: fmt.Sprintf("%d requests per second for %s from the open-loop generator of bench/compare (HTTP/1.1 over a pool of %d keep-alive connections; each latency counts from when the schedule released the request, so a stalled proxy is not hidden by a waiting client).",
-				ls.Rate, ls.RateDuration, ls.RateConns)},
+				ls.Rate, seconds(ls.RateDuration), ls.RateConns)},
 		{key: "routes-10k", title: "10,000 routes, the request hits the last one", targets: peers, table: manyRoutes(10000, 100), size: tinyBody,
 			about: "100 host names with 100 routes each: half path prefixes, two fifths exact paths, one tenth regular expressions; the request (Host h99.bench.test, /svc9999/item) matches the last route defined, a prefix. nginx gets one server block per host with its locations, HAProxy three maps keyed by host and path (exact paths, prefixes, regular expressions; one use_backend rule per route would be scanned linearly on every request), Caddy one site block per host with a handle block per route, Switchyard one HTTPRoute per route."},
-		{key: "policies", title: "Switchyard with a typical policy set", targets: policyTargets, table: catchAll(), size: tinyBody,
-			about: "switchyard-policies: a TrafficPolicy on the Gateway with a request timeout, retries (connect-failure, reset, gateway-error; default budget), a circuit breaker and a local rate limit per client address that admits everything, plus route metrics in full and an access log to a file; switchyard-bare: no policy, route metrics and access log off."},
+		{key: "policies", title: "Switchyard with a typical policy set", targets: policyTargets(bins), table: catchAll(), size: tinyBody,
+			about: policiesAbout(bins)},
 		{key: "body-10k", title: "10 KiB response body", targets: peers, table: catchAll(), size: body10KiB,
 			about: "As the reference, with a 10 KiB body."},
 		{key: "body-1m", title: "1 MiB response body", targets: peers, table: catchAll(), size: body1MiB,
@@ -70,6 +70,17 @@ func scenarios(policyTargets []string, ls loadSettings) []scenario {
 			about: fmt.Sprintf("Load from h2load -t1 -c%d -m%d (HTTP/2 with prior knowledge over cleartext, %d streams in flight); proxies speak HTTP/1.1 with keep-alive to the backend, direct and the relay reach the backend's own h2c.",
 				ls.H2Clients, ls.H2Streams, ls.H2Clients*ls.H2Streams)},
 	}
+}
+
+// policiesAbout describes the policy comparison.
+func policiesAbout(bins binaries) string {
+	policy := "switchyard-policies has a TrafficPolicy on the Gateway with a request timeout, retries (connect-failure, reset, gateway-error; default budget), " +
+		"a circuit breaker and a local rate limit per client address that admits everything"
+	if bins.observeFlags {
+		return policy + ", plus route metrics in full and an access log to a file; switchyard-bare has no policy, route metrics and access log off; " +
+			"switchyard has no policy and the binary's default observability."
+	}
+	return policy + "; switchyard-bare has none. This binary has no --route-metrics or --access-log flag: both runs have its built-in metrics and no access log."
 }
 
 // runSettings are the parameters of a whole run.
@@ -81,6 +92,8 @@ type runSettings struct {
 	cores  int
 	dir    string
 	bins   binaries
+	// loadAtStart is the machine's load average when the run began.
+	loadAtStart string
 }
 
 // scenarioResult holds every round's figures of every target of a scenario.
