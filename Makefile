@@ -48,12 +48,18 @@ fuzz:
 	$(GO) test ./gateway/router -run '^$$' -fuzz FuzzLookup -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server -run '^$$' -fuzz FuzzFramingTracker -fuzztime $(FUZZTIME)
 
-# Comparative benchmarks: Go micro-benchmarks, then the gateway against a direct
-# connection with wrk on loopback.
+# Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay and
+# the backend direct on loopback (bench/run.sh installs the peers and load tools it
+# lacks; about thirteen minutes on two cores; writes bench/results/comparison.md), then
+# the Go micro-benchmarks. BENCH_QUICK=1 runs a three-minute trial of the comparison
+# alone, which writes no file.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./gateway/router ./gateway/proxy ./gateway/backend ./gateway/server ./gateway/dataplane
-	$(GO) test -run '^$$' -bench Translate5k -benchmem ./controller/translate
 	./bench/run.sh
+	@if [ "$${BENCH_QUICK:-}" != 1 ]; then \
+		set -e; \
+		$(GO) test -run '^$$' -bench . -benchmem ./gateway/router ./gateway/proxy ./gateway/backend ./gateway/server ./gateway/dataplane; \
+		$(GO) test -run '^$$' -bench Translate5k -benchmem ./controller/translate; \
+	fi
 
 # Resilience figures end to end: retries, outlier detection, the retry budget, the
 # global rate limit (accuracy, latency, a Redis crash) and rollouts, with the

@@ -26,5 +26,10 @@ func main() {
 		_, _ = w.Write(body)
 	})
 	srv := &http.Server{Addr: *listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// HTTP/2 with prior knowledge (h2c) as well, so that HTTP/2 clients can reach it
+	// directly and through an L4 relay.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	log.Fatal(srv.ListenAndServe())
 }

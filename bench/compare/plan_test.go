@@ -1,0 +1,94 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCPUPlan(t *testing.T) {
+	for _, tc := range []struct {
+		pinned        bool
+		cores         int
+		target, loads string
+	}{
+		{false, 8, "", ""}, {true, 1, "", ""}, {true, 2, "1", "0"}, {true, 8, "7", "0-6"},
+	} {
+		target, loads := cpuPlan(tc.pinned, tc.cores)
+		if target != tc.target || loads != tc.loads {
+			t.Errorf("pinned=%v cores=%d: %q %q, want %q %q", tc.pinned, tc.cores, target, loads, tc.target, tc.loads)
+		}
+	}
+}
+
+func TestScenariosAndSelection(t *testing.T) {
+	ls := loadSettings{Conns: 32, H2Clients: 8, H2Streams: 4, Rate: 2000, RateDuration: 3 * time.Second, RateConns: 64}
+	all := scenarios(binaries{}, ls)
+	keys := map[string]bool{}
+	for _, sc := range all {
+		if keys[sc.key] {
+			t.Errorf("scenario %s listed twice", sc.key)
+		}
+		keys[sc.key] = true
+		if len(sc.targets) < 2 || sc.about == "" || sc.table.Path == "" {
+			t.Errorf("scenario %s is incomplete: %+v", sc.key, sc)
+		}
+	}
+	picked, err := selectScenarios(all, " pinned, reference")
+	if err != nil || len(picked) != 2 || picked[0].key != "pinned" || picked[1].key != "reference" {
+		t.Errorf("selection: %v, %v", picked, err)
+	}
+	if got, _ := selectScenarios(all, ""); len(got) != len(all) {
+		t.Error("an empty selection does not run everything")
+	}
+	if _, err := selectScenarios(all, "reference,nope"); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("an unknown key: %v", err)
+	}
+}
+
+func TestPolicyComparisonFollowsTheBinarysFlags(t *testing.T) {
+	if got := policyTargets(binaries{}); !slices.Equal(got, []string{targetBare, targetPolicies}) {
+		t.Errorf("without the flags: %v", got)
+	}
+	if got := policyTargets(binaries{observeFlags: true}); !slices.Contains(got, targetSwitchyard) {
+		t.Errorf("with the flags the defaults are measured too: %v", got)
+	}
+	without, with := policiesAbout(binaries{}), policiesAbout(binaries{observeFlags: true})
+	if !strings.Contains(without, "no --route-metrics") || strings.Contains(with, "no --route-metrics") || !strings.Contains(with, "access log to a file") {
+		t.Errorf("the descriptions do not follow the flags:\n%s\n%s", without, with)
+	}
+}
+
+func TestWholeSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "1", 400 * time.Millisecond: "1", 3 * time.Second: "3", 2600 * time.Millisecond: "3"} {
+		if got := wholeSeconds(d); got != want {
+			t.Errorf("%s: %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestSwitchyardCommandObservability(t *testing.T) {
+	for _, observe := range []bool{false, true} {
+		bins := binaries{switchyard: "/opt/switchyard", observeFlags: observe}
+		for name, want := range map[string]string{
+			targetBare:       "--route-metrics off --access-log off",
+			targetPolicies:   "--route-metrics full --access-log ",
+			targetSwitchyard: "",
+		} {
+			s := peerSetup{Dir: t.TempDir(), Listen: 28080, Backend: 29090, Table: catchAll()}
+			argv, _, err := peerCommand(name, bins, s, map[int]bool{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			line := strings.Join(argv, " ")
+			if !strings.HasPrefix(line, "/opt/switchyard standalone --config "+s.Dir) {
+				t.Errorf("%s: %s", name, line)
+			}
+			hasFlags := strings.Contains(line, "--route-metrics") || strings.Contains(line, "--access-log")
+			if observe && want != "" && !strings.Contains(line, want) || (!observe || want == "") && hasFlags {
+				t.Errorf("%s with observability flags %v: %s", name, observe, line)
+			}
+		}
+	}
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Target names, as printed.
+const (
+	targetDirect     = "direct"
+	targetRelay      = "l4-relay"
+	targetSwitchyard = "switchyard"
+	targetBare       = "switchyard-bare"
+	targetPolicies   = "switchyard-policies"
+	targetNginx      = "nginx"
+	targetHAProxy    = "haproxy"
+	targetCaddy      = "caddy"
+)
+
+// peers are the targets of a scenario that compares every peer, in the order of
+// each round.
+var peers = []string{targetDirect, targetRelay, targetSwitchyard, targetNginx, targetHAProxy, targetCaddy}
+
+// target is something a scenario sends load to: the backend itself, or a process in
+// front of it.
+type target struct {
+	name string
+	// port is where it listens on 127.0.0.1.
+	port int
+	// proc is the process whose CPU time counts; nil for direct.
+	proc *proc
+}
+
+// binaries are the programs the run built or found.
+type binaries struct {
+	switchyard, relay, backend string
+	// observeFlags is set when `switchyard standalone` has --route-metrics and
+	// --access-log.
+	observeFlags bool
+}
+
+// startTarget starts the named target in front of the backend on backendPort with
+// s's table and protocol, pinned to cpus when not empty, and returns once it
+// answers the benchmark request correctly.
+func startTarget(ctx context.Context, name string, bins binaries, s peerSetup, cpus string, size int, ports map[int]bool) (*target, error) {
+	if name == targetDirect {
+		t := &target{name: name, port: s.Backend}
+		return t, verify(ctx, t, s, size, false)
+	}
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	port, err := freePort(ports)
+	if err != nil {
+		return nil, err
+	}
+	s.Listen = port
+	argv, env, err := peerCommand(name, bins, s, ports)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(name, s.Dir, cpus, env, argv...)
+	if err != nil {
+		return nil, err
+	}
+	t := &target{name: name, port: port, proc: p}
+	err = waitListening(ctx, p, port, 60*time.Second)
+	if err == nil {
+		err = verify(ctx, t, s, size, name == targetPolicies)
+	}
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p.logPath, 15))
+	}
+	return t, nil
+}
+
+// peerCommand writes the target's configuration into s.Dir and returns the command
+// that serves it, with extra environment variables.
+func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (argv, env []string, err error) {
+	write := func(file, content string) (string, error) {
+		path := filepath.Join(s.Dir, file)
+		return path, os.WriteFile(path, []byte(content), 0o644)
+	}
+	switch name {
+	case targetRelay:
+		return []string{bins.relay, "-listen", listenAddr(s.Listen), "-upstream", listenAddr(s.Backend)}, nil, nil
+	case targetNginx:
+		path, err := write("nginx.conf", nginxConfig(s))
+		return []string{"nginx", "-e", filepath.Join(s.Dir, "error.log"), "-p", s.Dir, "-c", path, "-g", "daemon off;"}, nil, err
+	case targetHAProxy:
+		cfg, maps := haproxyConfig(s)
+		for file, content := range maps {
+			if _, err := write(file, content); err != nil {
+				return nil, nil, err
+			}
+		}
+		path, err := write("haproxy.cfg", cfg)
+		return []string{"haproxy", "-db", "-f", path}, nil, err
+	case targetCaddy:
+		path, err := write("Caddyfile", caddyConfig(s))
+		// Caddy keeps its data and autosaved configuration under these folders.
+		env = []string{"HOME=" + s.Dir, "XDG_DATA_HOME=" + s.Dir, "XDG_CONFIG_HOME=" + s.Dir}
+		return []string{"caddy", "run", "--config", path, "--adapter", "caddyfile"}, env, err
+	case targetSwitchyard, targetBare, targetPolicies:
+		return switchyardCommand(name, bins, s, ports)
+	}
+	return nil, nil, fmt.Errorf("unknown target %q", name)
+}
+
+// switchyardCommand writes the manifests and returns the standalone command. The
+// bare run has no policies, route metrics and access log off; the policies run has
+// the typical policy set, route metrics in full and an access log to a file; the
+// plain run keeps the binary's defaults. Binaries without the observability flags
+// run with their built-in behaviour, which the report says.
+func switchyardCommand(name string, bins binaries, s peerSetup, ports map[int]bool) ([]string, []string, error) {
+	manifests, err := switchyardManifests(s, name == targetPolicies)
+	if err != nil {
+		return nil, nil, err
+	}
+	configDir := filepath.Join(s.Dir, "config")
+	if err := os.MkdirAll(configDir, 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(filepath.Join(configDir, "gateway.yaml"), []byte(manifests), 0o644); err != nil {
+		return nil, nil, err
+	}
+	adminPort, err := freePort(ports)
+	if err != nil {
+		return nil, nil, err
+	}
+	argv := []string{bins.switchyard, "standalone", "--config", configDir, "--admin-addr", listenAddr(adminPort),
+		"--log-level", "warn", "--drain-timeout", "1s"}
+	if bins.observeFlags {
+		switch name {
+		case targetBare:
+			argv = append(argv, "--route-metrics", "off", "--access-log", "off")
+		case targetPolicies:
+			argv = append(argv, "--route-metrics", "full", "--access-log", filepath.Join(s.Dir, "access.log"))
+		}
+	}
+	return argv, nil, nil
+}
+
+func listenAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// waitListening waits until the port accepts connections, failing early when the
+// process exits.
+func waitListening(ctx context.Context, p *proc, port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if !p.running() {
+			return errors.New("exited before listening")
+		}
+		if conn, err := net.DialTimeout("tcp", listenAddr(port), time.Second); err == nil {
+			_ = conn.Close()
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not listening on %d after %s", port, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// verify checks that the target answers the benchmark request with the backend's
+// body (retrying for a while, as a gateway may listen before its routes are in),
+// that a path no route matches does not reach the backend, and, for the policies
+// run, that the rate limit is in force (its RateLimit-Limit header).
+func verify(ctx context.Context, t *target, s peerSetup, size int, wantPolicies bool) error {
+	client := probeClient(s.HTTP2)
+	defer client.CloseIdleConnections()
+	base := "http://" + listenAddr(t.port)
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for {
+		status, header, n, err := fetch(ctx, client, base+s.Table.Path, s.Table.Host)
+		switch {
+		case err != nil:
+			last = err
+		case status != http.StatusOK || n != size:
+			last = fmt.Errorf("benchmark request answered %d with %d body bytes, want 200 with %d", status, n, size)
+		case wantPolicies && header.Get("RateLimit-Limit") == "":
+			last = errors.New("the policy set is not in force: no RateLimit-Limit header")
+		default:
+			last = nil
+		}
+		if last == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if last != nil || s.Table.MissPath == "" || t.name == targetDirect || t.name == targetRelay {
+		return last
+	}
+	status, _, n, err := fetch(ctx, client, base+s.Table.MissPath, s.Table.Host)
+	if err == nil && status == http.StatusOK && n == size {
+		return fmt.Errorf("%s reached the backend though no route matches it", s.Table.MissPath)
+	}
+	return nil
+}
+
+// probeClient speaks HTTP/1.1, or HTTP/2 with prior knowledge when h2 is set.
+func probeClient(h2 bool) *http.Client {
+	tr := &http.Transport{DisableCompression: true}
+	if h2 {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// fetch GETs url with the Host header host (when not empty) and returns the status,
+// headers and body length.
+func fetch(ctx context.Context, client *http.Client, url, host string) (int, http.Header, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header, int(n), err
+}
+
+// flagSupported reports whether `switchyard standalone` knows the flag, by reading
+// its usage text.
+func flagSupported(bin, flag string) bool {
+	out, _ := execOutput(bin, "standalone", "-h")
+	return strings.Contains(out, "-"+flag+" ")
+}
