@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 )
 
 func main() {
@@ -157,7 +159,7 @@ func checkTools() error {
 
 // buildBinaries builds the backend and the relay, and Switchyard unless given.
 func buildBinaries(switchyard, dir string) (binaries, error) {
-	root, err := moduleRoot()
+	root, err := benchkit.ModuleRoot()
 	if err != nil {
 		return binaries{}, err
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 )
 
 // Target names, as printed.
@@ -79,7 +81,7 @@ func startTarget(ctx context.Context, name string, bins binaries, s peerSetup, c
 	}
 	if err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(p.logPath, 15))
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, benchkit.Tail(p.logPath, 15))
 	}
 	return t, nil
 }

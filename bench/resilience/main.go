@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 )
 
 // scenario is one numbered measurement.
@@ -118,7 +120,7 @@ func newEnv(ctx context.Context, bin string) (*env, error) {
 	}
 	e := &env{dir: dir, bin: bin}
 	if bin == "" {
-		root, err := moduleRoot()
+		root, err := benchkit.ModuleRoot()
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 )
 
 // The manifests are built from the real API types and marshalled, so that a field
@@ -40,7 +39,7 @@ func (m *manifests) add(objs ...any) { m.objects = append(m.objects, objs...) }
 func (m *manifests) write(dir string) error {
 	docs := make([]string, 0, len(m.objects))
 	for _, obj := range m.objects {
-		doc, err := marshalWithoutStatus(obj)
+		doc, err := benchkit.Manifest(obj)
 		if err != nil {
 			return err
 		}
@@ -52,43 +51,11 @@ func (m *manifests) write(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(strings.Join(docs, "---\n")), 0o644)
 }
 
-// marshalWithoutStatus renders obj as YAML without its status, which a manifest
-// does not carry.
-func marshalWithoutStatus(obj any) (string, error) {
-	js, err := json.Marshal(obj)
-	if err != nil {
-		return "", err
-	}
-	var fields map[string]any
-	if err := json.Unmarshal(js, &fields); err != nil {
-		return "", err
-	}
-	delete(fields, "status")
-	if meta, ok := fields["metadata"].(map[string]any); ok {
-		delete(meta, "creationTimestamp")
-	}
-	out, err := yaml.Marshal(fields)
-	return string(out), err
-}
-
 func meta(name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: namespace}
 }
 
 func ptr[T any](v T) *T { return &v }
-
-// gatewayObject is a Gateway with one HTTP listener on 127.0.0.1:port.
-func gatewayObject(port int) *gwv1.Gateway {
-	return &gwv1.Gateway{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "gateway.networking.k8s.io/v1", Kind: "Gateway"},
-		ObjectMeta: meta("bench"),
-		Spec: gwv1.GatewaySpec{
-			GatewayClassName: "switchyard",
-			Addresses:        []gwv1.GatewaySpecAddress{{Type: ptr(gwv1.IPAddressType), Value: "127.0.0.1"}},
-			Listeners:        []gwv1.Listener{{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: gwv1.PortNumber(port)}},
-		},
-	}
-}
 
 // routeObject is an HTTPRoute of the bench Gateway sending the path prefix to one
 // Service (port 80).
@@ -138,7 +105,7 @@ func serviceObjects(name string, backends ...*backend) []any {
 // the Service "probe" (backed by probeBackend).
 func baseManifests(gatewayPort int, probeBackend *backend, mainBackends ...*backend) *manifests {
 	m := &manifests{}
-	m.add(gatewayObject(gatewayPort), routeObject("main", "/", "main"), routeObject("probe", probePath, "probe"))
+	m.add(benchkit.Gateway(namespace, gatewayPort), routeObject("main", "/", "main"), routeObject("probe", probePath, "probe"))
 	m.add(serviceObjects("main", mainBackends...)...)
 	m.add(serviceObjects("probe", probeBackend)...)
 	return m

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 )
 
 // env owns everything a run starts: the temporary folder, the switchyard and
@@ -40,24 +42,6 @@ func buildSwitchyard(ctx context.Context, root, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/switchyard: %w", err)
 	}
 	return out, nil
-}
-
-// moduleRoot finds the folder holding go.mod, from the working directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run from the repository")
-		}
-		dir = parent
-	}
 }
 
 // supportsFlag reports whether `switchyard standalone` knows the flag, by reading
@@ -138,7 +122,7 @@ func (e *env) startSwitchyard(ctx context.Context, name string, gatewayPort int,
 	e.gateways = append(e.gateways, s)
 	go func() { _ = s.cmd.Wait(); close(s.exited) }()
 	if err := s.waitServing(ctx, 15*time.Second); err != nil {
-		return nil, fmt.Errorf("%s: %w\n%s", name, err, tail(s.logPath, 20))
+		return nil, fmt.Errorf("%s: %w\n%s", name, err, benchkit.Tail(s.logPath, 20))
 	}
 	return s, nil
 }
@@ -310,17 +294,4 @@ func (e *env) close(keep bool) {
 	if !keep {
 		_ = os.RemoveAll(e.dir)
 	}
-}
-
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -12,6 +12,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
+	"github.com/switchyard-dev/switchyard/bench/internal/benchkit"
 	"github.com/switchyard-dev/switchyard/gateway/admin"
 )
 
@@ -121,7 +122,7 @@ func runRollout(ctx context.Context, e *env, name string, canaryMode mode) (*rol
 		return nil, err
 	}
 	m := &manifests{}
-	m.add(gatewayObject(port), routeObject("main", "/", "stable"), routeObject("probe", probePath, "probe"))
+	m.add(benchkit.Gateway(namespace, port), routeObject("main", "/", "stable"), routeObject("probe", probePath, "probe"))
 	m.add(serviceObjects("stable", stable)...)
 	m.add(serviceObjects("canary", canary)...)
 	m.add(serviceObjects("probe", probe)...)
@@ -179,7 +180,7 @@ func pollRollout(ctx context.Context, gw *switchyard, name string, timeout time.
 			return timeline, err
 		}
 		if !gw.running() {
-			return timeline, fmt.Errorf("switchyard exited\n%s", tail(gw.logPath, 20))
+			return timeline, fmt.Errorf("switchyard exited\n%s", benchkit.Tail(gw.logPath, 20))
 		}
 		obs, err := fetchRollout(client, gw.adminAddr, name)
 		if err != nil {
