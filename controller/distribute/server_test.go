@@ -157,12 +157,12 @@ func TestOlderSchemaReplicaGetsADowngradedSnapshot(t *testing.T) {
 	resp := ts.openStream(t, StreamParams{Node: "old", Role: RoleEdge, Schema: old}, testToken)
 	ch := frames(resp.Body)
 	snap := snapshotWith("/a", "127.0.0.1:1")
-	snap.Backends = append(snap.Backends, config.Backend{Name: "ns/tls:443", Protocol: config.AppProtocolHTTP1,
-		TLS: &config.UpstreamTLS{ServerName: "a.example.com", SystemRoots: true}})
+	// Schema 4 added the mesh, which a schema 3 replica does not know.
+	snap.Mesh = &config.Mesh{Services: []config.MeshService{{Namespace: "ns", Name: "svc"}}}
 	ts.Publish(snap)
 	got := nextSnapshot(t, ch)
-	if got.SchemaVersion != old || got.Version != snap.Version || len(got.Backends) != len(snap.Backends)-1 {
-		t.Errorf("got schema %d version %s with %d backends", got.SchemaVersion, got.Version, len(got.Backends))
+	if got.SchemaVersion != old || got.Version != snap.Version || got.Mesh != nil || len(got.Backends) != len(snap.Backends) {
+		t.Errorf("got schema %d version %s with %d backends, mesh %v", got.SchemaVersion, got.Version, len(got.Backends), got.Mesh)
 	}
 	if r, _ := replicaOf(ts.Server, "old", RoleEdge); r.SchemaVersion != old {
 		t.Errorf("replica schema %d, want %d", r.SchemaVersion, old)

@@ -14,8 +14,8 @@ import (
 const (
 	// RoleEdge is a north-south gateway replica: it serves the whole configuration.
 	RoleEdge = "edge"
-	// RoleNode is an east-west replica on one node. It needs the backends only; its
-	// listeners come in a later version.
+	// RoleNode is an east-west replica on one node. It serves the mesh (and the
+	// backends), never the Gateways' listeners.
 	RoleNode = "node"
 )
 
@@ -27,22 +27,25 @@ func ValidRole(role string) bool { return role == RoleEdge || role == RoleNode }
 // role's view (a route change, for a node replica) is not sent to that role. The view
 // may share data with snap; both must be treated as read-only.
 //
-// The edge view is snap itself, so its Version is snap's and costs nothing to compute
-// (snap is hashed only when its producer left Version empty).
+// The edge view is snap itself when snap has no mesh, so its Version is snap's and
+// costs nothing to compute (snap is hashed only when its producer left Version empty);
+// a snapshot with a mesh is sent to edge replicas without it, under a version of its
+// own, so that mesh churn (every Service's endpoints) never reaches them.
 func ForRole(snap *config.Snapshot, role string) (*config.Snapshot, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("no snapshot for role %q", role)
 	}
 	switch role {
 	case RoleEdge:
-		if snap.Version != "" {
+		if snap.Version != "" && snap.Mesh == nil {
 			return snap, nil
 		}
 		view := *snap
+		view.Mesh = nil
 		view.Version = contentVersion(&view)
 		return &view, nil
 	case RoleNode:
-		view := &config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: snap.Backends}
+		view := &config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: snap.Backends, Mesh: snap.Mesh}
 		if snap.RoutesVersion != "" {
 			// Keep the field's meaning, a hash of Listeners, for the listeners this
 			// view has (none yet), so a data plane can still skip recompiling routes.

@@ -74,23 +74,20 @@ func TestForRoleRejectsBadInput(t *testing.T) {
 
 func TestBuildViewDowngradesForOlderReplicas(t *testing.T) {
 	snap := snapshotWith("/a", "127.0.0.1:1")
-	// Schema 3 added TLS backends, which a schema 2 replica must not get.
-	snap.Backends = append(snap.Backends, config.Backend{Name: "ns/tls:443", Protocol: config.AppProtocolHTTP1,
-		TLS: &config.UpstreamTLS{ServerName: "a.example.com", SystemRoots: true}})
+	// Schema 4 added the mesh, which a schema 3 replica must not get.
+	snap.Mesh = &config.Mesh{Services: []config.MeshService{{Namespace: "ns", Name: "svc"}}}
 	v := buildView(snap, viewKey{role: RoleEdge, schema: config.SchemaVersion - 1})
 	mustNotErr(t, v.err)
 	if v.snap.SchemaVersion != config.SchemaVersion-1 {
 		t.Errorf("got schema %d", v.snap.SchemaVersion)
 	}
-	for _, b := range v.snap.Backends {
-		if b.TLS != nil {
-			t.Errorf("downgraded view keeps TLS backend %s", b.Name)
-		}
+	if v.snap.Mesh != nil {
+		t.Error("downgraded view keeps the mesh")
 	}
 	if v.version != snap.Version {
 		t.Errorf("downgraded view version %q, want %q", v.version, snap.Version)
 	}
-	if last := snap.Backends[len(snap.Backends)-1]; last.TLS == nil {
+	if snap.Mesh == nil {
 		t.Error("downgrading changed the published snapshot")
 	}
 }
@@ -111,5 +108,29 @@ func TestViewCacheReusesEncodingOfUnchangedViews(t *testing.T) {
 	}
 	if c.viewOf(g2, key) != v2 {
 		t.Error("a generation computed its view twice")
+	}
+}
+
+func TestForRoleSendsTheMeshToNodeReplicasOnly(t *testing.T) {
+	snap := snapshotWith("/a", "127.0.0.1:1")
+	snap.Mesh = &config.Mesh{Services: []config.MeshService{{Namespace: "ns", Name: "svc"}}}
+	edge, err := ForRole(snap, RoleEdge)
+	mustNotErr(t, err)
+	if edge.Mesh != nil || len(edge.Listeners) != len(snap.Listeners) || edge.Version == snap.Version {
+		t.Errorf("edge view: mesh %v, %d listeners, version %s (snapshot's %s)", edge.Mesh, len(edge.Listeners), edge.Version, snap.Version)
+	}
+	node, err := ForRole(snap, RoleNode)
+	mustNotErr(t, err)
+	if node.Mesh != snap.Mesh || len(node.Listeners) != 0 || len(node.Backends) != len(snap.Backends) {
+		t.Errorf("node view: mesh %v, %d listeners, %d backends", node.Mesh, len(node.Listeners), len(node.Backends))
+	}
+	// A mesh-only change leaves the edge view's version alone.
+	changed := *snap
+	changed.Version = "other"
+	changed.Mesh = &config.Mesh{Services: []config.MeshService{{Namespace: "ns", Name: "other"}}}
+	edge2, err := ForRole(&changed, RoleEdge)
+	mustNotErr(t, err)
+	if edge2.Version != edge.Version {
+		t.Errorf("a mesh-only change moved the edge version from %s to %s", edge.Version, edge2.Version)
 	}
 }

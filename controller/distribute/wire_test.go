@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	"io"
 	"net/url"
 	"reflect"
@@ -74,13 +75,13 @@ func TestDecodeSnapshotRefusesBadPayloads(t *testing.T) {
 
 func TestStreamURLCarriesTheParameters(t *testing.T) {
 	base := &url.URL{Scheme: "https", Host: "controller:9443", Path: "/ignored"}
-	u, err := url.Parse(StreamURL(base, StreamParams{Node: "node a", Role: RoleNode, Schema: 2, Have: "abc"}))
+	u, err := url.Parse(StreamURL(base, StreamParams{Node: "node a", Role: RoleNode, Schema: config.SchemaVersion - 1, Have: "abc"}))
 	mustNotErr(t, err)
 	p, code, err := parseStreamParams(u.Query())
 	if err != nil || code != 0 {
 		t.Fatalf("parse: %d %v", code, err)
 	}
-	want := StreamParams{Node: "node a", Role: RoleNode, Schema: 2, Have: "abc"}
+	want := StreamParams{Node: "node a", Role: RoleNode, Schema: config.SchemaVersion - 1, Have: "abc"}
 	if u.Path != PathSnapshots || p != want {
 		t.Errorf("got path %q params %+v", u.Path, p)
 	}

@@ -91,7 +91,7 @@ func TestDowngradeToSchema2FailsClosedOnClientValidation(t *testing.T) {
 	if got.RoutesVersion != snap.RoutesVersion || got.Version != snap.Version {
 		t.Error("versions changed")
 	}
-	if err := got.Validate(); err != nil {
+	if err := validateAsCurrent(got); err != nil {
 		t.Errorf("downgraded snapshot does not validate: %v", err)
 	}
 }

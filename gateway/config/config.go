@@ -16,8 +16,8 @@ import "time"
 //
 // History: 1 is the first shape; 2 adds Snapshot.RoutesVersion; 3 adds Backend.TLS,
 // TLS.ClientValidation, the RateLimit filter and the resilience settings of rules and
-// backends.
-const SchemaVersion = 3
+// backends; 4 adds Snapshot.Mesh (east-west, served by node replicas).
+const SchemaVersion = 4
 
 // Snapshot is one complete configuration generation.
 type Snapshot struct {
@@ -36,6 +36,10 @@ type Snapshot struct {
 	// Backends are the upstream groups that routes send traffic to, sorted by Name.
 	// They are kept apart from routes so that endpoint churn does not rebuild routing.
 	Backends []Backend `json:"backends,omitempty"`
+	// Mesh is the east-west configuration that node replicas serve; edge replicas
+	// ignore it and are not sent it. Nil when the source has no Services to serve.
+	// Added in schema version 4.
+	Mesh *Mesh `json:"mesh,omitempty"`
 }
 
 // Protocol is the application protocol a listener speaks to clients.

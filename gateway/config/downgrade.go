@@ -33,6 +33,12 @@ var downgradeSteps = map[int]func(s *Snapshot) error{
 		}
 		return nil
 	},
+	// Schema 4 added Mesh. A schema 3 node replica serves backends only, which the
+	// snapshot still has without it.
+	4: func(s *Snapshot) error {
+		s.Mesh = nil
+		return nil
+	},
 }
 
 // dropClientValidation removes what schema 2 cannot express: virtual hosts that
