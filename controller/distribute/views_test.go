@@ -114,6 +114,7 @@ func TestViewCacheReusesEncodingOfUnchangedViews(t *testing.T) {
 func TestForRoleSendsTheMeshToNodeReplicasOnly(t *testing.T) {
 	snap := snapshotWith("/a", "127.0.0.1:1")
 	snap.Mesh = &config.Mesh{Services: []config.MeshService{{Namespace: "ns", Name: "svc"}}}
+	snap.Version = contentVersion(snap)
 	edge, err := ForRole(snap, RoleEdge)
 	mustNotErr(t, err)
 	if edge.Mesh != nil || len(edge.Listeners) != len(snap.Listeners) || edge.Version == snap.Version {
