@@ -7,6 +7,10 @@ package config
 type Mesh struct {
 	// ClusterDomain is the cluster's DNS suffix; "cluster.local" when empty.
 	ClusterDomain string `json:"clusterDomain,omitempty"`
+	// RoutesVersion is a hash of Services alone (empty when not computed). When it is
+	// unchanged from one snapshot to the next, only backends and endpoints changed,
+	// and a node replica keeps its compiled mesh routes.
+	RoutesVersion string `json:"routesVersion,omitempty"`
 	// Services are the Services reachable east-west, sorted by Namespace, then Name.
 	Services []MeshService `json:"services,omitempty"`
 	// Backends are the upstream groups that only mesh routes use, sorted by Name and
