@@ -95,6 +95,7 @@ func newIndex(in *Input) *index {
 	ix.services = byNamespacedName(services)
 	if in.Options.Mesh {
 		ix.mesh = newMeshState(services)
+		ix.mesh.noteNamedPorts(ix)
 	}
 	ix.secrets = byNamespacedName(uniqueSorted(in.Secrets))
 	ix.configMaps = byNamespacedName(uniqueSorted(in.ConfigMaps))

@@ -80,6 +80,9 @@ func defaultMeshOutlierDetection() *config.OutlierDetection {
 type meshState struct {
 	services []*meshService
 	byKey    map[types.NamespacedName]*meshService
+	// named holds the ports that some HTTPRoute's parentRef attaches to, whether or
+	// not the route turns out valid.
+	named map[backendOrigin]bool
 }
 
 // meshService is one Service as a destination.
@@ -123,6 +126,24 @@ func newMeshState(services []*corev1.Service) *meshState {
 	return m
 }
 
+// noteNamedPorts records the ports that the routes' parentRefs attach to, before
+// the routes are compiled, for the Rollouts of default routes.
+func (m *meshState) noteNamedPorts(ix *index) {
+	m.named = map[backendOrigin]bool{}
+	for _, route := range ix.routes {
+		for _, ref := range route.Spec.ParentRefs {
+			if !isServiceParent(ref) {
+				continue
+			}
+			if ms, ports, reason, _ := m.matchPorts(ix, route, ref); reason == "" {
+				for _, p := range ports {
+					m.named[backendOrigin{service: ms.key, port: p.port}] = true
+				}
+			}
+		}
+	}
+}
+
 // serviceClusterIPs lists a Service's cluster IPs in canonical form: none for a
 // headless Service ("None"), and none that does not parse.
 func serviceClusterIPs(svc *corev1.Service) []string {
@@ -160,10 +181,13 @@ func meshPorts(svc *corev1.Service) []*meshPort {
 	return out
 }
 
-// hasPort reports whether a Service port is served east-west.
-func (m *meshState) hasPort(origin backendOrigin) bool {
+// hasDefaultRoute reports whether a Service port is served east-west with its
+// default route: no HTTPRoute attaches to it. (Should every route that names the
+// port be refused, the port gets its default route all the same, but no Rollout
+// shifts it; see rolloutRules.)
+func (m *meshState) hasDefaultRoute(origin backendOrigin) bool {
 	ms := m.byKey[origin.service]
-	return ms != nil && slices.ContainsFunc(ms.ports, func(p *meshPort) bool { return p.port == origin.port })
+	return ms != nil && !m.named[origin] && slices.ContainsFunc(ms.ports, func(p *meshPort) bool { return p.port == origin.port })
 }
 
 // isServiceParent reports whether a parentRef names a Service (group "" or "core").

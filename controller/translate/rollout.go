@@ -187,7 +187,8 @@ func (ix *index) missingServicePort(ns string, b v1alpha1.RolloutBackend) string
 // sectionName, or every rule of an HTTPRoute, or every rule of every route of its
 // namespace for a Service target) that send to the stable backend. With the mesh on,
 // a Service target also shifts the default mesh route of the stable Service port
-// (served when no route is attached to that port). It says why when there are none.
+// when no HTTPRoute names that port as its parent (a port named only by refused
+// routes is served by its default route unshifted). It says why when there are none.
 func (ix *index) rolloutRules(r *v1alpha1.Rollout) ([]shiftedRule, string) {
 	t := r.Spec.TargetRef
 	ns := r.Namespace
@@ -224,7 +225,7 @@ func (ix *index) rolloutRules(r *v1alpha1.Rollout) ([]shiftedRule, string) {
 		}
 	}
 	stable := backendOrigin{service: types.NamespacedName{Namespace: ns, Name: string(r.Spec.Stable.Name)}, port: r.Spec.Stable.Port}
-	if t.Kind == kindService && ix.mesh != nil && ix.mesh.hasPort(stable) {
+	if t.Kind == kindService && ix.mesh != nil && ix.mesh.hasDefaultRoute(stable) {
 		out = append(out, shiftedRule{meshDefault: stable})
 	}
 	if len(out) == 0 {
