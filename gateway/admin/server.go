@@ -32,6 +32,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/api/openapi"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/server"
 )
 
 // DefaultAddr is where the admin API listens unless told otherwise: loopback only.
@@ -228,8 +229,10 @@ func (s *Server) addHealthRoutes(state State, metrics http.Handler) {
 func (s *Server) Engine() *gin.Engine { return s.engine }
 
 // Start binds the address and serves in the background. Errors binding are returned.
+// The address is bound with SO_REUSEPORT, as the data plane's listeners are, so that a
+// replacement process can bind it while this one still runs.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := server.Listen(context.Background(), s.addr)
 	if err != nil {
 		return fmt.Errorf("admin: listening on %s: %w", s.addr, err)
 	}
@@ -250,9 +253,15 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// Shutdown stops accepting connections and waits for active requests until ctx is
+// Shutdown hands the address over to a replacement process that shares it, if there
+// is one, stops accepting connections and waits for active requests until ctx is
 // done.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.listener != nil {
+		if err := server.HandOver(ctx, s.listener); err != nil {
+			s.logger.Warn("hand-over of the admin address failed; closing it anyway", "addr", s.listener.Addr().String(), "error", err)
+		}
+	}
 	return s.http.Shutdown(ctx)
 }
 
