@@ -29,6 +29,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/controller/coalesce"
 	"github.com/switchyard-dev/switchyard/controller/distribute"
+	"github.com/switchyard-dev/switchyard/controller/graph"
 	"github.com/switchyard-dev/switchyard/controller/kube"
 	"github.com/switchyard-dev/switchyard/controller/leader"
 	"github.com/switchyard-dev/switchyard/controller/manager"
@@ -158,6 +159,7 @@ type controllerParts struct {
 	elector  *leader.Elector
 	rollouts *rolloutTerms
 	fleet    fleetView
+	graph    *graph.Graph
 	registry *prometheus.Registry
 	tls      *tls.Config
 
@@ -240,6 +242,9 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 		return nil, err
 	}
 	c.fleet = fleetView{snaps: c.snaps, log: &publishLog{}}
+	if c.graph, err = graph.New(graph.Options{Source: c.snaps.EdgeOutcomes}); err != nil {
+		return nil, err
+	}
 	allocator, err := newAllocator(f)
 	if err != nil {
 		return nil, err
@@ -389,6 +394,7 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 	}
 	snapErr := make(chan error, 1)
 	go func() { snapErr <- c.snaps.Serve(ctx, ln, c.tls) }()
+	go c.graph.Run(ctx)
 	c.logger.Info("snapshot server listening", "addr", ln.Addr().String())
 	if err := c.source.Start(ctx); err != nil {
 		return fmt.Errorf("starting informers: %w", err)
@@ -439,6 +445,7 @@ func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
 	cfg := c.f.adminConfig(token, controllerState{c.mgr, c.rollouts})
 	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
 	cfg.fleet = c.fleet
+	cfg.graph = c.graph
 	return startAdminServers(cfg, c.logger)
 }
 

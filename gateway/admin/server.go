@@ -8,7 +8,8 @@
 // configuration. Errors are RFC 9457 problem details. Where Rollouts are driven, the
 // API lists them and takes an operator's actions on them. A gateway's API also shows
 // its compiled routes, explains which rule a request would hit, shows its backends
-// and rate limits and drains endpoints; the controller's shows its gateway replicas.
+// and rate limits and drains endpoints; the controller's shows its gateway replicas
+// and the service graph they forward.
 // The OpenAPI document in api/openapi describes every endpoint and is served at
 // /api/v1/openapi.json.
 package admin
@@ -90,6 +91,8 @@ type Options struct {
 	DataPlane DataPlane
 	// Fleet serves the controller's /api/v1/gateways; nil on a gateway.
 	Fleet Fleet
+	// Graph serves the controller's /api/v1/graph; nil on a gateway.
+	Graph Graph
 }
 
 // Server is an admin HTTP server.
@@ -152,6 +155,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Fleet != nil {
 		addFleetRoutes(api, opts.Fleet)
+	}
+	if opts.Graph != nil {
+		addGraphRoutes(api, opts.Graph)
 	}
 	api.GET("/openapi.json", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json; charset=utf-8", openapi.Document)
