@@ -15,7 +15,10 @@ import (
 // a listening socket resets the connections waiting in its accept queue (and the
 // handshakes still in progress on it). So the stopping process first steers the
 // group's new connections to another socket, then keeps accepting until its queue has
-// stayed empty for a while, and only then closes its socket.
+// stayed empty for a while, and only then closes its socket. Before the HTTP server's
+// own graceful shutdown starts, the connections it accepted get time to send their
+// first request (see connSet.waitAnswered); the shutdown then answers in-flight
+// requests with Connection: close and closes idle connections.
 //
 // Steering is a classic BPF program attached to the group (SO_ATTACH_REUSEPORT_CBPF);
 // its return value is the index of the socket that gets each new connection, and an
@@ -220,8 +223,11 @@ func (l *reusableListener) waitQuietQueue(ctx context.Context, alone <-chan stru
 	}
 }
 
-// handOver hands every socket's port over before Shutdown closes them, all at once.
-// Failures are logged: the sockets are closed regardless.
+// handOver hands every socket's port over before Shutdown closes them, all at once,
+// and then gives the connections the sockets accepted time to be answered once.
+// net/http drops, unanswered, a request it reads after its Shutdown began, and a
+// client may not retry a request sent on a new connection. Failures are logged: the
+// sockets are closed regardless.
 func (m *Manager) handOver(ctx context.Context, sockets []*socket) {
 	var wg sync.WaitGroup
 	for _, s := range sockets {
@@ -236,7 +242,53 @@ func (m *Manager) handOver(ctx context.Context, sockets []*socket) {
 			if err := inner.handOver(ctx); err != nil {
 				m.logger.Warn("hand-over of the port failed; closing it anyway", "listener", s.name, "error", err)
 			}
+			s.ln.conns.waitAnswered(ctx)
 		})
 	}
 	wg.Wait()
+}
+
+// waitAnswered returns once every open connection has written something since it was
+// accepted (an answer, or HTTP/2's settings) or read something at least
+// handOverSettle ago (a request whose handler runs), or after handOverLimit, or when
+// ctx ends. A connection that has done neither may carry a first request the server
+// has not read yet.
+func (s *connSet) waitAnswered(ctx context.Context) {
+	start := time.Now()
+	firstReadSeen := map[*trackedConn]time.Time{}
+	ticker := time.NewTicker(queuePollInterval)
+	defer ticker.Stop()
+	for {
+		now := time.Now()
+		if s.allAnswered(now, firstReadSeen) || now.Sub(start) >= handOverLimit {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// allAnswered reports whether every open connection is answered, as waitAnswered
+// defines it, noting in firstReadSeen when a connection was first seen to have read.
+func (s *connSet) allAnswered(now time.Time, firstReadSeen map[*trackedConn]time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := true
+	for c := range s.conns {
+		if c.answered.Load() {
+			continue
+		}
+		if c.reads.Load() > 0 {
+			if seen, ok := firstReadSeen[c]; !ok {
+				firstReadSeen[c] = now
+			} else if now.Sub(seen) >= handOverSettle {
+				continue
+			}
+		}
+		all = false
+	}
+	return all
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -299,5 +300,81 @@ func BenchmarkHandOver(b *testing.B) {
 			b.ReportMetric(float64(failed)/float64(b.N), "failed/handover")
 			b.ReportMetric(float64(sent)/float64(b.N), "requests/handover")
 		})
+	}
+}
+
+// TestShutdownAnswersTheFirstRequestOfANewConnection sends the first request of a
+// connection accepted before Shutdown only once Shutdown runs: net/http would drop it
+// unanswered if its own Shutdown had begun, and a client does not retry a request
+// sent on a new connection.
+func TestShutdownAnswersTheFirstRequestOfANewConnection(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cleartext", true: "TLS"}[useTLS], func(t *testing.T) {
+			m := newTestManager(t, Limits{})
+			spec := Spec{Name: "127.0.0.1:0", Handler: textHandler("answered")}
+			var cert testCert
+			if useTLS {
+				cert = newTestCert(t, "a.example.test")
+				store, err := NewCertStore([]CertPair{{Name: "a", CertPEM: cert.certPEM, KeyPEM: cert.keyPEM}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				spec.TLS, spec.GetCertificate = true, store.GetCertificate
+			}
+			addr := serveOne(t, m, spec)
+			late, err := net.DialTimeout("tcp", addr, testTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer late.Close()
+			if useTLS {
+				tc := tls.Client(late, clientTLS("a.example.test", []string{"http/1.1"}, cert))
+				if err := tc.Handshake(); err != nil {
+					t.Fatal(err)
+				}
+				late = tc
+			}
+			eventually(t, "the connection to be accepted", func() bool { return m.sockets[spec.Name].ln.conns.len() == 1 })
+
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+				defer cancel()
+				done <- m.Shutdown(ctx)
+			}()
+			time.Sleep(handOverSettle + 50*time.Millisecond)
+			res := exchangeOn(t, late, "GET / HTTP/1.1\r\nHost: a.example.test\r\n\r\n", 1)
+			if len(res.statuses) != 1 || res.statuses[0] != http.StatusOK || res.bodies[0] != "answered" {
+				t.Fatalf("the first request of a connection accepted before Shutdown: %+v", res)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		})
+	}
+}
+
+// TestWaitAnsweredIsBounded keeps a connection that never sends anything open: the
+// wait for it to be answered ends anyway.
+func TestWaitAnsweredIsBounded(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	set := newConnSet()
+	silent := set.track(server)
+	defer silent.Close()
+	done := make(chan struct{})
+	go func() { set.waitAnswered(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(testTimeout):
+		t.Fatal("waitAnswered waits for a silent connection without end")
+	}
+	// A connection that has answered is not waited for.
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	if _, err := silent.Write([]byte("HTTP/1.1 200 OK\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !set.allAnswered(time.Now(), map[*trackedConn]time.Time{}) {
+		t.Fatal("a connection that wrote is still waited for")
 	}
 }

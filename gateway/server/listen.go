@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -90,11 +91,43 @@ func (s *connSet) closeAll() {
 	}
 }
 
-// trackedConn is a raw accepted connection that leaves its connSet on Close.
+// trackedConn is a raw accepted connection that leaves its connSet on Close. It also
+// notes whether it has read and written anything, which tells a hand-over whether the
+// connection may still carry a first request that the server has not read (see
+// connSet.waitAnswered).
 type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
+	// reads counts the Reads that returned data; answered is set by the first Write
+	// that wrote any.
+	reads    atomic.Int64
+	answered atomic.Bool
+}
+
+// Read reads from the connection and counts reads that returned data.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
+}
+
+// Write writes to the connection and notes the first write of data.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 && !c.answered.Load() {
+		c.answered.Store(true)
+	}
+	return n, err
+}
+
+// forgetHandshake forgets the reads and writes so far: those of a TLS handshake
+// answer no request.
+func (c *trackedConn) forgetHandshake() {
+	c.reads.Store(0)
+	c.answered.Store(false)
 }
 
 // Close closes the connection and forgets it.
@@ -215,6 +248,9 @@ func (l *listener) handshake(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
+	if tracked, ok := raw.(*trackedConn); ok {
+		tracked.forgetHandshake()
+	}
 	var c net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
 		c = newGuardConn(tc, l.maxHeaderBytes)
