@@ -45,6 +45,14 @@ const (
 	FlagRetried
 	// FlagClientClosed: the client went away before it was answered.
 	FlagClientClosed
+	// FlagUnknownCaller: a node replica refused the request because its sender is
+	// not a Pod of the node.
+	FlagUnknownCaller
+	// FlagEgress: a node replica sent the request out of the mesh (its destination
+	// is no Service of the mesh).
+	FlagEgress
+	// FlagEgressDenied: a node replica refused to send the request out of the mesh.
+	FlagEgressDenied
 	// FlagRateLimitPassed: a rate limit admitted the request. It is bookkeeping for
 	// the decision metrics and has no name in String.
 	FlagRateLimitPassed
@@ -55,7 +63,7 @@ var flagNames = [...]string{
 	"rate-limited", "circuit-open", "no-endpoints", "deadline-exceeded", "request-timeout",
 	"upstream-timeout", "upstream-connect-failed", "upstream-error", "backend-not-found",
 	"no-backends", "invalid-backend", "request-body-error", "no-route", "misdirected",
-	"retried", "client-closed",
+	"retried", "client-closed", "unknown-caller", "egress", "egress-denied",
 }
 
 // named masks the flags that have a name.
