@@ -103,7 +103,9 @@ func serveReplyAfterEOF(t *testing.T, ip string) string {
 	return ln.Addr().String()
 }
 
-func endpoint(addr string) config.Endpoint { return config.Endpoint{Address: addr, Ready: true, Serving: true} }
+func endpoint(addr string) config.Endpoint {
+	return config.Endpoint{Address: addr, Ready: true, Serving: true}
+}
 
 // meshSnapshot is a node replica's snapshot: no listeners, web (a 9:1 split with a
 // header canary) and db in namespace shop, pay in namespace billing with the default

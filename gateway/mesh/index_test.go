@@ -37,7 +37,7 @@ func TestIndexResolvesEveryNameForm(t *testing.T) {
 	}
 	cases := []struct {
 		authority, callerNS string
-		want               string
+		want                string
 	}{
 		{"web", "shop", "shop/web"},
 		{"web", "billing", "billing/web"},
