@@ -2,11 +2,13 @@ package dataplane
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -386,5 +388,41 @@ func TestNodeWithoutSnapshotServesNothing(t *testing.T) {
 	e.MeshHandler().ServeHTTP(w, r)
 	if w.status != http.StatusForbidden {
 		t.Errorf("status %d, want 403", w.status)
+	}
+}
+
+func TestNodeTunnelsHTTP2Connect(t *testing.T) {
+	b := startMeshBackends(t)
+	e := startNode(t, meshSnapshot(b, "v1", "r1"), mesh.EgressOptions{})
+	// A client with prior knowledge of HTTP/2 (h2c), as gRPC clients speak it: its
+	// CONNECT is a stream, the request body one way and the response body the other.
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	node := e.Addr(MeshListener)
+	tr := &http.Transport{Protocols: protocols, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", node)
+	}}
+	t.Cleanup(tr.CloseIdleConnections)
+	body, send := io.Pipe()
+	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Scheme: "http", Host: "db.shop:5432"}, Host: "db.shop:5432",
+		Header: http.Header{}, Body: body}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := tr.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 {
+		t.Fatalf("CONNECT answered %d over %s", res.StatusCode, res.Proto)
+	}
+	if _, err := io.WriteString(send, "select 2"); err != nil {
+		t.Fatal(err)
+	}
+	_ = send.Close()
+	got, err := io.ReadAll(res.Body)
+	if err != nil || string(got) != "got:select 2" {
+		t.Fatalf("the HTTP/2 tunnel carried %q, %v", got, err)
 	}
 }
