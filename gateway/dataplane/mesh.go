@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/mesh"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/server"
 	"github.com/switchyard-dev/switchyard/plugins"
 )
@@ -66,7 +67,7 @@ func newNode(e *Engine, opts *NodeOptions) *node {
 	}
 	egress.ClusterIP = e.isMeshClusterIP
 	n.egress = mesh.NewEgress(egress)
-	n.handler = &meshHandler{engine: e, node: n, observer: e.observer.Listener(MeshListener)}
+	n.handler = &meshHandler{engine: e, node: n}
 	n.spec = server.Spec{Name: MeshListener, Address: opts.Address, Port: opts.Port, Handler: n.handler}
 	return n
 }
@@ -87,6 +88,10 @@ type meshSet struct {
 	index                 *mesh.Index
 	// backendNames are the backends the Services' routes and ports refer to, sorted.
 	backendNames []string
+	// observer observes the node socket's requests; nil when the engine has no
+	// Observer. It is resolved with every compilation, as listeners' are, so that
+	// the metrics keep it among those in use.
+	observer *observe.Listener
 }
 
 // reusable reports whether m's Services are those the set was compiled from: its
@@ -109,7 +114,7 @@ func (e *Engine) compileMesh(pctx plugins.Context, m *config.Mesh) (*meshSet, er
 	if err != nil {
 		return nil, fmt.Errorf("mesh: %w", err)
 	}
-	ms := &meshSet{index: index, backendNames: meshReferencedBackends(m)}
+	ms := &meshSet{index: index, backendNames: meshReferencedBackends(m), observer: e.observer.Listener(MeshListener)}
 	if m != nil {
 		ms.routesVersion, ms.domain = m.RoutesVersion, m.ClusterDomain
 	}

@@ -16,12 +16,19 @@ import (
 type meshHandler struct {
 	engine *Engine
 	node   *node
-	// observer observes the socket's requests; nil when the engine has no Observer.
-	observer *observe.Listener
 }
 
 func (h *meshHandler) ServeHTTP(raw http.ResponseWriter, r *http.Request) {
-	x, r := h.observer.Begin(raw, r)
+	var meshes *meshSet
+	if gen := h.engine.current.Load(); gen != nil {
+		meshes = gen.mesh
+	}
+	var observer *observe.Listener
+	var index *mesh.Index
+	if meshes != nil {
+		observer, index = meshes.observer, meshes.index
+	}
+	x, r := observer.Begin(raw, r)
 	defer x.End()
 	w := x.Writer()
 	info := &x.Info
@@ -41,6 +48,7 @@ func (h *meshHandler) ServeHTTP(raw http.ResponseWriter, r *http.Request) {
 	defaultPort := mesh.DefaultHTTPPort
 	if connect {
 		defaultPort = 0
+		info.Flags |= reqctx.FlagTunnel
 	}
 	dest, err := mesh.ParseDestination(r.Host, defaultPort)
 	if err != nil {
@@ -48,10 +56,6 @@ func (h *meshHandler) ServeHTTP(raw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = reqctx.With(r, info)
-	var index *mesh.Index
-	if gen := h.engine.current.Load(); gen != nil && gen.mesh != nil {
-		index = gen.mesh.index
-	}
 	svc := index.Resolve(dest, info.Caller.Namespace)
 	if svc == nil {
 		h.serveEgress(raw, w, r, info, dest, connect)

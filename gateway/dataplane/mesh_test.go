@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/mesh"
@@ -253,20 +256,25 @@ func TestNodeCountsEdgesAndLogsCallers(t *testing.T) {
 	b := startMeshBackends(t)
 	var log bytes.Buffer
 	accessLog := observe.NewAccessLog(&log, nil, 1)
-	obs, err := observe.New(observe.Options{AccessLog: accessLog})
+	reg := prometheus.NewRegistry()
+	obs, err := observe.New(observe.Options{AccessLog: accessLog, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := New(Options{Observer: obs, Node: &NodeOptions{Address: "127.0.0.1",
 		Callers: mesh.StaticCallers{netip.MustParseAddr("127.0.0.1"): testCaller}, Egress: mesh.EgressOptions{Resolver: testResolver{}}}})
 	t.Cleanup(func() { _ = e.Shutdown(t.Context()) })
-	if err := e.Apply(meshSnapshot(b, "v1", "r1")); err != nil {
-		t.Fatal(err)
+	// Two compilations: the second must keep the node socket's metrics in use.
+	for _, routes := range []string{"r1", "r2"} {
+		if err := e.Apply(meshSnapshot(b, "v-"+routes, routes)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	client := viaProxy(t, e)
 	for range 3 {
 		getVia(t, client, "http://web.shop/")
 	}
+	getVia(t, client, "http://unknown.example/")
 	getVia(t, client, "http://pay.billing/")
 	if c, br, _ := tunnel(t, e, "", "db.shop:5432"); c != nil {
 		_ = c.CloseWrite()
@@ -274,15 +282,31 @@ func TestNodeCountsEdgesAndLogsCallers(t *testing.T) {
 		_ = c.Close()
 	}
 	report := e.MeshEdges()
-	want := map[string]int64{"shop/client -> billing/pay": 1, "shop/client -> shop/db": 1, "shop/client -> shop/web": 3}
+	want := map[string]int64{"shop/client -> billing/pay": 1, "shop/client -> shop/db": 1, "shop/client -> shop/web": 3,
+		"shop/client -> unknown.example": 1}
 	if len(report.Edges) != len(want) {
 		t.Fatalf("edges %+v", report.Edges)
 	}
 	for _, edge := range report.Edges {
 		key := edge.Caller() + " -> " + edge.Callee()
-		if edge.Totals.Requests != want[key] || edge.Totals.Errors != 0 {
-			t.Errorf("%s: %+v, want %d requests without errors", key, edge.Totals, want[key])
+		wantErrors := int64(0)
+		if edge.Egress != "" {
+			wantErrors = 1 // the name does not resolve: 502
 		}
+		if edge.Totals.Requests != want[key] || edge.Totals.Errors != wantErrors {
+			t.Errorf("%s: %+v, want %d requests, %d errors", key, edge.Totals, want[key], wantErrors)
+		}
+	}
+	metrics := gatherMetrics(t, reg)
+	if got := metrics[`switchyard_requests_total{backend="shop/web-v1:80"|route="shop/web-canary"}`] +
+		metrics[`switchyard_requests_total{backend="shop/web-v2:80"|route="shop/web-canary"}`]; got != 3 {
+		t.Errorf("requests of the mesh route in the metrics: %v, want 3 (%v)", got, metrics)
+	}
+	if _, ok := metrics[`switchyard_requests_in_flight{listener="mesh"}`]; !ok {
+		t.Error("the node socket's in-flight gauge is not exported")
+	}
+	if v, ok := metrics[`switchyard_unmatched_requests_total{listener="mesh"|reason="no-route"}`]; !ok || v != 0 {
+		t.Errorf("unmatched requests of the node socket: %v (exported %v), want 0: egress takes no route by design", v, ok)
 	}
 	if err := accessLog.Flush(); err != nil {
 		t.Fatal(err)
@@ -300,6 +324,35 @@ func TestNodeCountsEdgesAndLogsCallers(t *testing.T) {
 	if line.Route != "shop/web-canary" || line.Listener != MeshListener || line.CallerPod != testCaller.Name || line.CallerWorkload != "client" {
 		t.Errorf("access log line %+v", line)
 	}
+}
+
+// gatherMetrics returns every sample of reg by name and labels (without the code
+// class), summed over the rest.
+func gatherMetrics(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "code" {
+					labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+			}
+			key := f.GetName() + "{" + strings.Join(labels, "|") + "}"
+			switch {
+			case m.GetCounter() != nil:
+				out[key] += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[key] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 func TestNodeKeepsTheCompiledMeshWhileOnlyEndpointsChange(t *testing.T) {

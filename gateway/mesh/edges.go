@@ -45,8 +45,9 @@ func (k EdgeKey) Callee() string {
 type Edge struct {
 	EdgeKey
 	// Totals are the edge's cumulative request outcomes: requests, errors (a 5xx
-	// answer, or a CONNECT tunnel that could not be opened) and latency (until the
-	// response headers were written back for HTTP, until the tunnel was open for
+	// answer, or a CONNECT tunnel that could not be opened; refusals of egress by
+	// policy are not errors) and latency (from the request's arrival until its
+	// response was complete for HTTP, until the upstream connection was made for
 	// CONNECT).
 	Totals outcome.Totals `json:"totals"`
 }
