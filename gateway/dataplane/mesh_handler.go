@@ -46,9 +46,12 @@ func (h *meshHandler) ServeHTTP(raw http.ResponseWriter, r *http.Request) {
 	}
 	connect := r.Method == http.MethodConnect
 	defaultPort := mesh.DefaultHTTPPort
-	if connect {
+	switch {
+	case connect:
 		defaultPort = 0
 		info.Flags |= reqctx.FlagTunnel
+	case r.URL.Scheme == "https":
+		defaultPort = mesh.DefaultHTTPSPort
 	}
 	dest, err := mesh.ParseDestination(r.Host, defaultPort)
 	if err != nil {

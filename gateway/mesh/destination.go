@@ -6,8 +6,12 @@ import (
 	"strings"
 )
 
-// DefaultHTTPPort is the port of a destination that names none in an HTTP request.
-const DefaultHTTPPort = 80
+// The ports of destinations that name none: an HTTP request's, and an absolute-form
+// request's for an https URI.
+const (
+	DefaultHTTPPort  = 80
+	DefaultHTTPSPort = 443
+)
 
 // Destination is where a request to the node replica asks to go, as its absolute-form
 // URI, its Host header or its CONNECT authority names it.
