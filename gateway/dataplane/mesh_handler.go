@@ -75,8 +75,9 @@ func (h *meshHandler) ServeHTTP(raw http.ResponseWriter, r *http.Request) {
 	info.VirtualHost = port.Name
 	info.ListenerPort = dest.Port
 	if connect {
-		res := h.node.tunnels.ServeService(raw, w, r, h.engine.backends.Pool(port.Spec.Backend))
-		h.node.edges.Record(key, res.ConnectTime, !res.Opened)
+		h.node.tunnels.ServeService(raw, w, r, h.engine.backends.Pool(port.Spec.Backend), func(res mesh.TunnelResult) {
+			h.node.edges.Record(key, res.ConnectTime, !res.Opened)
+		})
 		return
 	}
 	sw := &statusRecorder{ResponseWriter: w}
@@ -108,8 +109,9 @@ func (h *meshHandler) serveEgress(raw, w http.ResponseWriter, r *http.Request, i
 	info.Flags |= reqctx.FlagEgress
 	key := mesh.EdgeKey{CallerNamespace: info.Caller.Namespace, CallerWorkload: info.Caller.Workload, Egress: dest.Host}
 	if connect {
-		res := h.node.egress.ServeConnect(raw, w, r, dest)
-		h.node.edges.Record(key, res.ConnectTime, !res.Opened && info.Flags&reqctx.FlagEgressDenied == 0)
+		h.node.egress.ServeConnect(raw, w, r, dest, func(res mesh.TunnelResult) {
+			h.node.edges.Record(key, res.ConnectTime, !res.Opened && info.Flags&reqctx.FlagEgressDenied == 0)
+		})
 		return
 	}
 	sw := &statusRecorder{ResponseWriter: w}

@@ -74,7 +74,7 @@ func NewTunnels(opts TunnelOptions) *Tunnels {
 	return &Tunnels{opts: opts, dialer: net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}}
 }
 
-// TunnelResult says how a CONNECT ended, for edge statistics.
+// TunnelResult says how opening a CONNECT tunnel went, for edge statistics.
 type TunnelResult struct {
 	// Opened is set when the tunnel was established.
 	Opened bool
@@ -82,17 +82,29 @@ type TunnelResult struct {
 	ConnectTime time.Duration
 }
 
+// TunnelReport receives the result of opening a tunnel as soon as it is known,
+// before the tunnel carries anything: a tunnel may live for hours, and statistics
+// should see it when it opens. It may be nil.
+type TunnelReport func(TunnelResult)
+
+func (f TunnelReport) send(res TunnelResult) {
+	if f != nil {
+		f(res)
+	}
+}
+
 // ServeService answers CONNECT r with a tunnel to an endpoint of pool (nil when the
 // port has no backend), and returns once the tunnel has closed. raw is the
 // connection's own ResponseWriter (the tunnel takes the connection over); w is the
 // one failures are answered through. The endpoint's in-flight count holds the
 // tunnel for its whole life, and the pool's circuit breaker admits it as a request.
-func (t *Tunnels) ServeService(raw, w http.ResponseWriter, r *http.Request, pool *backend.Pool) TunnelResult {
+func (t *Tunnels) ServeService(raw, w http.ResponseWriter, r *http.Request, pool *backend.Pool, report TunnelReport) {
 	start := time.Now()
 	info := reqctx.From(r.Context())
 	if pool == nil {
 		refuse(w, info, reqctx.FlagNoEndpoints, http.StatusServiceUnavailable, "the service port has no endpoints")
-		return TunnelResult{ConnectTime: time.Since(start)}
+		report.send(TunnelResult{ConnectTime: time.Since(start)})
+		return
 	}
 	if info != nil {
 		info.Backend = pool.Name()
@@ -100,7 +112,8 @@ func (t *Tunnels) ServeService(raw, w http.ResponseWriter, r *http.Request, pool
 	release, err := pool.Breaker().Acquire(r.Context())
 	if err != nil {
 		refuse(w, info, reqctx.FlagCircuitOpen, http.StatusServiceUnavailable, "the service is at capacity")
-		return TunnelResult{ConnectTime: time.Since(start)}
+		report.send(TunnelResult{ConnectTime: time.Since(start)})
+		return
 	}
 	defer release()
 	upstream, ep, err := t.dial(r.Context(), pool, info)
@@ -111,16 +124,17 @@ func (t *Tunnels) ServeService(raw, w http.ResponseWriter, r *http.Request, pool
 	switch {
 	case errors.Is(err, backend.ErrNoEndpoints):
 		refuse(w, info, reqctx.FlagNoEndpoints, http.StatusServiceUnavailable, "the service has no serving endpoints")
-		return result
+		report.send(result)
+		return
 	case err != nil:
 		t.opts.Logger.Warn("CONNECT to a service failed", "backend", pool.Name(), "error", err)
 		refuse(w, info, reqctx.FlagUpstreamConnectFailed, http.StatusBadGateway, "no endpoint of the service accepted the connection")
-		return result
+		report.send(result)
+		return
 	}
 	ep.InFlight.Add(1)
 	defer ep.InFlight.Add(-1)
-	result.Opened = t.splice(raw, r, upstream)
-	return result
+	runTunnel(raw, r, upstream, t.opts.IdleTimeout, t.opts.Logger, result, report)
 }
 
 // dial connects to an endpoint of pool, trying another one after a connection
@@ -159,22 +173,25 @@ func (t *Tunnels) dial(ctx context.Context, pool *backend.Pool, info *reqctx.Inf
 	return nil, nil, lastErr
 }
 
-// splice establishes the tunnel with the client and copies until it closes. It
-// reports whether the tunnel was established.
-func (t *Tunnels) splice(raw http.ResponseWriter, r *http.Request, upstream net.Conn) bool {
+// runTunnel establishes the tunnel with the client over upstream, reports result
+// (opened or not), and copies until the tunnel closes.
+func runTunnel(raw http.ResponseWriter, r *http.Request, upstream net.Conn, idle time.Duration, logger *slog.Logger,
+	result TunnelResult, report TunnelReport) {
 	client, early, err := establish(raw, r)
 	if err != nil {
 		_ = upstream.Close()
-		t.opts.Logger.Debug("CONNECT tunnel could not be established", "error", err)
-		return false
+		logger.Debug("CONNECT tunnel could not be established", "error", err)
+		report.send(result)
+		return
 	}
-	if err := writeEarly(upstream, early, t.opts.IdleTimeout); err != nil {
+	result.Opened = true
+	report.send(result)
+	if err := writeEarly(upstream, early, idle); err != nil {
 		_ = upstream.Close()
 		_ = client.Close()
-		return true
+		return
 	}
-	splice(client, upstream, t.opts.IdleTimeout)
-	return true
+	splice(client, upstream, idle)
 }
 
 // refuse answers a request the node replica does not serve, naming why in the

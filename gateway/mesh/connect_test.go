@@ -16,7 +16,7 @@ import (
 func serviceProxy(t *testing.T, tunnels *Tunnels, m *backend.Manager, name string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tunnels.ServeService(w, w, r, m.Pool(name))
+		tunnels.ServeService(w, w, r, m.Pool(name), nil)
 	}))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()

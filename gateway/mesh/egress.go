@@ -146,8 +146,8 @@ func (e *Egress) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // ServeConnect answers CONNECT r with a tunnel to d, or refuses it (403) when d is not
-// allowed. raw and w are as for Tunnels.ServeService.
-func (e *Egress) ServeConnect(raw, w http.ResponseWriter, r *http.Request, d Destination) TunnelResult {
+// allowed. raw, w and report are as for Tunnels.ServeService.
+func (e *Egress) ServeConnect(raw, w http.ResponseWriter, r *http.Request, d Destination, report TunnelReport) {
 	start := time.Now()
 	info := reqctx.From(r.Context())
 	ctx, cancel := context.WithTimeout(r.Context(), e.tunnels.ConnectTimeout)
@@ -160,24 +160,13 @@ func (e *Egress) ServeConnect(raw, w http.ResponseWriter, r *http.Request, d Des
 	}
 	if err != nil {
 		e.answerError(w, r, info, err)
-		return result
+		report.send(result)
+		return
 	}
 	if info != nil {
 		info.Endpoint = upstream.RemoteAddr().String()
 	}
-	client, early, err := establish(raw, r)
-	if err != nil {
-		_ = upstream.Close()
-		return result
-	}
-	result.Opened = true
-	if err := writeEarly(upstream, early, e.tunnels.IdleTimeout); err != nil {
-		_ = upstream.Close()
-		_ = client.Close()
-		return result
-	}
-	splice(client, upstream, e.tunnels.IdleTimeout)
-	return result
+	runTunnel(raw, r, upstream, e.tunnels.IdleTimeout, e.opts.Logger, result, report)
 }
 
 // handleError is the ReverseProxy's error handler.

@@ -26,7 +26,7 @@ func egressProxy(t *testing.T, e *Egress) *httptest.Server {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		e.ServeConnect(w, w, r, d)
+		e.ServeConnect(w, w, r, d, nil)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
