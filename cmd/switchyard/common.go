@@ -72,9 +72,10 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 
 // engine builds the data plane, whose metrics go to reg. replicas returns how many
 // replicas share global rate limits (nil: this process alone, as in standalone
-// mode). The returned stop writes out the access log and the spans; call it once
-// the engine has drained.
-func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg prometheus.Registerer) (*dataplane.Engine, func(), error) {
+// mode). node makes it a node replica's (nil for edge replicas and standalone). The
+// returned stop writes out the access log and the spans; call it once the engine has
+// drained.
+func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg prometheus.Registerer, node *dataplane.NodeOptions) (*dataplane.Engine, func(), error) {
 	trusted, err := parseCIDRs(d.trustedProxies)
 	if err != nil {
 		return nil, nil, err
@@ -84,6 +85,7 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 		Proxy:    proxy.Options{TrustedProxies: trusted},
 		Logger:   logger,
 		Replicas: replicas,
+		Node:     node,
 	}
 	if d.redisURL != "" {
 		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {

@@ -20,6 +20,7 @@ import (
 type gatewayFlags struct {
 	commonFlags
 	dataPlaneFlags
+	nodeFlags
 	controller string
 	node       string
 	role       string
@@ -39,6 +40,7 @@ func parseGatewayFlags(args []string) (*gatewayFlags, error) {
 	fs.StringVar(&f.statePath, "state-path", "", "file where the last good snapshot is kept (mode 0600), used when the controller is unreachable at start")
 	f.commonFlags.register(fs, admin.DefaultAddr)
 	f.dataPlaneFlags.register(fs)
+	f.nodeFlags.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -49,8 +51,26 @@ func parseGatewayFlags(args []string) (*gatewayFlags, error) {
 		return nil, errors.New("--node is required (or set NODE_NAME)")
 	case f.role != "edge" && f.role != "node":
 		return nil, fmt.Errorf("--role %q: want edge or node", f.role)
+	case f.role == "edge" && nodeFlagsSet(fs):
+		return nil, errNodeFlagsOnEdge
+	case f.role == "node":
+		if _, err := f.nodeFlags.options(); err != nil {
+			return nil, err
+		}
 	}
 	return f, nil
+}
+
+// nodeFlagsSet reports whether a flag only node replicas use was given.
+func nodeFlagsSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen", "egress", "egress-allow", "node-addresses", "service-cidrs", "kubeconfig", "tunnel-idle-timeout":
+			set = true
+		}
+	})
+	return set
 }
 
 // gatewayState is what the admin API reports for a fleet replica: the data plane's
@@ -58,9 +78,11 @@ func parseGatewayFlags(args []string) (*gatewayFlags, error) {
 type gatewayState struct {
 	engine *dataplane.Engine
 	agent  *agent.Agent
+	// node is the node replica's Pod watch; nil on edge replicas.
+	node *nodeRuntime
 }
 
-func (s *gatewayState) Ready() bool { return s.agent.Ready() && s.engine.Ready() }
+func (s *gatewayState) Ready() bool { return s.agent.Ready() && s.engine.Ready() && s.node.Ready() }
 
 func (s *gatewayState) Config() admin.ConfigView {
 	snap, at := s.engine.Snapshot()
@@ -82,6 +104,15 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var nodeOpts *dataplane.NodeOptions
+	var node *nodeRuntime
+	if f.role == "node" {
+		if nodeOpts, node, err = f.nodeFlags.startNode(ctx, f.node, logger); err != nil {
+			return err
+		}
+	}
 	// The engine learns the fleet's size from the agent, which is made after it.
 	var agentRef atomic.Pointer[agent.Agent]
 	reg := newMetricsRegistry()
@@ -90,7 +121,7 @@ func runGateway(args []string) error {
 			return a.Replicas()
 		}
 		return 1
-	}, reg)
+	}, reg, nodeOpts)
 	if err != nil {
 		return err
 	}
@@ -107,7 +138,7 @@ func runGateway(args []string) error {
 		return err
 	}
 	agentRef.Store(ag)
-	state := &gatewayState{engine: engine, agent: ag}
+	state := &gatewayState{engine: engine, agent: ag, node: node}
 	cfg := f.adminConfig(token, state)
 	cfg.metrics = gatewayMetrics(reg, engine, ag)
 	cfg.dataPlane = admin.NewEngineDataPlane(engine)
@@ -115,8 +146,6 @@ func runGateway(args []string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	agentDone := make(chan struct{})
 	go func() {
 		defer close(agentDone)

@@ -58,7 +58,7 @@ func runStandalone(args []string) error {
 		return err
 	}
 	reg := newMetricsRegistry()
-	engine, stopObserving, err := f.engine(logger, nil, reg)
+	engine, stopObserving, err := f.engine(logger, nil, reg, nil)
 	if err != nil {
 		return err
 	}

@@ -158,6 +158,10 @@ const (
 	KeyHeader RateLimitKeyType = "Header"
 	// KeyRoute counts all requests of the rule together.
 	KeyRoute RateLimitKeyType = "Route"
+	// KeyCaller counts per calling workload ("<namespace>/<workload>") of east-west
+	// requests on node replicas; requests with no known caller (north-south ones)
+	// count per client address, as KeyClientIP.
+	KeyCaller RateLimitKeyType = "Caller"
 )
 
 // RateLimit is a RateLimit filter: every rule must admit a request.
@@ -188,7 +192,7 @@ type RateLimitRule struct {
 
 // RateLimitKey is what a rate limit rule counts by.
 type RateLimitKey struct {
-	// Type is ClientIP, Header or Route.
+	// Type is ClientIP, Header, Route or Caller.
 	Type RateLimitKeyType `json:"type"`
 	// Name is the header name, for Type Header.
 	Name string `json:"name,omitempty"`

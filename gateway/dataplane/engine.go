@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,9 @@ type Options struct {
 	// Observer receives the requests' metrics, access log lines and spans, and the
 	// outcomes of Apply; nil observes nothing.
 	Observer *observe.Observer
+	// Node, when set, makes the engine a node replica's, serving Snapshot.Mesh
+	// east-west on a socket of its own; see NodeOptions.
+	Node *NodeOptions
 }
 
 // Engine is one gateway replica's data plane.
@@ -74,14 +78,19 @@ type Engine struct {
 	// bindErrors holds the listeners that failed to bind in the last Apply.
 	bindErrors atomic.Pointer[map[string]error]
 	draining   atomic.Bool
+	// node is the node replica's state; nil on other replicas.
+	node *node
 }
 
 // generation is one applied snapshot. It is immutable once stored. Generations whose
-// snapshots have the same listeners share one compiled route set.
+// snapshots have the same listeners share one compiled route set, and on a node
+// replica those with the same mesh Services share one compiled mesh set.
 type generation struct {
 	snapshot  *config.Snapshot
 	appliedAt time.Time
 	routes    *routeSet
+	// mesh is the compiled mesh; nil unless the engine is a node replica's.
+	mesh *meshSet
 }
 
 // compiledListener is what one socket needs per request.
@@ -108,7 +117,7 @@ func New(opts Options) *Engine {
 	}
 	backends := backend.NewManager(opts.Backend)
 	opts.Observer.WatchBackends(backends)
-	return &Engine{
+	e := &Engine{
 		logger:   logger,
 		backends: backends,
 		proxy:    proxy.New(backends, opts.Proxy),
@@ -117,6 +126,10 @@ func New(opts Options) *Engine {
 			TrustedProxies: opts.Proxy.TrustedProxies, Redis: opts.Redis, Replicas: opts.Replicas},
 		observer: opts.Observer,
 	}
+	if opts.Node != nil {
+		e.node = newNode(e, opts.Node)
+	}
+	return e
 }
 
 // Apply validates and compiles snap, swaps it in, and binds or releases sockets to
@@ -124,9 +137,10 @@ func New(opts Options) *Engine {
 // a whole and the serving generation stays in place. Sockets that fail to bind are
 // returned in BindErrors; the rest of the snapshot still takes effect.
 //
-// When snap's listeners are those of the serving snapshot (see reusable), nothing
-// is compiled: the backends are updated and the new generation shares the serving
-// one's route tables, handlers and sockets.
+// When snap's listeners are those of the serving snapshot (see reusable), and on a
+// node replica its mesh Services are those of the serving mesh too, nothing is
+// compiled: the backends are updated and the new generation shares the serving one's
+// route tables, handlers and sockets.
 func (e *Engine) Apply(snap *config.Snapshot) error {
 	if snap == nil {
 		e.observer.ConfigRejected()
@@ -146,14 +160,14 @@ func (e *Engine) Apply(snap *config.Snapshot) error {
 // apply is Apply with applyMu held.
 func (e *Engine) apply(snap *config.Snapshot) error {
 	old := e.current.Load()
-	if old != nil && old.routes.reusable(snap) {
+	if old != nil && e.reusable(old, snap) {
 		return e.applyBackends(old, snap)
 	}
-	if err := snap.Validate(); err != nil {
+	if err := errors.Join(snap.Validate(), e.validateNode(snap)); err != nil {
 		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
 	}
 	e.observer.BeginCompile()
-	routes, err := e.compile(snap)
+	routes, meshes, err := e.compile(snap)
 	if err != nil {
 		e.observer.EndCompile(false)
 		return fmt.Errorf("snapshot %s: %w", snap.Version, err)
@@ -163,9 +177,13 @@ func (e *Engine) apply(snap *config.Snapshot) error {
 	// pools, with their breaker, ejection and health state, untouched. Between the
 	// two stores a request may meet the old table with the new pools, as it may
 	// during any swap.
-	e.backends.Update(snap.Backends)
-	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes})
-	e.proxy.RetainOutcomes(routes.backendNames)
+	e.backends.Update(e.backendsOf(snap))
+	e.current.Store(&generation{snapshot: snap, appliedAt: time.Now(), routes: routes, mesh: meshes})
+	referenced := routes.backendNames
+	if meshes != nil {
+		referenced = append(slices.Clip(referenced), meshes.backendNames...)
+	}
+	e.proxy.RetainOutcomes(referenced)
 	// Filter state the new generation does not use is released now that the old
 	// generation is out of service.
 	e.plugins.Store.Commit()
@@ -174,23 +192,39 @@ func (e *Engine) apply(snap *config.Snapshot) error {
 	return nil
 }
 
-// applyBackends applies a snapshot whose listeners are those of the serving
-// generation old. The listeners were validated and compiled when they were first
+// reusable reports whether snap needs no compilation over the serving generation
+// old: its listeners are old's, or both have none, and on a node replica its mesh
+// Services are old's too. Both parts are compiled together when either changed, so
+// that one provisioning round of the plugin store and one retention of outcomes and
+// retry budgets covers everything in service; node replicas are sent no listeners
+// and edge replicas no mesh, so the part compiled along costs nothing.
+func (e *Engine) reusable(old *generation, snap *config.Snapshot) bool {
+	listeners := old.routes.reusable(snap) || (len(snap.Listeners) == 0 && len(old.routes.listeners) == 0)
+	if !listeners {
+		return false
+	}
+	return e.node == nil || old.mesh.reusable(snap.Mesh)
+}
+
+// applyBackends applies a snapshot whose listeners (and mesh Services) are those of
+// the serving generation old. They were validated and compiled when they were first
 // applied, so only the backends are validated, along with the references the compiled
 // routes make to them. The compiled tables and the handlers in them resolve pools by
 // name on every request, so updating the pools is all it takes.
 //
-// The new generation reports old's listeners, which are the ones being served, with
-// snap's version and backends.
+// The new generation reports old's listeners and mesh Services, which are the ones
+// being served, with snap's version and backends.
 func (e *Engine) applyBackends(old *generation, snap *config.Snapshot) error {
-	backendsOnly := config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: snap.Backends}
-	if err := errors.Join(backendsOnly.Validate(), old.routes.checkReferences(snap.Backends)); err != nil {
+	backends := e.backendsOf(snap)
+	backendsOnly := config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: backends}
+	if err := errors.Join(backendsOnly.Validate(), old.routes.checkReferences(backends), old.mesh.checkReferences(backends)); err != nil {
 		return fmt.Errorf("invalid snapshot %s: %w", snap.Version, err)
 	}
-	e.backends.Update(snap.Backends)
+	e.backends.Update(backends)
 	served := *snap
 	served.Listeners = old.snapshot.Listeners
-	e.current.Store(&generation{snapshot: &served, appliedAt: time.Now(), routes: old.routes})
+	served.Mesh = servedMesh(old.mesh, snap)
+	e.current.Store(&generation{snapshot: &served, appliedAt: time.Now(), routes: old.routes, mesh: old.mesh})
 	e.syncSockets(old.routes)
 	return nil
 }
@@ -198,7 +232,11 @@ func (e *Engine) applyBackends(old *generation, snap *config.Snapshot) error {
 // syncSockets keeps the bound sockets in step with a route set. Kept sockets only get
 // their (possibly unchanged) handler again; sockets that failed to bind are retried.
 func (e *Engine) syncSockets(routes *routeSet) {
-	bindErrs := e.servers.Sync(routes.specs)
+	specs := routes.specs
+	if e.node != nil {
+		specs = append(slices.Clip(specs), e.node.spec)
+	}
+	bindErrs := e.servers.Sync(specs)
 	e.bindErrors.Store(&bindErrs)
 	for name, err := range bindErrs {
 		e.logger.Error("listener could not bind", "listener", name, "error", err)
@@ -206,29 +244,49 @@ func (e *Engine) syncSockets(routes *routeSet) {
 }
 
 // compile builds the route tables, handlers and certificate stores of snap's
-// listeners, and the socket specs that serve them.
-func (e *Engine) compile(snap *config.Snapshot) (*routeSet, error) {
+// listeners and the socket specs that serve them, and on a node replica the mesh set
+// of snap's mesh, all in one provisioning round of the plugin store.
+func (e *Engine) compile(snap *config.Snapshot) (*routeSet, *meshSet, error) {
 	e.compilations.Add(1)
 	pctx := e.plugins
 	pctx.Store.Begin()
+	routes, err := e.compileListeners(pctx, snap)
+	if err != nil || e.node == nil {
+		return routes, nil, err
+	}
+	meshes, err := e.compileMesh(pctx, snap.Mesh)
+	if err != nil {
+		return nil, nil, err
+	}
+	return routes, meshes, nil
+}
+
+// ruleFactory returns the handler factory of route tables: a rule's proxy handler
+// inside its filters, with the observer of its requests.
+func (e *Engine) ruleFactory(pctx plugins.Context) router.HandlerFactory {
+	return func(vh *config.VirtualHost, route *config.Route, ruleIndex int) (http.Handler, error) {
+		rule := &route.Rules[ruleIndex]
+		final, err := e.proxy.RuleHandler(pctx, rule)
+		if err != nil {
+			return nil, err
+		}
+		chain, err := plugins.Chain(pctx, rule.Filters, final)
+		if err != nil || e.observer == nil {
+			return chain, err
+		}
+		return &observedRule{next: chain, observer: e.observer.Rule(route.Name, ruleIndex, rule)}, nil
+	}
+}
+
+// compileListeners builds the route set of snap's listeners.
+func (e *Engine) compileListeners(pctx plugins.Context, snap *config.Snapshot) (*routeSet, error) {
 	routes := &routeSet{
 		routesVersion: snap.RoutesVersion,
 		listeners:     make(map[string]*compiledListener, len(snap.Listeners)),
 	}
+	factory := e.ruleFactory(pctx)
 	for i := range snap.Listeners {
 		l := &snap.Listeners[i]
-		factory := func(vh *config.VirtualHost, route *config.Route, ruleIndex int) (http.Handler, error) {
-			rule := &route.Rules[ruleIndex]
-			final, err := e.proxy.RuleHandler(pctx, rule)
-			if err != nil {
-				return nil, err
-			}
-			chain, err := plugins.Chain(pctx, rule.Filters, final)
-			if err != nil || e.observer == nil {
-				return chain, err
-			}
-			return &observedRule{next: chain, observer: e.observer.Rule(route.Name, ruleIndex, rule)}, nil
-		}
 		table, err := router.Compile(l, factory)
 		if err != nil {
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)

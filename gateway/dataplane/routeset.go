@@ -46,6 +46,17 @@ func (rs *routeSet) checkReferences(backends []config.Backend) error {
 // rules and filters send or mirror traffic to: the references that Validate checks.
 func referencedBackends(listeners []config.Listener) []string {
 	seen := map[string]bool{}
+	for i := range listeners {
+		for j := range listeners[i].VirtualHosts {
+			markRoutes(seen, listeners[i].VirtualHosts[j].Routes)
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// markRoutes adds to seen the backends that routes' rules and filters send or mirror
+// traffic to.
+func markRoutes(seen map[string]bool, routes []config.Route) {
 	markFilters := func(fs []config.Filter) {
 		for i := range fs {
 			if m := fs[i].RequestMirror; m != nil && m.Backend != "" {
@@ -53,22 +64,17 @@ func referencedBackends(listeners []config.Listener) []string {
 			}
 		}
 	}
-	for i := range listeners {
-		for j := range listeners[i].VirtualHosts {
-			for _, route := range listeners[i].VirtualHosts[j].Routes {
-				for _, rule := range route.Rules {
-					markFilters(rule.Filters)
-					for _, ref := range rule.Backends {
-						if ref.Invalid == nil {
-							seen[ref.Backend] = true
-						}
-						markFilters(ref.Filters)
-					}
+	for _, route := range routes {
+		for _, rule := range route.Rules {
+			markFilters(rule.Filters)
+			for _, ref := range rule.Backends {
+				if ref.Invalid == nil {
+					seen[ref.Backend] = true
 				}
+				markFilters(ref.Filters)
 			}
 		}
 	}
-	return slices.Sorted(maps.Keys(seen))
 }
 
 // reusable reports whether snap's listeners are those the route set was compiled

@@ -124,6 +124,12 @@ func appendLine(b []byte, x *Exchange, status int, elapsed time.Duration) []byte
 	b = appendStringField(b, "flags", x.Info.Flags.String())
 	b = appendStringField(b, "trace_id", traceIDOf(x.span, r))
 	b = appendStringField(b, "client", r.RemoteAddr)
+	if c := &x.Info.Caller; c.Known() {
+		// East-west requests name the Pod that sent them and its workload.
+		b = appendStringField(b, "caller_namespace", c.Namespace)
+		b = appendStringField(b, "caller_pod", c.Name)
+		b = appendStringField(b, "caller_workload", c.Workload)
+	}
 	return append(b, '}', '\n')
 }
 

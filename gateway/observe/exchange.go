@@ -113,9 +113,13 @@ func (x *Exchange) status() int {
 
 func (x *Exchange) count(status int, elapsed time.Duration) {
 	if x.rule == nil {
-		if x.Info.Flags&reqctx.FlagMisdirected != 0 {
+		switch {
+		case x.Info.Flags&reqctx.FlagMisdirected != 0:
 			x.listener.misdirected.Inc()
-		} else {
+		case x.Info.Flags&(reqctx.FlagEgress|reqctx.FlagUnknownCaller|reqctx.FlagTunnel) != 0:
+			// A node replica's egress, tunnels and refused callers take no route by
+			// design; its edge statistics count them.
+		default:
 			x.listener.noRoute.Inc()
 		}
 		return

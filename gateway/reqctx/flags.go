@@ -45,6 +45,17 @@ const (
 	FlagRetried
 	// FlagClientClosed: the client went away before it was answered.
 	FlagClientClosed
+	// FlagUnknownCaller: a node replica refused the request because its sender is
+	// not a Pod of the node.
+	FlagUnknownCaller
+	// FlagEgress: a node replica sent the request out of the mesh (its destination
+	// is no Service of the mesh).
+	FlagEgress
+	// FlagEgressDenied: a node replica refused to send the request out of the mesh.
+	FlagEgressDenied
+	// FlagTunnel: a node replica answered a CONNECT, tunnelling (or failing to
+	// tunnel) the connection rather than routing a request.
+	FlagTunnel
 	// FlagRateLimitPassed: a rate limit admitted the request. It is bookkeeping for
 	// the decision metrics and has no name in String.
 	FlagRateLimitPassed
@@ -55,7 +66,7 @@ var flagNames = [...]string{
 	"rate-limited", "circuit-open", "no-endpoints", "deadline-exceeded", "request-timeout",
 	"upstream-timeout", "upstream-connect-failed", "upstream-error", "backend-not-found",
 	"no-backends", "invalid-backend", "request-body-error", "no-route", "misdirected",
-	"retried", "client-closed",
+	"retried", "client-closed", "unknown-caller", "egress", "egress-denied", "tunnel",
 }
 
 // named masks the flags that have a name.

@@ -46,7 +46,28 @@ type Info struct {
 	// Flags say how the gateway handled the request; the proxy and filters add
 	// theirs.
 	Flags Flags
+	// Caller is the Pod that sent the request, on a node replica (east-west); zero
+	// elsewhere, and for requests the node replica refused. Access logs, edge
+	// statistics and rate limit keys name the calling workload with it.
+	Caller Caller
 }
+
+// Caller identifies the Pod that sent an east-west request, as the node replica
+// knows it from the Pods of its node.
+type Caller struct {
+	// Namespace and Name identify the Pod.
+	Namespace string
+	Name      string
+	// Workload is the Pod's owning workload: a Deployment's name (from its
+	// ReplicaSet), a StatefulSet's, DaemonSet's or Job's, else the Pod's
+	// app.kubernetes.io/name or app label, else the Pod's own name.
+	Workload string
+	// ServiceAccount is the Pod's ServiceAccount name.
+	ServiceAccount string
+}
+
+// Known reports whether c names a Pod.
+func (c *Caller) Known() bool { return c.Name != "" }
 
 type key struct{}
 

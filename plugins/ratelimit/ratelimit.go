@@ -54,13 +54,13 @@ func (plugin) Validate(spec *config.Filter) error {
 			return fmt.Errorf("rules[%d]: %w", i, err)
 		}
 		switch r.Key.Type {
-		case config.KeyClientIP, config.KeyRoute:
+		case config.KeyClientIP, config.KeyRoute, config.KeyCaller:
 		case config.KeyHeader:
 			if !httpguts.ValidHeaderFieldName(r.Key.Name) {
 				return fmt.Errorf("rules[%d]: header name %q is not valid", i, r.Key.Name)
 			}
 		default:
-			return fmt.Errorf("rules[%d]: key type %q is not ClientIP, Header or Route", i, r.Key.Type)
+			return fmt.Errorf("rules[%d]: key type %q is not ClientIP, Header, Route or Caller", i, r.Key.Type)
 		}
 	}
 	return nil
@@ -146,6 +146,11 @@ func (h *handler) keyOf(k config.RateLimitKey, r *http.Request) string {
 		return clientip.From(r, h.ctx.TrustedProxies)
 	case config.KeyHeader:
 		return "h=" + r.Header.Get(k.Name)
+	case config.KeyCaller:
+		if info := reqctx.From(r.Context()); info != nil && info.Caller.Known() {
+			return "c=" + info.Caller.Namespace + "/" + info.Caller.Workload
+		}
+		return clientip.From(r, h.ctx.TrustedProxies)
 	default:
 		return "route"
 	}

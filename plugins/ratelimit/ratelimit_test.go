@@ -200,3 +200,34 @@ func TestDecisionsAreFlaggedForMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestCallerKeyCountsPerWorkload(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyCaller}, 2)))
+	sendAs := func(peer string, caller reqctx.Caller) int {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = peer
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, reqctx.With(r, &reqctx.Info{Caller: caller}))
+		return w.Code
+	}
+	web := func(pod string) reqctx.Caller {
+		return reqctx.Caller{Namespace: "shop", Name: pod, Workload: "web"}
+	}
+	// Two Pods of one workload, on two addresses, share the workload's bucket.
+	if sendAs("10.244.1.2:1", web("web-a")) != http.StatusNoContent || sendAs("10.244.1.3:1", web("web-b")) != http.StatusNoContent {
+		t.Fatal("the first two requests were limited")
+	}
+	if code := sendAs("10.244.1.3:2", web("web-b")); code != http.StatusTooManyRequests {
+		t.Fatalf("the workload's third request got %d, want 429", code)
+	}
+	if code := sendAs("10.244.1.4:1", reqctx.Caller{Namespace: "billing", Name: "web-c", Workload: "web"}); code != http.StatusNoContent {
+		t.Fatalf("the same workload name in another namespace was limited: %d", code)
+	}
+	// Without a caller (north-south), requests count per client address.
+	for range 2 {
+		sendAs("192.0.2.1:1", reqctx.Caller{})
+	}
+	if code := sendAs("192.0.2.1:2", reqctx.Caller{}); code != http.StatusTooManyRequests {
+		t.Fatalf("a client without a caller was not limited by address: %d", code)
+	}
+}
