@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/agent"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
+	"github.com/switchyard-dev/switchyard/gateway/outcome"
 )
 
 type gatewayFlags struct {
@@ -133,6 +134,8 @@ func runGateway(args []string) error {
 		Logger: logger,
 		// The controller adds up the replicas' request outcomes per backend.
 		Outcomes: engine.BackendOutcomes,
+		// Node replicas also report the service graph's edges.
+		Edges: graphEdges(engine, f.role),
 	})
 	if err != nil {
 		return err
@@ -178,4 +181,22 @@ func gatewayMetrics(reg *prometheus.Registry, engine *dataplane.Engine, ag *agen
 		}),
 	)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// graphEdges returns the source of a node replica's service graph edges for the
+// agent, keyed as the controller aggregates them; nil for edge replicas, which see
+// no east-west callers.
+func graphEdges(engine *dataplane.Engine, role string) func() map[outcome.EdgeKey]outcome.Totals {
+	if role != "node" {
+		return nil
+	}
+	return func() map[outcome.EdgeKey]outcome.Totals {
+		report := engine.MeshEdges()
+		edges := make(map[outcome.EdgeKey]outcome.Totals, len(report.Edges))
+		for _, e := range report.Edges {
+			key := outcome.EdgeKey{Caller: e.Caller(), Callee: e.Callee()}
+			edges[key] = edges[key].Add(e.Totals)
+		}
+		return edges
+	}
 }

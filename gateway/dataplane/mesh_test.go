@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -403,7 +404,12 @@ func TestNodeKeepsTheCompiledMeshWhileOnlyEndpointsChange(t *testing.T) {
 func TestEdgeEngineIgnoresTheMesh(t *testing.T) {
 	b := startMeshBackends(t)
 	snap := snapshotFor("edge", b.web1)
-	snap.Mesh = meshSnapshot(b, "v1", "r1").Mesh
+	// The mesh is grafted on whole: the backends its ports name come with it, as
+	// mesh-only backends.
+	node := meshSnapshot(b, "v1", "r1")
+	mesh := *node.Mesh
+	mesh.Backends = append(slices.Clone(node.Backends), mesh.Backends...)
+	snap.Mesh = &mesh
 	e := New(Options{})
 	t.Cleanup(func() { _ = e.Shutdown(t.Context()) })
 	if err := e.Apply(snap); err != nil {

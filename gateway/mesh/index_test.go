@@ -111,6 +111,8 @@ func TestCompileRefusesAmbiguousMeshes(t *testing.T) {
 func TestValidateMeshServing(t *testing.T) {
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Mesh: testMesh(),
 		Backends: []config.Backend{{Name: "shop/web:80", Protocol: config.AppProtocolHTTP1}}}
+	// Snapshots carry the cluster domain in canonical form; Compile accepts others.
+	snap.Mesh.ClusterDomain = "corp.example"
 	snap.Mesh.Services[0].Ports[0].Backend = "shop/web:80"
 	snap.Mesh.Services[0].Ports[0].Routes[0].Rules[0].Backends = []config.BackendRef{{Backend: "mesh-only", Weight: 1}}
 	snap.Mesh.Backends = []config.Backend{{Name: "mesh-only", Protocol: config.AppProtocolHTTP1}}
