@@ -221,7 +221,7 @@ type RateLimitMode string
 type RateLimitFailureMode string
 
 // RateLimitKeyType says what requests are counted by.
-// +kubebuilder:validation:Enum=ClientIP;Header;Route
+// +kubebuilder:validation:Enum=ClientIP;Header;Route;Caller
 type RateLimitKeyType string
 
 // RateLimitPolicy limits request rates with token buckets.
@@ -261,7 +261,9 @@ type RateLimitRule struct {
 // RateLimitKey is what a rule counts requests by.
 type RateLimitKey struct {
 	// Type is ClientIP (the TCP peer, or the right-most untrusted X-Forwarded-For hop
-	// behind trusted proxies), Header (requests without it share one bucket) or Route.
+	// behind trusted proxies), Header (requests without it share one bucket), Route,
+	// or Caller (east-west: the calling workload, as the node replica identifies it
+	// from its node's Pods; requests of no known caller count by ClientIP).
 	Type RateLimitKeyType `json:"type"`
 	// Name is the header, for Type Header.
 	// +optional

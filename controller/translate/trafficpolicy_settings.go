@@ -366,7 +366,8 @@ func compileRateLimit(rl *v1alpha1.RateLimitPolicy) (*config.RateLimit, error) {
 func compileRateLimitRule(r *v1alpha1.RateLimitRule, where string) (config.RateLimitRule, error) {
 	out := config.RateLimitRule{Requests: r.Requests, Burst: r.Burst}
 	switch r.Key.Type {
-	case v1alpha1.RateLimitKeyType(config.KeyClientIP), v1alpha1.RateLimitKeyType(config.KeyRoute):
+	case v1alpha1.RateLimitKeyType(config.KeyClientIP), v1alpha1.RateLimitKeyType(config.KeyRoute),
+		v1alpha1.RateLimitKeyType(config.KeyCaller):
 		// A name means nothing to these keys; it is left out of the IR.
 		out.Key = config.RateLimitKey{Type: config.RateLimitKeyType(r.Key.Type)}
 	case v1alpha1.RateLimitKeyType(config.KeyHeader):
@@ -375,7 +376,7 @@ func compileRateLimitRule(r *v1alpha1.RateLimitRule, where string) (config.RateL
 		}
 		out.Key = config.RateLimitKey{Type: config.KeyHeader, Name: r.Key.Name}
 	default:
-		return out, fmt.Errorf("%s.key.type %q is not ClientIP, Header or Route", where, r.Key.Type)
+		return out, fmt.Errorf("%s.key.type %q is not ClientIP, Header, Route or Caller", where, r.Key.Type)
 	}
 	if r.Requests < 1 {
 		return out, fmt.Errorf("%s.requests %d is less than 1", where, r.Requests)
