@@ -58,6 +58,7 @@ type controllerFlags struct {
 	leaseName      string
 	holdOff        time.Duration
 	maxDelay       time.Duration
+	webhook        webhookFlags
 	commonFlags
 }
 
@@ -84,8 +85,12 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	fs.StringVar(&f.leaseName, "leader-election-name", "switchyard-controller", "name of the leader Lease")
 	fs.DurationVar(&f.holdOff, "hold-off", coalesce.DefaultHoldOff, "translate once no change arrived for this long")
 	fs.DurationVar(&f.maxDelay, "max-delay", coalesce.DefaultMaxDelay, "but never later than this after the first pending change")
+	f.webhook.register(fs)
 	f.commonFlags.register(fs, "127.0.0.1:9902")
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := f.webhook.validate(); err != nil {
 		return nil, err
 	}
 	if f.tlsCert == "" || f.tlsKey == "" {
@@ -160,6 +165,7 @@ type controllerParts struct {
 	fleet    fleetView
 	registry *prometheus.Registry
 	tls      *tls.Config
+	webhook  *controllerWebhook
 
 	// synced is set once every informer has listed: before that a translation would
 	// see a partial cluster, publish a snapshot missing routes and, when leading,
@@ -231,6 +237,9 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
 	c.tls = tlsConfig
+	if c.webhook, err = newControllerWebhook(f.webhook, logger, c.registry); err != nil {
+		return nil, err
+	}
 	auth, err := gatewayAuthenticator(f, kubeClient)
 	if err != nil {
 		return nil, err
@@ -390,6 +399,9 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 	snapErr := make(chan error, 1)
 	go func() { snapErr <- c.snaps.Serve(ctx, ln, c.tls) }()
 	c.logger.Info("snapshot server listening", "addr", ln.Addr().String())
+	if err := c.webhook.start(ctx); err != nil {
+		return err
+	}
 	if err := c.source.Start(ctx); err != nil {
 		return fmt.Errorf("starting informers: %w", err)
 	}

@@ -37,7 +37,9 @@ import (
 // the replica's token), and a request must go through the replica to an echo Pod.
 // Only what cannot exist outside a Pod is replaced: file paths, listen addresses and
 // the controller's address (a loopback one with a test certificate, as the Service's
-// DNS name does not resolve here); the Deployments themselves are not applied.
+// DNS name does not resolve here); the Deployments themselves are not applied. The
+// API server reaches the controller's east-west webhook through the chart's webhook
+// configuration and controller Service, with the chart's generated certificate.
 func TestChartRunsFleet(t *testing.T) {
 	binary := os.Getenv(cluster.EnvBinary)
 	if binary == "" {
@@ -69,9 +71,12 @@ func TestChartRunsFleet(t *testing.T) {
 	writeFile(t, kubeconfig, fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters: [{name: e2e, cluster: {server: %q, insecure-skip-tls-verify: true}}]\n"+
 		"users: [{name: sa, user: {token: %q}}]\ncontexts: [{name: e2e, context: {cluster: e2e, user: sa}}]\ncurrent-context: e2e\n",
 		c.Config.Host, ctlToken))
+	hookPort := testport.Free(t)
 	ctlArgs := rewriteArgs(t, containerArgs(t, objs, "sy-switchyard-controller"), map[string]string{
 		"--tls-cert": certFile, "--tls-key": keyFile, "--snapshot-addr": snapAddr,
-		"--metrics-addr": fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
+		"--metrics-addr":     fmt.Sprintf("127.0.0.1:%d", testport.Free(t)),
+		"--webhook-addr":     fmt.Sprintf("%s:%d", webhookEndpoint, hookPort),
+		"--webhook-cert-dir": writeWebhookCertificate(t, objs, "sy-switchyard-webhook-tls", dir),
 	})
 	controller := proc.Start(t, binary, append(ctlArgs, "--kubeconfig", kubeconfig, "--admin-addr", ctlAdmin)...)
 
@@ -102,6 +107,8 @@ func TestChartRunsFleet(t *testing.T) {
 	if replicas := countReplicas(t, "http://"+ctlAdmin); replicas != 1 {
 		t.Errorf("the controller lists %d replicas, want the one whose token it reviewed", replicas)
 	}
+	routeWebhookService(t, a.kube, ns, "sy-switchyard-controller", int32(hookPort))
+	checkWebhookInjects(t, a.kube)
 	for _, line := range strings.Split(controller.Output(), "\n") {
 		if strings.Contains(line, "forbidden") {
 			t.Errorf("the controller was refused by RBAC: %s", line)

@@ -19,29 +19,31 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the chart")
 
-// tlsSource is the template of the generated snapshot server certificate.
-const tlsSource = "# Source: switchyard/templates/controller-tls.yaml"
+// tlsSource is the template of the generated snapshot server certificate;
+// webhookSource the template of the webhook's generated certificate and of its
+// configuration, whose caBundle is that certificate's CA.
+const (
+	tlsSource     = "# Source: switchyard/templates/controller-tls.yaml"
+	webhookSource = "# Source: switchyard/templates/webhook.yaml"
+)
 
-// generatedKeys matches the lines of the generated certificate Secret whose values
-// change on every render.
-var generatedKeys = regexp.MustCompile(`(?m)^(  (?:ca\.crt|tls\.crt|tls\.key): ).+$`)
+// generatedKeys matches the lines of the generated certificate Secrets whose values
+// change on every render, and caBundleLine the webhook configuration's CA.
+var (
+	generatedKeys = regexp.MustCompile(`(?m)^(  (?:ca\.crt|tls\.crt|tls\.key): ).+$`)
+	caBundleLine  = regexp.MustCompile(`(?m)^(      caBundle: ).+$`)
+)
 
 // TestGolden renders each values file and compares the result with
 // testdata/NAME.golden.yaml (regenerate with -update and read the diff). The
-// generated certificate differs on every render: it is checked for what it must be,
-// then replaced by a placeholder.
+// generated certificates differ on every render: they are checked for what they must
+// be, then replaced by placeholders.
 func TestGolden(t *testing.T) {
 	for _, name := range valuesCases {
 		t.Run(name, func(t *testing.T) {
 			r := release{name: "sy", namespace: "switchyard-system", values: name}
-			out := mustRender(t, r)
-			docs := documents(out)
-			for i, doc := range docs {
-				if strings.Contains(doc, tlsSource) {
-					checkGeneratedCertificate(t, doc, "sy-switchyard-controller", r.namespace)
-					docs[i] = generatedKeys.ReplaceAllString(doc, "${1}<generated>")
-				}
-			}
+			docs := documents(mustRender(t, r))
+			replaceGenerated(t, docs, "sy-switchyard-controller", r.namespace, clusterDomainOf(t, name))
 			got := strings.Join(docs, "\n---") + "\n"
 			path := filepath.Join("testdata", name+".golden.yaml")
 			if *update {
@@ -61,10 +63,59 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// checkGeneratedCertificate checks the generated Secret: a key pair that matches, a
-// serving certificate signed by the CA in ca.crt, valid for the controller Service's
-// DNS names (the name the gateways dial).
-func checkGeneratedCertificate(t *testing.T, doc, service, namespace string) {
+// replaceGenerated checks the generated certificates among docs and replaces them
+// with placeholders: the snapshot server's is valid for the controller Service's
+// names (what the gateways dial), the webhook's for the Service's names in the
+// cluster (what the API server dials), and the webhook configuration trusts the CA
+// that signed the webhook's.
+func replaceGenerated(t *testing.T, docs []string, service, namespace, domain string) {
+	t.Helper()
+	svc := service + "." + namespace + ".svc"
+	var webhookCA string
+	for i, doc := range docs {
+		switch {
+		case strings.Contains(doc, tlsSource):
+			checkGeneratedCertificate(t, doc, service, svc, svc+"."+domain)
+			docs[i] = generatedKeys.ReplaceAllString(doc, "${1}<generated>")
+		case strings.Contains(doc, webhookSource) && strings.Contains(doc, "\nkind: Secret\n"):
+			webhookCA = checkGeneratedCertificate(t, doc, svc, svc+"."+domain)
+			docs[i] = generatedKeys.ReplaceAllString(doc, "${1}<generated>")
+		}
+	}
+	for i, doc := range docs {
+		if strings.Contains(doc, webhookSource) && strings.Contains(doc, "\nkind: MutatingWebhookConfiguration\n") {
+			m := caBundleLine.FindStringSubmatch(doc)
+			if m == nil || webhookCA == "" || strings.TrimPrefix(m[0], m[1]) != webhookCA {
+				t.Errorf("the webhook configuration's caBundle is not the CA of the webhook's generated certificate")
+			}
+			docs[i] = caBundleLine.ReplaceAllString(doc, "${1}<generated>")
+		}
+	}
+}
+
+// clusterDomainOf is the clusterDomain a values file sets, else the chart's default.
+func clusterDomainOf(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(valuesFile(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		ClusterDomain string `json:"clusterDomain"`
+	}
+	if err := yaml.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.ClusterDomain == "" {
+		return "cluster.local"
+	}
+	return v.ClusterDomain
+}
+
+// checkGeneratedCertificate checks a generated certificate Secret: a key pair that
+// matches, a serving certificate signed by the CA in ca.crt and valid for each of
+// names, and no localhost. It returns ca.crt as rendered (base64).
+func checkGeneratedCertificate(t *testing.T, doc string, names ...string) string {
 	t.Helper()
 	var secret struct {
 		Type string            `json:"type"`
@@ -99,7 +150,7 @@ func checkGeneratedCertificate(t *testing.T, doc, service, namespace string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{service, service + "." + namespace + ".svc", service + "." + namespace + ".svc.cluster.local"} {
+	for _, name := range names {
 		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			t.Errorf("the generated certificate does not verify for %s: %v", name, err)
 		}
@@ -107,6 +158,7 @@ func checkGeneratedCertificate(t *testing.T, doc, service, namespace string) {
 	if slices.Contains(leaf.DNSNames, "localhost") {
 		t.Errorf("the generated certificate names localhost: %v", leaf.DNSNames)
 	}
+	return secret.Data["ca.crt"]
 }
 
 // firstDifference shows where two renders first differ, with a few lines of context.

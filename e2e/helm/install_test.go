@@ -32,18 +32,20 @@ const fieldManager = "helm-install-test"
 
 // restrictedNamespaces are the cases whose namespace enforces the "restricted" Pod
 // Security Standard, so that a Pod template the standard refuses fails the test. The
-// node gateway (host network) needs a privileged namespace.
-var restrictedNamespaces = map[string]bool{"defaults": true, "ha": true}
+// node gateway (host network) needs a privileged namespace, so only a release without
+// east-west can enforce it.
+var restrictedNamespaces = map[string]bool{"north-south": true}
 
 // TestInstallOnAPIServer applies every object the chart renders to a real
 // kube-apiserver with server-side apply and strict field validation, as a release
-// would be installed, and checks that each is accepted and that the Deployments'
-// Pods pass admission. First a release with gatewayAPI.installCRDs on, on a cluster
-// without the Gateway API, then its upgrade (which adds the GatewayClass), then each
-// values case in a namespace of its own.
+// would be installed, and checks that each is accepted and that the Pods of the
+// Deployments and DaemonSets pass admission. First a release with
+// gatewayAPI.installCRDs on, on a cluster without the Gateway API, then its upgrade
+// (which adds the GatewayClass), then each values case in a namespace of its own.
 func TestInstallOnAPIServer(t *testing.T) {
 	c := cluster.Start(t)
 	a := newApplier(t, c.Config)
+	a.createNode(t, "install-node", map[string]string{"node-role.example/mesh": "true"})
 	a.apply(t, []*unstructured.Unstructured{readObject(t, filepath.Join("testdata", "servicemonitor-crd.yaml"))})
 
 	first := release{name: "gateway-api", namespace: "gateway-api", values: "defaults",
@@ -182,6 +184,22 @@ func (a *applier) waitEstablished(t testing.TB, name string) {
 	t.Fatalf("CRD %s was not established within 30s", name)
 }
 
+// createNode registers a Node without a kubelet, so that DaemonSets get a Pod for it
+// (which nothing runs). The API server taints a new Node not-ready until its kubelet
+// reports; the taint is removed as a kubelet's first report would.
+func (a *applier) createNode(t testing.TB, name string, labels map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	node, err := a.kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Spec.Taints = nil
+	if _, err := a.kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // createNamespace creates the release namespace (helm --create-namespace), enforcing
 // the restricted Pod Security Standard when restricted is set.
 func (a *applier) createNamespace(t testing.TB, name string, restricted bool) {
@@ -196,9 +214,10 @@ func (a *applier) createNamespace(t testing.TB, name string, restricted bool) {
 }
 
 // checkPods waits until kube-controller-manager has created every Pod the namespace's
-// Deployments ask for: the API server admitted the Pod templates (ServiceAccounts,
-// volumes, Pod Security). The harness's kubelet is not started, so the Pods stay
-// Pending and nothing runs.
+// Deployments ask for, and one for each DaemonSet (there is one Node): the API server
+// admitted the Pod templates (ServiceAccounts, volumes, downward API fields, Pod
+// Security). The harness's kubelet is not started, so the Pods stay Pending and
+// nothing runs.
 func (a *applier) checkPods(t testing.TB, namespace string) {
 	t.Helper()
 	ctx := context.Background()
@@ -212,33 +231,60 @@ func (a *applier) checkPods(t testing.TB, namespace string) {
 	for i := range deployments.Items {
 		d := &deployments.Items[i]
 		want := int(ptrValue(d.Spec.Replicas, 1))
-		deadline := time.Now().Add(30 * time.Second)
-		got := 0
-		for time.Now().Before(deadline) {
-			got = a.countPods(t, d)
-			if got >= want {
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		if got < want {
+		if got := a.waitPods(t, namespace, d.Spec.Selector, want); got < want {
 			t.Errorf("Deployment %s/%s: %d of %d Pods created; its ReplicaSets say:\n%s",
 				namespace, d.Name, got, want, a.replicaSetFailures(t, d))
 		}
 	}
+	daemonSets, err := a.kube.AppsV1().DaemonSets(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ds := range daemonSets.Items {
+		if got := a.waitPods(t, namespace, ds.Spec.Selector, 1); got < 1 {
+			t.Errorf("DaemonSet %s/%s: no Pod created; its events say:\n%s", namespace, ds.Name, a.events(t, namespace, ds.Name))
+		}
+	}
 }
 
-func (a *applier) countPods(t testing.TB, d *appsv1.Deployment) int {
+// waitPods waits up to 30 seconds for want Pods matching selector and returns how
+// many there are.
+func (a *applier) waitPods(t testing.TB, namespace string, sel *metav1.LabelSelector, want int) int {
 	t.Helper()
-	selector, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	selector, err := metav1.LabelSelectorAsSelector(sel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods, err := a.kube.CoreV1().Pods(d.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector.String()})
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	got := 0
+	for time.Now().Before(deadline) {
+		pods, err := a.kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = len(pods.Items); got >= want {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return len(pods.Items)
+	return got
+}
+
+// events lists the events of one object, such as the DaemonSet controller's refusals.
+func (a *applier) events(t testing.TB, namespace, name string) string {
+	t.Helper()
+	list, err := a.kube.CoreV1().Events(namespace).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return err.Error()
+	}
+	var lines []string
+	for _, e := range list.Items {
+		lines = append(lines, fmt.Sprintf("  %s: %s", e.Reason, e.Message))
+	}
+	if len(lines) == 0 {
+		return "  (no events)"
+	}
+	return strings.Join(lines, "\n")
 }
 
 // replicaSetFailures collects the ReplicaFailure conditions of a Deployment's

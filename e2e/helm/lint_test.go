@@ -44,6 +44,11 @@ func TestRefusedValues(t *testing.T) {
 		{"autoscaling bounds", []string{"edgeGateway.autoscaling.enabled=true",
 			"edgeGateway.autoscaling.minReplicas=5", "edgeGateway.autoscaling.maxReplicas=3"}, "must not exceed maxReplicas"},
 		{"zero controllers", []string{"controller.replicas=0"}, "replicas"},
+		{"node gateway switch moved to eastWest.enabled", []string{"nodeGateway.enabled=true"}, "enabled"},
+		{"egress mode", []string{"nodeGateway.egress=open"}, "egress"},
+		{"NO_PROXY entry with a space", []string{"eastWest.webhook.noProxy[0]=a b"}, "noProxy"},
+		{"webhook timeout over the API server's limit", []string{"eastWest.webhook.timeoutSeconds=60"}, "timeoutSeconds"},
+		{"east-west port", []string{"eastWest.port=0"}, "port"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -133,7 +133,7 @@ func valuesFile(name string) string {
 
 // valuesCases are the values files that have golden renders and are installed on the
 // harness.
-var valuesCases = []string{"defaults", "ha", "node"}
+var valuesCases = []string{"defaults", "ha", "node", "north-south"}
 
 // harnessKubeVersion is the version of k8s.io/kubernetes that e2e/controlplane builds
 // the harness's API server from.

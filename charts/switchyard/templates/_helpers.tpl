@@ -76,6 +76,34 @@ Service: the edge replicas of this release.
 {{- default (printf "%s-gateway" (include "switchyard.fullname" .)) .Values.serviceAccount.gateway.name }}
 {{- end }}
 
+{{- define "switchyard.nodeServiceAccount" -}}
+{{- default (printf "%s-node" (include "switchyard.fullname" .)) .Values.serviceAccount.node.name }}
+{{- end }}
+
+{{/*
+switchyard.gatewayIdentities are the ServiceAccounts (namespace/name) whose tokens
+the controller accepts from gateway replicas: the edge's, and the node's with
+east-west on.
+*/}}
+{{- define "switchyard.gatewayIdentities" -}}
+{{- $ids := list (printf "%s/%s" .Release.Namespace (include "switchyard.gatewayServiceAccount" .)) }}
+{{- if .Values.eastWest.enabled }}
+{{- $ids = append $ids (printf "%s/%s" .Release.Namespace (include "switchyard.nodeServiceAccount" .)) }}
+{{- end }}
+{{- join "," $ids }}
+{{- end }}
+
+{{/*
+switchyard.webhookEnabled is "true" when the chart registers the east-west webhook.
+*/}}
+{{- define "switchyard.webhookEnabled" -}}
+{{- if and .Values.eastWest.enabled .Values.eastWest.webhook.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "switchyard.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "switchyard.fullname" .) }}
+{{- end }}
+
 {{/*
 switchyard.controllerService is the name of the controller's Service, which the
 gateway replicas connect to and its certificate is issued for.
@@ -163,7 +191,8 @@ good snapshot.
 
 {{/*
 switchyard.gatewayArgs are the flags every gateway replica gets; call with
-(dict "root" $ "role" "edge" "values" .Values.edgeGateway).
+(dict "root" $ "role" "edge" "values" .Values.edgeGateway), and "metricsHost" to bind
+the metrics port to one address.
 */}}
 {{- define "switchyard.gatewayArgs" -}}
 - gateway
@@ -172,7 +201,7 @@ switchyard.gatewayArgs are the flags every gateway replica gets; call with
 - --token-file=/var/run/secrets/tokens/switchyard-gateway
 - --ca-file=/etc/switchyard/controller-ca/ca.crt
 - --state-path=/var/lib/switchyard/snapshot.json
-- --metrics-addr=:{{ .values.metricsPort }}
+- --metrics-addr={{ .metricsHost | default "" }}:{{ .values.metricsPort }}
 - --log-level={{ .values.logLevel }}
 - --log-format={{ .values.logFormat }}
 {{- end }}
