@@ -26,6 +26,17 @@ var (
 	imageCmd        = []string{"standalone", "--config", "/etc/switchyard", "--admin-addr", "127.0.0.1:9901"}
 )
 
+// builtInAdminAddrs are the admin API addresses our binary's subcommands listen on
+// when --admin-addr is not given: loopback addresses, which in a Pod are the Pod's
+// own. Since the Pods here share one loopback, the kubelet passes the default
+// explicitly, moved to the Pod's loopback like any other (a test compares these with
+// the binary's help).
+var builtInAdminAddrs = map[string]string{
+	"gateway":    "127.0.0.1:9901",
+	"standalone": "127.0.0.1:9901",
+	"controller": "127.0.0.1:9902",
+}
+
 // serviceAccountMountPath is where Pods find their API credentials. client-go reads
 // them from this fixed path, which no process here can be given, so a process that
 // mounts it gets a kubeconfig made from the same files instead (see kubeconfigFor).
@@ -63,6 +74,7 @@ func (k *Kubelet) planProcess(pod *corev1.Pod, c *corev1.Container, env map[stri
 	if err != nil {
 		return nil, err
 	}
+	args = withBuiltInAdminAddr(args)
 	addrs := podAddresses{ip: ip, loopback: podLoopback(ip)}
 	for i, a := range args {
 		args[i] = addrs.rewrite(a, mounts)
@@ -122,6 +134,25 @@ func commandLine(c *corev1.Container, env map[string]string) ([]string, error) {
 		return nil, fmt.Errorf("command %q is not in image %s, which holds only %s", argv[0], c.Image, imageEntrypoint[0])
 	}
 	return argv[1:], nil
+}
+
+// withBuiltInAdminAddr adds --admin-addr with its built-in default to the command
+// line of a subcommand that has one and is not given it.
+func withBuiltInAdminAddr(args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	def, ok := builtInAdminAddrs[args[0]]
+	if !ok {
+		return args
+	}
+	for _, a := range args[1:] {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "admin-addr" {
+			return args
+		}
+	}
+	return append(args, "--admin-addr="+def)
 }
 
 // kubeconfigFor writes, for a container that mounts the ServiceAccount credentials at

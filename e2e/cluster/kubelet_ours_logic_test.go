@@ -3,7 +3,9 @@ package cluster
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -222,5 +224,31 @@ func TestKeyFilesAndGracePeriod(t *testing.T) {
 	pod.DeletionGracePeriodSeconds = &seven
 	if g := gracePeriod(pod); g != 7*time.Second {
 		t.Errorf("grace from the deletion: %v", g)
+	}
+}
+
+// TestBuiltInAdminAddrsMatchTheBinary compares builtInAdminAddrs with the defaults our
+// binary's subcommands print in their help.
+func TestBuiltInAdminAddrsMatchTheBinary(t *testing.T) {
+	binary := os.Getenv(EnvBinary)
+	if binary == "" {
+		t.Fatal("no switchyard binary: TestMain must call cluster.MainWithBinary")
+	}
+	for sub, addr := range builtInAdminAddrs {
+		out, _ := exec.Command(binary, sub, "-h").CombinedOutput()
+		_, help, _ := strings.Cut(string(out), "-admin-addr string")
+		line, _, _ := strings.Cut(strings.TrimSpace(help), "\n")
+		if !strings.Contains(line, fmt.Sprintf("(default %q)", addr)) {
+			t.Errorf("%s: the kubelet assumes the admin API defaults to %s; the help says %q", sub, addr, line)
+		}
+	}
+	args := withBuiltInAdminAddr([]string{"gateway", "--role=node"})
+	if !slices.Equal(args, []string{"gateway", "--role=node", "--admin-addr=127.0.0.1:9901"}) {
+		t.Errorf("without the flag: %q", args)
+	}
+	for _, given := range [][]string{{"gateway", "--admin-addr", "127.0.0.1:1"}, {"controller", "-admin-addr=127.0.0.1:2"}, {"echo"}} {
+		if got := withBuiltInAdminAddr(slices.Clone(given)); !slices.Equal(got, given) {
+			t.Errorf("%q became %q", given, got)
+		}
 	}
 }
