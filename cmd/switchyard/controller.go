@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -59,6 +60,8 @@ type controllerFlags struct {
 	holdOff        time.Duration
 	maxDelay       time.Duration
 	webhook        webhookFlags
+	eastWest       bool
+	clusterDomain  string
 	commonFlags
 }
 
@@ -86,6 +89,8 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	fs.DurationVar(&f.holdOff, "hold-off", coalesce.DefaultHoldOff, "translate once no change arrived for this long")
 	fs.DurationVar(&f.maxDelay, "max-delay", coalesce.DefaultMaxDelay, "but never later than this after the first pending change")
 	f.webhook.register(fs)
+	fs.BoolVar(&f.eastWest, "east-west", true, "translate the east-west mesh (Services and HTTPRoutes whose parentRef is a Service) for node replicas, and report on those parentRefs")
+	fs.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "the cluster's DNS suffix, by which node replicas recognise Service names")
 	f.commonFlags.register(fs, "127.0.0.1:9902")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -98,6 +103,9 @@ func parseControllerFlags(args []string) (*controllerFlags, error) {
 	}
 	if f.tokenFile == "" && f.serviceAccts == "" {
 		return nil, errors.New("set --gateway-token-file or --gateway-service-accounts: gateway replicas must authenticate")
+	}
+	if errs := validation.IsDNS1123Subdomain(strings.TrimSuffix(strings.ToLower(f.clusterDomain), ".")); len(errs) > 0 {
+		return nil, fmt.Errorf("--cluster-domain %q: %s", f.clusterDomain, strings.Join(errs, "; "))
 	}
 	return f, nil
 }
@@ -292,6 +300,8 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 	c.mgr = manager.New(manager.Options{
 		Input:          c.source.Input,
 		ControllerName: f.controllerName,
+		Mesh:           f.eastWest,
+		ClusterDomain:  f.clusterDomain,
 		Place: func(ctx context.Context, in *translate.Input, leading bool) {
 			res := allocator.Place(&placement.State{GatewayClasses: in.GatewayClasses, Gateways: in.Gateways,
 				Services: in.Services, EndpointSlices: in.EndpointSlices, ConfigMaps: c.source.ConfigMaps(),

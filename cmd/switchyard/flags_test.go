@@ -30,6 +30,21 @@ func TestControllerFlagsRequireTLSAndReplicaAuthentication(t *testing.T) {
 	}
 }
 
+func TestControllerEastWestFlags(t *testing.T) {
+	base := []string{"--tls-cert", "c", "--tls-key", "k", "--gateway-token-file", "t"}
+	f, err := parseControllerFlags(base)
+	if err != nil || !f.eastWest || f.clusterDomain != "cluster.local" {
+		t.Fatalf("defaults: %+v, %v; want the mesh on in cluster.local", f, err)
+	}
+	f, err = parseControllerFlags(append(base, "--east-west=false", "--cluster-domain", "corp.example."))
+	if err != nil || f.eastWest || f.clusterDomain != "corp.example." {
+		t.Fatalf("set: %+v, %v", f, err)
+	}
+	if _, err := parseControllerFlags(append(base, "--cluster-domain", "not a domain")); err == nil || !strings.Contains(err.Error(), "--cluster-domain") {
+		t.Errorf("a bad cluster domain: error %v, want one naming --cluster-domain", err)
+	}
+}
+
 func TestGatewayFlagsNeedControllerNodeAndKnownRole(t *testing.T) {
 	t.Setenv("NODE_NAME", "")
 	cases := []struct {

@@ -23,7 +23,7 @@ import (
 
 // TestTranslateDoesNotModifyItsInput backs the claim that Input may hand the caches'
 // own objects to the translator: on every golden input of the translator, the input
-// objects are unchanged after translation.
+// objects are unchanged after translation, with the mesh off and on.
 func TestTranslateDoesNotModifyItsInput(t *testing.T) {
 	paths, err := filepath.Glob(filepath.Join("..", "translate", "testdata", "*.in.yaml"))
 	if err != nil {
@@ -44,7 +44,11 @@ func TestTranslateDoesNotModifyItsInput(t *testing.T) {
 			}
 			in.Options.Now = time.Unix(1700000000, 0)
 			before := copyInput(in)
-			translate.Translate(in)
+			// The controller translates with the east-west mesh on by default.
+			for _, mesh := range []bool{false, true} {
+				in.Options.Mesh = mesh
+				translate.Translate(in)
+			}
 			// Options are passed by value (and hold a time.Time, which the semantic
 			// comparison cannot walk), so only the object lists are compared.
 			want, got := objectLists(before), objectLists(in)

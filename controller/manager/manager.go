@@ -30,6 +30,11 @@ type Options struct {
 	// ControllerName is the GatewayClass controllerName served; empty means
 	// translate.ControllerName.
 	ControllerName string
+	// Mesh and ClusterDomain are translate.Options.Mesh and ClusterDomain: whether
+	// snapshots carry the east-west mesh for node replicas, and the cluster's DNS
+	// suffix.
+	Mesh          bool
+	ClusterDomain string
 	// Place fills in the placement options of in (addresses or container ports of
 	// each Gateway) before translation. leading says whether this replica may write to
 	// the API server (managed Services). Nil leaves placement to the Gateways' own
@@ -117,6 +122,7 @@ func (m *Manager) Sync(ctx context.Context) {
 	start := time.Now()
 	in := m.opts.Input()
 	in.Options.ControllerName = m.opts.ControllerName
+	in.Options.Mesh, in.Options.ClusterDomain = m.opts.Mesh, m.opts.ClusterDomain
 	in.Options.Now = m.opts.Now()
 	leading := m.opts.Leading()
 	if m.opts.Place != nil {

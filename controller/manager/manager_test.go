@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -65,6 +66,24 @@ func TestSyncPublishesOnlyChangedSnapshots(t *testing.T) {
 	}
 	if got := m.Config().Version; got != published[1].Version {
 		t.Errorf("admin view shows version %q, want %q", got, published[1].Version)
+	}
+}
+
+func TestSyncPassesTheMeshOptions(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+	input := func() *translate.Input { return &translate.Input{Services: []*corev1.Service{svc}} }
+	for _, mesh := range []bool{false, true} {
+		var published *config.Snapshot
+		m := New(Options{Input: input, Mesh: mesh, ClusterDomain: "corp.example",
+			Publish: func(s *config.Snapshot) { published = s }})
+		m.Sync(context.Background())
+		if published == nil || (published.Mesh != nil) != mesh {
+			t.Fatalf("Mesh %v: published %+v, want a mesh exactly when it is on", mesh, published)
+		}
+		if mesh && (published.Mesh.ClusterDomain != "corp.example" || len(published.Mesh.Services) != 1) {
+			t.Errorf("the mesh is %+v, want Service default/web in corp.example", published.Mesh)
+		}
 	}
 }
 

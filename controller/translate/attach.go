@@ -19,8 +19,9 @@ type attachment struct {
 	hostnames []string
 }
 
-// attachRoutes attaches every HTTPRoute to the owned Gateways it names, records the
-// routes on the listeners that take them, and returns the routes' status entries.
+// attachRoutes attaches every HTTPRoute to the owned Gateways it names (and, with
+// Options.Mesh, to the Services it names), records the routes on the listeners (and
+// Service ports) that take them, and returns the routes' status entries.
 func (ix *index) attachRoutes(gateways []*gatewayState) map[types.NamespacedName]gwv1.HTTPRouteStatus {
 	byKey := map[types.NamespacedName]*gatewayState{}
 	for _, gs := range gateways {
@@ -32,6 +33,13 @@ func (ix *index) attachRoutes(gateways []*gatewayState) map[types.NamespacedName
 		var compiled *compiledRoute
 		var parents []gwv1.RouteParentStatus
 		for _, ref := range route.Spec.ParentRefs {
+			if ix.mesh != nil && isServiceParent(ref) {
+				if compiled == nil {
+					compiled = ix.compileRoute(route)
+				}
+				parents = append(parents, ix.attachMeshParent(route, ref, compiled))
+				continue
+			}
 			parent, ok := resolveParent(route.Namespace, ref, byKey, sets)
 			if !ok {
 				// Not one of our Gateways or ListenerSets: another controller reports on it.
@@ -69,16 +77,12 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, p
 		conds.set(accepted, true, string(gwv1.RouteReasonAccepted), "The route is accepted.")
 		gs := parent.gateway
 		ix.btls.noteUse(gs.key, compiled.tlsPolicies)
-		rules := ix.traffic.rulesFor(gs, route, compiled, ix.btls.rulesFor(gs, compiled))
+		rules := ix.traffic.rulesFor(gatewayParent(gs.key), route, compiled, ix.btls.rulesFor(gs, compiled))
 		name := route.Namespace + "/" + route.Name
 		for _, a := range attachments {
-			if a.listener.attached[name] {
+			if !attachOnce(&a.listener.attached, name) {
 				continue
 			}
-			if a.listener.attached == nil {
-				a.listener.attached = map[string]bool{}
-			}
-			a.listener.attached[name] = true
 			a.listener.attachedRoutes++
 			if a.listener.programmed() {
 				a.listener.routes = append(a.listener.routes, config.Route{
@@ -90,6 +94,26 @@ func (ix *index) attachParent(route *gwv1.HTTPRoute, ref gwv1.ParentReference, p
 			}
 		}
 	}
+	return ix.routeParentStatus(ref, conds, compiled)
+}
+
+// attachOnce records a route name in a set of attached routes, creating the set
+// when needed, and reports whether the name is new to it: a route reaches the same
+// listener or Service port once however many of its parentRefs name it.
+func attachOnce(attached *map[string]bool, name string) bool {
+	if (*attached)[name] {
+		return false
+	}
+	if *attached == nil {
+		*attached = map[string]bool{}
+	}
+	(*attached)[name] = true
+	return true
+}
+
+// routeParentStatus completes a parent's conditions with ResolvedRefs and renders
+// the parent's status entry.
+func (ix *index) routeParentStatus(ref gwv1.ParentReference, conds *conditionSet, compiled *compiledRoute) gwv1.RouteParentStatus {
 	resolved := string(gwv1.RouteConditionResolvedRefs)
 	if compiled.refsReason != "" {
 		conds.set(resolved, false, string(compiled.refsReason), compiled.refsDetail)

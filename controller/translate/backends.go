@@ -263,25 +263,10 @@ func (ix *index) endpoint(ep *discoveryv1.Endpoint, port string) (config.Endpoin
 // referencedBackends returns the backends that the served routes name, sorted.
 func (ix *index) referencedBackends(listeners []config.Listener) []config.Backend {
 	used := map[string]bool{}
-	markFilters := func(fs []config.Filter) {
-		for _, f := range fs {
-			if f.RequestMirror != nil && f.RequestMirror.Backend != "" {
-				used[f.RequestMirror.Backend] = true
-			}
-		}
-	}
 	for _, l := range listeners {
 		for _, vh := range l.VirtualHosts {
 			for _, r := range vh.Routes {
-				for _, rule := range r.Rules {
-					markFilters(rule.Filters)
-					for _, b := range rule.Backends {
-						if b.Backend != "" {
-							used[b.Backend] = true
-						}
-						markFilters(b.Filters)
-					}
-				}
+				markRuleBackends(used, r.Rules)
 			}
 		}
 	}
@@ -290,4 +275,25 @@ func (ix *index) referencedBackends(listeners []config.Listener) []config.Backen
 		out = append(out, ix.backends[name])
 	}
 	return out
+}
+
+// markRuleBackends adds to used the names of the backends that the rules send to,
+// through backendRefs or mirrors.
+func markRuleBackends(used map[string]bool, rules []config.Rule) {
+	markFilters := func(fs []config.Filter) {
+		for _, f := range fs {
+			if f.RequestMirror != nil && f.RequestMirror.Backend != "" {
+				used[f.RequestMirror.Backend] = true
+			}
+		}
+	}
+	for _, rule := range rules {
+		markFilters(rule.Filters)
+		for _, b := range rule.Backends {
+			if b.Backend != "" {
+				used[b.Backend] = true
+			}
+			markFilters(b.Filters)
+		}
+	}
 }

@@ -112,7 +112,7 @@ func decodeDocument(in *Input, doc []byte) error {
 	}
 }
 
-// optionsDocument sets the placement options of a test case. Its placements are keyed
+// optionsDocument sets the placement and mesh options of a test case. Its placements are keyed
 // by "<namespace>/<name>" of the Gateway:
 //
 //	apiVersion: test
@@ -121,10 +121,14 @@ func decodeDocument(in *Input, doc []byte) error {
 //	  default/gw: {bindAddress: 10.244.255.1}
 //	invalidClassParameters:
 //	  broken: ConfigMap default/params does not exist.
+//	mesh: true
+//	clusterDomain: example.internal
 type optionsDocument struct {
 	metav1.TypeMeta        `json:",inline"`
 	Placements             map[string]GatewayPlacement `json:"placements,omitempty"`
 	InvalidClassParameters map[string]string           `json:"invalidClassParameters,omitempty"`
+	Mesh                   bool                        `json:"mesh,omitempty"`
+	ClusterDomain          string                      `json:"clusterDomain,omitempty"`
 }
 
 func decodeOptions(in *Input, doc []byte) error {
@@ -144,6 +148,10 @@ func decodeOptions(in *Input, doc []byte) error {
 	}
 	if o.InvalidClassParameters != nil {
 		in.Options.InvalidClassParameters = o.InvalidClassParameters
+	}
+	in.Options.Mesh = in.Options.Mesh || o.Mesh
+	if o.ClusterDomain != "" {
+		in.Options.ClusterDomain = o.ClusterDomain
 	}
 	return nil
 }

@@ -59,6 +59,8 @@ type index struct {
 	// traffic holds the TrafficPolicies, rollouts the Rollouts.
 	traffic  *trafficPolicies
 	rollouts *rollouts
+	// mesh holds the Services served east-west; nil unless Options.Mesh is set.
+	mesh *meshState
 }
 
 // backendOrigin is the Service port a backend stands for.
@@ -89,7 +91,12 @@ func newIndex(in *Input) *index {
 	ix.routeByKey = byNamespacedName(ix.routes)
 	ix.setsByParent = listenerSetsByParent(uniqueSorted(in.ListenerSets))
 	ix.grants = uniqueSorted(in.ReferenceGrants)
-	ix.services = byNamespacedName(uniqueSorted(in.Services))
+	services := uniqueSorted(in.Services)
+	ix.services = byNamespacedName(services)
+	if in.Options.Mesh {
+		ix.mesh = newMeshState(services)
+		ix.mesh.noteNamedPorts(ix)
+	}
 	ix.secrets = byNamespacedName(uniqueSorted(in.Secrets))
 	ix.configMaps = byNamespacedName(uniqueSorted(in.ConfigMaps))
 	ix.namespaces = map[string]*corev1.Namespace{}

@@ -49,10 +49,22 @@ type rolloutPlan struct {
 	rules []shiftedRule
 }
 
-// shiftedRule is one HTTPRoute rule a Rollout shifts.
+// shiftedRule is one HTTPRoute rule a Rollout shifts, or the default mesh route of
+// a Service port.
 type shiftedRule struct {
 	route types.NamespacedName
 	index int
+	// meshDefault, when set, is the Service port whose default mesh route is
+	// shifted; route and index are then unused.
+	meshDefault backendOrigin
+}
+
+// describe names the rule in messages.
+func (r shiftedRule) describe() string {
+	if r.meshDefault != (backendOrigin{}) {
+		return fmt.Sprintf("the default mesh route of Service %s port %d", r.meshDefault.service, r.meshDefault.port)
+	}
+	return fmt.Sprintf("HTTPRoute %s rule %d", r.route, r.index)
 }
 
 // rollouts holds the Rollouts of one translation.
@@ -60,6 +72,9 @@ type rollouts struct {
 	plans []*rolloutPlan
 	// byRoute lists, per route, the rules that accepted Rollouts shift.
 	byRoute map[types.NamespacedName][]ruleShift
+	// byMeshDefault holds, per Service port, the accepted Rollout that shifts its
+	// default mesh route.
+	byMeshDefault map[backendOrigin]*rolloutPlan
 }
 
 // ruleShift is a rule index and the Rollout that shifts it.
@@ -71,7 +86,7 @@ type ruleShift struct {
 // newRollouts judges every Rollout, oldest first, so that of two Rollouts that
 // shift one rule the older keeps it and the other is reported Conflicted.
 func newRollouts(ix *index, in []*v1alpha1.Rollout) *rollouts {
-	rs := &rollouts{byRoute: map[types.NamespacedName][]ruleShift{}}
+	rs := &rollouts{byRoute: map[types.NamespacedName][]ruleShift{}, byMeshDefault: map[backendOrigin]*rolloutPlan{}}
 	for _, obj := range uniqueSorted(in) {
 		rs.plans = append(rs.plans, &rolloutPlan{key: types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}, obj: obj})
 	}
@@ -94,7 +109,7 @@ func newRollouts(ix *index, in []*v1alpha1.Rollout) *rollouts {
 		for _, r := range plan.rules {
 			if owner := claimed[r]; owner != nil {
 				plan.reason = string(gwv1.PolicyReasonConflicted)
-				plan.message = fmt.Sprintf("Rollout %s already shifts HTTPRoute %s rule %d: it is older, or as old and first by name.", owner.key, r.route, r.index)
+				plan.message = fmt.Sprintf("Rollout %s already shifts %s: it is older, or as old and first by name.", owner.key, r.describe())
 				break
 			}
 		}
@@ -103,6 +118,10 @@ func newRollouts(ix *index, in []*v1alpha1.Rollout) *rollouts {
 		}
 		for _, r := range plan.rules {
 			claimed[r] = plan
+			if r.meshDefault != (backendOrigin{}) {
+				rs.byMeshDefault[r.meshDefault] = plan
+				continue
+			}
 			rs.byRoute[r.route] = append(rs.byRoute[r.route], ruleShift{index: r.index, plan: plan})
 		}
 	}
@@ -166,8 +185,10 @@ func (ix *index) missingServicePort(ns string, b v1alpha1.RolloutBackend) string
 
 // rolloutRules finds the rules a Rollout shifts: those of its target (one rule by
 // sectionName, or every rule of an HTTPRoute, or every rule of every route of its
-// namespace for a Service target) that send to the stable backend. It says why
-// when there are none.
+// namespace for a Service target) that send to the stable backend. With the mesh on,
+// a Service target also shifts the default mesh route of the stable Service port
+// when no HTTPRoute names that port as its parent (a port named only by refused
+// routes is served by its default route unshifted). It says why when there are none.
 func (ix *index) rolloutRules(r *v1alpha1.Rollout) ([]shiftedRule, string) {
 	t := r.Spec.TargetRef
 	ns := r.Namespace
@@ -202,6 +223,10 @@ func (ix *index) rolloutRules(r *v1alpha1.Rollout) ([]shiftedRule, string) {
 				out = append(out, shiftedRule{route: types.NamespacedName{Namespace: route.Namespace, Name: route.Name}, index: i})
 			}
 		}
+	}
+	stable := backendOrigin{service: types.NamespacedName{Namespace: ns, Name: string(r.Spec.Stable.Name)}, port: r.Spec.Stable.Port}
+	if t.Kind == kindService && ix.mesh != nil && ix.mesh.hasDefaultRoute(stable) {
+		out = append(out, shiftedRule{meshDefault: stable})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Sprintf("No rule of %s %s/%s%s sends to Service %s/%s port %d.", t.Kind, ns, t.Name,
@@ -325,7 +350,7 @@ func validateAnalysis(a *v1alpha1.RolloutAnalysis) error {
 }
 
 // results renders what translation found of every Rollout; backends are the
-// snapshot's.
+// snapshot's and the mesh's, sorted by name.
 func (rs *rollouts) results(ix *index, backends []config.Backend, now time.Time) map[types.NamespacedName]RolloutResult {
 	out := make(map[types.NamespacedName]RolloutResult, len(rs.plans))
 	for _, plan := range rs.plans {

@@ -26,6 +26,10 @@ import (
 //     backend (one Service port): a policy of the Service, else a rule, HTTPRoute or
 //     Gateway policy of a rule that sends to the backend, most specific first.
 //
+// East-west, the Service a mesh route is attached to (and whose default route it
+// is) takes the Gateway's place: its policies are the least specific for the rules'
+// fields and, like a Gateway's, may set the fields of the backends they send to.
+//
 // Among equals the oldest policy wins, then the first by namespace/name. Invalid
 // policies take part in nothing.
 
@@ -119,10 +123,11 @@ type trafficPolicies struct {
 	// targeted holds the existing targets of every policy, valid or not, whose
 	// ancestors are to be found.
 	targeted map[policyTargetKey]bool
-	// routeGateways and serviceGateways record which owned Gateways serve each route
-	// and send traffic to each Service, for the policies' ancestors.
-	routeGateways   map[types.NamespacedName]map[types.NamespacedName]bool
-	serviceGateways map[types.NamespacedName]map[types.NamespacedName]bool
+	// routeAncestors and serviceAncestors record which parents (owned Gateways and,
+	// east-west, Services serving mesh routes) serve each route and send traffic to
+	// each Service, for the policies' ancestors.
+	routeAncestors   map[types.NamespacedName]map[policyTargetKey]bool
+	serviceAncestors map[types.NamespacedName]map[policyTargetKey]bool
 	// backendUse records, per IR backend, the Gateway, HTTPRoute and rule policies
 	// of the rules that send to it, at the most specific level each is found.
 	backendUse map[string]map[*trafficPolicy]policyLevel
@@ -131,7 +136,7 @@ type trafficPolicies struct {
 	overrides map[*trafficPolicy]*[numPolicyFields]overrideNote
 	// applied records, per policy, the fields it sets somewhere.
 	applied map[*trafficPolicy]*[numPolicyFields]bool
-	// rules caches the rules of each route as each Gateway serves them.
+	// rules caches the rules of each route as each parent serves them.
 	rules map[ruleCacheKey][]config.Rule
 	// rateLimits holds the rate limit of each policy through each target.
 	rateLimits map[rateLimitKey]*config.RateLimit
@@ -143,24 +148,24 @@ type rateLimitKey struct {
 	target policyTargetKey
 }
 
-// ruleCacheKey identifies a route's rules as one Gateway serves them.
+// ruleCacheKey identifies a route's rules as one parent serves them.
 type ruleCacheKey struct {
-	gateway  *gatewayState
+	parent   policyTargetKey
 	compiled *compiledRoute
 }
 
 func newTrafficPolicies(ix *index, policies []*v1alpha1.TrafficPolicy) *trafficPolicies {
 	tp := &trafficPolicies{
-		ix:              ix,
-		byTarget:        map[policyTargetKey][]*trafficPolicy{},
-		targeted:        map[policyTargetKey]bool{},
-		routeGateways:   map[types.NamespacedName]map[types.NamespacedName]bool{},
-		serviceGateways: map[types.NamespacedName]map[types.NamespacedName]bool{},
-		backendUse:      map[string]map[*trafficPolicy]policyLevel{},
-		overrides:       map[*trafficPolicy]*[numPolicyFields]overrideNote{},
-		applied:         map[*trafficPolicy]*[numPolicyFields]bool{},
-		rules:           map[ruleCacheKey][]config.Rule{},
-		rateLimits:      map[rateLimitKey]*config.RateLimit{},
+		ix:               ix,
+		byTarget:         map[policyTargetKey][]*trafficPolicy{},
+		targeted:         map[policyTargetKey]bool{},
+		routeAncestors:   map[types.NamespacedName]map[policyTargetKey]bool{},
+		serviceAncestors: map[types.NamespacedName]map[policyTargetKey]bool{},
+		backendUse:       map[string]map[*trafficPolicy]policyLevel{},
+		overrides:        map[*trafficPolicy]*[numPolicyFields]overrideNote{},
+		applied:          map[*trafficPolicy]*[numPolicyFields]bool{},
+		rules:            map[ruleCacheKey][]config.Rule{},
+		rateLimits:       map[rateLimitKey]*config.RateLimit{},
 	}
 	for _, obj := range uniqueSorted(policies) {
 		key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
@@ -387,12 +392,22 @@ func (tp *trafficPolicies) noteApplied(p *trafficPolicy, f policyField) {
 	applied[f] = true
 }
 
-// addGateway records a Gateway in a set of ancestors.
-func addGateway(m map[types.NamespacedName]map[types.NamespacedName]bool, key, gateway types.NamespacedName) {
+// addAncestor records a parent (a Gateway or a Service) in a set of ancestors.
+func addAncestor(m map[types.NamespacedName]map[policyTargetKey]bool, key types.NamespacedName, parent policyTargetKey) {
 	set := m[key]
 	if set == nil {
-		set = map[types.NamespacedName]bool{}
+		set = map[policyTargetKey]bool{}
 		m[key] = set
 	}
-	set[gateway] = true
+	set[parent] = true
+}
+
+// gatewayParent is the policy target key of a Gateway as the parent of routes.
+func gatewayParent(key types.NamespacedName) policyTargetKey {
+	return policyTargetKey{level: levelGateway, namespace: key.Namespace, name: key.Name}
+}
+
+// serviceParent is the policy target key of a Service as the parent of mesh routes.
+func serviceParent(key types.NamespacedName) policyTargetKey {
+	return policyTargetKey{level: levelService, namespace: key.Namespace, name: key.Name}
 }

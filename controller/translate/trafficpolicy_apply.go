@@ -11,16 +11,18 @@ import (
 )
 
 // ruleCandidates are the valid policies that may set the fields of one rule as one
-// Gateway serves it, each list in precedence order.
+// parent serves it, each list in precedence order. The parent is a Gateway or,
+// east-west, the Service a mesh route is attached to; its policies are the least
+// specific.
 type ruleCandidates struct {
-	rule, route, gateway []*trafficPolicy
+	rule, route, parent []*trafficPolicy
 	// services are the policies of the Services the rule sends to, in the order of
 	// the rule's backendRefs as written, and serviceTargets their targets.
 	services       [][]*trafficPolicy
 	serviceTargets []policyTargetKey
 	ruleTarget     policyTargetKey
 	routeTarget    policyTargetKey
-	gatewayTarget  policyTargetKey
+	parentTarget   policyTargetKey
 }
 
 // rulePick is the policy that sets a field of a rule and the target it is attached
@@ -32,7 +34,7 @@ type rulePick struct {
 
 // pick finds the policy whose setting of a rule field applies: one attached to the
 // rule, else to the route, else to a Service the rule sends to (the first of the
-// rule's backendRefs, as written, whose Service has one), else to the Gateway.
+// rule's backendRefs, as written, whose Service has one), else to the parent.
 func (c *ruleCandidates) pick(f policyField) rulePick {
 	if p := firstSetting(c.rule, f); p != nil {
 		return rulePick{p: p, target: c.ruleTarget}
@@ -45,15 +47,15 @@ func (c *ruleCandidates) pick(f policyField) rulePick {
 			return rulePick{p: p, target: c.serviceTargets[i]}
 		}
 	}
-	if p := firstSetting(c.gateway, f); p != nil {
-		return rulePick{p: p, target: c.gatewayTarget}
+	if p := firstSetting(c.parent, f); p != nil {
+		return rulePick{p: p, target: c.parentTarget}
 	}
 	return rulePick{}
 }
 
 // each calls fn for every candidate policy, once per list it is in.
 func (c *ruleCandidates) each(fn func(*trafficPolicy)) {
-	for _, list := range [][]*trafficPolicy{c.rule, c.route, c.gateway} {
+	for _, list := range [][]*trafficPolicy{c.rule, c.route, c.parent} {
 		for _, p := range list {
 			fn(p)
 		}
@@ -65,25 +67,27 @@ func (c *ruleCandidates) each(fn func(*trafficPolicy)) {
 	}
 }
 
-// rulesFor returns a route's rules as a Gateway serves them with the TrafficPolicies
-// that apply, and records which Gateway serves the route and sends to which
-// backends. Rules that no policy changes are shared with other Gateways.
-func (tp *trafficPolicies) rulesFor(gs *gatewayState, route *gwv1.HTTPRoute, compiled *compiledRoute, rules []config.Rule) []config.Rule {
+// rulesFor returns a route's rules as a parent serves them (a Gateway, or east-west
+// a Service; see gatewayParent and serviceParent) with the TrafficPolicies that
+// apply, and records which parent serves the route and sends to which backends.
+// Rules that no policy changes are shared with other parents.
+func (tp *trafficPolicies) rulesFor(parent policyTargetKey, route *gwv1.HTTPRoute, compiled *compiledRoute, rules []config.Rule) []config.Rule {
 	if len(tp.targeted) == 0 {
 		return rules
 	}
-	key := ruleCacheKey{gateway: gs, compiled: compiled}
+	key := ruleCacheKey{parent: parent, compiled: compiled}
 	if out, ok := tp.rules[key]; ok {
 		return out
 	}
 	routeKey := types.NamespacedName{Namespace: route.Namespace, Name: route.Name}
-	addGateway(tp.routeGateways, routeKey, gs.key)
+	addAncestor(tp.routeAncestors, routeKey, parent)
+	tp.noteParent(parent)
 	base := ruleCandidates{
-		routeTarget:   policyTargetKey{level: levelRoute, namespace: route.Namespace, name: route.Name},
-		gatewayTarget: policyTargetKey{level: levelGateway, namespace: gs.key.Namespace, name: gs.key.Name},
+		routeTarget:  policyTargetKey{level: levelRoute, namespace: route.Namespace, name: route.Name},
+		parentTarget: parent,
 	}
 	base.route = tp.byTarget[base.routeTarget]
-	base.gateway = tp.byTarget[base.gatewayTarget]
+	base.parent = tp.byTarget[parent]
 	var out []config.Rule
 	for i := range rules {
 		if i >= len(route.Spec.Rules) {
@@ -94,9 +98,8 @@ func (tp *trafficPolicies) rulesFor(gs *gatewayState, route *gwv1.HTTPRoute, com
 			c.ruleTarget = policyTargetKey{level: levelRule, namespace: route.Namespace, name: route.Name, section: name}
 			c.rule = tp.byTarget[c.ruleTarget]
 		}
-		tp.addServiceCandidates(&c, &rules[i], &route.Spec.Rules[i])
-		tp.noteBackends(gs, &c, &rules[i])
-		if rule, changed := tp.applyToRule(&c, routeKey, i, &rules[i], &route.Spec.Rules[i]); changed {
+		where := func() string { return fmt.Sprintf("rule %d of HTTPRoute %s on %s", i, routeKey, parent.describe()) }
+		if rule, changed := tp.applyRule(&c, &rules[i], &route.Spec.Rules[i], where); changed {
 			if out == nil {
 				out = slices.Clone(rules)
 			}
@@ -108,6 +111,41 @@ func (tp *trafficPolicies) rulesFor(gs *gatewayState, route *gwv1.HTTPRoute, com
 	}
 	tp.rules[key] = out
 	return out
+}
+
+// defaultMeshRule returns the rule of a Service port's default mesh route with the
+// TrafficPolicies that apply: those of the Services it sends to (the port's own, and
+// a Rollout's canary), else those of the Service as parent. spec is the rule as an
+// HTTPRoute rule would say it, for the backendRefs written.
+func (tp *trafficPolicies) defaultMeshRule(parent policyTargetKey, rule config.Rule, spec *gwv1.HTTPRouteRule, where func() string) config.Rule {
+	if len(tp.targeted) == 0 {
+		return rule
+	}
+	tp.noteParent(parent)
+	c := ruleCandidates{parentTarget: parent, parent: tp.byTarget[parent]}
+	out, _ := tp.applyRule(&c, &rule, spec, where)
+	return out
+}
+
+// applyRule completes the candidates of one rule with the policies of the Services
+// it sends to, records its backends, and applies the winning policies. For rule
+// fields, a Service that is both the parent and a destination of the rule is a
+// candidate once, as a destination (which ranks higher).
+func (tp *trafficPolicies) applyRule(c *ruleCandidates, rule *config.Rule, spec *gwv1.HTTPRouteRule, where func() string) (config.Rule, bool) {
+	tp.addServiceCandidates(c, rule, spec)
+	tp.noteBackends(c, rule)
+	if c.parentTarget.level == levelService && slices.Contains(c.serviceTargets, c.parentTarget) {
+		c.parent = nil
+	}
+	return tp.applyToRule(c, rule, spec, where)
+}
+
+// noteParent records a Service that serves mesh routes as an ancestor of its own
+// policies.
+func (tp *trafficPolicies) noteParent(parent policyTargetKey) {
+	if parent.level == levelService && tp.targeted[parent] {
+		addAncestor(tp.serviceAncestors, types.NamespacedName{Namespace: parent.namespace, Name: parent.name}, parent)
+	}
 }
 
 // addServiceCandidates lists the policies of the Services the rule sends to, in the
@@ -134,14 +172,14 @@ func (tp *trafficPolicies) addServiceCandidates(c *ruleCandidates, rule *config.
 	}
 }
 
-// noteBackends records that the Gateway sends traffic to the backends of a rule
+// noteBackends records that the parent sends traffic to the backends of a rule
 // (references and mirrors), and which of the rule's policies may set their backend
-// fields.
-func (tp *trafficPolicies) noteBackends(gs *gatewayState, c *ruleCandidates, rule *config.Rule) {
+// fields. The parent's policies rank as a Gateway's.
+func (tp *trafficPolicies) noteBackends(c *ruleCandidates, rule *config.Rule) {
 	levels := [...]struct {
 		level policyLevel
 		list  []*trafficPolicy
-	}{{levelRule, c.rule}, {levelRoute, c.route}, {levelGateway, c.gateway}}
+	}{{levelRule, c.rule}, {levelRoute, c.route}, {levelGateway, c.parent}}
 	note := func(name string) {
 		if name == "" {
 			return
@@ -149,7 +187,7 @@ func (tp *trafficPolicies) noteBackends(gs *gatewayState, c *ruleCandidates, rul
 		if origin, ok := tp.ix.backendOrigins[name]; ok {
 			svc := policyTargetKey{level: levelService, namespace: origin.service.Namespace, name: origin.service.Name}
 			if tp.targeted[svc] {
-				addGateway(tp.serviceGateways, origin.service, gs.key)
+				addAncestor(tp.serviceAncestors, origin.service, c.parentTarget)
 			}
 		}
 		for _, l := range levels {
@@ -198,7 +236,8 @@ func ownSetting(f policyField, spec *gwv1.HTTPRouteRule) string {
 
 // applyToRule applies the rule fields of the winning policies to one rule and
 // records the settings they override. It reports whether the rule changed.
-func (tp *trafficPolicies) applyToRule(c *ruleCandidates, routeKey types.NamespacedName, index int, rule *config.Rule, spec *gwv1.HTTPRouteRule) (config.Rule, bool) {
+// where describes the rule, for messages.
+func (tp *trafficPolicies) applyToRule(c *ruleCandidates, rule *config.Rule, spec *gwv1.HTTPRouteRule, where func() string) (config.Rule, bool) {
 	out := *rule
 	changed := false
 	for _, f := range ruleFields {
@@ -212,9 +251,6 @@ func (tp *trafficPolicies) applyToRule(c *ruleCandidates, routeKey types.Namespa
 				return own
 			}
 			return "TrafficPolicy " + win.p.name
-		}
-		where := func() string {
-			return fmt.Sprintf("rule %d of HTTPRoute %s on Gateway %s/%s", index, routeKey, c.gatewayTarget.namespace, c.gatewayTarget.name)
 		}
 		c.each(func(p *trafficPolicy) {
 			if p != win.p && p.sets(f) {

@@ -12,25 +12,23 @@ import (
 	"github.com/switchyard-dev/switchyard/api/v1alpha1"
 )
 
-// statuses renders the status of every TrafficPolicy: one ancestor entry per owned
-// Gateway its targets reach (a Gateway target itself, the Gateways that serve a
-// targeted route, those whose routes send to a targeted Service), each with the
-// policy's conditions. A policy whose targets reach no owned Gateway gets a single
-// entry whose ancestorRef is its first target, so that it still says why it does
-// nothing; the Gateway API lets a policy's ancestor be its target.
+// statuses renders the status of every TrafficPolicy: one ancestor entry per parent
+// its targets reach, each with the policy's conditions. The parents are owned
+// Gateways (a Gateway target itself, the Gateways that serve a targeted route, those
+// whose routes send to a targeted Service) and, east-west, Services serving mesh
+// routes (a Service that serves mesh routes is the ancestor of its own policies, and
+// of those of the Services its mesh routes send to). A policy whose targets reach
+// nothing gets a single entry whose ancestorRef is its first target, so that it
+// still says why it does nothing; the Gateway API lets a policy's ancestor be its
+// target.
 func (tp *trafficPolicies) statuses(now time.Time) map[types.NamespacedName]gwv1.PolicyStatus {
 	out := make(map[types.NamespacedName]gwv1.PolicyStatus, len(tp.all))
 	for _, p := range tp.all {
-		gateways := tp.ancestors(p)
-		conditions := tp.conditions(p, len(gateways) > 0, now)
-		refs := make([]gwv1.ParentReference, 0, max(1, len(gateways)))
-		for _, gw := range gateways {
-			refs = append(refs, gwv1.ParentReference{
-				Group:     ptrTo(gwv1.Group(gatewayGroup)),
-				Kind:      ptrTo(gwv1.Kind(kindGateway)),
-				Namespace: ptrTo(gwv1.Namespace(gw.Namespace)),
-				Name:      gwv1.ObjectName(gw.Name),
-			})
+		parents := tp.ancestors(p)
+		conditions := tp.conditions(p, len(parents) > 0, now)
+		refs := make([]gwv1.ParentReference, 0, max(1, len(parents)))
+		for _, a := range parents {
+			refs = append(refs, ancestorRef(a))
 		}
 		if len(refs) == 0 {
 			refs = append(refs, firstTargetRef(p))
@@ -48,31 +46,50 @@ func (tp *trafficPolicies) statuses(now time.Time) map[types.NamespacedName]gwv1
 	return out
 }
 
-// ancestors lists the owned Gateways the policy's targets reach, sorted, at most as
-// many as the API allows.
-func (tp *trafficPolicies) ancestors(p *trafficPolicy) []types.NamespacedName {
-	set := map[types.NamespacedName]bool{}
+// ancestorRef renders a parent, a Gateway or a Service, as an ancestorRef.
+func ancestorRef(a policyTargetKey) gwv1.ParentReference {
+	group, kind := gatewayGroup, kindGateway
+	if a.level == levelService {
+		group, kind = coreGroup, kindService
+	}
+	return gwv1.ParentReference{
+		Group:     ptrTo(gwv1.Group(group)),
+		Kind:      ptrTo(gwv1.Kind(kind)),
+		Namespace: ptrTo(gwv1.Namespace(a.namespace)),
+		Name:      gwv1.ObjectName(a.name),
+	}
+}
+
+// ancestors lists the parents the policy's targets reach: Gateways first, then
+// Services, each sorted by "<namespace>/<name>", at most as many as the API allows.
+func (tp *trafficPolicies) ancestors(p *trafficPolicy) []policyTargetKey {
+	set := map[policyTargetKey]bool{}
 	for _, t := range p.targets {
 		nn := types.NamespacedName{Namespace: t.namespace, Name: t.name}
-		var reached map[types.NamespacedName]bool
+		var reached map[policyTargetKey]bool
 		switch t.level {
 		case levelGateway:
 			// A target Gateway exists and is owned, or it would be missing.
-			set[nn] = true
+			set[t] = true
 		case levelService:
-			reached = tp.serviceGateways[nn]
+			reached = tp.serviceAncestors[nn]
 		default:
-			reached = tp.routeGateways[nn]
+			reached = tp.routeAncestors[nn]
 		}
-		for gw := range reached {
-			set[gw] = true
+		for a := range reached {
+			set[a] = true
 		}
 	}
-	out := make([]types.NamespacedName, 0, len(set))
-	for gw := range set {
-		out = append(out, gw)
+	out := make([]policyTargetKey, 0, len(set))
+	for a := range set {
+		out = append(out, a)
 	}
-	slices.SortFunc(out, func(x, y types.NamespacedName) int { return strings.Compare(x.String(), y.String()) })
+	slices.SortFunc(out, func(x, y policyTargetKey) int {
+		if x.level != y.level {
+			return int(x.level) - int(y.level)
+		}
+		return strings.Compare(x.namespace+"/"+x.name, y.namespace+"/"+y.name)
+	})
 	if len(out) > maxPolicyAncestors {
 		out = out[:maxPolicyAncestors]
 	}

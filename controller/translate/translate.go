@@ -31,10 +31,20 @@ func Translate(in *Input) *Output {
 	out.BackendTLSPolicies = ix.btls.statuses(ix.opts.Now)
 	snap := &config.Snapshot{SchemaVersion: config.SchemaVersion, Listeners: buildListeners(gateways)}
 	snap.Backends = ix.referencedBackends(snap.Listeners)
+	// The mesh's default routes take TrafficPolicies too, so the mesh is built
+	// before policies settle the backends and report.
+	snap.Mesh = ix.buildMesh(snap.Backends)
 	ix.traffic.applyToBackends(snap.Backends)
+	if snap.Mesh != nil {
+		ix.traffic.applyToBackends(snap.Mesh.Backends)
+	}
 	out.TrafficPolicies = ix.traffic.statuses(ix.opts.Now)
-	out.Rollouts = ix.rollouts.results(ix, snap.Backends, ix.opts.Now)
-	snap.RoutesVersion, snap.Version = contentVersions(snap)
+	out.Rollouts = ix.rollouts.results(ix, allBackends(snap), ix.opts.Now)
+	v := snapshotVersions(snap)
+	snap.RoutesVersion, snap.Version = v.routes, v.version
+	if snap.Mesh != nil {
+		snap.Mesh.RoutesVersion = v.meshRoutes
+	}
 	out.Snapshot = snap
 	return out
 }

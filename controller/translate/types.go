@@ -71,6 +71,15 @@ type Options struct {
 	// InvalidParameters, and its Gateways are reported Accepted=False with the same
 	// reason and are not served.
 	InvalidClassParameters map[string]string
+	// Mesh turns on east-west translation (Snapshot.Mesh, for node replicas): every
+	// Service but ExternalName ones becomes a destination, and HTTPRoutes whose
+	// parentRef is a Service (group "" or "core", kind Service) attach to its ports
+	// and get a status entry for that parentRef. When false, such parentRefs are
+	// ignored as those of another controller, and Snapshot.Mesh is nil.
+	Mesh bool
+	// ClusterDomain is the cluster's DNS suffix, copied to Mesh.ClusterDomain; empty
+	// means "cluster.local".
+	ClusterDomain string
 }
 
 // Output is the result of one translation.
@@ -81,9 +90,9 @@ type Output struct {
 	GatewayClasses map[string]gwv1.GatewayClassStatus
 	// Gateways holds the status of each Gateway of an owned class.
 	Gateways map[types.NamespacedName]gwv1.GatewayStatus
-	// HTTPRoutes holds, for each HTTPRoute that references an owned Gateway, the
-	// status entries of those parentRefs (entries of other controllers are not
-	// included; the status writer merges).
+	// HTTPRoutes holds, for each HTTPRoute that references an owned Gateway (or,
+	// with Options.Mesh, a Service), the status entries of those parentRefs (entries
+	// of other controllers are not included; the status writer merges).
 	HTTPRoutes map[types.NamespacedName]gwv1.HTTPRouteStatus
 	// BackendTLSPolicies holds the status of each BackendTLSPolicy that an owned
 	// Gateway uses: an ancestor entry per such Gateway (entries of other controllers
@@ -93,7 +102,8 @@ type Output struct {
 	// owned Gateway.
 	ListenerSets map[types.NamespacedName]gwv1.ListenerSetStatus
 	// TrafficPolicies holds the status of every TrafficPolicy: an ancestor entry per
-	// owned Gateway its targets reach, or, for a policy whose targets reach none,
+	// owned Gateway (and, with Options.Mesh, per Service serving mesh routes) its
+	// targets reach, or, for a policy whose targets reach none,
 	// one entry saying why (entries of other controllers are not included; the
 	// status writer merges).
 	TrafficPolicies map[types.NamespacedName]gwv1.PolicyStatus

@@ -16,9 +16,12 @@ import (
 // Labels that start each hashed stream, so that the digest of one kind of stream can
 // never equal the digest of another.
 const (
-	listenersLabel = "switchyard listeners\x00"
-	backendsLabel  = "switchyard backends\x00"
-	versionLabel   = "switchyard snapshot version\x00"
+	listenersLabel    = "switchyard listeners\x00"
+	backendsLabel     = "switchyard backends\x00"
+	versionLabel      = "switchyard snapshot version\x00"
+	meshServicesLabel = "switchyard mesh services\x00"
+	meshBackendsLabel = "switchyard mesh backends\x00"
+	meshLabel         = "switchyard mesh\x00"
 )
 
 // hashChunk is how many encoded values one worker hashes at a time. Chunk boundaries
@@ -26,15 +29,31 @@ const (
 // not depend on the machine.
 const hashChunk = 256
 
-// contentVersions returns the snapshot's routes version, a hash of its listeners, and
-// its version, a hash of its whole content (Version itself aside), so that equal
-// configurations get equal versions and the data plane can skip no-op updates and
-// keep its route table when only backends change.
-//
-// The listeners and the backends are each encoded once, piece by piece (see
-// listenerPieces), and the version hashes the schema version and the two parts' full
-// digests. The digests have a fixed length, so that framing is unambiguous.
+// versions are the hashes of a snapshot's content.
+type versions struct {
+	// routes is a hash of the listeners (Snapshot.RoutesVersion), meshRoutes one of
+	// the mesh's Services (Mesh.RoutesVersion, empty without a mesh), and version
+	// one of the whole content (Snapshot.Version).
+	routes, meshRoutes, version string
+}
+
+// contentVersions returns the snapshot's routes version and its version; see
+// snapshotVersions.
 func contentVersions(s *config.Snapshot) (routesVersion, version string) {
+	v := snapshotVersions(s)
+	return v.routes, v.version
+}
+
+// snapshotVersions hashes the snapshot's content (Version and the RoutesVersions
+// aside), so that equal configurations get equal versions and the data plane can
+// skip no-op updates and keep its route tables when only backends change.
+//
+// The listeners, the backends and the mesh's Services and backends are each encoded
+// once, piece by piece (see listenerPieces), and the version hashes the schema
+// version and the parts' full digests. The digests have a fixed length, so that
+// framing is unambiguous; a snapshot without a mesh hashes exactly as before the
+// mesh existed.
+func snapshotVersions(s *config.Snapshot) versions {
 	listeners := digestPieces(listenersLabel, listenerPieces(s.Listeners))
 	backends := digestPieces(backendsLabel, backendPieces(s.Backends))
 	h := sha256.New()
@@ -42,7 +61,53 @@ func contentVersions(s *config.Snapshot) (routesVersion, version string) {
 	h.Write(binary.AppendVarint(nil, int64(s.SchemaVersion)))
 	h.Write(listeners)
 	h.Write(backends)
-	return shortHex(listeners), shortHex(h.Sum(nil))
+	var meshRoutes string
+	if s.Mesh != nil {
+		services, mesh := meshDigests(s.Mesh)
+		meshRoutes = shortHex(services)
+		h.Write(mesh)
+	}
+	return versions{routes: shortHex(listeners), meshRoutes: meshRoutes, version: shortHex(h.Sum(nil))}
+}
+
+// meshDigests returns the digest of the mesh's Services and that of the whole mesh
+// (its settings, Services and backends; RoutesVersion aside).
+func meshDigests(m *config.Mesh) (services, mesh []byte) {
+	services = digestPieces(meshServicesLabel, meshServicePieces(m.Services))
+	backends := digestPieces(meshBackendsLabel, backendPieces(m.Backends))
+	shell := *m
+	shell.RoutesVersion, shell.Services, shell.Backends = "", nil, nil
+	return services, digestPieces(meshLabel, []any{&shell, services, backends})
+}
+
+// meshServicePieces lists values whose JSON encodings spell out the Services, as
+// listenerPieces does for listeners: the count, then for each Service the Service
+// without its ports and their count, then for each port the port without its routes
+// and their count, then each route.
+func meshServicePieces(services []config.MeshService) []any {
+	n := 1 + 2*len(services)
+	for i := range services {
+		for j := range services[i].Ports {
+			n += 2 + len(services[i].Ports[j].Routes)
+		}
+	}
+	pieces := make([]any, 0, n)
+	pieces = append(pieces, len(services))
+	for i := range services {
+		shell := services[i]
+		shell.Ports = nil
+		pieces = append(pieces, &shell, len(services[i].Ports))
+		for j := range services[i].Ports {
+			port := services[i].Ports[j]
+			routes := port.Routes
+			port.Routes = nil
+			pieces = append(pieces, &port, len(routes))
+			for k := range routes {
+				pieces = append(pieces, &routes[k])
+			}
+		}
+	}
+	return pieces
 }
 
 // listenerPieces lists values whose JSON encodings, in order, spell out the listeners:

@@ -11,7 +11,8 @@ type Mesh struct {
 	// unchanged from one snapshot to the next, only backends and endpoints changed,
 	// and a node replica keeps its compiled mesh routes.
 	RoutesVersion string `json:"routesVersion,omitempty"`
-	// Services are the Services reachable east-west, sorted by Namespace, then Name.
+	// Services are the Services reachable east-west (every Service but ExternalName
+	// ones), sorted by Namespace, then Name.
 	Services []MeshService `json:"services,omitempty"`
 	// Backends are the upstream groups that only mesh routes use, sorted by Name and
 	// never repeating a name of Snapshot.Backends. A node replica serves the union of
@@ -31,7 +32,8 @@ type MeshService struct {
 	// ClusterIPs are the Service's cluster IP addresses; empty for a headless
 	// Service, which is then reachable by name only.
 	ClusterIPs []string `json:"clusterIPs,omitempty"`
-	// Ports are the Service's TCP ports, sorted by Port.
+	// Ports are the Service's TCP ports, sorted by Port; empty (not null) for a
+	// Service without one.
 	Ports []MeshPort `json:"ports"`
 }
 
@@ -42,14 +44,17 @@ type MeshPort struct {
 	// Port is the Service port number that callers address.
 	Port int `json:"port"`
 	// Backend names the entry, in Snapshot.Backends or Mesh.Backends, of this port's
-	// own endpoints: the destination of CONNECT tunnels to the port. Empty when the
-	// Service has no endpoints for it.
+	// own endpoints: the destination of CONNECT tunnels to the port. A port without
+	// endpoints still names it (the entry then has none), so that endpoints coming
+	// and going never change Services. Empty only when the port cannot be a backend
+	// at all (an appProtocol that needs a BackendTLSPolicy it lacks, or an unusable
+	// one); its default route then answers 500.
 	Backend string `json:"backend,omitempty"`
 	// Routes are matched like a VirtualHost's routes (Hostnames are empty: the
-	// destination already chose the Service). They are the HTTPRoutes whose
-	// parentRef is this Service, with this port or no port, or, when there is none,
-	// one default route named "<namespace>/<service>" that sends everything to
-	// Backend and retries connect failures. A request no route matches is answered
-	// 404, as at a Gateway.
+	// destination already chose the Service), sorted by Name. They are the accepted
+	// HTTPRoutes whose parentRef is this Service, with this port (by number, or by
+	// name in sectionName) or no port, or, when there is none, one default route
+	// named "<namespace>/<service>" that sends everything to Backend and retries
+	// connect failures. A request no route matches is answered 404, as at a Gateway.
 	Routes []Route `json:"routes,omitempty"`
 }

@@ -64,6 +64,9 @@ func (s *Snapshot) Validate() error {
 		bound[key] = true
 		v.listener(l)
 	}
+	if s.Mesh != nil {
+		v.mesh(s.Mesh)
+	}
 	return errors.Join(v.errs...)
 }
 
