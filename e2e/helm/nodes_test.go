@@ -74,13 +74,6 @@ func TestChartRunsOnNodes(t *testing.T) {
 	startChartController(t, c, a.kube, binary, objs, pki, snapAddr, hookPort, dir)
 
 	edges := waitReadyPods(t, a.kube, ns, "app.kubernetes.io/component=edge", 2)
-	nodes := waitReadyPods(t, a.kube, ns, "app.kubernetes.io/component=node", 2)
-	for _, p := range nodes {
-		if p.Status.PodIP != p.Status.HostIP {
-			t.Errorf("node replica %s runs at %s, not at its node's address %s", p.Name, p.Status.PodIP, p.Status.HostIP)
-		}
-	}
-
 	gw := gwclient.NewForConfigOrDie(c.Config)
 	createEcho(t, a.kube, "default", "web")
 	createGatewayAndRoute(t, gw, "default", "web", "switchyard")
@@ -90,6 +83,13 @@ func TestChartRunsOnNodes(t *testing.T) {
 		waitFor(t, 60*time.Second, "a request through edge Pod "+p.Name+" reaches the echo Pod", func() bool {
 			return echoPod(addr) != ""
 		})
+	}
+
+	nodes := waitReadyPods(t, a.kube, ns, "app.kubernetes.io/component=node", 2)
+	for _, p := range nodes {
+		if p.Status.PodIP != p.Status.HostIP {
+			t.Errorf("node replica %s runs at %s, not at its node's address %s", p.Name, p.Status.PodIP, p.Status.HostIP)
+		}
 	}
 
 	routeWebhookService(t, a.kube, ns, "sy-switchyard-controller", int32(hookPort))
