@@ -27,6 +27,8 @@ type app struct {
 	labels   map[string]string
 	replicas int32
 	env      []corev1.EnvVar
+	// node, when set, pins the Pods to that node.
+	node string
 }
 
 // createApp creates the Deployment.
@@ -36,10 +38,17 @@ func (m *mesh) createApp(t *testing.T, a app) {
 		ObjectMeta: metav1.ObjectMeta{Name: a.name},
 		Spec: appsv1.DeploymentSpec{Replicas: &a.replicas, Selector: &metav1.LabelSelector{MatchLabels: a.labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: a.labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "echo", Env: a.env,
+				Spec: corev1.PodSpec{NodeSelector: nodeSelector(a.node), Containers: []corev1.Container{{Name: "echo", Image: "echo", Env: a.env,
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 3000}}}}}}},
 	}, metav1.CreateOptions{})
 	must(t, err)
+}
+
+func nodeSelector(node string) map[string]string {
+	if node == "" {
+		return nil
+	}
+	return map[string]string{corev1.LabelHostname: node}
 }
 
 // createService creates a Service on port 80 in front of the Pods with the label
@@ -183,6 +192,27 @@ func (m *mesh) createTrafficPolicy(t *testing.T, name, target string, spec map[s
 	}}
 	_, err := m.dyn.Resource(trafficPolicies).Namespace("default").Create(context.Background(), obj, metav1.CreateOptions{})
 	must(t, err)
+	m.waitPolicyAccepted(t, name)
+}
+
+// updateTrafficPolicy replaces a TrafficPolicy's spec (besides targetRefs) and waits
+// until its status accepts the new generation.
+func (m *mesh) updateTrafficPolicy(t *testing.T, name string, spec map[string]any) {
+	t.Helper()
+	got, err := m.dyn.Resource(trafficPolicies).Namespace("default").Get(context.Background(), name, metav1.GetOptions{})
+	must(t, err)
+	targets, _, _ := unstructured.NestedSlice(got.Object, "spec", "targetRefs")
+	spec["targetRefs"] = targets
+	got.Object["spec"] = spec
+	_, err = m.dyn.Resource(trafficPolicies).Namespace("default").Update(context.Background(), got, metav1.UpdateOptions{})
+	must(t, err)
+	m.waitPolicyAccepted(t, name)
+}
+
+// waitPolicyAccepted waits until a TrafficPolicy's status accepts its latest
+// generation under some ancestor.
+func (m *mesh) waitPolicyAccepted(t *testing.T, name string) {
+	t.Helper()
 	waitFor(t, 30*time.Second, "TrafficPolicy "+name+" accepted", func() bool {
 		got, err := m.dyn.Resource(trafficPolicies).Namespace("default").Get(context.Background(), name, metav1.GetOptions{})
 		if err != nil {
@@ -193,7 +223,8 @@ func (m *mesh) createTrafficPolicy(t *testing.T, name, target string, spec map[s
 			conds, _, _ := unstructured.NestedSlice(a.(map[string]any), "conditions")
 			for _, c := range conds {
 				cond := c.(map[string]any)
-				if cond["type"] == "Accepted" && cond["status"] == "True" {
+				generation, _ := cond["observedGeneration"].(int64)
+				if cond["type"] == "Accepted" && cond["status"] == "True" && generation == got.GetGeneration() {
 					return true
 				}
 			}

@@ -190,6 +190,11 @@ func nodeGatewaySpec() corev1.PodSpec {
 				"--egress=deny", "--egress-allow=" + egressAllowed,
 				"--metrics-addr=$(HOST_IP):" + strconv.Itoa(metricsPort),
 				"--admin-addr=127.0.0.1:15000",
+				// The surge Pod's readiness probe reaches the metrics port that both
+				// processes share, so the old one may answer it before the new one
+				// listens; the old one keeps serving this long after SIGTERM so that
+				// the new one is up before it leaves.
+				"--shutdown-delay=3s",
 				"--drain-timeout=10s",
 				"--log-level=debug",
 			},

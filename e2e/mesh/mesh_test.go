@@ -26,7 +26,8 @@ func TestMesh(t *testing.T) {
 		"node-a": m.createCaller(t, "client-a", "node-a"),
 		"node-b": m.createCaller(t, "client-b", "node-b"),
 	}
-	m.createApp(t, app{name: "echo", labels: map[string]string{"app": "echo"}, replicas: 2})
+	m.createApp(t, app{name: "echo-a", labels: map[string]string{"app": "echo"}, replicas: 1, node: "node-a"})
+	m.createApp(t, app{name: "echo-b", labels: map[string]string{"app": "echo"}, replicas: 1, node: "node-b"})
 	m.createApp(t, app{name: "echo-v2", labels: map[string]string{"app": "echo-v2"}, replicas: 1})
 	echoSvc := m.createService(t, "echo", "echo", 2)
 	m.createService(t, "echo-v2", "echo-v2", 1)
@@ -112,25 +113,31 @@ func (m *mesh) testRetriesAndBreaker(t *testing.T, c caller) {
 		env: []corev1.EnvVar{{Name: "ECHO_FAIL_STATUS", Value: "503"}}})
 	m.createService(t, "flaky", "flaky", 2)
 	client := c.client(true)
+	// Ejection would take the failing endpoint out and hide what the retries do, so
+	// the policy first only raises its thresholds; then it adds the retries.
+	noEjection := map[string]any{"consecutive5xx": int64(1000), "consecutiveGatewayErrors": int64(1000)}
+	m.createTrafficPolicy(t, "flaky-policy", "flaky", map[string]any{"outlierDetection": noEjection})
 	failed := 0
-	for range 10 {
+	for range 20 {
 		if r := mustGet(t, client, serviceURL("flaky", "/before"), nil); r.status == http.StatusServiceUnavailable {
 			failed++
 		}
 	}
 	if failed == 0 {
-		t.Fatal("no request failed before the policy: the failing endpoint is not in use")
+		t.Fatal("no request failed before the retries: the failing endpoint is not in use")
 	}
-	m.createTrafficPolicy(t, "flaky-retries", "flaky", map[string]any{
-		"retry": map[string]any{"attempts": int64(4), "retryOn": []any{"503"}, "backoff": map[string]any{"base": "5ms", "max": "20ms"}},
-		// Ejection would hide the failing endpoint; the retries are what is tested.
-		"outlierDetection": map[string]any{"consecutive5xx": int64(1000), "consecutiveGatewayErrors": int64(1000)},
-	})
 	bad := onlyKey(t, m.podNodes(t, "flaky,v=bad"))
 	triesBefore := countRequests(m.podLog(t, bad))
+	m.updateTrafficPolicy(t, "flaky-policy", map[string]any{"outlierDetection": noEjection,
+		"retry": map[string]any{"attempts": int64(4), "retryOn": []any{"503"}, "backoff": map[string]any{"base": "5ms", "max": "20ms"}}})
+	// Ten successes in a row are unlikely (1 in 1024) without the retries.
 	waitFor(t, 15*time.Second, "retries in effect", func() bool {
-		r, err := get(client, serviceURL("flaky", "/probe"), nil)
-		return err == nil && r.status == http.StatusOK
+		for range 10 {
+			if r, err := get(client, serviceURL("flaky", "/probe"), nil); err != nil || r.status != http.StatusOK {
+				return false
+			}
+		}
+		return true
 	})
 	for i := range 40 {
 		if r := mustGet(t, client, serviceURL("flaky", "/retried"), nil); r.status != http.StatusOK {
