@@ -30,6 +30,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/controller/coalesce"
 	"github.com/switchyard-dev/switchyard/controller/distribute"
+	"github.com/switchyard-dev/switchyard/controller/graph"
 	"github.com/switchyard-dev/switchyard/controller/kube"
 	"github.com/switchyard-dev/switchyard/controller/leader"
 	"github.com/switchyard-dev/switchyard/controller/manager"
@@ -171,6 +172,7 @@ type controllerParts struct {
 	elector  *leader.Elector
 	rollouts *rolloutTerms
 	fleet    fleetView
+	graph    *graph.Graph
 	registry *prometheus.Registry
 	tls      *tls.Config
 	webhook  *controllerWebhook
@@ -257,6 +259,9 @@ func newControllerParts(f *controllerFlags, cs clients, logger *slog.Logger) (*c
 		return nil, err
 	}
 	c.fleet = fleetView{snaps: c.snaps, log: &publishLog{}}
+	if c.graph, err = graph.New(graph.Options{Source: c.snaps.EdgeOutcomes}); err != nil {
+		return nil, err
+	}
 	allocator, err := newAllocator(f)
 	if err != nil {
 		return nil, err
@@ -408,6 +413,7 @@ func (c *controllerParts) run(ctx context.Context, adminToken string) error {
 	}
 	snapErr := make(chan error, 1)
 	go func() { snapErr <- c.snaps.Serve(ctx, ln, c.tls) }()
+	go c.graph.Run(ctx)
 	c.logger.Info("snapshot server listening", "addr", ln.Addr().String())
 	if err := c.webhook.start(ctx); err != nil {
 		return err
@@ -461,6 +467,7 @@ func (c *controllerParts) startAdmin(token string) ([]*admin.Server, error) {
 	cfg := c.f.adminConfig(token, controllerState{c.mgr, c.rollouts})
 	cfg.metrics = promhttp.HandlerFor(c.registry, promhttp.HandlerOpts{})
 	cfg.fleet = c.fleet
+	cfg.graph = c.graph
 	return startAdminServers(cfg, c.logger)
 }
 

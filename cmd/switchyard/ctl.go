@@ -33,6 +33,7 @@ commands:
   rollouts promote|pause|resume|abort NAMESPACE/NAME [--full]
                                        act on a rollout (--full: promote straight to 100%)
   gateways                             gateway replicas of a controller and their lag
+  graph                                service graph of a controller: caller -> callee edges, rates, latencies
   status                               objects with a condition that is not healthy
 
 The token comes from --token-file, else the SWITCHYARD_ADMIN_TOKEN environment variable.
@@ -51,6 +52,7 @@ var ctlCommands = map[string]ctlCommand{
 	"ratelimits": ctlRateLimits,
 	"rollouts":   ctlRollouts,
 	"gateways":   ctlGateways,
+	"graph":      ctlGraph,
 	"status":     ctlStatus,
 }
 
@@ -366,6 +368,13 @@ func ctlGateways(c *ctlContext, args []string) error {
 		return err
 	}
 	return c.get("/api/v1/gateways", nil, &admin.GatewaysView{}, renderGateways)
+}
+
+func ctlGraph(c *ctlContext, args []string) error {
+	if err := c.noArgs("graph", args); err != nil {
+		return err
+	}
+	return c.get("/api/v1/graph", nil, &admin.GraphView{}, renderGraph)
 }
 
 func ctlStatus(c *ctlContext, args []string) error {

@@ -290,6 +290,36 @@ func lagLabel(l admin.GatewayLag) string {
 	return fmt.Sprintf("%d versions, %s", l.Versions, (time.Duration(l.Seconds * float64(time.Second))).Round(100*time.Millisecond))
 }
 
+func renderGraph(out io.Writer, v any) error {
+	view := v.(*admin.GraphView)
+	fmt.Fprintf(out, "edges over the last %s\n", view.Window)
+	t := newTable(out, "CALLER", "CALLEE", "REQ/S", "ERRORS", "P50", "P90", "P99", "REQUESTS")
+	for _, e := range view.Edges {
+		t.row(e.Caller, e.Callee, strconv.FormatFloat(e.RequestsPerSecond, 'f', 2, 64),
+			strconv.FormatFloat(100*e.ErrorRate, 'f', 2, 64)+"%", millisLabel(e.LatencyMs.P50),
+			millisLabel(e.LatencyMs.P90), millisLabel(e.LatencyMs.P99), strconv.FormatInt(e.Requests, 10))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if view.OmittedEdges > 0 {
+		fmt.Fprintf(out, "%d quieter edges left out\n", view.OmittedEdges)
+	}
+	return nil
+}
+
+// millisLabel shows a latency in milliseconds, with fewer decimals as it grows.
+func millisLabel(ms float64) string {
+	decimals := 2
+	switch {
+	case ms >= 100:
+		decimals = 0
+	case ms >= 10:
+		decimals = 1
+	}
+	return strconv.FormatFloat(ms, 'f', decimals, 64) + "ms"
+}
+
 func renderStatus(out io.Writer, v any) error {
 	view := v.(*statusProblems)
 	if len(view.Problems) == 0 {

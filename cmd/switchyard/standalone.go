@@ -110,6 +110,8 @@ type adminConfig struct {
 	dataPlane admin.DataPlane
 	// fleet serves the controller's gateway replicas; nil on a gateway.
 	fleet admin.Fleet
+	// graph serves the controller's service graph; nil on a gateway.
+	graph admin.Graph
 	// extend adds endpoints before the server starts; nil adds none.
 	extend func(*gin.Engine)
 }
@@ -118,7 +120,7 @@ type adminConfig struct {
 // metricsAddr is set.
 func startAdminServers(c adminConfig, logger *slog.Logger) ([]*admin.Server, error) {
 	adminSrv, err := admin.New(admin.Options{Addr: c.addr, Token: c.token, State: c.state, Metrics: c.metrics, Logger: logger,
-		DataPlane: c.dataPlane, Fleet: c.fleet})
+		DataPlane: c.dataPlane, Fleet: c.fleet, Graph: c.graph})
 	if err != nil {
 		return nil, err
 	}

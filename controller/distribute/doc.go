@@ -111,4 +111,16 @@
 // every replica after the server starts (a new leader), report totals of which part
 // may be counted already; readers take differences between readings and should
 // expect such a step after a controller starts.
+//
+// # Service graph edges
+//
+// A node replica's ack may also carry the cumulative outcomes of the requests it
+// forwarded per edge of the service graph, from a calling workload to a Service:
+//
+//	"edges": [{"caller": "<ns>/<workload>", "callee": "<ns>/<service>", "requests": n, "errors": n, "latency": [n, ...]}, ...]
+//
+// They are chosen, bounded (MaxAckEdges per ack, within the same LegacyMaxAckBytes as
+// the outcome reports) and added up (Server.EdgeOutcomes) exactly as outcome reports
+// are. The server refuses (400) an ack with more than MaxAcceptedEdges edges and
+// ignores edges with an empty side or a side longer than MaxEdgeNameBytes.
 package distribute

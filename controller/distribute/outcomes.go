@@ -41,50 +41,68 @@ const (
 	staleSweepEvery   = time.Minute
 )
 
-// fleetOutcomes adds up the outcome reports of the replicas into monotonic fleet
-// totals per backend. Replicas report cumulative totals; for each report the server
-// adds what changed since the same replica's (node, role and instance) previous report
-// of that backend. A report below the previous one, or the first from a replica, is
-// all new: the replica restarted, or is a new process. Forgetting a replica drops its
-// last reports but never lowers the fleet totals.
+// fleetTotals adds up the replicas' reports of cumulative outcome totals into
+// monotonic fleet totals per key: per backend name for request outcomes
+// (fleetOutcomes), per caller -> callee edge for the service graph. Replicas report
+// cumulative totals; for each report the server adds what changed since the same
+// replica's (node, role and instance) previous report of that key. A report below the
+// previous one, or the first from a replica, is all new: the replica restarted, or is
+// a new process. Forgetting a replica drops its last reports but never lowers the
+// fleet totals.
 //
 // A replica that comes back after it was forgotten (disconnected for ForgetAfter)
 // reports totals the fleet already holds, and they are counted again; so are the
 // totals a replica reports to a controller that started after the replica did (a new
 // leader), which its fleet totals start from.
-type fleetOutcomes struct {
+type fleetTotals[K comparable] struct {
+	// valid says whether a reported key may be kept; limit bounds the keys kept.
+	valid func(K) bool
+	limit int
+
 	mu       sync.Mutex
-	fleet    map[string]*fleetEntry
-	reported map[replicaKey]map[string]outcome.Totals
+	fleet    map[K]*fleetEntry
+	reported map[replicaKey]map[K]outcome.Totals
 	// lastSweep is when stale entries were last looked for.
 	lastSweep time.Time
 }
 
+// fleetOutcomes are the fleet totals per backend name.
+type fleetOutcomes = fleetTotals[string]
+
+// fleetEdges are the fleet totals per service graph edge.
+type fleetEdges = fleetTotals[outcome.EdgeKey]
+
 type fleetEntry struct {
 	totals outcome.Totals
-	// reported is when a replica last reported the backend.
+	// reported is when a replica last reported the key.
 	reported time.Time
 }
 
-func newFleetOutcomes() *fleetOutcomes {
-	return &fleetOutcomes{fleet: map[string]*fleetEntry{}, reported: map[replicaKey]map[string]outcome.Totals{}}
+func newFleetTotals[K comparable](valid func(K) bool, limit int) *fleetTotals[K] {
+	return &fleetTotals[K]{valid: valid, limit: limit, fleet: map[K]*fleetEntry{}, reported: map[replicaKey]map[K]outcome.Totals{}}
 }
 
+func newFleetOutcomes() *fleetOutcomes {
+	return newFleetTotals(func(name string) bool { return name != "" && len(name) <= MaxOutcomeNameBytes }, maxFleetBackends)
+}
+
+func newFleetEdges() *fleetEdges { return newFleetTotals(validEdge, maxFleetEdges) }
+
 // add takes one ack's reports from the replica key. It returns how many it ignored:
-// malformed ones, and new backends while maxFleetBackends are kept and none is stale.
-func (f *fleetOutcomes) add(key replicaKey, reports map[string]outcome.Totals, now time.Time) (ignored int) {
+// malformed ones, and new keys while the limit is kept and none is stale.
+func (f *fleetTotals[K]) add(key replicaKey, reports map[K]outcome.Totals, now time.Time) (ignored int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	last := f.reported[key]
 	for name, t := range reports {
-		t, ok := normalReport(name, t)
-		if !ok {
+		t, ok := normalTotals(t)
+		if !ok || !f.valid(name) {
 			ignored++
 			continue
 		}
 		entry := f.fleet[name]
 		if entry == nil {
-			if len(f.fleet) >= maxFleetBackends && !f.sweepLocked(now) {
+			if len(f.fleet) >= f.limit && !f.sweepLocked(now) {
 				ignored++
 				continue
 			}
@@ -92,7 +110,7 @@ func (f *fleetOutcomes) add(key replicaKey, reports map[string]outcome.Totals, n
 			f.fleet[name] = entry
 		}
 		if last == nil {
-			last = map[string]outcome.Totals{}
+			last = map[K]outcome.Totals{}
 			f.reported[key] = last
 		}
 		accumulate(&entry.totals, t.Sub(last[name]))
@@ -102,10 +120,10 @@ func (f *fleetOutcomes) add(key replicaKey, reports map[string]outcome.Totals, n
 	return ignored
 }
 
-// sweepLocked drops the fleet totals, and the replicas' last reports, of backends
+// sweepLocked drops the fleet totals, and the replicas' last reports, of keys
 // unreported for staleFleetOutcome, at most once per staleSweepEvery. It reports
-// whether there is room for another backend.
-func (f *fleetOutcomes) sweepLocked(now time.Time) bool {
+// whether there is room for another key.
+func (f *fleetTotals[K]) sweepLocked(now time.Time) bool {
 	if now.Sub(f.lastSweep) >= staleSweepEvery {
 		f.lastSweep = now
 		for name, e := range f.fleet {
@@ -118,18 +136,18 @@ func (f *fleetOutcomes) sweepLocked(now time.Time) bool {
 			}
 		}
 	}
-	return len(f.fleet) < maxFleetBackends
+	return len(f.fleet) < f.limit
 }
 
 // forget drops a replica's last reports; the fleet totals keep what it reported.
-func (f *fleetOutcomes) forget(key replicaKey) {
+func (f *fleetTotals[K]) forget(key replicaKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.reported, key)
 }
 
-// totals returns a backend's fleet totals; zero when no replica reported it.
-func (f *fleetOutcomes) totals(name string) outcome.Totals {
+// totals returns a key's fleet totals; zero when no replica reported it.
+func (f *fleetTotals[K]) totals(name K) outcome.Totals {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e := f.fleet[name]; e != nil && e.totals.Requests > 0 {
@@ -138,11 +156,11 @@ func (f *fleetOutcomes) totals(name string) outcome.Totals {
 	return outcome.Totals{}
 }
 
-// all returns the fleet totals of every backend that has seen a request.
-func (f *fleetOutcomes) all() map[string]outcome.Totals {
+// all returns the fleet totals of every key that has seen a request.
+func (f *fleetTotals[K]) all() map[K]outcome.Totals {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]outcome.Totals, len(f.fleet))
+	out := make(map[K]outcome.Totals, len(f.fleet))
 	for name, e := range f.fleet {
 		if e.totals.Requests > 0 {
 			out[name] = e.totals.Add(outcome.Totals{})
@@ -151,12 +169,11 @@ func (f *fleetOutcomes) all() map[string]outcome.Totals {
 	return out
 }
 
-// normalReport checks one reported backend and returns its totals with a full
-// latency histogram. Counts need not agree with each other (a replica reads its
-// counters one after the other while requests end), but each must be a count.
-func normalReport(name string, t outcome.Totals) (outcome.Totals, bool) {
-	if name == "" || len(name) > MaxOutcomeNameBytes ||
-		!isCount(t.Requests) || !isCount(t.Errors) || (len(t.Latency) != 0 && len(t.Latency) != outcome.Buckets) {
+// normalTotals checks one report's totals and returns them with a full latency
+// histogram. Counts need not agree with each other (a replica reads its counters one
+// after the other while requests end), but each must be a count.
+func normalTotals(t outcome.Totals) (outcome.Totals, bool) {
+	if !isCount(t.Requests) || !isCount(t.Errors) || (len(t.Latency) != 0 && len(t.Latency) != outcome.Buckets) {
 		return outcome.Totals{}, false
 	}
 	for _, n := range t.Latency {

@@ -99,6 +99,8 @@ type Server struct {
 
 	// outcomes adds up the request outcomes the replicas report in their acks.
 	outcomes *fleetOutcomes
+	// edges adds up the service graph's edges the node replicas report.
+	edges *fleetEdges
 }
 
 // replicaKey identifies a replica: a new stream with the same key replaces the old one.
@@ -143,6 +145,7 @@ func NewServer(opts Options) (*Server, error) {
 		replicas: map[replicaKey]*replica{},
 		streams:  map[string]*replica{},
 		outcomes: newFleetOutcomes(),
+		edges:    newFleetEdges(),
 	}, nil
 }
 
@@ -208,6 +211,7 @@ func (s *Server) forgetLocked(now time.Time) {
 		if !r.status.Connected && now.Sub(r.status.DisconnectedAt) > s.opts.ForgetAfter {
 			delete(s.replicas, k)
 			s.outcomes.forget(k)
+			s.edges.forget(k)
 		}
 	}
 }

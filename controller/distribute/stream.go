@@ -152,6 +152,7 @@ func (s *Server) register(p StreamParams, id Identity, remote string) (*replica,
 		} else {
 			// Another client's outcome reports are no base for this one's.
 			s.outcomes.forget(rep.key)
+			s.edges.forget(rep.key)
 		}
 	}
 	s.forgetLocked(now)
@@ -365,6 +366,10 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, fmt.Sprintf("bad ack: it reports %d backends, at most %d are taken", len(ack.Outcomes), MaxAcceptedOutcomes))
 		return
 	}
+	if len(ack.Edges) > MaxAcceptedEdges {
+		httpError(w, http.StatusBadRequest, fmt.Sprintf("bad ack: it reports %d edges, at most %d are taken", len(ack.Edges), MaxAcceptedEdges))
+		return
+	}
 	s.mu.Lock()
 	rep := s.streams[ack.Stream]
 	switch {
@@ -388,12 +393,7 @@ func (s *Server) serveAck(w http.ResponseWriter, r *http.Request) {
 	ackErr := st.AckError
 	peers := s.streamsOfRoleLocked(rep.key.role)
 	s.mu.Unlock()
-	if len(ack.Outcomes) > 0 {
-		if ignored := s.outcomes.add(rep.key, ack.Outcomes, now); ignored > 0 {
-			s.logger.Warn("ignored outcome reports of a replica", "node", rep.key.node, "role", rep.key.role,
-				"instance", rep.key.instance, "ignored", ignored, "reported", len(ack.Outcomes))
-		}
-	}
+	s.addReports(rep.key, &ack, now)
 	if newRejection {
 		s.logger.Warn("replica rejected a snapshot", "node", rep.key.node, "role", rep.key.role,
 			"version", ack.Rejected, "error", ackErr)

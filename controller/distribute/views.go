@@ -30,7 +30,8 @@ func ValidRole(role string) bool { return role == RoleEdge || role == RoleNode }
 // The edge view is snap itself when snap has no mesh, so its Version is snap's and
 // costs nothing to compute (snap is hashed only when its producer left Version empty);
 // a snapshot with a mesh is sent to edge replicas without it, under a version of its
-// own, so that mesh churn (every Service's endpoints) never reaches them.
+// own (the producer's EdgeVersion, else a hash), so that mesh churn (every Service's
+// endpoints) never reaches them.
 func ForRole(snap *config.Snapshot, role string) (*config.Snapshot, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("no snapshot for role %q", role)
@@ -42,7 +43,10 @@ func ForRole(snap *config.Snapshot, role string) (*config.Snapshot, error) {
 		}
 		view := *snap
 		view.Mesh = nil
-		view.Version = contentVersion(&view)
+		view.Version = snap.EdgeVersion
+		if view.Version == "" {
+			view.Version = contentVersion(&view)
+		}
 		return &view, nil
 	case RoleNode:
 		view := &config.Snapshot{SchemaVersion: snap.SchemaVersion, Backends: snap.Backends, Mesh: snap.Mesh}

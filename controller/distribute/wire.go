@@ -34,8 +34,9 @@ const (
 	// of one snapshot, on the reading side.
 	DefaultMaxFrameBytes = 256 << 20
 	// MaxAckBytes bounds the body of an ack: room for MaxAcceptedOutcomes reports of
-	// long backend names. Replicas keep their acks within LegacyMaxAckBytes.
-	MaxAckBytes = 256 << 10
+	// long backend names and MaxAcceptedEdges of long edge names. Replicas keep their
+	// acks within LegacyMaxAckBytes.
+	MaxAckBytes = 1 << 20
 	// MaxAckErrorBytes is how much of an apply error an ack carries; the rest is cut.
 	MaxAckErrorBytes = 4 << 10
 )
@@ -134,6 +135,11 @@ type Ack struct {
 	// Empty when nothing changed; older replicas never send it and older servers
 	// ignore it.
 	Outcomes map[string]outcome.Totals `json:"outcomes,omitempty"`
+	// Edges are the cumulative request outcomes (since the replica started) of the
+	// service graph's edges, caller -> callee, that node replicas forward, chosen as
+	// Outcomes are: at most MaxAckEdges of them, each edge once. Older replicas never
+	// send it and older servers ignore it.
+	Edges []EdgeReport `json:"edges,omitempty"`
 }
 
 // WriteFrame writes one frame.

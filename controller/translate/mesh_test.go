@@ -216,6 +216,16 @@ func TestMeshVersions(t *testing.T) {
 		t.Errorf("a mesh route change: version %v, mesh routes version %v, routes version %v; want the first two changed",
 			routed.Version != first.Version, routed.Mesh.RoutesVersion != first.Mesh.RoutesVersion, routed.RoutesVersion != first.RoutesVersion)
 	}
+	// The edge version is the version of the same snapshot without its mesh, so a
+	// change to the mesh alone leaves it, and what edge replicas are sent, alone.
+	withoutMesh := *first
+	withoutMesh.Mesh = nil
+	if first.EdgeVersion == "" || first.EdgeVersion == first.Version || first.EdgeVersion != snapshotVersions(&withoutMesh).version {
+		t.Errorf("edge version %q, version %q: want the version of the snapshot without its mesh", first.EdgeVersion, first.Version)
+	}
+	if routed.EdgeVersion != first.EdgeVersion || next.EdgeVersion == first.EdgeVersion {
+		t.Error("the edge version moved with a mesh route change, or did not move with an endpoint change")
+	}
 }
 
 // BenchmarkTranslateMesh1kServices translates the 1,000-Service cluster with the

@@ -44,6 +44,7 @@ func Translate(in *Input) *Output {
 	snap.RoutesVersion, snap.Version = v.routes, v.version
 	if snap.Mesh != nil {
 		snap.Mesh.RoutesVersion = v.meshRoutes
+		snap.EdgeVersion = v.edge
 	}
 	out.Snapshot = snap
 	return out

@@ -33,8 +33,10 @@ const hashChunk = 256
 type versions struct {
 	// routes is a hash of the listeners (Snapshot.RoutesVersion), meshRoutes one of
 	// the mesh's Services (Mesh.RoutesVersion, empty without a mesh), and version
-	// one of the whole content (Snapshot.Version).
-	routes, meshRoutes, version string
+	// one of the whole content (Snapshot.Version). edge is the version of the
+	// content without the mesh (Snapshot.EdgeVersion), which is what edge replicas
+	// are sent; it equals version when there is no mesh.
+	routes, meshRoutes, version, edge string
 }
 
 // contentVersions returns the snapshot's routes version and its version; see
@@ -62,12 +64,15 @@ func snapshotVersions(s *config.Snapshot) versions {
 	h.Write(listeners)
 	h.Write(backends)
 	var meshRoutes string
+	// Sum leaves the hash's state alone, so the digest so far is the version of the
+	// snapshot without its mesh.
+	edge := shortHex(h.Sum(nil))
 	if s.Mesh != nil {
 		services, mesh := meshDigests(s.Mesh)
 		meshRoutes = shortHex(services)
 		h.Write(mesh)
 	}
-	return versions{routes: shortHex(listeners), meshRoutes: meshRoutes, version: shortHex(h.Sum(nil))}
+	return versions{routes: shortHex(listeners), meshRoutes: meshRoutes, version: shortHex(h.Sum(nil)), edge: edge}
 }
 
 // meshDigests returns the digest of the mesh's Services and that of the whole mesh

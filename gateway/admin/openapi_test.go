@@ -28,14 +28,15 @@ func (fakeFleet) Gateways() GatewaysView {
 }
 
 // fullServer is an admin server with every optional part: rollouts, a real data
-// plane and a fleet, behind a token.
+// plane, a fleet and a service graph, behind a token.
 func fullServer(t *testing.T) (*Server, *testGateway, string) {
 	t.Helper()
 	g := startGateway(t)
 	state := &stateWithRollouts{}
 	state.view = ConfigView{Version: "v1", Snapshot: tlsSnapshot()}
 	state.ready.Store(true)
-	s, base := startServer(t, Options{State: state, DataPlane: NewEngineDataPlane(g.engine), Fleet: fakeFleet{}, Token: "s3cret"})
+	s, base := startServer(t, Options{State: state, DataPlane: NewEngineDataPlane(g.engine), Fleet: fakeFleet{},
+		Graph: fakeGraph{}, Token: "s3cret"})
 	return s, g, base
 }
 

@@ -8,7 +8,8 @@
 // configuration. Errors are RFC 9457 problem details. Where Rollouts are driven, the
 // API lists them and takes an operator's actions on them. A gateway's API also shows
 // its compiled routes, explains which rule a request would hit, shows its backends
-// and rate limits and drains endpoints; the controller's shows its gateway replicas.
+// and rate limits and drains endpoints; the controller's shows its gateway replicas
+// and the service graph they forward.
 // The OpenAPI document in api/openapi describes every endpoint and is served at
 // /api/v1/openapi.json.
 package admin
@@ -32,6 +33,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/api/openapi"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/server"
 )
 
 // DefaultAddr is where the admin API listens unless told otherwise: loopback only.
@@ -89,6 +91,8 @@ type Options struct {
 	DataPlane DataPlane
 	// Fleet serves the controller's /api/v1/gateways; nil on a gateway.
 	Fleet Fleet
+	// Graph serves the controller's /api/v1/graph; nil on a gateway.
+	Graph Graph
 }
 
 // Server is an admin HTTP server.
@@ -151,6 +155,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Fleet != nil {
 		addFleetRoutes(api, opts.Fleet)
+	}
+	if opts.Graph != nil {
+		addGraphRoutes(api, opts.Graph)
 	}
 	api.GET("/openapi.json", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json; charset=utf-8", openapi.Document)
@@ -228,8 +235,10 @@ func (s *Server) addHealthRoutes(state State, metrics http.Handler) {
 func (s *Server) Engine() *gin.Engine { return s.engine }
 
 // Start binds the address and serves in the background. Errors binding are returned.
+// The address is bound with SO_REUSEPORT, as the data plane's listeners are, so that a
+// replacement process can bind it while this one still runs.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := server.Listen(context.Background(), s.addr)
 	if err != nil {
 		return fmt.Errorf("admin: listening on %s: %w", s.addr, err)
 	}
@@ -250,9 +259,15 @@ func (s *Server) Addr() string {
 	return s.addr
 }
 
-// Shutdown stops accepting connections and waits for active requests until ctx is
+// Shutdown hands the address over to a replacement process that shares it, if there
+// is one, stops accepting connections and waits for active requests until ctx is
 // done.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.listener != nil {
+		if err := server.HandOver(ctx, s.listener); err != nil {
+			s.logger.Warn("hand-over of the admin address failed; closing it anyway", "addr", s.listener.Addr().String(), "error", err)
+		}
+	}
 	return s.http.Shutdown(ctx)
 }
 

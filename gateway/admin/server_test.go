@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -309,14 +310,48 @@ func TestDefaultAddr(t *testing.T) {
 	}
 }
 
+// TestStartReportsBindErrors holds a port with a socket that does not share it
+// (no SO_REUSEPORT), so that the admin server cannot bind it.
 func TestStartReportsBindErrors(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	s, err := New(Options{Addr: held.Addr().String(), State: &fakeState{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err == nil || !strings.Contains(err.Error(), held.Addr().String()) {
+		t.Fatalf("Start on a used address: %v", err)
+	}
+}
+
+// TestReplacementSharesTheAddress starts a second admin server on the address of a
+// running one, as a replacement process does during a rolling restart, and expects
+// it to take over every request once the first shuts down.
+func TestReplacementSharesTheAddress(t *testing.T) {
 	first, _ := startServer(t, Options{State: &fakeState{}})
 	second, err := New(Options{Addr: first.Addr(), State: &fakeState{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Start(); err == nil || !strings.Contains(err.Error(), first.Addr()) {
-		t.Fatalf("Start on a used address: %v", err)
+	if err := second.Start(); err != nil {
+		t.Fatalf("a replacement could not bind the address of a running admin server: %v", err)
+	}
+	defer second.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 20 {
+		resp, err := client.Get("http://" + first.Addr() + "/healthz")
+		if err != nil {
+			t.Fatalf("after the first server stopped: %v", err)
+		}
+		resp.Body.Close()
 	}
 }
 

@@ -14,7 +14,8 @@
 //
 // Given a source of request outcomes (Options.Outcomes), the acks also report the
 // replica's per-backend totals as they change, for the controller to add up across
-// the fleet (see the package documentation of controller/distribute).
+// the fleet (see the package documentation of controller/distribute), and likewise
+// the totals per service graph edge (Options.Edges).
 package agent
 
 import (
@@ -92,6 +93,11 @@ type Options struct {
 	// an Agent reports as a new instance, whose totals the controller counts in
 	// full. It is called from the ack loop, once per ack.
 	Outcomes func() map[string]outcome.Totals
+	// Edges, when set, returns this replica's cumulative request outcomes per edge of
+	// the service graph, caller -> callee, which a node replica records for the
+	// requests it forwards. The acks report them as Outcomes are, under the same
+	// conditions. Nil reports none.
+	Edges func() map[outcome.EdgeKey]outcome.Totals
 }
 
 // Source says where the running snapshot came from.

@@ -150,7 +150,8 @@ func TestFleetOutcomesAddUpAcrossReplicasAndRestarts(t *testing.T) {
 }
 
 // legacyAcks is what a controller older than outcome reports makes of acks: bodies up
-// to distribute.LegacyMaxAckBytes, of which it reads only the fields it knows.
+// to distribute.LegacyMaxAckBytes, of which it reads only the fields it knows. It
+// notes the backends and edges reported, by name.
 type legacyAcks struct {
 	next http.Handler
 
@@ -176,6 +177,7 @@ func (l *legacyAcks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var seen struct {
 		Outcomes map[string]json.RawMessage `json:"outcomes"`
+		Edges    []outcome.EdgeKey          `json:"edges"`
 	}
 	if err == nil {
 		err = json.Unmarshal(body, &known)
@@ -187,11 +189,14 @@ func (l *legacyAcks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		l.refused++
 	}
-	if len(seen.Outcomes) > 0 {
+	if len(seen.Outcomes) > 0 || len(seen.Edges) > 0 {
 		l.withReports++
 	}
 	for name := range seen.Outcomes {
 		l.reported[name] = true
+	}
+	for _, e := range seen.Edges {
+		l.reported[e.String()] = true
 	}
 	l.mu.Unlock()
 	if err != nil {
@@ -268,8 +273,8 @@ func TestOutcomeReporterTakesTurnsAndForgets(t *testing.T) {
 	// The ten left out go next, with the first batch's changes behind them.
 	src.set("ns/000:80", 2, 0)
 	second, more := r.pending()
-	if len(second) != 11 || more || second[0].name != fmt.Sprintf("ns/%03d:80", distribute.MaxAckOutcomes) || second[10].name != "ns/000:80" {
-		t.Fatalf("second batch: %d reports starting %v, more %v", len(second), second[0].name, more)
+	if len(second) != 11 || more || second[0].key != fmt.Sprintf("ns/%03d:80", distribute.MaxAckOutcomes) || second[10].key != "ns/000:80" {
+		t.Fatalf("second batch: %d reports starting %v, more %v", len(second), second[0].key, more)
 	}
 	// A batch the controller did not accept is offered again.
 	if again, _ := r.pending(); len(again) != len(second) {

@@ -251,7 +251,7 @@ func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream 
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
 	lastTokenErr := ""
-	reporter := newOutcomeReporter(a.opts.Outcomes)
+	reporter := &ackReporters{outcomes: newOutcomeReporter(a.opts.Outcomes), edges: newEdgeReporter(a.opts.Edges)}
 	for {
 		if fresh, err := a.readToken(); err == nil {
 			token, lastTokenErr = fresh, ""
@@ -286,19 +286,27 @@ func (a *Agent) ackLoop(ctx context.Context, client *http.Client, token, stream 
 	}
 }
 
-// sendAck posts one ack with the outcome reports that fit, and reports whether
-// changed outcomes remain for the next one.
-func (a *Agent) sendAck(ctx context.Context, client *http.Client, token, stream string, reporter *outcomeReporter) (more bool, err error) {
-	pending, more := reporter.pending()
-	body, n, err := encodeAck(a.currentAck(stream), pending)
+// ackReporters choose the outcome and edge reports of one stream's acks.
+type ackReporters struct {
+	outcomes *outcomeReporter
+	edges    *edgeReporter
+}
+
+// sendAck posts one ack with the outcome and edge reports that fit, and reports
+// whether changed totals remain for the next one.
+func (a *Agent) sendAck(ctx context.Context, client *http.Client, token, stream string, reporter *ackReporters) (more bool, err error) {
+	outcomes, moreOutcomes := reporter.outcomes.pending()
+	edges, moreEdges := reporter.edges.pending()
+	body, n, m, err := encodeAck(a.currentAck(stream), outcomes, edges)
 	if err != nil {
 		return false, err
 	}
-	more = more || n < len(pending)
+	more = moreOutcomes || moreEdges || n < len(outcomes) || m < len(edges)
 	if err := a.postAck(ctx, client, token, body); err != nil {
 		return more, err
 	}
-	reporter.accept(pending[:n])
+	reporter.outcomes.accept(outcomes[:n])
+	reporter.edges.accept(edges[:m])
 	return more, nil
 }
 

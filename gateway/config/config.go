@@ -40,6 +40,11 @@ type Snapshot struct {
 	// ignore it and are not sent it. Nil when the source has no Services to serve.
 	// Added in schema version 4.
 	Mesh *Mesh `json:"mesh,omitempty"`
+	// EdgeVersion, when set by the producer, identifies the snapshot without its
+	// Mesh: the view that edge replicas are sent, whose version it then is. It saves
+	// hashing the whole configuration again per generation; it is never serialised,
+	// since each view carries its own Version.
+	EdgeVersion string `json:"-"`
 }
 
 // Protocol is the application protocol a listener speaks to clients.

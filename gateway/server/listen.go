@@ -8,13 +8,29 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
-// bind opens a TCP listening socket with SO_REUSEADDR and SO_REUSEPORT, so that a
-// replacement process can bind the same port while this one drains (hand-over).
-func bind(ctx context.Context, address string, port int) (net.Listener, error) {
+// bind opens a TCP listening socket on address and port; see Listen.
+func bind(ctx context.Context, address string, port int) (*reusableListener, error) {
+	return listenReusable(ctx, net.JoinHostPort(address, strconv.Itoa(port)))
+}
+
+// Listen binds address ("host:port", as net.Listen takes it) for TCP the way the data
+// plane's listeners are bound: with SO_REUSEADDR and SO_REUSEPORT, so that a
+// replacement process can bind the same address while this one still runs (hand-over).
+// Give the listener to HandOver before closing it, so that no connection waiting in
+// its accept queue is lost.
+func Listen(ctx context.Context, address string) (net.Listener, error) {
+	return listenReusable(ctx, address)
+}
+
+// listenReusable binds address with SO_REUSEADDR and SO_REUSEPORT. A steering program
+// left on the address's reuseport group by an earlier hand-over is removed, so that
+// each generation of processes starts from the kernel's even spread of connections.
+func listenReusable(ctx context.Context, address string) (*reusableListener, error) {
 	lc := net.ListenConfig{Control: func(network, addr string, raw syscall.RawConn) error {
 		var sockErr error
 		err := raw.Control(func(fd uintptr) { sockErr = setReuseOptions(fd) })
@@ -23,7 +39,17 @@ func bind(ctx context.Context, address string, port int) (net.Listener, error) {
 		}
 		return sockErr
 	}}
-	return lc.Listen(ctx, "tcp", net.JoinHostPort(address, strconv.Itoa(port)))
+	// Go listens with Multipath TCP where the kernel offers it; a reuseport group of
+	// MPTCP sockets cannot be steered (their TCP subflows are not ours to program),
+	// and clients that do not speak MPTCP, nearly all, get plain TCP anyway.
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(ctx, "tcp", address)
+	if err != nil {
+		return nil, err
+	}
+	l := &reusableListener{TCPListener: ln.(*net.TCPListener)}
+	l.clearSteering()
+	return l, nil
 }
 
 // connSet tracks every accepted connection until it is closed, whoever closes it. It
@@ -65,11 +91,43 @@ func (s *connSet) closeAll() {
 	}
 }
 
-// trackedConn is a raw accepted connection that leaves its connSet on Close.
+// trackedConn is a raw accepted connection that leaves its connSet on Close. It also
+// notes whether it has read and written anything, which tells a hand-over whether the
+// connection may still carry a first request that the server has not read (see
+// connSet.waitAnswered).
 type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
+	// reads counts the Reads that returned data; answered is set by the first Write
+	// that wrote any.
+	reads    atomic.Int64
+	answered atomic.Bool
+}
+
+// Read reads from the connection and counts reads that returned data.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
+}
+
+// Write writes to the connection and notes the first write of data.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if n > 0 && !c.answered.Load() {
+		c.answered.Store(true)
+	}
+	return n, err
+}
+
+// forgetHandshake forgets the reads and writes so far: those of a TLS handshake
+// answer no request.
+func (c *trackedConn) forgetHandshake() {
+	c.reads.Store(0)
+	c.answered.Store(false)
 }
 
 // Close closes the connection and forgets it.
@@ -190,6 +248,9 @@ func (l *listener) handshake(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
+	if tracked, ok := raw.(*trackedConn); ok {
+		tracked.forgetHandshake()
+	}
 	var c net.Conn = tc
 	if tc.ConnectionState().NegotiatedProtocol != "h2" {
 		c = newGuardConn(tc, l.maxHeaderBytes)

@@ -348,7 +348,8 @@ func (m *Manager) Addr(name string) string {
 // their handler runs.
 func (m *Manager) InFlight() int64 { return m.inFlight.Load() }
 
-// Shutdown stops accepting on every socket, then waits for in-flight requests (and
+// Shutdown hands each socket's port over to a replacement process that shares it
+// (see HandOver), stops accepting on every socket, then waits for in-flight requests (and
 // hijacked connections) to finish until ctx is done, then closes what remains. It
 // returns ctx's error when it had to close connections. Later Syncs fail.
 func (m *Manager) Shutdown(ctx context.Context) error {
@@ -364,6 +365,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	m.sockets = map[string]*socket{}
 	m.mu.Unlock()
 
+	m.handOver(ctx, sockets)
 	for _, s := range sockets {
 		s.stopAccepting()
 	}
