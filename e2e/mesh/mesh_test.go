@@ -2,7 +2,6 @@ package mesh_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"strconv"
@@ -37,7 +36,6 @@ func TestMesh(t *testing.T) {
 	t.Run("RetriesAndBreaker", func(t *testing.T) { m.testRetriesAndBreaker(t, callers["node-b"]) })
 	t.Run("RefusedCallers", func(t *testing.T) { m.testRefusedCallers(t, callers) })
 	t.Run("Egress", func(t *testing.T) { m.testEgress(t, callers["node-a"]) })
-	t.Run("Graph", m.testGraph)
 	t.Run("Handover", func(t *testing.T) { m.testHandover(t, callers) })
 }
 
@@ -268,31 +266,4 @@ func onlyKey(t *testing.T, m map[string]string) string {
 		return k
 	}
 	return ""
-}
-
-// testGraph: the controller's service graph, added up from the node replicas'
-// reports, shows the calls of the default namespace's clients to the echo Service.
-func (m *mesh) testGraph(t *testing.T) {
-	waitFor(t, 30*time.Second, "an edge to default/echo in GET /api/v1/graph", func() bool {
-		resp, err := http.Get(m.controllerAdmin + "/api/v1/graph")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var graph struct {
-			Edges []struct {
-				Caller, Callee string
-				Requests       int64
-			}
-		}
-		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&graph) != nil {
-			return false
-		}
-		for _, e := range graph.Edges {
-			if e.Callee == "default/echo" && strings.HasPrefix(e.Caller, "default/") && e.Requests > 0 {
-				return true
-			}
-		}
-		return false
-	})
 }
