@@ -77,11 +77,12 @@ func Start(t testing.TB) *Cluster {
 
 // controllers are the kube-controller-manager loops the harness runs: enough for
 // Deployments and DaemonSets to become Pods and for ready Pods to become
-// EndpointSlices, as in a real cluster.
+// EndpointSlices, as in a real cluster, and for every namespace to get the
+// kube-root-ca.crt ConfigMap that Pods' ServiceAccount volumes project.
 var controllers = []string{
 	"deployment-controller", "replicaset-controller", "daemonset-controller",
 	"endpointslice-controller", "namespace-controller", "garbage-collector-controller",
-	"serviceaccount-controller",
+	"serviceaccount-controller", "root-ca-certificate-publisher-controller",
 }
 
 func (c *Cluster) startControllerManager(t testing.TB, bin string) {
@@ -108,6 +109,9 @@ current-context: e2e
 		"--bind-address=127.0.0.1",
 		"--secure-port=0",
 		"--use-service-account-credentials=false",
+		// The API server's self-signed serving certificate (written into its
+		// cert-dir) is what Pods are given to trust, as a cluster's CA.
+		"--root-ca-file="+filepath.Join(c.dir, "certs", "apiserver.crt"),
 	)
 }
 

@@ -19,7 +19,8 @@ import (
 	"github.com/switchyard-dev/switchyard/e2e/cluster"
 )
 
-func TestMain(m *testing.M) { cluster.Main(m) }
+// The switchyard binary is built for the kubelet, which runs it for Pods of our image.
+func TestMain(m *testing.M) { cluster.MainWithBinary(m) }
 
 // TestRealAPIServerValidatesAndTranslates installs the Gateway API CRDs into a real
 // API server, checks that it enforces their schema, and translates what it stores.
@@ -136,7 +137,7 @@ func TestControllerManagerMakesPods(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard"}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "echo"}}},
 			},
 		},
 	}

@@ -3,21 +3,17 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/switchyard-dev/switchyard/e2e/echo"
 )
 
 // KubeletPort is the port of the kubelet API that the API server calls for pods/log;
@@ -29,33 +25,35 @@ const KubeletPort = 10250
 const retryInterval = time.Second
 
 // Kubelet is the harness's stand-in for a node agent: it registers a Node, binds
-// unscheduled Pods (spreading them over the ready nodes), gives each Pod a unique
-// address in PodCIDR, runs the echo backend there as each container would serve
-// (see containerServers), reports the Pod Running and Ready, and finishes Pod
-// deletions. It also serves container logs over the kubelet API so that the API
-// server can answer pods/log.
+// unscheduled Pods that fit it (spreading them over the ready nodes), gives each Pod
+// a unique address in PodCIDR (host-network Pods get the node's), materialises the
+// Pod's volumes, and runs each container: our own binary for containers of our image
+// (see IsOurImage), the echo backend for any other (see containerServers). It
+// reports each Pod Running, and Ready as its readiness probes say, and stops the
+// containers when the Pod is deleted (SIGTERM, then SIGKILL after the grace period)
+// before finishing the deletion. It also serves container logs over the kubelet API
+// so that the API server can answer pods/log.
 type Kubelet struct {
+	t      testing.TB
 	client kubernetes.Interface
-	node   string
+	// apiServer is the API server's URL, for the kubeconfig of processes that use
+	// their Pod's ServiceAccount credentials.
+	apiServer string
+	node      string
 	// subnet is the third octet of this node's addresses (10.244.<subnet>.x).
 	subnet int
 	// root holds one folder per Pod for its materialised volumes.
 	root string
+	// background counts the goroutines finishing Pod deletions.
+	background sync.WaitGroup
 
 	mu      sync.Mutex
 	usedIPs map[int]bool
 	running map[types.UID]*podRuntime
 	retryAt map[types.UID]time.Time
-}
-
-// podRuntime is what the kubelet keeps for a Pod it runs.
-type podRuntime struct {
-	namespace, name string
-	hostOctet       int
-	cancel          context.CancelFunc
-	dir             string
-	// logs holds each container's output by container name.
-	logs map[string]*containerLog
+	// stopped keeps the last output of the processes of stopped Pods, for failure
+	// messages.
+	stopped []string
 }
 
 // StartKubelet registers node and runs its loop and its API until the test ends.
@@ -66,8 +64,8 @@ func (c *Cluster) StartKubelet(t testing.TB, node string, subnet int) *Kubelet {
 	if subnet < 1 || subnet > 254 {
 		t.Fatalf("kubelet %s: subnet %d is outside 1-254", node, subnet)
 	}
-	k := &Kubelet{client: kubernetes.NewForConfigOrDie(c.Config), node: node, subnet: subnet,
-		root: t.TempDir(), usedIPs: map[int]bool{}, running: map[types.UID]*podRuntime{},
+	k := &Kubelet{t: t, client: kubernetes.NewForConfigOrDie(c.Config), apiServer: c.Config.Host, node: node,
+		subnet: subnet, root: t.TempDir(), usedIPs: map[int]bool{}, running: map[types.UID]*podRuntime{},
 		retryAt: map[types.UID]time.Time{}}
 	stopAPI, err := k.serveAPI()
 	if err != nil {
@@ -83,15 +81,10 @@ func (c *Cluster) StartKubelet(t testing.TB, node string, subnet int) *Kubelet {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		k.stopAll()
 		stopAPI()
-		k.mu.Lock()
-		uids := make([]types.UID, 0, len(k.running))
-		for uid := range k.running {
-			uids = append(uids, uid)
-		}
-		k.mu.Unlock()
-		for _, uid := range uids {
-			k.stop(uid)
+		if t.Failed() {
+			k.logProcessOutput()
 		}
 	})
 	return k
@@ -119,7 +112,17 @@ func (k *Kubelet) register(ctx context.Context) error {
 	// preference (Hostname first) still reaches the kubelet API at this address.
 	created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: k.NodeIP()}}
 	created.Status.DaemonEndpoints.KubeletEndpoint.Port = KubeletPort
-	_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	updated, err := k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
+		return err
+	}
+	// The API server taints a new Node not-ready; the node lifecycle controller (not
+	// run here: it would find no heartbeats) lifts the taint once the Node is Ready.
+	// The DaemonSet controller does not place Pods on a node with that taint.
+	updated.Spec.Taints = slices.DeleteFunc(updated.Spec.Taints, func(t corev1.Taint) bool {
+		return t.Key == corev1.TaintNodeNotReady
+	})
+	_, err = k.client.CoreV1().Nodes().Update(ctx, updated, metav1.UpdateOptions{})
 	return err
 }
 
@@ -141,6 +144,7 @@ func (k *Kubelet) loop(ctx context.Context) {
 		for i := range pods.Items {
 			k.sync(ctx, &pods.Items[i])
 		}
+		k.stopOrphans(pods.Items)
 	}
 }
 
@@ -149,20 +153,14 @@ func (k *Kubelet) sync(ctx context.Context, pod *corev1.Pod) {
 	switch {
 	case pod.Spec.NodeName != k.node:
 	case pod.DeletionTimestamp != nil:
-		k.stop(pod.UID)
-		zero := int64(0)
-		err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name,
-			metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &pod.UID}})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return
-		}
+		k.finishDeletion(ctx, pod)
 	case pod.Status.PodIP == "":
 		k.start(ctx, pod)
 	}
 }
 
-// start prepares the Pod's volumes and environment, runs its servers on a fresh
-// address and reports the Pod ready. When preparing fails it reports why on the
+// start prepares the Pod's volumes and environment, runs its containers at its
+// address and reports the Pod running. When preparing fails it reports why on the
 // Pod and tries again later, as a kubelet does for a missing Secret.
 func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	k.mu.Lock()
@@ -172,78 +170,36 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) {
 	if isRunning || waiting {
 		return
 	}
-	octet, err := k.allocateIP()
-	if err != nil {
-		k.reportWaiting(ctx, pod, err)
-		return
+	ip, octet := k.NodeIP(), 0
+	if !pod.Spec.HostNetwork {
+		var err error
+		if octet, err = k.allocateIP(); err != nil {
+			k.reportWaiting(ctx, pod, err)
+			return
+		}
+		ip = fmt.Sprintf("10.244.%d.%d", k.subnet, octet)
 	}
-	ip := fmt.Sprintf("10.244.%d.%d", k.subnet, octet)
-	rt := &podRuntime{namespace: pod.Namespace, name: pod.Name, hostOctet: octet,
-		dir: filepath.Join(k.root, string(pod.UID)), logs: map[string]*containerLog{}}
-	plans, err := k.prepare(ctx, pod, ip, rt.dir)
+	dir := filepath.Join(k.root, string(pod.UID))
+	plans, err := k.prepare(ctx, pod, ip, dir)
 	if err != nil {
 		k.releaseIP(octet)
-		_ = os.RemoveAll(rt.dir)
+		_ = os.RemoveAll(dir)
 		k.reportWaiting(ctx, pod, err)
 		return
 	}
-	for _, plan := range plans {
-		rt.logs[plan.container] = newContainerLog(maxLogBytes)
-	}
-	podCtx, cancel := context.WithCancel(context.Background())
-	rt.cancel = cancel
+	rt := newPodRuntime(pod, ip, k.NodeIP(), octet, dir, plans)
 	k.mu.Lock()
 	k.running[pod.UID] = rt
 	delete(k.retryAt, pod.UID)
 	k.mu.Unlock()
-	for _, plan := range plans {
-		k.runContainer(podCtx, ip, plan, rt.logs[plan.container])
-	}
-	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, readyStatus(pod, ip, k.NodeIP()), metav1.UpdateOptions{}); err != nil {
+	rt.launch(plans)
+	if _, err := k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, rt.status(pod), metav1.UpdateOptions{}); err != nil {
 		// The Pod changed meanwhile; stop and let the next poll start it again.
-		k.stop(pod.UID)
+		k.terminate(rt, 0)
+		return
 	}
-}
-
-// runContainer serves each of the container's ports. A port that cannot be bound,
-// for instance because another container of the Pod took it, is skipped, noted in
-// the container's log.
-func (k *Kubelet) runContainer(ctx context.Context, ip string, plan containerPlan, logs *containerLog) {
-	for _, srv := range plan.servers {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(srv.port)))
-		if err != nil {
-			fmt.Fprintf(logs, "cannot listen on port %d: %v\n", srv.port, err)
-			continue
-		}
-		o := plan.options
-		o.HTTPPort, o.TLSConfig, o.LogWriter = srv.port, srv.tls, logs
-		go func() { _ = echo.Serve(ctx, l, o) }()
-	}
-}
-
-// readyStatus is pod's status once all its containers run at ip.
-func readyStatus(pod *corev1.Pod, ip, hostIP string) *corev1.Pod {
-	pod = pod.DeepCopy()
-	now := metav1.Now()
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP, pod.Status.HostIP = ip, hostIP
-	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	pod.Status.HostIPs = []corev1.HostIP{{IP: hostIP}}
-	pod.Status.StartTime = &now
-	pod.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}
-	pod.Status.ContainerStatuses = nil
-	for _, c := range pod.Spec.Containers {
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptrTo(true),
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-		})
-	}
-	return pod
+	rt.watchers.Add(1)
+	go func() { defer rt.watchers.Done(); k.writeStatuses(rt.watchCtx, rt) }()
 }
 
 // reportWaiting records on the Pod why its containers are not running yet, once
@@ -271,25 +227,6 @@ func (k *Kubelet) reportWaiting(ctx context.Context, pod *corev1.Pod, cause erro
 	_, _ = k.client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{})
 }
 
-func (k *Kubelet) stop(uid types.UID) {
-	k.mu.Lock()
-	rt, ok := k.running[uid]
-	delete(k.running, uid)
-	delete(k.retryAt, uid)
-	if ok {
-		delete(k.usedIPs, rt.hostOctet)
-	}
-	k.mu.Unlock()
-	if !ok {
-		return
-	}
-	rt.cancel()
-	for _, logs := range rt.logs {
-		logs.Close()
-	}
-	_ = os.RemoveAll(rt.dir)
-}
-
 // allocateIP takes the lowest free host number of the node's /24; 1 is the node's.
 func (k *Kubelet) allocateIP() (int, error) {
 	k.mu.Lock()
@@ -304,6 +241,9 @@ func (k *Kubelet) allocateIP() (int, error) {
 }
 
 func (k *Kubelet) releaseIP(octet int) {
+	if octet == 0 {
+		return
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	delete(k.usedIPs, octet)

@@ -14,7 +14,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -287,4 +289,18 @@ func selfSignedCert(name string, ip net.IP) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// tail returns the log's last lines, at most about n bytes of them.
+func (l *containerLog) tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var lines []string
+	size := 0
+	for i := len(l.lines) - 1; i >= 0 && size < n; i-- {
+		lines = append(lines, l.lines[i].text)
+		size += len(l.lines[i].text) + 1
+	}
+	slices.Reverse(lines)
+	return strings.Join(lines, "\n")
 }

@@ -29,9 +29,11 @@ func (k *Kubelet) bindClaimed(ctx context.Context, pods []corev1.Pod) {
 		return
 	}
 	now := time.Now()
+	self := nodeByName(nodes.Items, k.node)
+	ports := hostPortsInUse(pods)
 	for uid, node := range spreadPods(pods, nodes.Items) {
 		pod := podByUID(pods, uid)
-		stranded := now.Sub(pod.CreationTimestamp.Time) >= claimAfter && selectorMatches(pod.Spec.NodeSelector, k.labels())
+		stranded := self != nil && now.Sub(pod.CreationTimestamp.Time) >= claimAfter && podFitsNode(pod, self, ports[k.node])
 		if node == "" || (node != k.node && !stranded) {
 			continue
 		}
@@ -43,7 +45,7 @@ func (k *Kubelet) bindClaimed(ctx context.Context, pods []corev1.Pod) {
 }
 
 // spreadPods assigns each unscheduled Pod, oldest first, to the ready,
-// schedulable node that matches its nodeSelector and runs the fewest Pods so far,
+// schedulable node that fits it (see podFitsNode) and runs the fewest Pods so far,
 // the first by name on a tie. A Pod that no node fits maps to "".
 func spreadPods(pods []corev1.Pod, nodes []corev1.Node) map[types.UID]string {
 	load := map[string]int{}
@@ -71,17 +73,19 @@ func spreadPods(pods []corev1.Pod, nodes []corev1.Node) map[types.UID]string {
 		}
 		return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
 	})
+	ports := hostPortsInUse(pods)
 	out := make(map[types.UID]string, len(waiting))
 	for _, p := range waiting {
 		best := ""
 		for _, n := range eligible {
-			if selectorMatches(p.Spec.NodeSelector, n.Labels) && (best == "" || load[n.Name] < load[best]) {
+			if podFitsNode(p, n, ports[n.Name]) && (best == "" || load[n.Name] < load[best]) {
 				best = n.Name
 			}
 		}
 		out[p.UID] = best
 		if best != "" {
 			load[best]++
+			ports.add(best, p)
 		}
 	}
 	return out
@@ -105,6 +109,15 @@ func selectorMatches(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+func nodeByName(nodes []corev1.Node, name string) *corev1.Node {
+	for i := range nodes {
+		if nodes[i].Name == name {
+			return &nodes[i]
+		}
+	}
+	return nil
 }
 
 func podByUID(pods []corev1.Pod, uid types.UID) *corev1.Pod {

@@ -11,8 +11,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard-dev/switchyard/e2e/echo"
 )
@@ -25,11 +23,16 @@ const (
 )
 
 // containerPlan is what the kubelet runs for one container: echo servers that report
-// the container's identity.
+// the container's identity, or, for a container of our image, our own binary.
 type containerPlan struct {
 	container string
 	options   echo.Options
 	servers   []serverPlan
+	// process is set for a container of our image (see IsOurImage); servers is then
+	// empty.
+	process *processPlan
+	// readiness is the container's readiness probe; nil means ready once running.
+	readiness *probeSpec
 }
 
 // serverPlan is one listening port, cleartext (HTTP/1.1 and h2c) or, with tls, HTTPS.
@@ -44,33 +47,56 @@ type mount struct {
 }
 
 // prepare materialises the Pod's volumes under dir and works out, from each
-// container's resolved environment and ports, what to serve at ip.
+// container's resolved environment and ports, what to run at ip: our own binary for
+// containers of our image, echo servers for the others.
 func (k *Kubelet) prepare(ctx context.Context, pod *corev1.Pod, ip, dir string) ([]containerPlan, error) {
-	volumes, err := k.materialiseVolumes(ctx, pod, dir)
+	volumes, err := k.materialiseVolumes(ctx, pod, ip, dir)
 	if err != nil {
 		return nil, err
 	}
 	var plans []containerPlan
-	serving := false
+	firstEcho, serving := -1, false
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		env, err := k.containerEnv(ctx, pod, c, ip)
+		plan, err := k.planContainer(ctx, pod, c, ip, dir, volumes)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", c.Name, err)
 		}
-		servers, err := containerServers(c, env, containerMounts(c, volumes))
-		if err != nil {
-			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		if plan.process == nil && firstEcho < 0 {
+			firstEcho = len(plans)
 		}
-		serving = serving || len(servers) > 0
-		plans = append(plans, containerPlan{container: c.Name, options: echoIdentity(pod, env), servers: servers})
+		serving = serving || len(plan.servers) > 0
+		plans = append(plans, plan)
 	}
-	// A Pod that declares nothing to serve still answers on the echo server's default
-	// port, so that a Service in front of it has something to reach.
-	if !serving && len(plans) > 0 {
-		plans[0].servers = []serverPlan{{port: defaultHTTPPort}}
+	// A Pod whose echo containers declare nothing to serve still answers on the echo
+	// server's default port, so that a Service in front of it has something to reach.
+	if !serving && firstEcho >= 0 {
+		plans[firstEcho].servers = []serverPlan{{port: defaultHTTPPort}}
 	}
 	return plans, nil
+}
+
+// planContainer resolves one container's environment, mounts and readiness probe,
+// and what runs for it.
+func (k *Kubelet) planContainer(ctx context.Context, pod *corev1.Pod, c *corev1.Container, ip, dir string,
+	volumes map[string]string) (containerPlan, error) {
+	env, err := k.containerEnv(ctx, pod, c, ip)
+	if err != nil {
+		return containerPlan{}, err
+	}
+	mounts := containerMounts(c, volumes)
+	readiness, err := resolveProbe(c, c.ReadinessProbe, ip)
+	if err != nil {
+		return containerPlan{}, fmt.Errorf("readiness probe: %w", err)
+	}
+	plan := containerPlan{container: c.Name, readiness: readiness}
+	if IsOurImage(c.Image) {
+		plan.process, err = k.planProcess(pod, c, env, mounts, ip, dir)
+		return plan, err
+	}
+	plan.options = echoIdentity(pod, env)
+	plan.servers, err = containerServers(c, env, mounts)
+	return plan, err
 }
 
 // echoIdentity is what the echo server reports about itself: the variables the
@@ -223,103 +249,4 @@ func resolvePath(p string, mounts []mount) string {
 	}
 	rest := strings.TrimPrefix(p, mounts[best].mountPath)
 	return filepath.Join(mounts[best].hostPath, rest)
-}
-
-// materialiseVolumes writes the Pod's Secret, ConfigMap and emptyDir volumes into
-// folders under dir and returns each volume's folder by name.
-func (k *Kubelet) materialiseVolumes(ctx context.Context, pod *corev1.Pod, dir string) (map[string]string, error) {
-	folders := map[string]string{}
-	for _, v := range pod.Spec.Volumes {
-		var (
-			data     map[string][]byte
-			items    []corev1.KeyToPath
-			optional bool
-			err      error
-		)
-		switch {
-		case v.Secret != nil:
-			items, optional = v.Secret.Items, v.Secret.Optional != nil && *v.Secret.Optional
-			data, err = k.secretData(ctx, pod.Namespace, v.Secret.SecretName, optional)
-		case v.ConfigMap != nil:
-			items, optional = v.ConfigMap.Items, v.ConfigMap.Optional != nil && *v.ConfigMap.Optional
-			data, err = k.configMapData(ctx, pod.Namespace, v.ConfigMap.Name, optional)
-		case v.EmptyDir != nil:
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-		folder := filepath.Join(dir, "volumes", v.Name)
-		if err := writeVolume(folder, data, items, optional); err != nil {
-			return nil, fmt.Errorf("volume %s: %w", v.Name, err)
-		}
-		folders[v.Name] = folder
-	}
-	return folders, nil
-}
-
-// writeVolume writes data into folder: the listed items under their paths, or every
-// key under its own name when no item is listed.
-func writeVolume(folder string, data map[string][]byte, items []corev1.KeyToPath, optional bool) error {
-	if err := os.MkdirAll(folder, 0o700); err != nil {
-		return err
-	}
-	if len(items) == 0 {
-		for key := range data {
-			items = append(items, corev1.KeyToPath{Key: key, Path: key})
-		}
-	}
-	for _, item := range items {
-		value, ok := data[item.Key]
-		if !ok {
-			if optional {
-				continue
-			}
-			return fmt.Errorf("key %q is missing", item.Key)
-		}
-		if !filepath.IsLocal(item.Path) {
-			return fmt.Errorf("path %q leaves the volume", item.Path)
-		}
-		file := filepath.Join(folder, item.Path)
-		if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(file, value, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// secretData reads a Secret's data; a missing optional Secret reads as empty.
-func (k *Kubelet) secretData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
-	s, err := k.client.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) && optional {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("secret %s/%s: %w", namespace, name, err)
-	}
-	return s.Data, nil
-}
-
-// configMapData reads a ConfigMap's text and binary data together; a missing
-// optional ConfigMap reads as empty.
-func (k *Kubelet) configMapData(ctx context.Context, namespace, name string, optional bool) (map[string][]byte, error) {
-	cm, err := k.client.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) && optional {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("configmap %s/%s: %w", namespace, name, err)
-	}
-	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
-	for key, value := range cm.Data {
-		data[key] = []byte(value)
-	}
-	for key, value := range cm.BinaryData {
-		data[key] = value
-	}
-	return data, nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -215,7 +216,13 @@ func waitPodsReady(t *testing.T, kube kubernetes.Interface, selector string, n i
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d pods %s ready (last error %v)", ready, n, selector, err)
+			var states []string
+			if list != nil {
+				for _, p := range list.Items {
+					states = append(states, fmt.Sprintf("%s on %q: %s %+v", p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.ContainerStatuses))
+				}
+			}
+			t.Fatalf("%d of %d pods %s ready (last error %v): %v", ready, n, selector, err, states)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

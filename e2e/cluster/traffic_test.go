@@ -99,7 +99,7 @@ func createWebApp(t *testing.T, kube kubernetes.Interface) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard",
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "echo",
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 3000}}}}},
 			},
 		},

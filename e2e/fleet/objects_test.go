@@ -81,7 +81,7 @@ func (e *env) createAppWithEnv(ns, name string, n int32, env []corev1.EnvVar) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "switchyard", Env: env,
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "echo", Image: "echo", Env: env,
 					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 3000}}}}},
 			},
 		},
