@@ -2,6 +2,8 @@ package mesh_test
 
 import (
 	"context"
+	"encoding/json"
+	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"net"
 	"net/http"
 	"strconv"
@@ -36,7 +38,41 @@ func TestMesh(t *testing.T) {
 	t.Run("RetriesAndBreaker", func(t *testing.T) { m.testRetriesAndBreaker(t, callers["node-b"]) })
 	t.Run("RefusedCallers", func(t *testing.T) { m.testRefusedCallers(t, callers) })
 	t.Run("Egress", func(t *testing.T) { m.testEgress(t, callers["node-a"]) })
+	t.Run("ServiceGraph", func(t *testing.T) { m.testServiceGraph(t, callers["node-a"]) })
 	t.Run("Handover", func(t *testing.T) { m.testHandover(t, callers) })
+}
+
+// testServiceGraph: the node replicas report each caller -> Service edge to the
+// controller, whose GET /api/v1/graph shows the calling workload's requests to echo.
+// The graph counts requests from the sample after an edge first appears, so requests
+// keep being sent while the test waits.
+func (m *mesh) testServiceGraph(t *testing.T, c caller) {
+	client := c.client(true)
+	var last admin.GraphView
+	waitFor(t, 45*time.Second, "the controller's graph shows the edge to default/echo", func() bool {
+		for range 5 {
+			if _, err := get(client, serviceURL("echo", "/graph"), nil); err != nil {
+				t.Logf("GET echo: %v", err)
+			}
+		}
+		resp, err := http.Get(m.controllerAdmin + "/api/v1/graph")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		if json.NewDecoder(resp.Body).Decode(&last) != nil {
+			return false
+		}
+		for _, e := range last.Edges {
+			if e.Callee == "default/echo" && strings.HasPrefix(e.Caller, "default/") && e.Requests > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if t.Failed() {
+		t.Logf("last graph: %+v", last)
+	}
 }
 
 // testDefaultRoute: with no HTTPRoute, a Service's requests reach its endpoints on
