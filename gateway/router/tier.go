@@ -37,11 +37,12 @@ type tier struct {
 	regex []*candidate
 }
 
-// lookup returns the winning entry for a normalised host and a path. Tiers are tried
-// from the most specific hostname to the least, and the first tier with a matching
-// candidate decides, because hostname specificity is the first precedence criterion.
-func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
-	if t, ok := v.exactHosts[host]; ok {
+// lookupIn returns the winning entry of v for a normalised host and a path. Tiers are
+// tried from the most specific hostname to the least, and the first tier with a
+// matching candidate decides, because hostname specificity is the first precedence
+// criterion.
+func lookupIn[K hostKey](v *vhostTable, host K, path string, r *http.Request) *Entry {
+	if t, ok := v.exactHosts[string(host)]; ok {
 		if c := t.lookup(path, r); c != nil {
 			return &c.Entry
 		}
@@ -51,7 +52,7 @@ func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
 			if host[i] != '.' {
 				continue
 			}
-			if t, ok := v.wildcardHosts[host[i+1:]]; ok {
+			if t, ok := v.wildcardHosts[string(host[i+1:])]; ok {
 				if c := t.lookup(path, r); c != nil {
 					return &c.Entry
 				}
