@@ -99,22 +99,15 @@ func (a *attempt) outbound(in *http.Request) *http.Request {
 }
 
 // rewriteOutbound is what ReverseProxy does to the outbound request between copying
-// it and sending it: query parameters it could not parse are dropped, the rewrite
-// hook runs, and the header gets an empty User-Agent when it has none, so that the
-// transport does not send its own.
+// it and sending it: query parameters it could not parse are dropped and the
+// rewrite hook runs. (ReverseProxy then gives the request an empty User-Agent when
+// it has none; setForwarded does that already.)
 func (p *Proxy) rewriteOutbound(out, in *http.Request) {
 	if q := out.URL.RawQuery; q != "" {
 		out.URL.RawQuery = cleanQuery(q)
 	}
 	p.rewriteRequest(out, in)
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = emptyUserAgent()
-	}
 }
-
-// emptyUserAgent is the value of a User-Agent header that the transport sends as
-// none.
-func emptyUserAgent() []string { return []string{""} }
 
 // outboundHeaderRoom is how many headers the rewrite may add to the outbound header
 // (X-Forwarded-For, -Proto and -Host, User-Agent, the deadline headers, trace

@@ -16,6 +16,10 @@ import (
 // the peer is appended to the client's X-Forwarded-For and the client's -Proto and
 // -Host are kept. From anyone else they are replaced, since a client could otherwise
 // claim any address. The outbound request arrives with all three removed.
+//
+// It also gives the outbound request an empty User-Agent when the client sent none,
+// so that the transport does not send its own (as ReverseProxy does, after the
+// rewrite; it finds the header set).
 func (p *Proxy) setForwarded(out, in *http.Request) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
@@ -42,9 +46,9 @@ func (p *Proxy) setForwarded(out, in *http.Request) {
 			host = v
 		}
 	}
-	// One backing array for the three values; each header gets a capped slice of
-	// it, so an append by a later stage copies instead of overwriting a neighbour.
-	vals := [3]string{xff, proto, host}
+	// One backing array for the values; each header gets a capped slice of it, so
+	// an append by a later stage copies instead of overwriting a neighbour.
+	vals := [4]string{xff, proto, host, ""}
 	backing := vals[:]
 	if peer != "" {
 		out.Header["X-Forwarded-For"] = backing[0:1:1]
@@ -52,6 +56,9 @@ func (p *Proxy) setForwarded(out, in *http.Request) {
 	out.Header["X-Forwarded-Proto"] = backing[1:2:2]
 	if host != "" {
 		out.Header["X-Forwarded-Host"] = backing[2:3:3]
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = backing[3:4:4]
 	}
 }
 
