@@ -93,7 +93,7 @@ func (t *Table) MatchOrder() []VirtualHostOrder {
 
 // describe lists the tier's candidates in precedence order.
 func (t *tier) describe(kind TierKind, hostname string) Tier {
-	var all []*candidate
+	all := slices.Clone(t.small)
 	for _, list := range t.exact {
 		all = append(all, list...)
 	}

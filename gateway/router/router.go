@@ -86,6 +86,12 @@ type Table struct {
 // Compile builds the route table of l, calling f once for every rule of every route.
 // The table keeps pointers into l, which must not change afterwards.
 func Compile(l *config.Listener, f HandlerFactory) (*Table, error) {
+	return compileTable(l, f, smallTier)
+}
+
+// compileTable is Compile with the largest tier that is scanned rather than indexed
+// (see tier); tests compile with 0 to compare the two.
+func compileTable(l *config.Listener, f HandlerFactory, small int) (*Table, error) {
 	if l == nil {
 		return nil, errors.New("router: no listener to compile")
 	}
@@ -98,7 +104,7 @@ func Compile(l *config.Listener, f HandlerFactory) (*Table, error) {
 	}
 	for i := range l.VirtualHosts {
 		vh := &l.VirtualHosts[i]
-		vt, err := compileVirtualHost(vh, f)
+		vt, err := compileVirtualHost(vh, f, small)
 		if err != nil {
 			return nil, fmt.Errorf("virtual host %s: %w", vh.Name, err)
 		}
