@@ -182,11 +182,14 @@ func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
 }
 
 // answered records, when the attempt gives the request its final answer, how long
-// the attempt took to get it.
-func (a *attempt) answered() {
+// the attempt took to get it, and counts the request's outcome (see record), both
+// timed by one reading of the clock.
+func (a *attempt) answered(failed bool) {
+	now := time.Now()
 	if a.info != nil {
-		a.info.UpstreamTime = time.Since(a.tryStart)
+		a.info.UpstreamTime = now.Sub(a.tryStart)
 	}
+	a.record(now, failed)
 }
 
 type attemptKey struct{}

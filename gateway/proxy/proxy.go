@@ -232,8 +232,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		a.retry = true
 		return errRetry
 	}
-	a.answered()
-	a.record(failedAnswer(res))
+	a.answered(failedAnswer(res))
 	return nil
 }
 
@@ -261,8 +260,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			a.retry = true
 			return
 		}
-		a.answered()
-		a.record(true)
+		a.answered(true)
 	}
 	p.logger.Warn("forwarding failed", "backend", backendName(a), "endpoint", endpointAddress(a), "status", perr.status, "error", err)
 	perr.answer(w, info)
