@@ -151,13 +151,15 @@ type attempt struct {
 	// What forwardDirect needs, kept here to be allocated with the attempt: the
 	// client's ResponseWriter, the outbound request's URL, ClientTrace and body, and
 	// done, set under mu once the round trip returned, after which got1xx no longer
-	// writes to w.
+	// writes to w. Both ways of forwarding use values.
 	w     http.ResponseWriter
 	url   url.URL
 	trace httptrace.ClientTrace
 	body  guardedBody
 	mu    sync.Mutex
 	done  bool
+	// values holds the values of the headers the rewrite sets.
+	values outboundValues
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a

@@ -20,7 +20,7 @@ import (
 // It also gives the outbound request an empty User-Agent when the client sent none,
 // so that the transport does not send its own (as ReverseProxy does, after the
 // rewrite; it finds the header set).
-func (p *Proxy) setForwarded(out, in *http.Request) {
+func (p *Proxy) setForwarded(out, in *http.Request, values *outboundValues) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		peer = in.RemoteAddr
@@ -48,8 +48,8 @@ func (p *Proxy) setForwarded(out, in *http.Request) {
 	}
 	// One backing array for the values; each header gets a capped slice of it, so
 	// an append by a later stage copies instead of overwriting a neighbour.
-	vals := [4]string{xff, proto, host, ""}
-	backing := vals[:]
+	values.forwarded = [4]string{xff, proto, host, ""}
+	backing := values.forwarded[:]
 	if peer != "" {
 		out.Header["X-Forwarded-For"] = backing[0:1:1]
 	}
@@ -78,6 +78,14 @@ func (p *Proxy) trusted(peer string) bool {
 		}
 	}
 	return false
+}
+
+// outboundValues holds the values of the headers the rewrite sets, so that they
+// take no allocation of their own: X-Forwarded-For, -Proto, -Host and an empty
+// User-Agent, and the deadline headers.
+type outboundValues struct {
+	forwarded [4]string
+	deadline  [2]string
 }
 
 // isUpgrade reports whether the request asks to switch protocols (a WebSocket
