@@ -160,3 +160,37 @@ func BenchmarkLookupScale(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookupScaleRatio measures the ratio of BenchmarkLookupScale's two table
+// sizes directly, as the metric "10k/1": it alternates batches of lookups in the
+// 10,000-route table and in the one-route table, so that a machine whose load
+// changes during the run slows both alike. ns/op is that of the large table.
+func BenchmarkLookupScaleRatio(b *testing.B) {
+	const batch = 2000
+	for _, last := range lastRoutes {
+		b.Run(last.kind, func(b *testing.B) {
+			one, large := mustCompile(b, mixedListener(1, last)), mustCompile(b, mixedListener(10000, last))
+			r := last.req.build()
+			for _, table := range []*Table{one, large} {
+				if d := describe(table.Lookup(r)); d != "ns/last#0.0" {
+					b.Fatalf("Lookup = %s, want ns/last#0.0", d)
+				}
+			}
+			var inOne, inLarge time.Duration
+			for b.Loop() {
+				start := time.Now()
+				for range batch {
+					large.Lookup(r)
+				}
+				middle := time.Now()
+				for range batch {
+					one.Lookup(r)
+				}
+				inLarge += middle.Sub(start)
+				inOne += time.Since(middle)
+			}
+			b.ReportMetric(float64(inLarge)/float64(inOne), "10k/1")
+			b.ReportMetric(float64(inLarge)/float64(b.N*batch), "ns/op")
+		})
+	}
+}
