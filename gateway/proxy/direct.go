@@ -109,10 +109,12 @@ func (p *Proxy) rewriteOutbound(out, in *http.Request) {
 	p.rewriteRequest(out, in)
 }
 
-// outboundHeaderRoom is how many headers the rewrite may add to the outbound header
-// (X-Forwarded-For, -Proto and -Host, User-Agent, the deadline headers, trace
-// context), so that adding them does not grow the map.
-const outboundHeaderRoom = 8
+// outboundHeaderRoom is how many headers the rewrite adds to every outbound header
+// (X-Forwarded-For, -Proto and -Host), so that adding them does not grow the map.
+// Room for more (User-Agent, the deadline headers, trace context) would make the
+// map of a request with a few headers a large one from the start: a map of up to
+// eight entries is one group, and a hint beyond that allocates a table.
+const outboundHeaderRoom = 3
 
 // outboundHeader returns the header to send on for the inbound header h: h without
 // hop-by-hop headers, those the Connection header names, Forwarded and X-Forwarded-*,
