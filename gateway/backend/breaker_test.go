@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,8 +73,8 @@ func TestBreakerQueuesForConnectionsInOrder(t *testing.T) {
 	if len(order) != 2 || order[0] != 0 || order[1] != 1 {
 		t.Fatalf("waiters served in order %v; want [0 1]", order)
 	}
-	if b.active != 0 || len(b.queue) != 0 || b.requests.Load() != 0 {
-		t.Fatalf("state after all releases: active %d, queued %d, requests %d", b.active, len(b.queue), b.requests.Load())
+	if b.active.Load() != 0 || len(b.queue) != 0 || b.waiting.Load() != 0 || b.requests.Load() != 0 {
+		t.Fatalf("state after all releases: active %d, queued %d, requests %d", b.active.Load(), len(b.queue), b.requests.Load())
 	}
 }
 
@@ -149,5 +150,63 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached in 5 s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBreakerSlotsUnderContention has many requests take and release two slots at
+// once, so that the lock-free admissions and releases race with queued waiters: no
+// more than two requests may hold a slot at any time, none may be lost or wait for
+// ever, and every count returns to zero.
+func TestBreakerSlotsUnderContention(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 2, MaxPendingRequests: 64})
+	var holding, most atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				release, err := b.Acquire(context.Background())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := holding.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				holding.Add(-1)
+				release()
+			}
+		}()
+	}
+	wg.Wait()
+	if most.Load() > 2 {
+		t.Fatalf("%d requests held a slot at once; the cap is 2", most.Load())
+	}
+	if b.active.Load() != 0 || b.waiting.Load() != 0 || len(b.queue) != 0 || b.requests.Load() != 0 {
+		t.Fatalf("state after all releases: active %d, waiting %d, queued %d, requests %d",
+			b.active.Load(), b.waiting.Load(), len(b.queue), b.requests.Load())
+	}
+}
+
+// TestBreakerAdmissionDoesNotAllocate checks that admitting and releasing a request
+// and a retry cost no allocation, as they run for every request of the backend.
+func TestBreakerAdmissionDoesNotAllocate(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 4, MaxPendingRequests: 4, MaxRequests: 8, MaxRetries: 2})
+	ctx := context.Background()
+	n := testing.AllocsPerRun(100, func() {
+		release, err := b.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releaseRetry, ok := b.TryRetry()
+		if !ok {
+			t.Fatal("retry refused")
+		}
+		releaseRetry()
+		release()
+	})
+	if n != 0 {
+		t.Fatalf("an admission allocated %v times", n)
 	}
 }

@@ -132,7 +132,7 @@ func (es EndpointState) snapshot(now time.Time) EndpointSnapshot {
 // stats reads the breaker's counters.
 func (b *Breaker) stats() BreakerStats {
 	b.mu.Lock()
-	active, pending := b.active, len(b.queue)
+	active, pending := int(b.active.Load()), len(b.queue)
 	b.mu.Unlock()
 	return BreakerStats{
 		Requests:          b.requests.Load(),

@@ -29,9 +29,15 @@ const (
 // prefix, exact, header and method matches, header and rewrite filters and weighted
 // backends. No traffic is sent to the endpoints.
 func benchSnapshot(version, routesVersion string) *config.Snapshot {
+	return benchSnapshotOf(version, routesVersion, benchRoutes)
+}
+
+// benchSnapshotOf is benchSnapshot with another number of routes, a multiple of
+// benchRoutesPerVHost.
+func benchSnapshotOf(version, routesVersion string, routes int) *config.Snapshot {
 	l := config.Listener{Name: "127.0.0.1:0", Address: "127.0.0.1", Protocol: config.ProtocolHTTP}
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for v := range benchRoutes / benchRoutesPerVHost {
+	for v := range routes / benchRoutesPerVHost {
 		vh := config.VirtualHost{Name: fmt.Sprintf("infra/gw%d/http", v), Hostname: fmt.Sprintf("*.gw%d.example.com", v)}
 		for i := range benchRoutesPerVHost {
 			n := v*benchRoutesPerVHost + i

@@ -61,7 +61,7 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.Route(rule.observer)
 		next = rule.next
 	}
-	next.ServeHTTP(w, reqctx.With(r, info))
+	next.ServeHTTP(w, x.Attach(r))
 }
 
 // observedRule is a rule's compiled handler together with the observer of its

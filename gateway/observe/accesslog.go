@@ -1,8 +1,6 @@
 package observe
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -65,9 +63,7 @@ func OpenAccessLog(dest string, sample float64) (*AccessLog, error) {
 
 // NewAccessLog returns an access log writing to w; Close closes closer, if not nil.
 func NewAccessLog(w io.Writer, closer io.Closer, sample float64) *AccessLog {
-	out := &lineWriter{buf: bufio.NewWriterSize(w, accessLogBuffer), closer: closer,
-		stop: make(chan struct{}), done: make(chan struct{})}
-	go out.flushLoop(accessLogFlushInterval)
+	out := newLineWriter(w, closer, accessLogBuffer)
 	return &AccessLog{sample: sample, out: out}
 }
 
@@ -203,66 +199,3 @@ func appendJSONString(b []byte, s string) []byte {
 }
 
 func milliseconds(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// lineWriter buffers the lines of an access log. Each line is written in one Write,
-// so lines never interleave.
-type lineWriter struct {
-	mu     sync.Mutex
-	buf    *bufio.Writer
-	closer io.Closer
-	closed bool
-	stop   chan struct{}
-	done   chan struct{}
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return 0, errAccessLogClosed
-	}
-	return w.buf.Write(p)
-}
-
-var errAccessLogClosed = errors.New("access log is closed")
-
-func (w *lineWriter) flush() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return nil
-	}
-	return w.buf.Flush()
-}
-
-func (w *lineWriter) flushLoop(interval time.Duration) {
-	defer close(w.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-			_ = w.flush()
-		}
-	}
-}
-
-// Close flushes and closes; it may be called more than once.
-func (w *lineWriter) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
-	}
-	err := w.buf.Flush()
-	w.closed = true
-	w.mu.Unlock()
-	close(w.stop)
-	<-w.done
-	if w.closer != nil {
-		err = errors.Join(err, w.closer.Close())
-	}
-	return err
-}

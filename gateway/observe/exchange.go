@@ -21,9 +21,10 @@ const StatusClientClosed = 499
 // Exchange is one request as the data plane serves it: its reqctx.Info and what is
 // observed of it, in one allocation.
 type Exchange struct {
-	// Info is the request's bookkeeping, which the data plane fills in and shares
-	// with filters and the proxy through the request's context.
-	Info reqctx.Info
+	// Carrier holds the request's bookkeeping (Info), which the data plane fills in
+	// and shares with filters and the proxy by attaching the carrier to the request
+	// as its context.
+	reqctx.Carrier
 
 	listener *Listener
 	rule     *Rule

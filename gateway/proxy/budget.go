@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"fmt"
-	"sync"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +16,11 @@ const budgetWindow = 10
 // budgetWindow seconds and allows a retry while retries stay within the budget. It
 // lives in the Proxy, keyed by backend and budget, so that its counts survive
 // configuration versions.
+//
+// Every request to the backend counts itself, so the counts take no lock: each
+// one-second slot is one atomic word holding the second it counts (the low 32 bits
+// of its Unix time) and the count, so that a slot moves to a new second and counts
+// in one compare-and-swap.
 type retryBudget struct {
 	percent int
 	minRPS  int
@@ -23,54 +28,51 @@ type retryBudget struct {
 	// built is the Proxy's budgetBuilds when a handler was last given the budget.
 	built atomic.Uint64
 
-	mu    sync.Mutex
-	slots [budgetWindow]budgetSlot
+	requests [budgetWindow]atomic.Uint64
+	retries  [budgetWindow]atomic.Uint64
 }
 
-type budgetSlot struct {
-	second            int64
-	requests, retries int
-}
-
-// slot returns the slot of the current second, cleared if it held an older one.
-// b.mu is held.
-func (b *retryBudget) slot() *budgetSlot {
-	sec := b.now().Unix()
-	s := &b.slots[sec%budgetWindow]
-	if s.second != sec {
-		*s = budgetSlot{second: sec}
+// countIn adds one to the slot of second sec.
+func countIn(slots *[budgetWindow]atomic.Uint64, sec int64) {
+	s := &slots[(sec%budgetWindow+budgetWindow)%budgetWindow]
+	tag := uint64(uint32(sec)) << 32
+	for {
+		old := s.Load()
+		next := tag | 1
+		if old&^math.MaxUint32 == tag {
+			next = old + min(1, math.MaxUint32-old&math.MaxUint32)
+		}
+		if s.CompareAndSwap(old, next) {
+			return
+		}
 	}
-	return s
+}
+
+// inWindow returns the count of a slot word when its second is one of the window
+// that ends with second now, and zero otherwise.
+func inWindow(word uint64, now int64) int {
+	if age := uint32(now) - uint32(word>>32); age >= budgetWindow {
+		return 0
+	}
+	return int(word & math.MaxUint32)
 }
 
 // request records a request's first try.
-func (b *retryBudget) request() {
-	b.mu.Lock()
-	b.slot().requests++
-	b.mu.Unlock()
-}
+func (b *retryBudget) request() { countIn(&b.requests, b.now().Unix()) }
 
 // allows reports whether one more retry fits the budget. It does not record one.
 func (b *retryBudget) allows() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	oldest := b.now().Unix() - budgetWindow + 1
+	now := b.now().Unix()
 	var requests, retries int
-	for i := range b.slots {
-		if s := &b.slots[i]; s.second >= oldest {
-			requests += s.requests
-			retries += s.retries
-		}
+	for i := range budgetWindow {
+		requests += inWindow(b.requests[i].Load(), now)
+		retries += inWindow(b.retries[i].Load(), now)
 	}
 	return retries*100 < requests*b.percent+b.minRPS*budgetWindow*100
 }
 
 // retried records a retry.
-func (b *retryBudget) retried() {
-	b.mu.Lock()
-	b.slot().retries++
-	b.mu.Unlock()
-}
+func (b *retryBudget) retried() { countIn(&b.retries, b.now().Unix()) }
 
 // budgetFor returns the long-lived budget of a backend for a budget policy, or nil
 // when the policy has none.

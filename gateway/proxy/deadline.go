@@ -110,14 +110,18 @@ func isGRPC(h http.Header) bool {
 // setDeadlineHeaders tells the backend how long it has: what remains of the
 // outbound request's deadline, which includes the attempt's own timeout. For gRPC
 // the grpc-timeout header says the same in the form gRPC servers read.
-func setDeadlineHeaders(out *http.Request) {
+// The header values are kept in values; each header gets a capped slice of them, as
+// Header.Set would give it a slice of its own.
+func setDeadlineHeaders(out *http.Request, values *outboundValues) {
 	deadline, ok := out.Context().Deadline()
 	if !ok {
 		return
 	}
 	ms := max(time.Until(deadline).Milliseconds(), 1)
-	out.Header.Set(DeadlineHeader, strconv.FormatInt(ms, 10))
+	values.deadline[0] = strconv.FormatInt(ms, 10)
+	out.Header[DeadlineHeader] = values.deadline[0:1:1]
 	if isGRPC(out.Header) {
-		out.Header.Set("Grpc-Timeout", strconv.FormatInt(min(ms, 99_999_999), 10)+"m")
+		values.deadline[1] = strconv.FormatInt(min(ms, 99_999_999), 10) + "m"
+		out.Header["Grpc-Timeout"] = values.deadline[1:2:2]
 	}
 }

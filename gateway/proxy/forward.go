@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -84,7 +87,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	}
 	protocol, tlsTransport := pool.Transport()
 	a := &attempt{Context: r.Context(), request: r.Context(), fwd: f, pool: pool, endpoint: ep,
-		perm: perm, tls: tlsTransport, start: start, info: info}
+		perm: perm, tls: tlsTransport, start: start, info: info, w: w}
 	if info != nil {
 		info.Attempts++
 		info.Endpoint = ep.Address
@@ -102,7 +105,11 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
-	f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
+	if isUpgrade(r) || f.proxy.viaReverseProxy {
+		f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
+	} else {
+		f.proxy.forwardDirect(w, r, a, f.proxy.transport(protocol, tlsTransport))
+	}
 	observe.EndAttempt(span, a.status, a.err)
 	return a.retry, ep
 }
@@ -140,6 +147,19 @@ type attempt struct {
 	// attempt's span.
 	status int
 	err    error
+
+	// What forwardDirect needs, kept here to be allocated with the attempt: the
+	// client's ResponseWriter, the outbound request's URL, ClientTrace and body, and
+	// done, set under mu once the round trip returned, after which got1xx no longer
+	// writes to w. Both ways of forwarding use values.
+	w     http.ResponseWriter
+	url   url.URL
+	trace httptrace.ClientTrace
+	body  guardedBody
+	mu    sync.Mutex
+	done  bool
+	// values holds the values of the headers the rewrite sets.
+	values outboundValues
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a
@@ -164,11 +184,14 @@ func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
 }
 
 // answered records, when the attempt gives the request its final answer, how long
-// the attempt took to get it.
-func (a *attempt) answered() {
+// the attempt took to get it, and counts the request's outcome (see record), both
+// timed by one reading of the clock.
+func (a *attempt) answered(failed bool) {
+	now := time.Now()
 	if a.info != nil {
-		a.info.UpstreamTime = time.Since(a.tryStart)
+		a.info.UpstreamTime = now.Sub(a.tryStart)
 	}
+	a.record(now, failed)
 }
 
 type attemptKey struct{}

@@ -16,7 +16,11 @@ import (
 // the peer is appended to the client's X-Forwarded-For and the client's -Proto and
 // -Host are kept. From anyone else they are replaced, since a client could otherwise
 // claim any address. The outbound request arrives with all three removed.
-func (p *Proxy) setForwarded(out, in *http.Request) {
+//
+// It also gives the outbound request an empty User-Agent when the client sent none,
+// so that the transport does not send its own (as ReverseProxy does, after the
+// rewrite; it finds the header set).
+func (p *Proxy) setForwarded(out, in *http.Request, values *outboundValues) {
 	peer, _, err := net.SplitHostPort(in.RemoteAddr)
 	if err != nil {
 		peer = in.RemoteAddr
@@ -42,16 +46,19 @@ func (p *Proxy) setForwarded(out, in *http.Request) {
 			host = v
 		}
 	}
-	// One backing array for the three values; each header gets a capped slice of
-	// it, so an append by a later stage copies instead of overwriting a neighbour.
-	vals := [3]string{xff, proto, host}
-	backing := vals[:]
+	// One backing array for the values; each header gets a capped slice of it, so
+	// an append by a later stage copies instead of overwriting a neighbour.
+	values.forwarded = [4]string{xff, proto, host, ""}
+	backing := values.forwarded[:]
 	if peer != "" {
 		out.Header["X-Forwarded-For"] = backing[0:1:1]
 	}
 	out.Header["X-Forwarded-Proto"] = backing[1:2:2]
 	if host != "" {
 		out.Header["X-Forwarded-Host"] = backing[2:3:3]
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = backing[3:4:4]
 	}
 }
 
@@ -71,6 +78,14 @@ func (p *Proxy) trusted(peer string) bool {
 		}
 	}
 	return false
+}
+
+// outboundValues holds the values of the headers the rewrite sets, so that they
+// take no allocation of their own: X-Forwarded-For, -Proto, -Host and an empty
+// User-Agent, and the deadline headers.
+type outboundValues struct {
+	forwarded [4]string
+	deadline  [2]string
 }
 
 // isUpgrade reports whether the request asks to switch protocols (a WebSocket

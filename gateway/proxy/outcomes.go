@@ -170,13 +170,13 @@ func (f *forwarder) fail(w http.ResponseWriter, info *reqctx.Info, e *proxyError
 // record counts the request's outcome when the attempt gives its final answer: the
 // backend's response passed on, or the gateway's error in its place. Only the first
 // final answer counts: a protocol switch that fails after the backend's 101 has
-// already counted.
-func (a *attempt) record(failed bool) {
+// already counted. now is the time of the answer.
+func (a *attempt) record(now time.Time, failed bool) {
 	if a.recorded {
 		return
 	}
 	a.recorded = true
-	a.fwd.outcomes.Record(time.Since(a.start), failed)
+	a.fwd.outcomes.Record(now.Sub(a.start), failed)
 }
 
 // failedAnswer reports whether a response passed on to the client counts as a

@@ -3,16 +3,20 @@
 // backend references by weight, runs the chosen reference's filters, and forwards the
 // request to an endpoint of the backend, streaming the response back.
 //
-// Forwarding is built on httputil.ReverseProxy, which already handles hop-by-hop
-// headers, trailers, protocol upgrades and prompt flushing of streamed responses.
-// Everything that varies per request (the endpoint, the attempt's deadline, whether a
-// failure may be retried) travels in the request's context, so one ReverseProxy per
-// backend protocol serves every route.
+// Forwarding behaves as httputil.ReverseProxy does (hop-by-hop headers, trailers,
+// prompt flushing of streamed responses), through three hooks: rewrite,
+// modifyResponse and handleError. Requests that switch protocols go through a
+// ReverseProxy, which tunnels the upgraded connection; every other request goes
+// through forwardDirect, which has the same effect with far fewer allocations (see
+// direct.go). Everything that varies per request (the endpoint, the attempt's
+// deadline, whether a failure may be retried) travels in the request's context, as
+// an attempt, so one ReverseProxy per backend protocol serves every route.
 package proxy
 
 import (
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -60,6 +64,13 @@ type Proxy struct {
 	outcomes outcomeBook
 	// observer counts retries and traces attempts; nil observes nothing.
 	observer *observe.Observer
+	// buffers recycles the buffers response bodies are copied through, and
+	// errorLog receives the complaints of the copy and of ReverseProxy.
+	buffers  *bufferPool
+	errorLog *log.Logger
+	// viaReverseProxy sends every request through ReverseProxy rather than
+	// forwardDirect, for the tests that compare the two.
+	viaReverseProxy bool
 }
 
 // New returns a Proxy forwarding through m.
@@ -73,23 +84,33 @@ func New(m *backend.Manager, opts Options) *Proxy {
 		trustedProxies: append([]netip.Prefix(nil), opts.TrustedProxies...),
 		logger:         logger,
 		observer:       opts.Observer,
+		buffers:        &bufferPool{},
+		errorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	buffers := &bufferPool{}
-	p.http1 = p.newReverseProxy(m.Transport(config.AppProtocolHTTP1), buffers)
-	p.h2c = p.newReverseProxy(m.Transport(config.AppProtocolH2C), buffers)
-	p.tls = p.newReverseProxy(attemptTransport{}, buffers)
+	p.http1 = p.newReverseProxy(m.Transport(config.AppProtocolHTTP1))
+	p.h2c = p.newReverseProxy(m.Transport(config.AppProtocolH2C))
+	p.tls = p.newReverseProxy(attemptTransport{})
 	return p
 }
 
-func (p *Proxy) newReverseProxy(t http.RoundTripper, buffers httputil.BufferPool) *httputil.ReverseProxy {
+func (p *Proxy) newReverseProxy(t http.RoundTripper) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      t,
-		BufferPool:     buffers,
-		ErrorLog:       slog.NewLogLogger(p.logger.Handler(), slog.LevelWarn),
+		BufferPool:     p.buffers,
+		ErrorLog:       p.errorLog,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 	}
+}
+
+// transport returns the transport for a backend protocol, or tls, the transport of
+// a backend spoken to over TLS, when it is not nil.
+func (p *Proxy) transport(protocol config.AppProtocol, tls http.RoundTripper) http.RoundTripper {
+	if tls != nil {
+		return tls
+	}
+	return p.backends.Transport(protocol)
 }
 
 // reverseProxy returns the ReverseProxy for a backend protocol, or the one for TLS
@@ -176,19 +197,26 @@ func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, t
 	return plugins.Chain(pctx, ref.Filters, fwd)
 }
 
-// rewrite directs the outbound request to the attempt's endpoint and sets the
-// X-Forwarded-* headers. The Host header is left as received (after any URLRewrite).
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL.Scheme = "http"
-	if a := attemptFrom(pr.Out.Context()); a != nil {
-		pr.Out.URL.Host = a.endpoint.Address
+// rewrite is ReverseProxy's Rewrite hook: see rewriteRequest.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) { p.rewriteRequest(pr.Out, pr.In) }
+
+// rewriteRequest directs the outbound request to the attempt's endpoint and sets
+// the X-Forwarded-* headers. The Host header is left as received (after any
+// URLRewrite).
+func (p *Proxy) rewriteRequest(out, in *http.Request) {
+	out.URL.Scheme = "http"
+	// The header values the rewrite sets are kept in the attempt, allocated with it.
+	values := new(outboundValues)
+	if a := attemptFrom(out.Context()); a != nil {
+		out.URL.Host = a.endpoint.Address
 		if a.tls != nil {
-			pr.Out.URL.Scheme = "https"
+			out.URL.Scheme = "https"
 		}
+		values = &a.values
 	}
-	p.setForwarded(pr.Out, pr.In)
-	setDeadlineHeaders(pr.Out)
-	p.observer.Inject(pr.Out.Context(), pr.Out.Header)
+	p.setForwarded(out, in, values)
+	setDeadlineHeaders(out, values)
+	p.observer.Inject(out.Context(), out.Header)
 }
 
 // errRetry tells the error handler that a response was discarded to be retried.
@@ -210,8 +238,7 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		a.retry = true
 		return errRetry
 	}
-	a.answered()
-	a.record(failedAnswer(res))
+	a.answered(failedAnswer(res))
 	return nil
 }
 
@@ -239,8 +266,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			a.retry = true
 			return
 		}
-		a.answered()
-		a.record(true)
+		a.answered(true)
 	}
 	p.logger.Warn("forwarding failed", "backend", backendName(a), "endpoint", endpointAddress(a), "status", perr.status, "error", err)
 	perr.answer(w, info)

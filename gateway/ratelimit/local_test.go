@@ -71,6 +71,25 @@ func TestLocalForgetsLeastRecentlyUsedKeys(t *testing.T) {
 	}
 }
 
+// TestLocalKeepsAKeyInUseThroughAFlood sends a flood of new keys while one key keeps
+// being used: its bucket, recently used in its shard, is never the one forgotten.
+func TestLocalKeepsAKeyInUseThroughAFlood(t *testing.T) {
+	l, _ := newTestLocal(Limit{Requests: 1, Per: time.Hour}, 64)
+	ctx := context.Background()
+	if !l.Take(ctx, "hot").Allowed {
+		t.Fatal("a fresh key was denied")
+	}
+	for i := range 5000 {
+		l.Take(ctx, fmt.Sprint("flood-", i))
+		if l.Take(ctx, "hot").Allowed {
+			t.Fatalf("after %d new keys the key in use was forgotten and got a full bucket", i+1)
+		}
+	}
+	if l.Len() != 64 {
+		t.Fatalf("%d buckets kept; want the bound of 64", l.Len())
+	}
+}
+
 func TestLimitValidateAndScale(t *testing.T) {
 	for _, bad := range []Limit{{}, {Requests: 1}, {Requests: -1, Per: time.Second}, {Requests: 1, Per: time.Second, Burst: -1}} {
 		if bad.Validate() == nil {

@@ -82,6 +82,32 @@ func From(ctx context.Context) *Info {
 	return info
 }
 
+// Carrier is a context that carries an Info, for a data plane that keeps the Info
+// in a larger value it allocates for each request anyway: attaching it to a request
+// then costs the copy of the request alone, where With costs a context.WithValue as
+// well. Its zero value is ready for Attach.
+type Carrier struct {
+	// Context is the context of the request the carrier was attached to.
+	context.Context
+	// Info is the request's Info, which From returns.
+	Info Info
+}
+
+// Attach returns a copy of r whose context is c: r's context, carrying c.Info. A
+// Carrier is attached to one request, once.
+func (c *Carrier) Attach(r *http.Request) *http.Request {
+	c.Context = r.Context()
+	return r.WithContext(c)
+}
+
+// Value returns c.Info for From and defers every other key to the request's context.
+func (c *Carrier) Value(k any) any {
+	if _, ok := k.(key); ok {
+		return &c.Info
+	}
+	return c.Context.Value(k)
+}
+
 // AddFlags adds flags to the Info stored in ctx, if there is one.
 func AddFlags(ctx context.Context, f Flags) {
 	if info := From(ctx); info != nil {

@@ -93,7 +93,7 @@ func (t *Table) MatchOrder() []VirtualHostOrder {
 
 // describe lists the tier's candidates in precedence order.
 func (t *tier) describe(kind TierKind, hostname string) Tier {
-	var all []*candidate
+	all := slices.Clone(t.small)
 	for _, list := range t.exact {
 		all = append(all, list...)
 	}
@@ -190,12 +190,12 @@ func (t *Table) Explain(r *http.Request) *Explanation {
 		path = r.URL.Path
 	}
 	ex := &Explanation{Host: host, Path: path}
-	vt := t.virtualHost(host)
+	vt := virtualHostOf(t, host)
 	if vt == nil {
 		return ex
 	}
 	ex.VirtualHost = vt.spec
-	ex.Chosen = vt.lookup(host, path, r)
+	ex.Chosen = lookupIn(vt, host, path, r)
 	judged := make([]judgedCandidate, len(vt.candidates))
 	for i, c := range vt.candidates {
 		judged[i] = judge(c, host, path, r)

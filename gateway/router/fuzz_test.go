@@ -153,12 +153,21 @@ func FuzzLookup(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Compile: %v", err)
 		}
+		// The same routes with every tier indexed, however small.
+		indexed, err := compileTable(l, testFactory, 0)
+		if err != nil {
+			t.Fatalf("Compile: %v", err)
+		}
 		for i := 0; i < 64; i++ {
 			r := fuzzRequest(rng)
 			got := describe(table.Lookup(r))
 			wantVH, want := refLookup(l, r)
 			if got != want {
 				t.Fatalf("%s %s%s?%s headers %v: Lookup = %s, reference = %s\nlistener: %+v",
+					r.Method, r.Host, r.URL.Path, r.URL.RawQuery, r.Header, got, want, l)
+			}
+			if got := describe(indexed.Lookup(r)); got != want {
+				t.Fatalf("%s %s%s?%s headers %v: Lookup with every tier indexed = %s, reference = %s\nlistener: %+v",
 					r.Method, r.Host, r.URL.Path, r.URL.RawQuery, r.Header, got, want, l)
 			}
 			if vh := table.VirtualHostFor(r.Host); vh != wantVH {

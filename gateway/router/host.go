@@ -29,17 +29,55 @@ func parseHostname(name string) (hostKind, string) {
 	}
 }
 
+// hostKey is a normalised host in either form Lookup holds it in: the Host header's
+// own string, or a copy lowered into a buffer on the stack. Map lookups keyed by
+// string(host) do not allocate for either.
+type hostKey interface{ ~string | ~[]byte }
+
 // normalizeHost turns a Host header value into the form hostnames are compared in:
 // no port (IPv6 brackets removed), lower case, and without one trailing dot (the
 // absolute form of a DNS name names the same host). It allocates only when the host
 // has characters to lower.
 func normalizeHost(host string) string {
-	host = stripPort(host)
-	host = strings.TrimSuffix(host, ".")
+	host = trimHost(host)
 	if needsLowering(host) {
 		host = strings.ToLower(host)
 	}
 	return host
+}
+
+// trimHost is normalizeHost without the lowering: the port and one trailing dot
+// removed.
+func trimHost(host string) string {
+	return strings.TrimSuffix(stripPort(host), ".")
+}
+
+// hostBufferSize is the longest host Lookup lowers on the stack; DNS names are at
+// most 253 characters, so only malformed hosts need more.
+const hostBufferSize = 256
+
+// lowerASCII appends host to dst with its ASCII upper-case letters lowered. It is
+// the lowering of normalizeHost for hosts that are all ASCII, which is all that
+// strings.ToLower changes in them.
+func lowerASCII(dst []byte, host string) []byte {
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// isASCII reports whether s has only ASCII bytes.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // stripPort removes a ":port" suffix. A bracketed IPv6 literal loses its brackets;

@@ -1,8 +1,8 @@
 package router
 
 import (
-	"net/url"
 	"strings"
+	"sync"
 )
 
 // The query string is scanned in place rather than parsed into url.Values, so that
@@ -26,8 +26,39 @@ func matchesQuery(c *valueCond, rawQuery string) bool {
 		return c.re.MatchString(raw)
 	}
 	// Only an escaped value needs a decoded copy; firstQueryValue checked it decodes.
-	v, err := url.QueryUnescape(raw)
-	return err == nil && c.re.MatchString(v)
+	// The copy goes into a pooled buffer, so that matching still allocates nothing.
+	bp := decodeBuffers.Get().(*[]byte)
+	decoded := appendUnescaped((*bp)[:0], raw)
+	matched := c.re.Match(decoded)
+	if cap(decoded) <= maxPooledDecodeBuffer {
+		*bp = decoded
+		decodeBuffers.Put(bp)
+	}
+	return matched
+}
+
+// maxPooledDecodeBuffer bounds the buffers kept for decoding query values, so that
+// one huge value does not pin its buffer.
+const maxPooledDecodeBuffer = 4 << 10
+
+// decodeBuffers holds *[]byte buffers that escaped query values are decoded into.
+var decodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
+// appendUnescaped appends the query-decoded form of s, which validEscapes accepted,
+// to dst: the decoding of url.QueryUnescape.
+func appendUnescaped(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '%' && i+2 < len(s):
+			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case c == '+':
+			dst = append(dst, ' ')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // firstQueryValue returns the still-encoded value of the first well-formed pair whose

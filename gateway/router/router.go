@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -85,6 +86,12 @@ type Table struct {
 // Compile builds the route table of l, calling f once for every rule of every route.
 // The table keeps pointers into l, which must not change afterwards.
 func Compile(l *config.Listener, f HandlerFactory) (*Table, error) {
+	return compileTable(l, f, smallTier)
+}
+
+// compileTable is Compile with the largest tier that is scanned rather than indexed
+// (see tier); tests compile with 0 to compare the two.
+func compileTable(l *config.Listener, f HandlerFactory, small int) (*Table, error) {
 	if l == nil {
 		return nil, errors.New("router: no listener to compile")
 	}
@@ -97,7 +104,7 @@ func Compile(l *config.Listener, f HandlerFactory) (*Table, error) {
 	}
 	for i := range l.VirtualHosts {
 		vh := &l.VirtualHosts[i]
-		vt, err := compileVirtualHost(vh, f)
+		vt, err := compileVirtualHost(vh, f, small)
 		if err != nil {
 			return nil, fmt.Errorf("virtual host %s: %w", vh.Name, err)
 		}
@@ -128,25 +135,39 @@ func (t *Table) index(vt *vhostTable) {
 }
 
 // Lookup returns the entry that serves r, or nil when no route matches (404). It
-// does not allocate unless the host has upper-case letters or a regular expression
-// is matched against an escaped query value.
+// does not allocate, unless the host has non-ASCII characters (which strings.ToLower
+// folds) or is longer than any DNS name.
 func (t *Table) Lookup(r *http.Request) *Entry {
-	host := normalizeHost(r.Host)
-	vt := t.virtualHost(host)
-	if vt == nil {
-		return nil
-	}
 	path := ""
 	if r.URL != nil {
 		path = r.URL.Path
 	}
-	return vt.lookup(host, path, r)
+	host := trimHost(r.Host)
+	if !needsLowering(host) {
+		return lookupHost(t, host, path, r)
+	}
+	if len(host) > hostBufferSize || !isASCII(host) {
+		return lookupHost(t, strings.ToLower(host), path, r)
+	}
+	// A host with upper-case letters is lowered into a buffer on the stack rather
+	// than into a new string.
+	var buf [hostBufferSize]byte
+	return lookupHost(t, lowerASCII(buf[:0], host), path, r)
+}
+
+// lookupHost is Lookup for a normalised host.
+func lookupHost[K hostKey](t *Table, host K, path string, r *http.Request) *Entry {
+	vt := virtualHostOf(t, host)
+	if vt == nil {
+		return nil
+	}
+	return lookupIn(vt, host, path, r)
 }
 
 // VirtualHostFor reports which virtual host a host name selects (nil if none). The
 // name may carry a port and is compared case-insensitively, as in Lookup.
 func (t *Table) VirtualHostFor(host string) *config.VirtualHost {
-	if vt := t.virtualHost(normalizeHost(host)); vt != nil {
+	if vt := virtualHostOf(t, normalizeHost(host)); vt != nil {
 		return vt.spec
 	}
 	return nil
@@ -165,17 +186,17 @@ func (t *Table) Entries() []VirtualHostEntries {
 	return out
 }
 
-// virtualHost selects the virtual host for a normalised host: exact, then the
+// virtualHostOf selects the virtual host for a normalised host: exact, then the
 // longest wildcard, then the one without a hostname.
-func (t *Table) virtualHost(host string) *vhostTable {
-	if vt, ok := t.exactVH[host]; ok {
+func virtualHostOf[K hostKey](t *Table, host K) *vhostTable {
+	if vt, ok := t.exactVH[string(host)]; ok {
 		return vt
 	}
 	if len(t.wildcardVH) > 0 {
 		// Each dot starts a shorter suffix, so the first hit is the longest wildcard.
 		for i := 0; i < len(host); i++ {
 			if host[i] == '.' {
-				if vt, ok := t.wildcardVH[host[i+1:]]; ok {
+				if vt, ok := t.wildcardVH[string(host[i+1:])]; ok {
 					return vt
 				}
 			}

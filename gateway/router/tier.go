@@ -26,22 +26,37 @@ type vhostTable struct {
 	candidates []*candidate
 }
 
-// tier indexes the candidates of one hostname tier by path criterion. Every list is
-// in precedence order (see compareCandidates).
+// tier holds the candidates of one hostname tier. A tier of up to smallTier
+// candidates keeps them in one list in precedence order (see compareCandidates),
+// which a lookup scans; a larger one indexes them by path criterion, every list in
+// precedence order. Most tiers hold the rules of a single route, for which the
+// indexes would cost more memory than all the rest of the tier, and more time to
+// hash the path's prefixes than the scan takes.
 type tier struct {
-	// exact maps an Exact path to its candidates.
+	// small holds the candidates of a small tier; nil in an indexed one.
+	small []*candidate
+	// exact maps an Exact path to its candidates; nil when there are none.
 	exact map[string][]*candidate
-	// prefix maps a PathPrefix without its trailing slash to its candidates.
-	prefix map[string][]*candidate
+	// prefix maps a PathPrefix without its trailing slash to its candidates; nil
+	// when there are none. prefixLengths are the lengths of its keys, longest
+	// first, each once: a lookup tries only the cuts of the path at these lengths.
+	prefix        map[string][]*candidate
+	prefixLengths []int
 	// regex holds the RegularExpression candidates, tried after the indexed ones.
 	regex []*candidate
+	// pending collects the candidates until finish files them.
+	pending []*candidate
 }
 
-// lookup returns the winning entry for a normalised host and a path. Tiers are tried
-// from the most specific hostname to the least, and the first tier with a matching
-// candidate decides, because hostname specificity is the first precedence criterion.
-func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
-	if t, ok := v.exactHosts[host]; ok {
+// smallTier is the most candidates a tier scans rather than indexes.
+const smallTier = 4
+
+// lookupIn returns the winning entry of v for a normalised host and a path. Tiers are
+// tried from the most specific hostname to the least, and the first tier with a
+// matching candidate decides, because hostname specificity is the first precedence
+// criterion.
+func lookupIn[K hostKey](v *vhostTable, host K, path string, r *http.Request) *Entry {
+	if t, ok := v.exactHosts[string(host)]; ok {
 		if c := t.lookup(path, r); c != nil {
 			return &c.Entry
 		}
@@ -51,7 +66,7 @@ func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
 			if host[i] != '.' {
 				continue
 			}
-			if t, ok := v.wildcardHosts[host[i+1:]]; ok {
+			if t, ok := v.wildcardHosts[string(host[i+1:])]; ok {
 				if c := t.lookup(path, r); c != nil {
 					return &c.Entry
 				}
@@ -69,64 +84,83 @@ func (v *vhostTable) lookup(host, path string, r *http.Request) *Entry {
 // lookup tries the tier's candidates in precedence order: the Exact path, then each
 // prefix of the path that ends at a segment boundary from the longest to the
 // shortest, then the regular expressions.
+//
+// In a small tier the scan of the whole list finds the same candidate: it is in
+// precedence order, and of two PathPrefix values that both hold for a path the
+// longer one is longer by a whole segment, so it comes first whichever of them has
+// the trailing slash.
 func (t *tier) lookup(path string, r *http.Request) *candidate {
+	if t.small != nil {
+		for _, c := range t.small {
+			// A regular expression is checked last, by matches.
+			if (c.kind == pathRegex || c.pathHolds(path)) && c.matches(path, r) {
+				return c
+			}
+		}
+		return nil
+	}
 	if list, ok := t.exact[path]; ok {
 		if c := firstMatching(list, path, r); c != nil {
 			return c
 		}
 	}
-	if len(t.prefix) > 0 {
-		// The prefix key k matches when the path is k or continues with "/" after k:
-		// so the keys to try are the whole path and the path cut before each "/".
-		if list, ok := t.prefix[path]; ok {
+	// The prefix key k matches when the path is k or continues with "/" after k, so
+	// the keys to try are the path cut at the lengths of the tier's keys, longest
+	// first, where the cut falls at the end of a segment.
+	for _, n := range t.prefixLengths {
+		if n > len(path) || (n < len(path) && path[n] != '/') {
+			continue
+		}
+		if list, ok := t.prefix[path[:n]]; ok {
 			if c := firstMatching(list, path, r); c != nil {
 				return c
-			}
-		}
-		for i := len(path) - 1; i >= 0; i-- {
-			if path[i] != '/' {
-				continue
-			}
-			if list, ok := t.prefix[path[:i]]; ok {
-				if c := firstMatching(list, path, r); c != nil {
-					return c
-				}
 			}
 		}
 	}
 	return firstMatching(t.regex, path, r)
 }
 
-// add files a candidate under its path criterion.
-func (t *tier) add(c *candidate) {
-	switch c.kind {
-	case pathExact:
-		t.exact[c.pathKey] = append(t.exact[c.pathKey], c)
-	case pathPrefix:
-		t.prefix[c.pathKey] = append(t.prefix[c.pathKey], c)
-	default:
-		t.regex = append(t.regex, c)
+// add adds a candidate to the tier; finish files it.
+func (t *tier) add(c *candidate) { t.pending = append(t.pending, c) }
+
+// finish puts the tier's candidates in precedence order and files them: in the
+// small list when there are at most small of them, or under their path criterion.
+func (t *tier) finish(small int) {
+	all := t.pending
+	t.pending = nil
+	slices.SortFunc(all, compareCandidates)
+	if len(all) > 0 && len(all) <= small {
+		t.small = slices.Clip(all)
+		return
 	}
+	// Filed in precedence order, every list stays in it.
+	for _, c := range all {
+		switch c.kind {
+		case pathExact:
+			if t.exact == nil {
+				t.exact = map[string][]*candidate{}
+			}
+			t.exact[c.pathKey] = append(t.exact[c.pathKey], c)
+		case pathPrefix:
+			if t.prefix == nil {
+				t.prefix = map[string][]*candidate{}
+			}
+			t.prefix[c.pathKey] = append(t.prefix[c.pathKey], c)
+			if !slices.Contains(t.prefixLengths, len(c.pathKey)) {
+				t.prefixLengths = append(t.prefixLengths, len(c.pathKey))
+			}
+		default:
+			t.regex = append(t.regex, c)
+		}
+	}
+	slices.SortFunc(t.prefixLengths, func(a, b int) int { return b - a })
 }
 
-// sort puts every list of the tier in precedence order.
-func (t *tier) sort() {
-	for _, list := range t.exact {
-		slices.SortFunc(list, compareCandidates)
-	}
-	for _, list := range t.prefix {
-		slices.SortFunc(list, compareCandidates)
-	}
-	slices.SortFunc(t.regex, compareCandidates)
-}
-
-func newTier() *tier {
-	return &tier{exact: map[string][]*candidate{}, prefix: map[string][]*candidate{}}
-}
+func newTier() *tier { return &tier{} }
 
 // compileVirtualHost compiles every route of vh and files its candidates into the
 // tiers of the route's hostnames.
-func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory) (*vhostTable, error) {
+func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory, small int) (*vhostTable, error) {
 	v := &vhostTable{
 		spec:          vh,
 		exactHosts:    map[string]*tier{},
@@ -147,13 +181,13 @@ func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory) (*vhostTable, 
 		all = append(all, cands...)
 	}
 	for _, t := range v.exactHosts {
-		t.sort()
+		t.finish(small)
 	}
 	for _, t := range v.wildcardHosts {
-		t.sort()
+		t.finish(small)
 	}
 	if v.anyHost != nil {
-		v.anyHost.sort()
+		v.anyHost.finish(small)
 	}
 	slices.SortFunc(all, compareCandidates)
 	v.candidates = all

@@ -156,12 +156,29 @@ func (h *handler) keyOf(k config.RateLimitKey, r *http.Request) string {
 	}
 }
 
+// The names of the RateLimit-* headers as http.Header keeps them, worked out once.
+var (
+	limitHeader     = http.CanonicalHeaderKey("RateLimit-Limit")
+	remainingHeader = http.CanonicalHeaderKey("RateLimit-Remaining")
+	resetHeader     = http.CanonicalHeaderKey("RateLimit-Reset")
+)
+
 // writeHeaders sets the RateLimit-Limit, -Remaining and -Reset headers (reset in
-// whole seconds, rounded up).
+// whole seconds, rounded up). They run on every request of a limited route, so the
+// three numbers share one string and the three values one array.
 func writeHeaders(h http.Header, d rl.Decision) {
-	h.Set("RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
-	h.Set("RateLimit-Remaining", strconv.FormatInt(max(d.Remaining, 0), 10))
-	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset, 0)))
+	var digits [60]byte
+	b := strconv.AppendInt(digits[:0], d.Limit, 10)
+	limitEnd := len(b)
+	b = strconv.AppendInt(b, max(d.Remaining, 0), 10)
+	remainingEnd := len(b)
+	b = strconv.AppendInt(b, int64(ceilSeconds(d.Reset, 0)), 10)
+	numbers := string(b)
+	values := &[3]string{numbers[:limitEnd], numbers[limitEnd:remainingEnd], numbers[remainingEnd:]}
+	// Each header gets a capped slice of the array, so that an append copies.
+	h[limitHeader] = values[0:1:1]
+	h[remainingHeader] = values[1:2:2]
+	h[resetHeader] = values[2:3:3]
 }
 
 func ceilSeconds(d time.Duration, least int) int {

@@ -12,7 +12,8 @@ import (
 // proxy; then the right-most X-Forwarded-For hop that is not a trusted proxy. Hops
 // left of that one were written by the client and are ignored, so a client cannot
 // pose as another address. The result is a canonical IP string, or the raw peer
-// address when it does not parse.
+// address when it does not parse. It allocates only when the address was not
+// written in its canonical form.
 func From(r *http.Request, trusted []netip.Prefix) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -24,25 +25,50 @@ func From(r *http.Request, trusted []netip.Prefix) string {
 	}
 	peer = peer.WithZone("").Unmap()
 	if !contains(trusted, peer) {
-		return peer.String()
+		return canonical(peer, host)
 	}
-	client := peer
+	client, clientText := peer, host
 	values := r.Header.Values("X-Forwarded-For")
 	for i := len(values) - 1; i >= 0; i-- {
-		hops := strings.Split(values[i], ",")
-		for j := len(hops) - 1; j >= 0; j-- {
-			hop, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
+		// The hops of one value, from the right-most; an empty hop is malformed.
+		rest, more := values[i], true
+		for more {
+			var hopText string
+			hopText, rest, more = lastHop(rest)
+			hopText = strings.TrimSpace(hopText)
+			hop, err := netip.ParseAddr(hopText)
 			if err != nil {
 				// A malformed hop cannot be vouched for; the last good one stands.
-				return client.String()
+				return canonical(client, clientText)
 			}
-			client = hop.WithZone("").Unmap()
+			client, clientText = hop.WithZone("").Unmap(), hopText
 			if !contains(trusted, client) {
-				return client.String()
+				return canonical(client, clientText)
 			}
 		}
 	}
-	return client.String()
+	return canonical(client, clientText)
+}
+
+// lastHop splits the right-most comma-separated hop off a list, reporting whether
+// hops remain before it.
+func lastHop(list string) (hop, rest string, more bool) {
+	if i := strings.LastIndexByte(list, ','); i >= 0 {
+		return list[i+1:], list[:i], true
+	}
+	return list, "", false
+}
+
+// canonical returns addr's canonical string: text, the form it was parsed from,
+// when that is the canonical form already, so that the common case allocates
+// nothing.
+func canonical(addr netip.Addr, text string) string {
+	var buf [64]byte
+	b := addr.AppendTo(buf[:0])
+	if string(b) == text {
+		return text
+	}
+	return string(b)
 }
 
 func contains(prefixes []netip.Prefix, addr netip.Addr) bool {

@@ -21,6 +21,12 @@ func TestFrom(t *testing.T) {
 		{"no header: the trusted peer itself", "[::1]:80", nil, "::1"},
 		{"IPv4-mapped peers are unmapped", "[::ffff:192.0.2.7]:80", nil, "192.0.2.7"},
 		{"unparsable peer is returned as is", "pipe", nil, "pipe"},
+		{"upper-case IPv6 peer in canonical form", "[2001:DB8::7]:80", nil, "2001:db8::7"},
+		{"IPv6 peer zone dropped", "[fe80::1%eth0]:80", nil, "fe80::1"},
+		{"non-canonical hop", "127.0.0.1:5000", []string{"2001:0db8:0:0::9"}, "2001:db8::9"},
+		{"empty hop on the right stops the walk", "127.0.0.1:5000", []string{"198.51.100.1,"}, "127.0.0.1"},
+		{"empty hop in the middle stops the walk", "127.0.0.1:5000", []string{"198.51.100.1,,127.0.0.3"}, "127.0.0.3"},
+		{"hops across values, right-most value first", "127.0.0.1:5000", []string{"198.51.100.1", "127.0.0.2, 127.0.0.3"}, "198.51.100.1"},
 	}
 	for _, tc := range cases {
 		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
@@ -29,6 +35,25 @@ func TestFrom(t *testing.T) {
 		}
 		if got := From(r, trusted); got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestFromDoesNotAllocateForCanonicalAddresses checks that the common cases, an
+// untrusted peer and a trusted one with a forwarded client, written canonically,
+// cost no allocation: rate limits key every request by them.
+func TestFromDoesNotAllocateForCanonicalAddresses(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	direct := &http.Request{RemoteAddr: "192.0.2.7:5000", Header: http.Header{}}
+	forwarded := &http.Request{RemoteAddr: "127.0.0.1:5000", Header: http.Header{"X-Forwarded-For": {"203.0.113.9, 2001:db8::1"}}}
+	for _, r := range []*http.Request{direct, forwarded} {
+		want := From(r, trusted)
+		if n := testing.AllocsPerRun(100, func() {
+			if From(r, trusted) != want {
+				t.Fatal("unstable result")
+			}
+		}); n != 0 {
+			t.Errorf("From(%s, %v) allocated %v times", r.RemoteAddr, r.Header, n)
 		}
 	}
 }

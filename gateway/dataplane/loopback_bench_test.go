@@ -1,0 +1,56 @@
+package dataplane
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime/pprof"
+	"testing"
+	"time"
+)
+
+// BenchmarkProxyRequestOverLoopback sends GETs from a keep-alive client through an
+// engine's loopback listener to a loopback backend: the whole path, sockets, server
+// and client included, as a load generator drives it one request at a time.
+//
+// The goroutines of each party carry a pprof label "role" (client, gateway,
+// backend), inherited by the goroutines they start (a transport's connection
+// goroutines, a server's connection goroutines), so that a CPU profile splits by
+// party: go tool pprof -tagfocus role=gateway.
+func BenchmarkProxyRequestOverLoopback(b *testing.B) {
+	var backendAddr string
+	pprof.Do(context.Background(), pprof.Labels("role", "backend"), func(context.Context) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "hello from the backend")
+		}))
+		b.Cleanup(srv.Close)
+		backendAddr = srv.Listener.Addr().String()
+	})
+	snap := snapshotFor("loopback", backendAddr)
+	e := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(func() { shutdownEngine(e) })
+	pprof.Do(context.Background(), pprof.Labels("role", "gateway"), func(context.Context) {
+		if err := e.Apply(snap); err != nil {
+			b.Fatal(err)
+		}
+	})
+	url := "http://" + e.Addr(snap.Listeners[0].Name) + "/bench?q=1"
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	b.Cleanup(client.CloseIdleConnections)
+	pprof.Do(context.Background(), pprof.Labels("role", "client"), func(context.Context) {
+		b.ReportAllocs()
+		for b.Loop() {
+			res, err := client.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", res.StatusCode)
+			}
+		}
+	})
+}
