@@ -188,7 +188,9 @@ func (c Config) containerPatch(envPath string, ctr *corev1.Container) []PatchOpe
 	}
 	var ops []PatchOperation
 	for _, i := range slices.Sorted(maps.Keys(replaced)) {
-		ops = append(ops, PatchOperation{Op: "replace", Path: fmt.Sprintf("%s/%d/value", envPath, i), Value: replaced[i]})
+		// "add" sets an object member whether or not it exists; "replace" needs it to
+		// exist, and an empty value is left out of the Pod's JSON.
+		ops = append(ops, PatchOperation{Op: "add", Path: fmt.Sprintf("%s/%d/value", envPath, i), Value: replaced[i]})
 	}
 	for _, v := range added {
 		ops = append(ops, PatchOperation{Op: "add", Path: envPath + "/-", Value: v})

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,8 +131,16 @@ func rewriteEgress(pr *httputil.ProxyRequest) {
 	if pr.In.URL.Scheme == "https" {
 		pr.Out.URL.Scheme = "https"
 	}
-	pr.Out.URL.Host = pr.In.Host
-	pr.Out.Host = pr.In.Host
+	host := pr.In.Host
+	// An IPv6 address without brackets names that address (ParseDestination reads
+	// it so); a URL needs the brackets, or it would read the last group as a port.
+	if strings.Count(host, ":") > 1 && !strings.HasPrefix(host, "[") {
+		if addr, err := netip.ParseAddr(host); err == nil {
+			host = "[" + addr.String() + "]"
+		}
+	}
+	pr.Out.URL.Host = host
+	pr.Out.Host = host
 }
 
 // ServeHTTP forwards an HTTP request out of the mesh, or refuses it (403) when its
@@ -302,12 +311,33 @@ var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 // thisNetwork is 0.0.0.0/8, which Linux treats as the local host.
 var thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
 
+// nat64Local is the local-use NAT64 prefix (RFC 8215), whose embedding of IPv4
+// addresses depends on the network's prefix length: the whole range is refused.
+var nat64Local = netip.MustParsePrefix("64:ff9b:1::/48")
+
+// metadataAddrs are cloud metadata and platform endpoints outside link-local
+// ranges: AWS and GCP instance metadata over IPv6, Alibaba Cloud's metadata and
+// Azure's WireServer. From the node's network namespace they would hand a Pod the
+// node's credentials.
+var metadataAddrs = []netip.Addr{
+	netip.MustParseAddr("fd00:ec2::254"),
+	netip.MustParseAddr("fd20:ce::254"),
+	netip.MustParseAddr("100.100.100.200"),
+	netip.MustParseAddr("168.63.129.16"),
+}
+
 // denied returns why addr is on the deny-list, or "".
 func (e *Egress) denied(addr netip.Addr) string {
 	addr = addr.Unmap()
 	if nat64.Contains(addr) {
 		b := addr.As16()
 		addr = netip.AddrFrom4([4]byte(b[12:]))
+	}
+	if nat64Local.Contains(addr) {
+		return "local-use NAT64 address"
+	}
+	if slices.Contains(metadataAddrs, addr) {
+		return "cloud metadata address"
 	}
 	switch {
 	case addr.IsLoopback():

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
 	"strings"
 	"testing"
@@ -142,6 +143,8 @@ func TestEgressDeniedReasons(t *testing.T) {
 		"169.254.169.254": "link-local", "fe80::1": "link-local", "ff02::1": "link-local",
 		"64:ff9b::a9fe:a9fe": "link-local", "0.0.0.0": "unspecified", "0.1.2.3": "unspecified", "::": "unspecified",
 		"224.1.2.3": "multicast", "ff05::2": "multicast", "255.255.255.255": "broadcast", "192.0.2.77": "node",
+		"64:ff9b:1::a9fe:a9fe": "NAT64", "fd00:ec2::254": "metadata", "fd20:ce::254": "metadata",
+		"100.100.100.200": "metadata", "168.63.129.16": "metadata",
 		"203.0.113.5": "", "10.0.0.1": "", "2001:db8::1": "",
 	}
 	for text, want := range cases {
@@ -217,5 +220,20 @@ func TestParseAllowList(t *testing.T) {
 	}
 	if empty, _ := ParseAllowList(nil); !empty.Empty() {
 		t.Error("no entries is not empty")
+	}
+}
+
+func TestEgressBracketsAnIPv6Host(t *testing.T) {
+	for host, want := range map[string]string{
+		"2001:db8::1": "[2001:db8::1]", "[2001:db8::1]:8080": "[2001:db8::1]:8080",
+		"example.com:81": "example.com:81", "192.0.2.1": "192.0.2.1",
+	} {
+		in := httptest.NewRequest(http.MethodGet, "/", nil)
+		in.Host = host
+		pr := &httputil.ProxyRequest{In: in, Out: in.Clone(in.Context())}
+		rewriteEgress(pr)
+		if pr.Out.URL.Host != want || pr.Out.Host != want {
+			t.Errorf("Host %q: forwarded to %q (Host %q), want %q", host, pr.Out.URL.Host, pr.Out.Host, want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -47,9 +48,14 @@ type Watcher struct {
 	informer cache.SharedIndexInformer
 
 	mu sync.RWMutex
-	// byIP maps each Pod address to the Pod that holds it.
+	// byIP maps each Pod address to the Pod that holds it: the winner among the
+	// Pods that claim it (see holder).
 	byIP map[netip.Addr]entry
-	// byUID lists the addresses each Pod holds in byIP, to remove them when the Pod
+	// claims lists, per address, every Pod that claims it. A node reuses the address
+	// of a finished Pod, and the watch may report the old Pod's last updates after
+	// the new Pod's first, so one address can have several claimants for a while.
+	claims map[netip.Addr][]entry
+	// byUID lists the addresses each Pod claims, to remove them when the Pod
 	// changes or goes.
 	byUID map[types.UID][]netip.Addr
 }
@@ -57,6 +63,21 @@ type Watcher struct {
 type entry struct {
 	uid    types.UID
 	caller mesh.Caller
+	// created and deleting rank claimants of one address: a Pod not being deleted
+	// beats one that is, then the newer Pod wins.
+	created  time.Time
+	deleting bool
+}
+
+// outranks reports whether e, rather than o, holds an address both claim.
+func (e entry) outranks(o entry) bool {
+	if e.deleting != o.deleting {
+		return !e.deleting
+	}
+	if !e.created.Equal(o.created) {
+		return e.created.After(o.created)
+	}
+	return e.uid > o.uid
 }
 
 // New returns a Watcher of opts.Node's Pods; Run starts it.
@@ -67,7 +88,7 @@ func New(opts Options) (*Watcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Watcher{opts: opts, byIP: map[netip.Addr]entry{}, byUID: map[types.UID][]netip.Addr{}}
+	w := &Watcher{opts: opts, byIP: map[netip.Addr]entry{}, claims: map[netip.Addr][]entry{}, byUID: map[types.UID][]netip.Addr{}}
 	selector := fields.OneTermEqualSelector("spec.nodeName", opts.Node).String()
 	w.informer = coreinformers.NewFilteredPodInformer(opts.Client, metav1.NamespaceAll, opts.Resync, cache.Indexers{},
 		func(o *metav1.ListOptions) { o.FieldSelector = selector })
@@ -116,8 +137,9 @@ func (w *Watcher) Len() int {
 }
 
 // upsert puts a Pod's addresses in the table, or takes them out when the Pod is not
-// (or no longer) one to serve. An address another Pod holds is taken over: the
-// newer Pod is the one the node gave it to last.
+// (or no longer) one to serve. An address several Pods claim is held by the one that
+// is not being deleted, else the newest: the node gave it to that Pod last, and a
+// late update of the old Pod must not take it back.
 func (w *Watcher) upsert(obj any) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -127,7 +149,8 @@ func (w *Watcher) upsert(obj any) {
 	if w.serves(pod) {
 		addrs = podAddrs(pod)
 	}
-	caller := callerOf(pod)
+	claim := entry{uid: pod.UID, caller: callerOf(pod), created: pod.CreationTimestamp.Time,
+		deleting: pod.DeletionTimestamp != nil}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.removeLocked(pod.UID)
@@ -135,9 +158,28 @@ func (w *Watcher) upsert(obj any) {
 		return
 	}
 	for _, a := range addrs {
-		w.byIP[a] = entry{uid: pod.UID, caller: caller}
+		w.claims[a] = append(w.claims[a], claim)
+		w.electLocked(a)
 	}
 	w.byUID[pod.UID] = addrs
+}
+
+// electLocked makes the best claimant of a the holder of a, or takes a out of the
+// table when nobody claims it.
+func (w *Watcher) electLocked(a netip.Addr) {
+	claims := w.claims[a]
+	if len(claims) == 0 {
+		delete(w.claims, a)
+		delete(w.byIP, a)
+		return
+	}
+	best := claims[0]
+	for _, c := range claims[1:] {
+		if c.outranks(best) {
+			best = c
+		}
+	}
+	w.byIP[a] = best
 }
 
 // remove takes a deleted Pod's addresses out of the table.
@@ -154,13 +196,12 @@ func (w *Watcher) remove(obj any) {
 	w.removeLocked(pod.UID)
 }
 
-// removeLocked takes uid's addresses out of the table, leaving those another Pod
-// has taken over since.
+// removeLocked withdraws uid's claims; an address another Pod still claims passes to
+// it.
 func (w *Watcher) removeLocked(uid types.UID) {
 	for _, a := range w.byUID[uid] {
-		if e, ok := w.byIP[a]; ok && e.uid == uid {
-			delete(w.byIP, a)
-		}
+		w.claims[a] = slices.DeleteFunc(w.claims[a], func(e entry) bool { return e.uid == uid })
+		w.electLocked(a)
 	}
 	delete(w.byUID, uid)
 }

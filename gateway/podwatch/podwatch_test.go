@@ -203,3 +203,47 @@ func TestNewNeedsClientAndNode(t *testing.T) {
 		t.Error("no node accepted")
 	}
 }
+
+// TestReusedAddressStaysWithTheNewPod replays the watch's events of an address the
+// node passed from a finishing Pod to a new one, the old Pod's late updates
+// arriving after the new Pod's first: the new Pod keeps the address throughout.
+func TestReusedAddressStaysWithTheNewPod(t *testing.T) {
+	w, err := New(Options{Client: fake.NewClientset(), Node: "node-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	older := func(p *corev1.Pod) { p.CreationTimestamp = metav1.NewTime(time.Unix(1000, 0)) }
+	newer := func(p *corev1.Pod) { p.CreationTimestamp = metav1.NewTime(time.Unix(2000, 0)) }
+	deleting := func(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Unix(3000, 0)} }
+	finished := func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }
+	holder := func() string {
+		c, ok := lookup(w, "10.0.0.5")
+		if !ok {
+			return ""
+		}
+		return c.Name
+	}
+	w.upsert(pod("ns", "old", "node-a", "10.0.0.5", older))
+	w.upsert(pod("ns", "new", "node-a", "10.0.0.5", newer))
+	if got := holder(); got != "new" {
+		t.Fatalf("holder %q after the new Pod's first update, want new", got)
+	}
+	for _, late := range []*corev1.Pod{
+		pod("ns", "old", "node-a", "10.0.0.5", older),
+		pod("ns", "old", "node-a", "10.0.0.5", older, deleting),
+		pod("ns", "old", "node-a", "10.0.0.5", older, deleting, finished),
+	} {
+		w.upsert(late)
+		if got := holder(); got != "new" {
+			t.Fatalf("holder %q after a late update of the old Pod, want new", got)
+		}
+	}
+	w.remove(pod("ns", "old", "node-a", "10.0.0.5", older))
+	if got := holder(); got != "new" {
+		t.Errorf("holder %q after the old Pod was deleted, want new", got)
+	}
+	w.remove(pod("ns", "new", "node-a", "10.0.0.5", newer))
+	if got := holder(); got != "" || w.Len() != 0 || len(w.claims) != 0 {
+		t.Errorf("holder %q, %d addresses, %d claimed after both Pods went", got, w.Len(), len(w.claims))
+	}
+}
