@@ -295,6 +295,8 @@ func (h *head) semantics(hosts int) *protocolError {
 	}
 	h.trailer = nil
 	if declared, ok := h.header["Trailer"]; ok && h.chunked {
+		// As net/http: the declaration moves from the header to Request.Trailer.
+		delete(h.header, "Trailer")
 		return h.declareTrailers(declared)
 	}
 	return nil
@@ -324,13 +326,21 @@ func (h *head) declareTrailers(declared []string) *protocolError {
 // CONNECT, else origin-form, absolute-form or "*".
 func (h *head) requestURL() (*url.URL, *protocolError) {
 	if h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/") {
-		return &url.URL{Host: h.target}, nil
+		// An authority: checked as the host of a URL, as net/http does.
+		u, err := url.ParseRequestURI("http://" + h.target)
+		if err != nil {
+			return nil, errTarget
+		}
+		u.Scheme = ""
+		return u, nil
 	}
 	if len(h.target) > 1 && h.target[0] == '/' && strings.IndexByte(h.target, '%') < 0 {
 		// The common case needs no unescaping.
 		path, query, hasQuery := strings.Cut(h.target, "?")
-		if !strings.Contains(path, "#") && !strings.Contains(query, "#") {
-			return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, nil
+		u := &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		if !strings.Contains(h.target, "#") && u.EscapedPath() == path {
+			// The path reads back as sent, so url.Parse would keep no RawPath.
+			return u, nil
 		}
 	}
 	u, err := url.ParseRequestURI(h.target)

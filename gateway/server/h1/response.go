@@ -188,7 +188,10 @@ func (w *response) commit(first []byte, atEnd bool) {
 	}
 	b = w.appendFraming(b, atEnd)
 	if w.closeAfter {
-		b = append(b, "Connection: close\r\n"...)
+		// HTTP/1.0 connections close unless kept alive, so saying so is for 1.1.
+		if !w.c.head.http10 {
+			b = append(b, "Connection: close\r\n"...)
+		}
 	} else if conn, ok := w.header["Connection"]; ok {
 		for _, v := range conn {
 			b = appendField(b, "Connection", v)
@@ -269,9 +272,8 @@ func (w *response) Write(p []byte) (int, error) {
 		return 0, http.ErrContentLength
 	}
 	w.written += int64(len(p))
-	if w.isHead {
-		// HEAD responses carry no body; written still counts it, for the
-		// Content-Length at the end.
+	if w.isHead && w.committed {
+		// HEAD responses carry no body; written still counts it.
 		return len(p), nil
 	}
 	if !w.committed {
@@ -284,6 +286,9 @@ func (w *response) Write(p []byte) (int, error) {
 			first = w.wbuf
 		}
 		w.commit(first, false)
+		if w.isHead {
+			return len(p), nil
+		}
 	}
 	return w.writeBody(p)
 }
