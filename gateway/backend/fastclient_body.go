@@ -212,7 +212,10 @@ func (b *clientBody) readTrailers() error {
 			return err
 		}
 		budget -= len(line)
-		text := strings.TrimRight(string(line), "\r\n")
+		// A line of its own, as canonicalizeNames reads heads: after a first line.
+		buf := append([]byte("\n"), line...)
+		canonicalizeNames(buf)
+		text := strings.TrimRight(string(buf[1:]), "\r\n")
 		if text == "" {
 			return io.EOF
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,6 +78,9 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 	if headerTimeout > 0 {
 		_ = cc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
 	}
+	// The answer cannot be there yet: reading now would cost a system call that
+	// finds nothing. Other goroutines' work runs first, giving the backend time.
+	runtime.Gosched()
 	res, err := cc.readResponse(ctx, req)
 	if err != nil {
 		return nil, cc.fail(ctx, err)
@@ -318,8 +322,11 @@ func (cc *clientConn) fill() error {
 	return err
 }
 
-// parseResponseHead parses a status line and header fields.
+// parseResponseHead parses a status line and header fields. Header names are put in
+// canonical form in head itself, before its text is copied once into the strings of
+// the result.
 func parseResponseHead(head []byte) (*http.Response, error) {
+	canonicalizeNames(head)
 	text := string(head)
 	line, rest, _ := strings.Cut(text, "\n")
 	line = strings.TrimSuffix(line, "\r")
@@ -327,8 +334,8 @@ func parseResponseHead(head []byte) (*http.Response, error) {
 	if !ok {
 		return nil, errMalformedResponse
 	}
-	major, minor, ok := http.ParseHTTPVersion(proto)
-	if !ok || major != 1 {
+	proto, major, minor, ok := parseVersion(proto)
+	if !ok {
 		return nil, errMalformedResponse
 	}
 	codeText, _, _ := strings.Cut(status, " ")
@@ -344,6 +351,57 @@ func parseResponseHead(head []byte) (*http.Response, error) {
 	res.Header = header
 	return res, nil
 }
+
+// parseVersion reads "HTTP/1.0" or "HTTP/1.1", returned as a constant.
+func parseVersion(proto string) (string, int, int, bool) {
+	switch proto {
+	case "HTTP/1.1":
+		return "HTTP/1.1", 1, 1, true
+	case "HTTP/1.0":
+		return "HTTP/1.0", 1, 0, true
+	}
+	return "", 0, 0, false
+}
+
+// canonicalizeNames rewrites the header names of a head in place in the canonical
+// form of http.CanonicalHeaderKey, leaving names that are not tokens as they are
+// (parseFields refuses them).
+func canonicalizeNames(head []byte) {
+	i := bytes.IndexByte(head, '\n') + 1
+	for i > 0 && i < len(head) {
+		end := bytes.IndexByte(head[i:], '\n')
+		if end < 0 {
+			return
+		}
+		line := head[i : i+end]
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && validFieldName(string(line[:colon])) {
+			upper := true
+			for k, c := range line[:colon] {
+				switch {
+				case upper && 'a' <= c && c <= 'z':
+					line[k] = c - ('a' - 'A')
+				case !upper && 'A' <= c && c <= 'Z':
+					line[k] = c + ('a' - 'A')
+				}
+				upper = c == '-'
+			}
+		}
+		i += end + 1
+	}
+}
+
+// commonResponseNames interns the header names most responses carry.
+var commonResponseNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
+		"Content-Type", "Date", "Etag", "Expires", "Keep-Alive", "Last-Modified", "Location", "Server",
+		"Set-Cookie", "Trailer", "Transfer-Encoding", "Vary", "X-Content-Type-Options", "X-Request-Id",
+	} {
+		m[n] = n
+	}
+	return m
+}()
 
 // parseFields parses header field lines up to the empty line; values are slices of
 // text.
@@ -365,7 +423,9 @@ func parseFields(text string) (http.Header, error) {
 		if !ok || !validFieldName(name) {
 			return nil, errMalformedResponse
 		}
-		name = textproto.CanonicalMIMEHeaderKey(name)
+		if n, ok := commonResponseNames[name]; ok {
+			name = n
+		}
 		value = strings.Trim(value, " \t")
 		values = append(values, value)
 		if vv, ok := header[name]; ok {

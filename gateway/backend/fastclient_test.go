@@ -202,12 +202,15 @@ func TestFastClientUntilCloseAndStaleConnections(t *testing.T) {
 
 	untilClose := rawServer(t, func(c net.Conn) {
 		if readHead(bufio.NewReader(c)) == nil {
-			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\n\r\nall of it")
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\ncontent-TYPE: text/x\r\nx-custom-thing:  v \r\n\r\nall of it")
 		}
 	})
 	res, body := do(t, f, newReq(http.MethodGet, untilClose, nil))
 	if body != "all of it" || !res.Close || res.ContentLength != -1 {
 		t.Fatalf("close-delimited: %q close %v length %d", body, res.Close, res.ContentLength)
+	}
+	if res.Header["Content-Type"][0] != "text/x" || res.Header["X-Custom-Thing"][0] != "v" {
+		t.Fatalf("header names not canonical: %v", res.Header)
 	}
 }
 
