@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // Ways a response body is delimited (RFC 9112 section 6.3).
@@ -20,7 +22,7 @@ const (
 // frame decides how the response body is delimited and gives the response its body.
 func (cc *clientConn) frame(res *http.Response, head bool) error {
 	h := res.Header
-	res.Close = hasToken(h["Connection"], "close") || (res.ProtoMinor == 0 && !hasToken(h["Connection"], "keep-alive"))
+	res.Close = httpsyntax.HasToken(h["Connection"], "close") || (res.ProtoMinor == 0 && !httpsyntax.HasToken(h["Connection"], "keep-alive"))
 	res.ContentLength = -1
 	mode := bodyUntilClose
 	te := h["Transfer-Encoding"]
@@ -90,35 +92,13 @@ func lastToken(values []string) string {
 func contentLength(values []string) (int64, bool) {
 	var n int64 = -1
 	for _, v := range values {
-		v = strings.TrimSpace(v)
-		if v == "" || len(v) > 18 {
-			return 0, false
-		}
-		var m int64
-		for i := 0; i < len(v); i++ {
-			if v[i] < '0' || v[i] > '9' {
-				return 0, false
-			}
-			m = m*10 + int64(v[i]-'0')
-		}
-		if n >= 0 && m != n {
+		m, ok := httpsyntax.ParseContentLength(strings.TrimSpace(v))
+		if !ok || (n >= 0 && m != n) {
 			return 0, false
 		}
 		n = m
 	}
 	return n, true
-}
-
-// hasToken reports whether a comma-separated header holds token, ignoring case.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // clientBody streams a response body from its connection, which goes back to the
@@ -232,25 +212,13 @@ func (b *clientBody) readTrailers() error {
 	}
 }
 
+// parseChunkSize parses a chunk size that fits an int64 comfortably.
 func parseChunkSize(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 15 {
+	n, ok := httpsyntax.ParseHex(b)
+	if !ok || n > 1<<62 {
 		return 0, false
 	}
-	var n int64
-	for _, c := range b {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c -= 'a' - 10
-		case 'A' <= c && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | int64(c)
-	}
-	return n, true
+	return int64(n), true
 }
 
 // end finishes the body: at its end (io.EOF, or nil for no body) the connection goes

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // clientBufferSize is the read and write buffer size of a backend connection.
@@ -180,14 +182,14 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 	}
 	slices.Sort(cc.keys)
 	for _, k := range cc.keys {
-		if !validFieldName(k) {
+		if !httpsyntax.IsToken(k) {
 			return b, errBadHeaderField
 		}
 		for _, v := range req.Header[k] {
 			if k == "User-Agent" && v == "" {
 				continue
 			}
-			if !validFieldValue(v) {
+			if !httpsyntax.ValidFieldValue(v) {
 				return b, errBadHeaderField
 			}
 			b = append(b, k...)
@@ -218,27 +220,6 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 
 func bodyExpected(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
-}
-
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c <= ' ' || c >= 0x7f || c == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // readResponse reads the head of the final response, passing 1xx responses to the
@@ -374,17 +355,8 @@ func canonicalizeNames(head []byte) {
 			return
 		}
 		line := head[i : i+end]
-		if colon := bytes.IndexByte(line, ':'); colon > 0 && validFieldName(string(line[:colon])) {
-			upper := true
-			for k, c := range line[:colon] {
-				switch {
-				case upper && 'a' <= c && c <= 'z':
-					line[k] = c - ('a' - 'A')
-				case !upper && 'A' <= c && c <= 'Z':
-					line[k] = c + ('a' - 'A')
-				}
-				upper = c == '-'
-			}
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && httpsyntax.IsToken(line[:colon]) {
+			httpsyntax.Canonicalize(line[:colon])
 		}
 		i += end + 1
 	}
@@ -420,7 +392,7 @@ func parseFields(text string) (http.Header, error) {
 			return nil, errMalformedResponse
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !validFieldName(name) {
+		if !ok || !httpsyntax.IsToken(name) {
 			return nil, errMalformedResponse
 		}
 		if n, ok := commonResponseNames[name]; ok {

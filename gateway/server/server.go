@@ -3,6 +3,11 @@
 // TLS, HTTP/2, enforces connection limits, refuses requests with ambiguous framing
 // before any handler sees them, and drains connections gracefully when a socket is
 // removed or the process stops.
+//
+// HTTP/1.x is served by package h1 (HTTP1Fast, the default), whose parser applies the
+// framing rules itself, or by net/http behind the framing guard (HTTP1Std). net/http
+// serves HTTP/2 either way: ALPN h2 over TLS, and h2c with prior knowledge, which h1
+// hands over with the bytes it read.
 package server
 
 import (

@@ -6,6 +6,9 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // maxChunkLine is the longest chunk-size line accepted, as net/http and the framing
@@ -140,7 +143,7 @@ func (b *body) readChunkSize() (last bool, err error) {
 		line = line[:len(line)-1]
 	}
 	size, _, _ := bytes.Cut(line, []byte{';'})
-	n, ok := parseHex(size)
+	n, ok := httpsyntax.ParseHex(size)
 	if !ok || n > 1<<62 {
 		return false, errChunkLine
 	}
@@ -172,7 +175,7 @@ func (b *body) readTrailers() error {
 		if perr != nil {
 			return errors.New("malformed request trailer: " + perr.reason)
 		}
-		canonicalize(line[:span.nameEnd])
+		httpsyntax.Canonicalize(line[:span.nameEnd])
 		name, value := string(line[:span.nameEnd]), string(line[span.valueStart:span.valueEnd])
 		if *b.trailer == nil {
 			*b.trailer = http.Header{}
@@ -198,7 +201,11 @@ func (b *body) finish() bool {
 	reusable := b.done
 	if !b.done && b.err == nil && b.continueFor == nil {
 		// A client still waiting for 100 Continue has sent no body; the connection
-		// cannot be reused, since it may yet send it.
+		// cannot be reused, since it may yet send it. The rest of the body must
+		// arrive as promptly as a head would, or the connection is given up.
+		if d := b.c.srv.readHeaderTimeout; d > 0 {
+			b.c.setReadDeadline(time.Now().Add(d))
+		}
 		reusable = b.discard()
 	}
 	b.closed = true
@@ -221,26 +228,4 @@ func (b *body) discard() bool {
 		}
 	}
 	return false
-}
-
-// parseHex parses 1 to 16 hexadecimal digits.
-func parseHex(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 16 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | uint64(c)
-	}
-	return n, true
 }

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // protocolError is a request the server refuses before any handler sees it. The
@@ -115,7 +117,7 @@ func (p *parser) parse(b []byte, h *head) *protocolError {
 		if err != nil {
 			return err
 		}
-		canonicalize(b[span.nameStart:span.nameEnd])
+		httpsyntax.Canonicalize(b[span.nameStart:span.nameEnd])
 		p.spans = append(p.spans, span)
 	}
 	text := string(b)
@@ -132,7 +134,7 @@ func (h *head) requestLine(line []byte) (methodEnd, targetEnd int, err *protocol
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
 		return 0, 0, errRequestLine
 	}
-	if !isToken(method) {
+	if !httpsyntax.IsToken(method) {
 		return 0, 0, errMethod
 	}
 	for _, c := range target {
@@ -184,7 +186,7 @@ func headerLine(line []byte, offset int) (lineSpan, *protocolError) {
 		return lineSpan{}, errObsFold
 	}
 	colon := bytes.IndexByte(line, ':')
-	if colon <= 0 || !isToken(line[:colon]) {
+	if colon <= 0 || !httpsyntax.IsToken(line[:colon]) {
 		return lineSpan{}, errHeaderLine
 	}
 	vs, ve := colon+1, len(line)
@@ -194,10 +196,8 @@ func headerLine(line []byte, offset int) (lineSpan, *protocolError) {
 	for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
 		ve--
 	}
-	for _, c := range line[vs:ve] {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return lineSpan{}, errHeaderValue
-		}
+	if !httpsyntax.ValidFieldValue(line[vs:ve]) {
+		return lineSpan{}, errHeaderValue
 	}
 	return lineSpan{nameStart: offset, nameEnd: offset + colon, valueStart: offset + vs, valueEnd: offset + ve}, nil
 }
@@ -258,7 +258,7 @@ func (h *head) framing(cl string, clCount int, te string, teCount int) *protocol
 		h.chunked, h.contentLength = true, -1
 		delete(h.header, "Transfer-Encoding")
 	case clCount > 0:
-		n, ok := parseContentLength(cl)
+		n, ok := httpsyntax.ParseContentLength(cl)
 		if !ok {
 			return errInvalidCL
 		}
@@ -281,9 +281,9 @@ func (h *head) semantics(hosts int) *protocolError {
 	delete(h.header, "Host")
 	conn := h.header["Connection"]
 	if h.http10 {
-		h.close = !hasToken(conn, "keep-alive")
+		h.close = !httpsyntax.HasToken(conn, "keep-alive")
 	} else {
-		h.close = hasToken(conn, "close")
+		h.close = httpsyntax.HasToken(conn, "close")
 	}
 	h.expect100, h.otherExpect = false, false
 	if e, ok := h.header["Expect"]; ok {
@@ -350,49 +350,6 @@ func (h *head) requestURL() (*url.URL, *protocolError) {
 	return u, nil
 }
 
-// parseContentLength parses 1 to 18 decimal digits, as the framing guard does.
-func parseContentLength(s string) (int64, bool) {
-	if len(s) == 0 || len(s) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(s); i++ {
-		if !isDigit(s[i]) {
-			return 0, false
-		}
-		n = n*10 + int64(s[i]-'0')
-	}
-	return n, true
-}
-
-// hasToken reports whether a comma-separated header holds token, ignoring case.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// canonicalize rewrites a header name in place in the canonical form of
-// http.CanonicalHeaderKey: upper case after each hyphen and at the start, lower case
-// elsewhere. Names were checked to be tokens.
-func canonicalize(name []byte) {
-	upper := true
-	for i, c := range name {
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			name[i] = c - ('a' - 'A')
-		case !upper && 'A' <= c && c <= 'Z':
-			name[i] = c + ('a' - 'A')
-		}
-		upper = c == '-'
-	}
-}
-
 // commonNames interns the header names most requests carry, so that the header map
 // holds shared strings rather than slices of each request's text.
 var commonNames = func() map[string]string {
@@ -418,33 +375,6 @@ func internName(name string) string {
 	return name
 }
 
-// tokenChars marks the characters of an RFC 9110 token.
-var tokenChars = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if !tokenChars[c] {
-			return false
-		}
-	}
-	return true
-}
-
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // validHost reports whether a Host header value holds only characters a host and
@@ -461,7 +391,7 @@ func validHost(h string) bool {
 
 var hostChars = func() (t [256]bool) {
 	for c := range 256 {
-		t[c] = c >= 0x80 || tokenChars[c]
+		t[c] = c >= 0x80 || httpsyntax.IsTokenChar(byte(c))
 	}
 	for _, c := range "[]:@()!$&'*+,;=%" {
 		t[c] = true

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // deferLimit is how much body a response without Content-Length holds back before
@@ -105,7 +107,7 @@ func (w *response) writeInformational(code int) {
 func (w *response) buildHead() {
 	h := w.header
 	if cl, ok := h["Content-Length"]; ok && len(cl) == 1 {
-		if n, valid := parseContentLength(cl[0]); valid {
+		if n, valid := httpsyntax.ParseContentLength(cl[0]); valid {
 			w.contentLength = n
 		}
 	}
@@ -113,7 +115,7 @@ func (w *response) buildHead() {
 		w.chunked = true
 		w.contentLength = -1
 	}
-	if hasToken(h["Connection"], "close") || w.req.Close || w.c.srv.draining.Load() {
+	if httpsyntax.HasToken(h["Connection"], "close") || w.req.Close || w.c.srv.draining.Load() {
 		w.closeAfter = true
 	}
 	for _, v := range h["Trailer"] {
@@ -143,7 +145,7 @@ func (w *response) appendFields(b []byte, informational bool) []byte {
 				continue
 			}
 		}
-		if strings.HasPrefix(k, http.TrailerPrefix) || !isToken([]byte(k)) {
+		if strings.HasPrefix(k, http.TrailerPrefix) || !httpsyntax.IsToken(k) {
 			continue
 		}
 		w.keys = append(w.keys, k)
@@ -413,7 +415,7 @@ func (w *response) appendTrailers(b []byte) []byte {
 	}
 	for k, vv := range w.header {
 		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
-		if !ok || !isToken([]byte(name)) {
+		if !ok || !httpsyntax.IsToken(name) {
 			continue
 		}
 		for _, v := range vv {
