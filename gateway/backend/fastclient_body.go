@@ -20,9 +20,11 @@ const (
 )
 
 // frame decides how the response body is delimited and gives the response its body.
-func (cc *clientConn) frame(res *http.Response, head bool) error {
+// closing is set when the request asked to close the connection.
+func (cc *clientConn) frame(res *http.Response, head, closing bool) error {
 	h := res.Header
-	res.Close = httpsyntax.HasToken(h["Connection"], "close") || (res.ProtoMinor == 0 && !httpsyntax.HasToken(h["Connection"], "keep-alive"))
+	res.Close = closing || httpsyntax.HasToken(h["Connection"], "close") ||
+		(res.ProtoMinor == 0 && !httpsyntax.HasToken(h["Connection"], "keep-alive"))
 	res.ContentLength = -1
 	mode := bodyUntilClose
 	te := h["Transfer-Encoding"]

@@ -248,7 +248,7 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*htt
 			continue
 		}
 		res.Request = req
-		if err := cc.frame(res, req.Method == http.MethodHead); err != nil {
+		if err := cc.frame(res, req.Method == http.MethodHead, req.Close); err != nil {
 			return nil, err
 		}
 		return res, nil
