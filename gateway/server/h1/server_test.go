@@ -98,9 +98,9 @@ func TestPipelinedRequestsInOrder(t *testing.T) {
 	}
 }
 
-func TestResponseFraming(t *testing.T) {
-	big := strings.Repeat("x", 3*deferLimit)
-	handlers := map[string]http.HandlerFunc{
+// framingHandlers answer by path in the ways a response can be framed.
+func framingHandlers(t *testing.T, big string) map[string]http.HandlerFunc {
+	return map[string]http.HandlerFunc{
 		"/small": func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "hi") },
 		"/big":   func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, big) },
 		"/declared": func(w http.ResponseWriter, r *http.Request) {
@@ -141,6 +141,11 @@ func TestResponseFraming(t *testing.T) {
 			_, _ = io.WriteString(w, "ab")
 		},
 	}
+}
+
+func TestResponseFraming(t *testing.T) {
+	big := strings.Repeat("x", 3*deferLimit)
+	handlers := framingHandlers(t, big)
 	addr, _ := serve(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handlers[r.URL.Path](w, r) })})
 	client := &http.Client{Timeout: testTimeout}
 	check := func(path string, wantStatus int, wantBody string, wantLength int64, chunked bool) *http.Response {
