@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test ./gateway/router -run '^$$' -fuzz FuzzLookup -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server -run '^$$' -fuzz FuzzFramingTracker -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzParseHead -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzServeStream -fuzztime $(FUZZTIME)
 
 # Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay and
 # the backend direct on loopback (bench/run.sh installs the peers and load tools it
