@@ -287,7 +287,9 @@ func (c *conn) handOff() {
 	c.srv.handoff(rc)
 }
 
-// replayConn returns bytes read ahead before reading from the connection again.
+// replayConn returns bytes read ahead before reading from the connection again. It
+// only ever wraps what is read: h2c connections handed over (cleartext), and the
+// reader of a hijacked connection, whose hijacker gets the connection itself.
 type replayConn struct {
 	net.Conn
 	pending []byte
@@ -300,15 +302,6 @@ func (rc *replayConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	return rc.Conn.Read(p)
-}
-
-// ConnectionState returns the TLS state of a TLS connection, so that net/http sees
-// one through the wrapper.
-func (rc *replayConn) ConnectionState() tls.ConnectionState {
-	if tc, ok := rc.Conn.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		return tc.ConnectionState()
-	}
-	return tls.ConnectionState{}
 }
 
 // close closes the connection, after sending what is buffered.
