@@ -334,7 +334,7 @@ func (h *head) requestURL() (*url.URL, *protocolError) {
 		u.Scheme = ""
 		return u, nil
 	}
-	if len(h.target) > 1 && h.target[0] == '/' && strings.IndexByte(h.target, '%') < 0 {
+	if h.target[0] == '/' && strings.IndexByte(h.target, '%') < 0 {
 		// The common case needs no unescaping.
 		path, query, hasQuery := strings.Cut(h.target, "?")
 		u := &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
