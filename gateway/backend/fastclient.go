@@ -67,6 +67,11 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.std.RoundTrip(req)
 	}
 	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		// Reads only watch the context once they wait, so an ended one is caught here.
+		closeBody(req)
+		return nil, err
+	}
 	for {
 		cc, err := t.getConn(ctx, req.URL.Host, req.Body != nil && req.Body != http.NoBody)
 		if err != nil {

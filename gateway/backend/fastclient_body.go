@@ -277,7 +277,7 @@ func (cc *clientConn) readData(p []byte, limit int64) (int, error) {
 	}
 	if cc.r == cc.w {
 		if len(p) >= len(cc.rbuf) {
-			n, err := cc.conn.Read(p)
+			n, err := cc.read(p)
 			if n > 0 {
 				return n, nil
 			}

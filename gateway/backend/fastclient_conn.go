@@ -59,10 +59,26 @@ type clientConn struct {
 	ctx      context.Context
 	mu       sync.Mutex
 	canceled atomic.Bool
+	// interruptFn is interrupt, made once; raw reads the connection where the
+	// platform allows (see rawReader).
+	interruptFn func()
+	raw         *rawReader
 }
 
 func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
-	return &clientConn{t: t, addr: addr, conn: conn, rbuf: make([]byte, clientBufferSize), wbuf: make([]byte, 0, clientBufferSize)}
+	cc := &clientConn{t: t, addr: addr, conn: conn, rbuf: make([]byte, clientBufferSize), wbuf: make([]byte, 0, clientBufferSize)}
+	cc.interruptFn = cc.interrupt
+	cc.initReader()
+	return cc
+}
+
+// watch starts, once per request, the watch that interrupts the connection when the
+// request's context ends. Reads start it only when they have to wait; requests with
+// a body start it before writing, since a write may wait too.
+func (cc *clientConn) watch() {
+	if cc.stop == nil && cc.ctx != nil && cc.ctx.Done() != nil {
+		cc.stop = context.AfterFunc(cc.ctx, cc.interruptFn)
+	}
 }
 
 // roundTrip writes req and reads the response head. On error the connection is
@@ -70,8 +86,8 @@ func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTimeout time.Duration) (*http.Response, error) {
 	cc.nothingRead = true
 	cc.ctx = ctx
-	if ctx.Done() != nil {
-		cc.stop = context.AfterFunc(ctx, cc.interrupt)
+	if req.Body != nil && req.Body != http.NoBody {
+		cc.watch()
 	}
 	err := cc.writeRequest(req)
 	if err != nil {
@@ -116,12 +132,13 @@ func (cc *clientConn) fail(ctx context.Context, err error) error {
 	return err
 }
 
-// release ends the context watch.
+// release ends the context watch, and the connection's tie to the request.
 func (cc *clientConn) release() {
 	if cc.stop != nil {
 		cc.stop()
 		cc.stop = nil
 	}
+	cc.ctx = nil
 }
 
 // writeRequest sends the request head and body in one write where they fit.
@@ -291,7 +308,7 @@ func (cc *clientConn) fill() error {
 			cc.rbuf = grown
 		}
 	}
-	n, err := cc.conn.Read(cc.rbuf[cc.w:])
+	n, err := cc.read(cc.rbuf[cc.w:])
 	if n > 0 {
 		cc.nothingRead = false
 		cc.w += n
