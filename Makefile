@@ -28,8 +28,13 @@ controlplane:
 	./e2e/controlplane/build.sh
 
 # Every test, with the race detector. Integration tests build and start the real binary.
+# HTTP/1.1 has two implementations on the data path (--http1, SWITCHYARD_HTTP1): the
+# default, built for it, and net/http's. The suites that carry traffic run once more
+# with net/http's, so that both keep passing.
+STD_HTTP1_PKGS := ./gateway/server/... ./gateway/backend ./gateway/proxy ./gateway/dataplane ./e2e/standalone
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	SWITCHYARD_HTTP1=std $(GO) test -race -count=1 -timeout 20m $(STD_HTTP1_PKGS)
 
 test-short:
 	$(GO) test -short $(PKGS)
@@ -47,6 +52,8 @@ fuzz:
 	$(GO) test ./controller/translate -run '^$$' -fuzz FuzzTranslate -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/router -run '^$$' -fuzz FuzzLookup -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server -run '^$$' -fuzz FuzzFramingTracker -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzParseHead -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzServeStream -fuzztime $(FUZZTIME)
 
 # Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay and
 # the backend direct on loopback (bench/run.sh installs the peers and load tools it

@@ -2,12 +2,14 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/gateway/admin"
+	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/dataplane"
 	"github.com/switchyard-dev/switchyard/gateway/proxy"
 	"github.com/switchyard-dev/switchyard/gateway/ratelimit"
@@ -58,6 +60,7 @@ type dataPlaneFlags struct {
 	redisURL          string
 	redisMode         string
 	redisPasswordFile string
+	http1             string
 }
 
 func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
@@ -67,6 +70,8 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.redisURL, "redis-url", "", "Redis for global rate limits, as a go-redis URL (redis:// or rediss:// for TLS); without it each replica enforces its share")
 	fs.StringVar(&d.redisMode, "redis-mode", ratelimit.RedisStandalone, "standalone, cluster or sentinel")
 	fs.StringVar(&d.redisPasswordFile, "redis-password-file", "", "file holding the Redis password")
+	fs.StringVar(&d.http1, "http1", "", "HTTP/1.1 implementation for clients and backends: fast (built for the data path) or std (net/http); "+
+		"default: $"+server.HTTP1ModeEnv+", else fast")
 	d.observeFlags.register(fs)
 }
 
@@ -80,13 +85,19 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 	if err != nil {
 		return nil, nil, err
 	}
+	http1, err := server.ParseHTTP1Mode(d.http1)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--http1: %w", err)
+	}
 	opts := dataplane.Options{
 		Limits:   server.DefaultLimits(),
+		Backend:  backend.Options{HTTP1: string(http1)},
 		Proxy:    proxy.Options{TrustedProxies: trusted},
 		Logger:   logger,
 		Replicas: replicas,
 		Node:     node,
 	}
+	opts.Limits.HTTP1 = http1
 	if d.redisURL != "" {
 		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {
 			return nil, nil, err

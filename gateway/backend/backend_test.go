@@ -150,21 +150,21 @@ func TestConcurrentUpdateAndPick(t *testing.T) {
 
 func TestTransportsAreTunedForProxying(t *testing.T) {
 	m := NewManager(Options{})
-	h1, ok := m.Transport(config.AppProtocolHTTP1).(*http.Transport)
+	h1, ok := stdTransport(m.Transport(config.AppProtocolHTTP1))
 	if !ok || h1 == http.DefaultTransport {
 		t.Fatal("HTTP/1 transport is not a dedicated *http.Transport")
 	}
 	if h1.MaxIdleConnsPerHost != 512 || h1.IdleConnTimeout != 90*time.Second || !h1.DisableCompression || h1.Proxy != nil || h1.ForceAttemptHTTP2 {
 		t.Fatalf("HTTP/1 transport settings: %+v", h1)
 	}
-	if m.Transport(config.AppProtocolWebSocket) != h1 {
+	if ws, _ := stdTransport(m.Transport(config.AppProtocolWebSocket)); ws != h1 {
 		t.Fatal("WebSocket backends must use the HTTP/1 transport")
 	}
 	h2 := m.Transport(config.AppProtocolH2C).(*http.Transport)
 	if h2 == h1 || !h2.Protocols.UnencryptedHTTP2() || h2.Protocols.HTTP1() {
 		t.Fatalf("h2c transport protocols: %v", h2.Protocols)
 	}
-	custom := NewManager(Options{MaxIdleConnsPerHost: 7}).Transport(config.AppProtocolHTTP1).(*http.Transport)
+	custom, _ := stdTransport(NewManager(Options{MaxIdleConnsPerHost: 7}).Transport(config.AppProtocolHTTP1))
 	if custom.MaxIdleConnsPerHost != 7 {
 		t.Fatalf("MaxIdleConnsPerHost option ignored: %d", custom.MaxIdleConnsPerHost)
 	}

@@ -25,6 +25,9 @@ type Manager struct {
 	opts  Options
 	http1 *http.Transport
 	h2c   *http.Transport
+	// fast, when set, carries cleartext HTTP/1.1 in place of http1 (which it falls
+	// back on for what it does not handle); see Options.HTTP1.
+	fast *fastTransport
 
 	// closed is set by Close; guarded by updateMu.
 	closed bool
@@ -40,6 +43,9 @@ type Manager struct {
 func NewManager(opts Options) *Manager {
 	opts = opts.withDefaults()
 	m := &Manager{opts: opts, http1: newHTTP1Transport(opts), h2c: newH2CTransport(opts), tls: map[string]http.RoundTripper{}}
+	if useFastHTTP1(opts.HTTP1) {
+		m.fast = newFastTransport(opts, m.http1)
+	}
 	empty := map[string]*Pool{}
 	m.pools.Store(&empty)
 	return m
@@ -140,6 +146,9 @@ func (m *Manager) Transport(p config.AppProtocol) http.RoundTripper {
 	if p == config.AppProtocolH2C {
 		return m.h2c
 	}
+	if m.fast != nil {
+		return m.fast
+	}
 	return m.http1
 }
 
@@ -201,6 +210,9 @@ func (m *Manager) Close() {
 	m.updateMu.Unlock()
 	m.http1.CloseIdleConnections()
 	m.h2c.CloseIdleConnections()
+	if m.fast != nil {
+		m.fast.CloseIdleConnections()
+	}
 	m.updateMu.Lock()
 	defer m.updateMu.Unlock()
 	for _, tr := range m.tls {

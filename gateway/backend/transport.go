@@ -32,6 +32,11 @@ type Options struct {
 	// H2CPingInterval is how long an HTTP/2 backend connection may stay silent
 	// before it is checked with a PING. Default 30s.
 	H2CPingInterval time.Duration
+	// HTTP1 chooses the client of cleartext HTTP/1.1 backends: "fast" (a client
+	// without goroutines per connection, see fastTransport) or "std"
+	// (http.Transport). "" means the SWITCHYARD_HTTP1 environment variable's choice,
+	// else fast.
+	HTTP1 string
 }
 
 // withDefaults fills in every zero field.

@@ -91,10 +91,18 @@ func BenchmarkGuardConnAccept(b *testing.B) {
 // benchSink keeps the compiler from optimising allocations away.
 var benchSink net.Conn
 
-// BenchmarkServerRoundTrip measures whole keep-alive requests over loopback, guard
-// included, for scale.
+// BenchmarkServerRoundTrip measures whole keep-alive requests over loopback, for
+// scale, with each HTTP/1.x server (net/http's with the guard included).
 func BenchmarkServerRoundTrip(b *testing.B) {
-	m := newTestManager(b, DefaultLimits())
+	for _, mode := range []HTTP1Mode{HTTP1Fast, HTTP1Std} {
+		b.Run(string(mode), func(b *testing.B) { benchmarkServerRoundTrip(b, mode) })
+	}
+}
+
+func benchmarkServerRoundTrip(b *testing.B, mode HTTP1Mode) {
+	limits := DefaultLimits()
+	limits.HTTP1 = mode
+	m := newTestManager(b, limits)
 	addr := serveOne(b, m, Spec{Handler: textHandler("ok")})
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {

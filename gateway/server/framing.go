@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
 // framingState is where a framingTracker stands in the HTTP/1.1 byte stream.
@@ -293,7 +295,7 @@ func (t *framingTracker) chunkSizeLine(line []byte) {
 		return
 	}
 	size, _, _ := bytes.Cut(trimOWSRight(line[:len(line)-1]), []byte{';'})
-	n, ok := parseHex(size)
+	n, ok := httpsyntax.ParseHex(size)
 	if !ok {
 		t.flag("invalid chunk size")
 		return
@@ -310,28 +312,6 @@ func (t *framingTracker) nextRequest() {
 	t.index++
 	t.headBytes = 0
 	t.state = stateRequestLine
-}
-
-// parseHex parses 1 to 16 hexadecimal digits.
-func parseHex(b []byte) (uint64, bool) {
-	if len(b) == 0 || len(b) > 16 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		n = n<<4 | uint64(c)
-	}
-	return n, true
 }
 
 // trimCR removes one trailing CR, as a CRLF line ending leaves it.

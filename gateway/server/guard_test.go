@@ -21,9 +21,10 @@ type guardCase struct {
 	calls    int64 // handler invocations expected
 }
 
-func TestMalformedRequestGuard(t *testing.T) {
+// guardCases are exchanges whose answers both HTTP/1.x servers must give.
+func guardCases() []guardCase {
 	const good = "GET /ok HTTP/1.1\r\nHost: a\r\n\r\n"
-	cases := []guardCase{
+	return []guardCase{
 		{
 			name:     "content-length and transfer-encoding",
 			payload:  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
@@ -89,10 +90,21 @@ func TestMalformedRequestGuard(t *testing.T) {
 			statuses: []int{200, 200, 200}, closed: false, calls: 3,
 		},
 	}
-	for _, tc := range cases {
+}
+
+func TestMalformedRequestGuard(t *testing.T) {
+	for _, mode := range []HTTP1Mode{HTTP1Fast, HTTP1Std} {
+		t.Run(string(mode), func(t *testing.T) { testMalformedRequestGuard(t, mode) })
+	}
+}
+
+func testMalformedRequestGuard(t *testing.T, mode HTTP1Mode) {
+	for _, tc := range guardCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &recordingHandler{}
-			m := newTestManager(t, DefaultLimits())
+			limits := DefaultLimits()
+			limits.HTTP1 = mode
+			m := newTestManager(t, limits)
 			addr := serveOne(t, m, Spec{Handler: h})
 			res := rawExchange(t, addr, tc.payload, len(tc.statuses))
 			checkGuardResult(t, tc, res, h.calls.Load())

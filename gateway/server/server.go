@@ -3,6 +3,11 @@
 // TLS, HTTP/2, enforces connection limits, refuses requests with ambiguous framing
 // before any handler sees them, and drains connections gracefully when a socket is
 // removed or the process stops.
+//
+// HTTP/1.x is served by package h1 (HTTP1Fast, the default), whose parser applies the
+// framing rules itself, or by net/http behind the framing guard (HTTP1Std). net/http
+// serves HTTP/2 either way: ALPN h2 over TLS, and h2c with prior knowledge, which h1
+// hands over with the bytes it read.
 package server
 
 import (
@@ -17,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/server/h1"
 )
 
 // Limits bound what one client can make a socket spend. Start from DefaultLimits.
@@ -65,6 +72,10 @@ type Limits struct {
 	// does not linger. Long-lived streams still open then are closed. Zero means the
 	// default.
 	DrainTimeout time.Duration
+	// HTTP1 chooses the HTTP/1.x server (see HTTP1Mode). "" means the choice of the
+	// SWITCHYARD_HTTP1 environment variable, else HTTP1Fast; NewManager treats an
+	// unknown value as HTTP1Fast.
+	HTTP1 HTTP1Mode
 }
 
 // DefaultLimits returns the limits documented on each Limits field.
@@ -103,6 +114,11 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.DrainTimeout <= 0 {
 		l.DrainTimeout = d.DrainTimeout
+	}
+	if mode, err := ParseHTTP1Mode(string(l.HTTP1)); err == nil {
+		l.HTTP1 = mode
+	} else {
+		l.HTTP1 = HTTP1Fast
 	}
 	return l
 }
@@ -391,11 +407,15 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 
 // socket is one bound listening socket and the HTTP server on it.
 type socket struct {
-	name     string
-	key      socketKey
-	spec     atomic.Pointer[Spec] // swapped by Sync; read per request and handshake
-	ln       *listener
-	srv      *http.Server
+	name string
+	key  socketKey
+	spec atomic.Pointer[Spec] // swapped by Sync; read per request and handshake
+	ln   *listener
+	srv  *http.Server
+	// h1 serves HTTP/1.x in HTTP1Fast mode, and handoff passes connections from it
+	// (and HTTP/2 ones from the listener) to srv; both are nil in HTTP1Std mode.
+	h1       *h1.Server
+	handoff  *handoffListener
 	manager  *Manager
 	inFlight atomic.Int64
 	closing  atomic.Bool
@@ -423,6 +443,12 @@ func (m *Manager) open(spec *Spec) (*socket, error) {
 	}
 	s.ln = newListener(inner, tlsConfig, m.limits, m.logger.With("listener", spec.Name))
 	s.srv = m.newHTTPServer(s, tlsConfig)
+	if m.limits.HTTP1 == HTTP1Fast {
+		s.handoff = newHandoffListener(s.ln.Addr())
+		s.h1 = m.newFastServer(s)
+		go s.serveFast()
+		return s, nil
+	}
 	go s.serve()
 	return s, nil
 }
@@ -472,6 +498,10 @@ func (s *socket) serve() {
 	}
 }
 
+// http1Handler is the handler of the fast HTTP/1.x path. Its parser refuses
+// ambiguous framing itself, so the framing guard's handler is not in the way.
+func http1Handler(s *socket) http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
 // serveHTTP counts the request in flight and hands it to the current handler.
 func (s *socket) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inFlight.Add(1)
@@ -495,11 +525,17 @@ func (s *socket) stopAccepting() {
 func (s *socket) drain(ctx context.Context) error {
 	s.stopAccepting()
 	err := s.srv.Shutdown(ctx)
+	if err == nil && s.h1 != nil {
+		err = s.h1.Shutdown(ctx)
+	}
 	if err == nil {
 		err = s.waitQuiet(ctx)
 	}
 	if err != nil {
 		_ = s.srv.Close()
+		if s.h1 != nil {
+			s.h1.Close()
+		}
 		s.ln.conns.closeAll()
 	}
 	<-s.served

@@ -1,0 +1,427 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+)
+
+// clientBufferSize is the read and write buffer size of a backend connection.
+const clientBufferSize = 4 << 10
+
+// maxResponseHead bounds a response's status line and header fields.
+const maxResponseHead = 1 << 20
+
+var (
+	errMalformedResponse = errors.New("malformed HTTP response from backend")
+	errResponseTooLarge  = errors.New("backend response header too large")
+	errBadChunk          = errors.New("malformed chunked response body from backend")
+	errBadHeaderField    = errors.New("invalid header field in request")
+)
+
+// aLongTimeAgo is a deadline in the past, which interrupts blocked reads at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// clientConn is one connection to a backend, owned by one request at a time.
+type clientConn struct {
+	t    *fastTransport
+	addr string
+	conn net.Conn
+	rbuf []byte
+	r, w int
+	wbuf []byte
+	keys []string
+	// idleSince is when the connection last went idle.
+	idleSince time.Time
+	// reused is set when the connection served an earlier request; nothingRead
+	// while no byte of the current response has arrived. Together they tell a stale
+	// connection, on which a request may be sent again.
+	reused, nothingRead bool
+	// stop ends the context watch of the current request.
+	stop func() bool
+	// ctx is the current request's context; canceled is set when its end
+	// interrupted the connection, whose reads then fail with the context's error.
+	ctx      context.Context
+	mu       sync.Mutex
+	canceled atomic.Bool
+	// interruptFn is interrupt, made once; raw reads the connection where the
+	// platform allows (see rawReader).
+	interruptFn func()
+	raw         *rawReader
+}
+
+func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
+	cc := &clientConn{t: t, addr: addr, conn: conn, rbuf: make([]byte, clientBufferSize), wbuf: make([]byte, 0, clientBufferSize)}
+	cc.interruptFn = cc.interrupt
+	cc.initReader()
+	return cc
+}
+
+// watch starts, once per request, the watch that interrupts the connection when the
+// request's context ends. Reads start it only when they have to wait; requests with
+// a body start it before writing, since a write may wait too.
+func (cc *clientConn) watch() {
+	if cc.stop == nil && cc.ctx != nil && cc.ctx.Done() != nil {
+		cc.stop = context.AfterFunc(cc.ctx, cc.interruptFn)
+	}
+}
+
+// roundTrip writes req and reads the response head. On error the connection is
+// closed.
+func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTimeout time.Duration) (*http.Response, error) {
+	cc.nothingRead = true
+	cc.ctx = ctx
+	if req.Body != nil && req.Body != http.NoBody {
+		cc.watch()
+	}
+	err := cc.writeRequest(req)
+	if err != nil {
+		return nil, cc.fail(ctx, err)
+	}
+	if headerTimeout > 0 {
+		_ = cc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
+	}
+	// The answer cannot be there yet: reading now would cost a system call that
+	// finds nothing. Other goroutines' work runs first, giving the backend time.
+	runtime.Gosched()
+	res, err := cc.readResponse(ctx, req)
+	if err != nil {
+		return nil, cc.fail(ctx, err)
+	}
+	if headerTimeout > 0 {
+		cc.mu.Lock()
+		if !cc.canceled.Load() {
+			_ = cc.conn.SetReadDeadline(time.Time{})
+		}
+		cc.mu.Unlock()
+	}
+	return res, nil
+}
+
+// interrupt makes a blocked read or write return, once the request's context ended.
+func (cc *clientConn) interrupt() {
+	cc.mu.Lock()
+	cc.canceled.Store(true)
+	_ = cc.conn.SetDeadline(aLongTimeAgo)
+	cc.mu.Unlock()
+}
+
+// fail closes the connection after a failed exchange and returns the error to
+// report.
+func (cc *clientConn) fail(ctx context.Context, err error) error {
+	cc.release()
+	_ = cc.conn.Close()
+	if cc.canceled.Load() && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// release ends the context watch, and the connection's tie to the request.
+func (cc *clientConn) release() {
+	if cc.stop != nil {
+		cc.stop()
+		cc.stop = nil
+	}
+	cc.ctx = nil
+}
+
+// writeRequest sends the request head and body in one write where they fit.
+func (cc *clientConn) writeRequest(req *http.Request) error {
+	b := cc.wbuf[:0]
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = appendRequestURI(b, req.URL)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	b, err := cc.appendHeader(b, req)
+	if err != nil {
+		return err
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err = copyBody(b, req.Body, req.ContentLength)
+		_ = req.Body.Close()
+		if err != nil {
+			return err
+		}
+	}
+	cc.wbuf = b[:0]
+	_, err = cc.conn.Write(b)
+	return err
+}
+
+// appendRequestURI appends the escaped path and query, as URL.RequestURI does,
+// without building a string.
+func appendRequestURI(b []byte, u *url.URL) []byte {
+	path := u.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	b = append(b, path...)
+	if u.ForceQuery || u.RawQuery != "" {
+		b = append(b, '?')
+		b = append(b, u.RawQuery...)
+	}
+	return b
+}
+
+// appendHeader appends the header fields and the framing of the body, as
+// http.Transport writes them: a default User-Agent unless one is set (an empty one
+// means none), Content-Length for a body and for methods that expect one.
+func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) {
+	cc.keys = cc.keys[:0]
+	for k := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		}
+		cc.keys = append(cc.keys, k)
+	}
+	slices.Sort(cc.keys)
+	for _, k := range cc.keys {
+		if !httpsyntax.IsToken(k) {
+			return b, errBadHeaderField
+		}
+		for _, v := range req.Header[k] {
+			if k == "User-Agent" && v == "" {
+				continue
+			}
+			if !httpsyntax.ValidFieldValue(v) {
+				return b, errBadHeaderField
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		b = append(b, "User-Agent: Go-http-client/1.1\r\n"...)
+	}
+	if req.ContentLength > 0 || (req.ContentLength == 0 && bodyExpected(req.Method)) {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, req.ContentLength, 10)
+		b = append(b, "\r\n"...)
+	}
+	if req.Close {
+		b = append(b, "Connection: close\r\n"...)
+	} else {
+		for _, v := range req.Header["Connection"] {
+			b = append(b, "Connection: "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...), nil
+}
+
+func bodyExpected(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
+}
+
+// readResponse reads the head of the final response, passing 1xx responses to the
+// request's trace.
+func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*http.Response, error) {
+	for {
+		end, err := cc.readHead()
+		if err != nil {
+			return nil, err
+		}
+		head := cc.rbuf[cc.r : cc.r+end]
+		cc.r += end
+		res, err := parseResponseHead(head)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode >= 100 && res.StatusCode < 200 {
+			if res.StatusCode == http.StatusSwitchingProtocols {
+				return nil, errMalformedResponse
+			}
+			if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		res.Request = req
+		if err := cc.frame(res, req.Method == http.MethodHead, req.Close); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+}
+
+// readHead reads until the buffer holds a whole response head.
+func (cc *clientConn) readHead() (int, error) {
+	from := 0
+	for {
+		buf := cc.rbuf[cc.r:cc.w]
+		if i := bytes.Index(buf[from:], []byte("\n\r\n")); i >= 0 {
+			return from + i + 3, nil
+		}
+		if i := bytes.Index(buf[from:], []byte("\n\n")); i >= 0 {
+			return from + i + 2, nil
+		}
+		from = max(0, len(buf)-2)
+		if len(buf) >= maxResponseHead {
+			return 0, errResponseTooLarge
+		}
+		if err := cc.fill(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// fill reads more into the buffer, compacting or growing it first when full.
+func (cc *clientConn) fill() error {
+	if cc.r == cc.w {
+		cc.r, cc.w = 0, 0
+	}
+	if cc.w == len(cc.rbuf) {
+		if cc.r > 0 {
+			cc.w = copy(cc.rbuf, cc.rbuf[cc.r:cc.w])
+			cc.r = 0
+		} else {
+			grown := make([]byte, 2*len(cc.rbuf))
+			copy(grown, cc.rbuf[:cc.w])
+			cc.rbuf = grown
+		}
+	}
+	n, err := cc.read(cc.rbuf[cc.w:])
+	if n > 0 {
+		cc.nothingRead = false
+		cc.w += n
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// parseResponseHead parses a status line and header fields. Header names are put in
+// canonical form in head itself, before its text is copied once into the strings of
+// the result.
+func parseResponseHead(head []byte) (*http.Response, error) {
+	canonicalizeNames(head)
+	text := string(head)
+	line, rest, _ := strings.Cut(text, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok {
+		return nil, errMalformedResponse
+	}
+	proto, major, minor, ok := parseVersion(proto)
+	if !ok {
+		return nil, errMalformedResponse
+	}
+	codeText, _, _ := strings.Cut(status, " ")
+	code, err := strconv.Atoi(codeText)
+	if err != nil || len(codeText) != 3 || code < 100 {
+		return nil, errMalformedResponse
+	}
+	res := &http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor}
+	header, err := parseFields(rest)
+	if err != nil {
+		return nil, err
+	}
+	res.Header = header
+	return res, nil
+}
+
+// parseVersion reads "HTTP/1.0" or "HTTP/1.1", returned as a constant.
+func parseVersion(proto string) (string, int, int, bool) {
+	switch proto {
+	case "HTTP/1.1":
+		return "HTTP/1.1", 1, 1, true
+	case "HTTP/1.0":
+		return "HTTP/1.0", 1, 0, true
+	}
+	return "", 0, 0, false
+}
+
+// canonicalizeNames rewrites the header names of a head in place in the canonical
+// form of http.CanonicalHeaderKey, leaving names that are not tokens as they are
+// (parseFields refuses them).
+func canonicalizeNames(head []byte) {
+	i := bytes.IndexByte(head, '\n') + 1
+	for i > 0 && i < len(head) {
+		end := bytes.IndexByte(head[i:], '\n')
+		if end < 0 {
+			return
+		}
+		line := head[i : i+end]
+		if colon := bytes.IndexByte(line, ':'); colon > 0 && httpsyntax.IsToken(line[:colon]) {
+			httpsyntax.Canonicalize(line[:colon])
+		}
+		i += end + 1
+	}
+}
+
+// commonResponseNames interns the header names most responses carry.
+var commonResponseNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
+		"Content-Type", "Date", "Etag", "Expires", "Keep-Alive", "Last-Modified", "Location", "Server",
+		"Set-Cookie", "Trailer", "Transfer-Encoding", "Vary", "X-Content-Type-Options", "X-Request-Id",
+	} {
+		m[n] = n
+	}
+	return m
+}()
+
+// parseFields parses header field lines up to the empty line; values are slices of
+// text.
+func parseFields(text string) (http.Header, error) {
+	n := strings.Count(text, "\n")
+	header := make(http.Header, n)
+	values := make([]string, 0, n)
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			return nil, errMalformedResponse
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !httpsyntax.IsToken(name) {
+			return nil, errMalformedResponse
+		}
+		if n, ok := commonResponseNames[name]; ok {
+			name = n
+		}
+		value = strings.Trim(value, " \t")
+		values = append(values, value)
+		if vv, ok := header[name]; ok {
+			header[name] = append(vv, value)
+		} else {
+			header[name] = values[len(values)-1 : len(values) : len(values)]
+		}
+	}
+	return header, nil
+}

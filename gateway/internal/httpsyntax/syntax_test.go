@@ -1,0 +1,48 @@
+package httpsyntax
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestParseHex(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "a": 10, "FF": 255, "7fffffffffffffff": 1<<63 - 1, "": -1, "g": -1,
+		"10000000000000000": -1, " 1": -1, "-1": -1} {
+		n, ok := ParseHex([]byte(in))
+		if (want < 0) == ok || (ok && int64(n) != want) {
+			t.Errorf("ParseHex(%q) = %d, %v; want %d", in, n, ok, want)
+		}
+	}
+}
+
+func TestParseContentLength(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "42": 42, "999999999999999999": 999999999999999999, "": -1, "+1": -1,
+		"-1": -1, "1 ": -1, "1,1": -1, "1000000000000000000": -1} {
+		n, ok := ParseContentLength(in)
+		if (want < 0) == ok || (ok && n != want) {
+			t.Errorf("ParseContentLength(%q) = %d, %v; want %d", in, n, ok, want)
+		}
+	}
+}
+
+func TestCanonicalizeMatchesNetHTTP(t *testing.T) {
+	for _, name := range []string{"content-length", "X-FORWARDED-FOR", "x", "a-b-c", "Www-Authenticate", "te", "sec-websocket-key", "x--y"} {
+		b := []byte(name)
+		Canonicalize(b)
+		if want := http.CanonicalHeaderKey(name); string(b) != want {
+			t.Errorf("Canonicalize(%q) = %q, want %q", name, b, want)
+		}
+	}
+}
+
+func TestTokensAndValues(t *testing.T) {
+	if !IsToken("X-Good_1!") || IsToken("") || IsToken("a b") || IsToken("a:b") || IsToken([]byte("é")) {
+		t.Error("IsToken misjudges")
+	}
+	if !ValidFieldValue("a\tb c") || ValidFieldValue("a\rb") || ValidFieldValue("a\nb") || ValidFieldValue("\x7f") {
+		t.Error("ValidFieldValue misjudges")
+	}
+	if !HasToken([]string{"keep-alive, Close"}, "close") || HasToken([]string{"closed"}, "close") || HasToken(nil, "close") {
+		t.Error("HasToken misjudges")
+	}
+}

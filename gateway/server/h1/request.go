@@ -1,0 +1,158 @@
+package h1
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"time"
+)
+
+// newRequest fills the connection's request template from the parsed head; run
+// gives the handler a copy with the request's context, which is the only
+// allocation of the request itself.
+func (c *conn) newRequest() *protocolError {
+	h := &c.head
+	u, perr := h.requestURL()
+	if perr != nil {
+		return perr
+	}
+	c.tmpl = http.Request{
+		Method:        h.method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.header,
+		ContentLength: h.contentLength,
+		Close:         h.close,
+		Host:          h.host,
+		RemoteAddr:    c.remote,
+		RequestURI:    h.target,
+		TLS:           c.tlsState,
+		Body:          http.NoBody,
+	}
+	req := &c.tmpl
+	if h.http10 {
+		req.Proto, req.ProtoMinor = "HTTP/1.0", 0
+	}
+	if u.Host != "" {
+		req.Host = u.Host
+	}
+	if h.chunked {
+		req.TransferEncoding = chunkedEncoding
+		req.Trailer = h.trailer
+	}
+	if h.contentLength != 0 {
+		b := &body{c: c, remaining: h.contentLength, chunked: h.chunked}
+		if h.chunked {
+			b.remaining = 0
+		}
+		b.onEOF = c.bodyRead
+		req.Body = b
+	} else {
+		c.watch.bodyDone.Store(true)
+	}
+	return nil
+}
+
+// chunkedEncoding is Request.TransferEncoding of chunked requests; handlers must not
+// change it.
+var chunkedEncoding = []string{"chunked"}
+
+// bodyRead lets the watcher start once the whole request body is read.
+func (c *conn) bodyRead() { c.watch.bodyDone.Store(true) }
+
+// run serves the request of the template and reports whether the connection
+// carries on.
+func (c *conn) run() bool {
+	h := &c.head
+	ctx, cancel := context.WithCancel(c.baseCtx)
+	req := c.tmpl.WithContext(ctx)
+	c.tmpl = http.Request{}
+	w := &c.resp
+	w.reset(c, req)
+	if h.otherExpect {
+		w.closeAfter = true
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusExpectationFailed)
+		w.finish()
+		cancel()
+		c.closeAfterReply()
+		return false
+	}
+	if b, ok := req.Body.(*body); ok {
+		b.trailer = &req.Trailer
+		if h.expect100 && !h.http10 {
+			b.continueFor = w
+			w.canContinue.Store(true)
+		}
+		if !h.chunked && int64(c.w-c.r) >= h.contentLength {
+			// The whole body is buffered: no socket read will need the deadline
+			// cleared.
+		} else {
+			c.setReadDeadline(time.Time{})
+		}
+	}
+	if c.srv.writeTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
+	}
+	c.watch.begin(time.Now(), cancel)
+	c.serveHandler(w, req)
+	cancel()
+	got, gone := c.watch.end(c)
+	if w.hijacked {
+		return false
+	}
+	if len(got) > 0 {
+		// The watcher read the first byte of a pipelined request.
+		c.unread(got)
+	}
+	reusable := w.finish() && !gone
+	if c.srv.writeTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Time{})
+	}
+	if !reusable {
+		if w.closeEarly {
+			c.closeAfterReply()
+		} else {
+			c.close()
+		}
+		return false
+	}
+	return true
+}
+
+// unread puts bytes back in front of the buffer.
+func (c *conn) unread(p []byte) {
+	if c.r >= len(p) {
+		c.r -= copy(c.rbuf[c.r-len(p):], p)
+		return
+	}
+	rest := append(append([]byte(nil), p...), c.rbuf[c.r:c.w]...)
+	if len(rest) > len(c.rbuf) {
+		c.rbuf = make([]byte, len(rest))
+	}
+	c.r, c.w = 0, copy(c.rbuf, rest)
+}
+
+// serveHandler runs the handler, recovering from its panics as net/http does: the
+// response is abandoned and the connection closed; http.ErrAbortHandler is not
+// logged.
+func (c *conn) serveHandler(w *response, req *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			w.aborted = true
+			if v != http.ErrAbortHandler && c.srv.logger != nil {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logger.Error("panic serving request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+		}
+	}()
+	c.srv.handler.ServeHTTP(w, req)
+}
+
+// errHijacked is returned by writes after a hijack.
+var errHijacked = errors.New("h1: connection has been hijacked")
