@@ -119,7 +119,7 @@ func deploy(t *testing.T, kube kubernetes.Interface, name, node string, replicas
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					NodeSelector: map[string]string{corev1.LabelHostname: node},
-					Containers: []corev1.Container{{Name: "echo", Image: "switchyard",
+					Containers: []corev1.Container{{Name: "echo", Image: "echo",
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: echoPort}}}},
 				},
 			},
