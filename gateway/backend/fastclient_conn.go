@@ -152,6 +152,9 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 	if host == "" {
 		host = req.URL.Host
 	}
+	if !httpsyntax.ValidFieldValue(host) {
+		return errBadHeaderField
+	}
 	b = append(b, host...)
 	b = append(b, "\r\n"...)
 	b, err := cc.appendHeader(b, req)
@@ -227,6 +230,9 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 		b = append(b, "Connection: close\r\n"...)
 	} else {
 		for _, v := range req.Header["Connection"] {
+			if !httpsyntax.ValidFieldValue(v) {
+				return b, errBadHeaderField
+			}
 			b = append(b, "Connection: "...)
 			b = append(b, v...)
 			b = append(b, "\r\n"...)
@@ -277,11 +283,15 @@ func (cc *clientConn) readHead() (int, error) {
 	from := 0
 	for {
 		buf := cc.rbuf[cc.r:cc.w]
-		if i := bytes.Index(buf[from:], []byte("\n\r\n")); i >= 0 {
-			return from + i + 3, nil
-		}
-		if i := bytes.Index(buf[from:], []byte("\n\n")); i >= 0 {
-			return from + i + 2, nil
+		// The head ends at the first empty line, whichever line ending it uses: a
+		// later "\n\r\n" may be in the body of a response with bare LF endings.
+		crlf := bytes.Index(buf[from:], []byte("\n\r\n"))
+		lf := bytes.Index(buf[from:], []byte("\n\n"))
+		switch {
+		case lf >= 0 && (crlf < 0 || lf < crlf):
+			return from + lf + 2, nil
+		case crlf >= 0:
+			return from + crlf + 3, nil
 		}
 		from = max(0, len(buf)-2)
 		if len(buf) >= maxResponseHead {

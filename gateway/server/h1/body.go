@@ -87,6 +87,10 @@ func (b *body) Read(p []byte) (int, error) {
 
 // read reads body bytes, framed as the request says.
 func (b *body) read(p []byte) (int, error) {
+	if len(p) == 0 {
+		// io.Reader allows empty reads; the chunked loop below would never end.
+		return 0, nil
+	}
 	if !b.chunked {
 		if b.remaining == 0 {
 			return 0, io.EOF

@@ -106,8 +106,9 @@ func (c *conn) run() bool {
 		return false
 	}
 	if len(got) > 0 {
-		// The watcher read the first byte of a pipelined request.
-		c.unread(got)
+		// The watcher read the next byte from the socket: it follows whatever the
+		// buffer already holds of a pipelined request.
+		c.appendRead(got)
 	}
 	reusable := w.finish() && !gone
 	if c.srv.writeTimeout > 0 {
@@ -124,13 +125,14 @@ func (c *conn) run() bool {
 	return true
 }
 
-// unread puts bytes back in front of the buffer.
-func (c *conn) unread(p []byte) {
-	if c.r >= len(p) {
-		c.r -= copy(c.rbuf[c.r-len(p):], p)
+// appendRead adds bytes read from the socket outside the buffer (by the client
+// watcher) after the bytes the buffer holds, since they arrived after them.
+func (c *conn) appendRead(p []byte) {
+	if len(c.rbuf)-c.w >= len(p) {
+		c.w += copy(c.rbuf[c.w:], p)
 		return
 	}
-	rest := append(append([]byte(nil), p...), c.rbuf[c.r:c.w]...)
+	rest := append(append([]byte(nil), c.rbuf[c.r:c.w]...), p...)
 	if len(rest) > len(c.rbuf) {
 		c.rbuf = make([]byte, len(rest))
 	}

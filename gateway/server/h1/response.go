@@ -454,7 +454,8 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c := w.c
 	w.hijacked = true
 	got, _ := c.watch.end(c)
-	pending := append(append([]byte(nil), got...), c.rbuf[c.r:c.w]...)
+	// The watcher's bytes came from the socket after those already buffered.
+	pending := append(append([]byte(nil), c.rbuf[c.r:c.w]...), got...)
 	c.r, c.w = 0, 0
 	c.state.Store(stateGone)
 	c.srv.forget(c)
