@@ -3,7 +3,6 @@ package mesh_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/switchyard-dev/switchyard/gateway/admin"
 	"net"
 	"net/http"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/switchyard-dev/switchyard/e2e/echo"
+	"github.com/switchyard-dev/switchyard/gateway/admin"
 )
 
 // TestMesh runs east-west traffic through the node replicas of a two-node cluster.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/mesh"
+	"github.com/switchyard-dev/switchyard/internal/testtcp"
 )
 
 // The caller every mesh test sends from: a Pod of namespace shop at 127.0.0.1, the
@@ -47,7 +48,7 @@ func startMeshBackends(t *testing.T) *meshBackends {
 	b.web1 = b.serveHTTP(t, "127.0.0.11", "web-v1")
 	b.web2 = b.serveHTTP(t, "127.0.0.12", "web-v2")
 	b.pay = b.serveHTTP(t, "127.0.0.13", "pay")
-	b.db = serveReplyAfterEOF(t, "127.0.0.14")
+	b.db = testtcp.ReplyAfterEOF(t, "127.0.0.14:0")
 	ln, err := net.Listen("tcp", "127.0.0.15:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,33 +74,6 @@ func (b *meshBackends) serveHTTP(t *testing.T, ip, name string) string {
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
-}
-
-// serveReplyAfterEOF serves TCP on ip: it reads until the client half-closes, then
-// answers "got:" and what it read, and closes.
-func serveReplyAfterEOF(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				got, _ := io.ReadAll(c)
-				_, _ = c.Write(append([]byte("got:"), got...))
-			})
-		}
-	})
 	return ln.Addr().String()
 }
 

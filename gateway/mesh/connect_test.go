@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/internal/testtcp"
 )
 
 // serviceProxy answers every CONNECT with a tunnel to the pool of backend name in m.
@@ -31,7 +32,7 @@ func managerWith(t *testing.T, backends ...config.Backend) *backend.Manager {
 }
 
 func TestServiceTunnelSkipsAndEjectsADeadEndpoint(t *testing.T) {
-	live := replyAfterEOF(t, "127.0.0.3:0")
+	live := testtcp.ReplyAfterEOF(t, "127.0.0.3:0")
 	dead := deadAddr(t, "127.0.0.4")
 	m := managerWith(t, config.Backend{
 		Name: "shop/db:5432", Protocol: config.AppProtocolHTTP1,

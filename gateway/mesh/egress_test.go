@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/testtcp"
 )
 
 // egressProxy serves e on a loopback test server: CONNECT tunnels, and HTTP
@@ -181,7 +183,7 @@ func TestEgressTriesTheAllowedAddressesOfAName(t *testing.T) {
 }
 
 func TestEgressTunnels(t *testing.T) {
-	target := replyAfterEOF(t, "127.0.0.1:0")
+	target := testtcp.ReplyAfterEOF(t, "127.0.0.1:0")
 	_, port, _ := net.SplitHostPort(target)
 	resolver := &fakeResolver{addrs: map[string][]string{"db.example.test": {"127.0.0.1"}}}
 	e := NewEgress(EgressOptions{Allow: mustAllow(t, "db.example.test"), Resolver: resolver})

@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,34 +44,6 @@ func echoBackend(t *testing.T, name string) *httptest.Server {
 	}))
 	t.Cleanup(srv.Close)
 	return srv
-}
-
-// replyAfterEOF serves TCP on addr: it reads everything the client sends until the
-// client half-closes, then answers "got:" and what it read, and closes. Only a
-// tunnel that passes half-closes on in both directions gets the answer through.
-func replyAfterEOF(t *testing.T, addr string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				got, _ := io.ReadAll(c)
-				_, _ = c.Write(append([]byte("got:"), got...))
-			})
-		}
-	})
-	return ln.Addr().String()
 }
 
 // deadAddr returns an address on host where nothing listens.
@@ -111,7 +82,7 @@ func connect(t *testing.T, proxyAddr, target string) (*net.TCPConn, *bufio.Reade
 	return c.(*net.TCPConn), br, res.StatusCode
 }
 
-// halfCloseExchange sends msg through a tunnel to a replyAfterEOF server, half-closes
+// halfCloseExchange sends msg through a tunnel to a testtcp.ReplyAfterEOF server, half-closes
 // and returns everything read back.
 func halfCloseExchange(t *testing.T, c *net.TCPConn, br *bufio.Reader, msg string) string {
 	t.Helper()
