@@ -23,6 +23,7 @@ type commonFlags struct {
 	metricsAddr    string
 	logLevel       string
 	logFormat      string
+	profiling      bool
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet, defaultAdminAddr string) {
@@ -31,6 +32,7 @@ func (c *commonFlags) register(fs *flag.FlagSet, defaultAdminAddr string) {
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "extra address serving only /healthz, /readyz and /metrics, without authentication")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.profiling, "profiling", false, "serve the Go runtime's profiles (CPU, heap, goroutines, trace) under /api/v1/debug/pprof/ on the admin API")
 }
 
 // setUp builds the logger and reads the admin token, if one is configured.
@@ -48,7 +50,7 @@ func (c *commonFlags) setUp() (*slog.Logger, string, error) {
 
 // adminConfig returns the admin servers' configuration for state.
 func (c *commonFlags) adminConfig(token string, state admin.State) adminConfig {
-	return adminConfig{addr: c.adminAddr, token: token, metricsAddr: c.metricsAddr, state: state}
+	return adminConfig{addr: c.adminAddr, token: token, metricsAddr: c.metricsAddr, state: state, profiling: c.profiling}
 }
 
 // dataPlaneFlags are the flags of commands that carry traffic.

@@ -112,6 +112,8 @@ type adminConfig struct {
 	fleet admin.Fleet
 	// graph serves the controller's service graph; nil on a gateway.
 	graph admin.Graph
+	// profiling serves the runtime's profiles on the admin API.
+	profiling bool
 	// extend adds endpoints before the server starts; nil adds none.
 	extend func(*gin.Engine)
 }
@@ -120,7 +122,7 @@ type adminConfig struct {
 // metricsAddr is set.
 func startAdminServers(c adminConfig, logger *slog.Logger) ([]*admin.Server, error) {
 	adminSrv, err := admin.New(admin.Options{Addr: c.addr, Token: c.token, State: c.state, Metrics: c.metrics, Logger: logger,
-		DataPlane: c.dataPlane, Fleet: c.fleet, Graph: c.graph})
+		DataPlane: c.dataPlane, Fleet: c.fleet, Graph: c.graph, Profiling: c.profiling})
 	if err != nil {
 		return nil, err
 	}

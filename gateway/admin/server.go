@@ -93,6 +93,10 @@ type Options struct {
 	Fleet Fleet
 	// Graph serves the controller's /api/v1/graph; nil on a gateway.
 	Graph Graph
+	// Profiling serves the Go runtime's profiles (CPU, heap, goroutines, execution
+	// trace) under /api/v1/debug/pprof/, behind the same token as the rest of the
+	// API. Off by default: a CPU profile or trace slows the process while it runs.
+	Profiling bool
 }
 
 // Server is an admin HTTP server.
@@ -158,6 +162,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Graph != nil {
 		addGraphRoutes(api, opts.Graph)
+	}
+	if opts.Profiling {
+		addProfilingRoutes(api)
 	}
 	api.GET("/openapi.json", func(c *gin.Context) {
 		c.Data(http.StatusOK, "application/json; charset=utf-8", openapi.Document)
