@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,7 @@ type dataPlaneFlags struct {
 	redisMode         string
 	redisPasswordFile string
 	http1             string
+	gcPercent         int
 }
 
 func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
@@ -74,6 +76,8 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.redisPasswordFile, "redis-password-file", "", "file holding the Redis password")
 	fs.StringVar(&d.http1, "http1", "", "HTTP/1.1 implementation for clients and backends: fast (built for the data path) or std (net/http); "+
 		"default: $"+server.HTTP1ModeEnv+", else fast")
+	fs.IntVar(&d.gcPercent, "gc-percent", 0, "garbage collection target, as GOGC: heap growth in percent over the live heap before a collection; "+
+		"negative turns collection off (set GOMEMLIMIT then); 0: $GOGC when set, else "+strconv.Itoa(defaultGCPercent))
 	d.observeFlags.register(fs)
 }
 
@@ -91,6 +95,7 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 	if err != nil {
 		return nil, nil, fmt.Errorf("--http1: %w", err)
 	}
+	d.tuneRuntime(logger)
 	opts := dataplane.Options{
 		Limits:   server.DefaultLimits(),
 		Backend:  backend.Options{HTTP1: string(http1)},

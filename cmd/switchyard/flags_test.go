@@ -125,3 +125,43 @@ func TestRetryBackoffDoublesToAMinuteAndResets(t *testing.T) {
 		t.Fatalf("first failure after a success: wait %v, want 1s", got)
 	}
 }
+
+func TestGCPercentPrecedence(t *testing.T) {
+	cases := []struct {
+		flag    int
+		goGC    string
+		want    int
+		wantSet bool
+	}{
+		{flag: 0, goGC: "", want: defaultGCPercent, wantSet: true},
+		{flag: 0, goGC: "150", wantSet: false},
+		{flag: 0, goGC: "off", wantSet: false},
+		{flag: 200, goGC: "150", want: 200, wantSet: true},
+		{flag: -1, goGC: "", want: -1, wantSet: true},
+	}
+	for _, c := range cases {
+		got, set := gcPercent(c.flag, c.goGC)
+		if set != c.wantSet || (set && got != c.want) {
+			t.Errorf("gcPercent(%d, %q) = %d, %v; want %d, %v", c.flag, c.goGC, got, set, c.want, c.wantSet)
+		}
+	}
+}
+
+func TestMemoryLimitFollowsTheContainer(t *testing.T) {
+	cases := []struct {
+		memoryMax, goMemLimit string
+		want                  int64
+		wantSet               bool
+	}{
+		{memoryMax: "1073741824\n", want: 966367641, wantSet: true},
+		{memoryMax: "max\n", wantSet: false},
+		{memoryMax: "", wantSet: false},
+		{memoryMax: "1073741824\n", goMemLimit: "500MiB", wantSet: false},
+	}
+	for _, c := range cases {
+		got, set := memoryLimit(c.memoryMax, c.goMemLimit)
+		if set != c.wantSet || (set && got != c.want) {
+			t.Errorf("memoryLimit(%q, %q) = %d, %v; want %d, %v", c.memoryMax, c.goMemLimit, got, set, c.want, c.wantSet)
+		}
+	}
+}
