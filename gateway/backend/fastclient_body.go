@@ -2,11 +2,11 @@ package backend
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
@@ -235,7 +235,7 @@ func (b *clientBody) end(err error) {
 	b.done = true
 	if err != nil && err != io.EOF {
 		b.err = err
-		if cc.canceled.Load() {
+		if cc.endedByContext(err) {
 			if ctxErr := cc.ctxErr(); ctxErr != nil {
 				b.err = ctxErr
 			}
@@ -324,5 +324,5 @@ func (cc *clientConn) ctxErr() error {
 	if cc.ctx == nil {
 		return nil
 	}
-	return context.Cause(cc.ctx)
+	return deadline.Cause(cc.ctx)
 }

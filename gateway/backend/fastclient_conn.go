@@ -10,6 +10,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
@@ -52,8 +54,14 @@ type clientConn struct {
 	// while no byte of the current response has arrived. Together they tell a stale
 	// connection, on which a request may be sent again.
 	reused, nothingRead bool
-	// stop ends the context watch of the current request.
-	stop func() bool
+	// stop ends the context watch of the current request; watched is set once the
+	// watch has started (stop stays nil when the context never ends).
+	stop    func() bool
+	watched bool
+	// ctxDeadline is the deadline of the request's context while the socket
+	// enforces it (see deadline.Watch), else zero; headerDeadline is that of the
+	// response head (ResponseHeaderTimeout) until the head has arrived.
+	ctxDeadline, headerDeadline time.Time
 	// ctx is the current request's context; canceled is set when its end
 	// interrupted the connection, whose reads then fail with the context's error.
 	ctx      context.Context
@@ -75,10 +83,33 @@ func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 // watch starts, once per request, the watch that interrupts the connection when the
 // request's context ends. Reads start it only when they have to wait; requests with
 // a body start it before writing, since a write may wait too.
+//
+// A request context bounded by a deadline.Context is not waited on: the socket's
+// deadlines enforce its deadline, which arms no timer, and only the context above
+// it (the client's request) is watched.
 func (cc *clientConn) watch() {
-	if cc.stop == nil && cc.ctx != nil && cc.ctx.Done() != nil {
-		cc.stop = context.AfterFunc(cc.ctx, cc.interruptFn)
+	if cc.watched || cc.ctx == nil {
+		return
 	}
+	cc.watched = true
+	ctx := cc.ctx
+	if at, source, ok := deadline.Watch(ctx); ok {
+		cc.ctxDeadline = at
+		_ = cc.conn.SetWriteDeadline(at)
+		_ = cc.conn.SetReadDeadline(earliest(at, cc.headerDeadline))
+		ctx = source
+	}
+	if ctx.Done() != nil {
+		cc.stop = context.AfterFunc(ctx, cc.interruptFn)
+	}
+}
+
+// earliest returns the earlier of two deadlines, zero standing for none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // roundTrip writes req and reads the response head. On error the connection is
@@ -94,7 +125,8 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 		return nil, cc.fail(ctx, err)
 	}
 	if headerTimeout > 0 {
-		_ = cc.conn.SetReadDeadline(time.Now().Add(headerTimeout))
+		cc.headerDeadline = time.Now().Add(headerTimeout)
+		_ = cc.conn.SetReadDeadline(earliest(cc.ctxDeadline, cc.headerDeadline))
 	}
 	// The answer cannot be there yet: reading now would cost a system call that
 	// finds nothing. Other goroutines' work runs first, giving the backend time.
@@ -104,9 +136,10 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 		return nil, cc.fail(ctx, err)
 	}
 	if headerTimeout > 0 {
+		cc.headerDeadline = time.Time{}
 		cc.mu.Lock()
 		if !cc.canceled.Load() {
-			_ = cc.conn.SetReadDeadline(time.Time{})
+			_ = cc.conn.SetReadDeadline(cc.ctxDeadline)
 		}
 		cc.mu.Unlock()
 	}
@@ -124,12 +157,23 @@ func (cc *clientConn) interrupt() {
 // fail closes the connection after a failed exchange and returns the error to
 // report.
 func (cc *clientConn) fail(ctx context.Context, err error) error {
+	endedByContext := cc.endedByContext(err)
 	cc.release()
 	_ = cc.conn.Close()
-	if cc.canceled.Load() && ctx.Err() != nil {
+	if endedByContext && ctx.Err() != nil {
 		return ctx.Err()
 	}
 	return err
+}
+
+// endedByContext reports whether err, from the connection, came of the end of the
+// request's context: the watch interrupted the connection, or the socket deadline
+// that stands for the context's deadline passed.
+func (cc *clientConn) endedByContext(err error) bool {
+	if cc.canceled.Load() {
+		return true
+	}
+	return !cc.ctxDeadline.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(cc.ctxDeadline)
 }
 
 // release ends the context watch, and the connection's tie to the request.
@@ -137,6 +181,18 @@ func (cc *clientConn) release() {
 	if cc.stop != nil {
 		cc.stop()
 		cc.stop = nil
+	}
+	cc.watched = false
+	cc.headerDeadline = time.Time{}
+	if !cc.ctxDeadline.IsZero() {
+		cc.ctxDeadline = time.Time{}
+		// An interrupted connection keeps its deadline in the past: it is closed,
+		// never pooled.
+		cc.mu.Lock()
+		if !cc.canceled.Load() {
+			_ = cc.conn.SetDeadline(time.Time{})
+		}
+		cc.mu.Unlock()
 	}
 	cc.ctx = nil
 }

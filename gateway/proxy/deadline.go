@@ -1,12 +1,12 @@
 package proxy
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -40,16 +40,15 @@ func (h *deadlineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.next.ServeHTTP(w, r)
 		return
 	}
-	ctx := r.Context()
+	// A deadline.Context rather than context.WithTimeout: it arms no timer unless
+	// something waits on it, and the backend client enforces it with socket deadlines.
+	var ctx *deadline.Context
 	if h.timeout > 0 && (!hasBudget || h.timeout <= budget) {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, h.timeout, causeRequestTimeout)
-		defer cancel()
+		ctx = deadline.New(r.Context(), h.timeout, causeRequestTimeout)
 	} else {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, budget, causeDeadline)
-		defer cancel()
+		ctx = deadline.New(r.Context(), budget, causeDeadline)
 	}
+	defer ctx.Release()
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -84,7 +85,7 @@ var (
 // classify maps a forwarding failure to the response to give. A nil result means the
 // client is gone (or the server is shutting down) and nothing should be written.
 func classify(ctx context.Context, err error) *proxyError {
-	switch cause := context.Cause(ctx); {
+	switch cause := deadline.Cause(ctx); {
 	case errors.Is(cause, causeRequestTimeout):
 		return errRouteTimeout
 	case errors.Is(cause, causeDeadline):

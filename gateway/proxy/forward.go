@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/outcome"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
@@ -94,8 +95,8 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 		a.tryStart = time.Now()
 	}
 	if f.timeout > 0 && !isUpgrade(r) {
-		ctx, cancel := context.WithTimeoutCause(r.Context(), f.timeout, causeBackendTimeout)
-		defer cancel()
+		ctx := deadline.New(r.Context(), f.timeout, causeBackendTimeout)
+		defer ctx.Release()
 		a.Context = ctx
 	}
 	var span trace.Span
@@ -171,7 +172,7 @@ func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
 	if policy == nil || a.request.Err() != nil {
 		return false
 	}
-	switch cause := context.Cause(ctx); {
+	switch cause := deadline.Cause(ctx); {
 	case errors.Is(cause, causeBackendTimeout):
 		return a.perm.any && policy.on&onTimeout != 0
 	case cause != nil:

@@ -1,0 +1,225 @@
+// Package deadline provides a context bounded by a deadline that starts no timer
+// until something waits on it.
+//
+// A request timeout made with context.WithTimeout costs a timer, a goroutine-safe
+// registration with the parent and several allocations on every request, although
+// on the data path almost nothing waits on the context's Done channel: the backend
+// client enforces the deadline with a socket deadline instead (see Watch). A Context
+// answers Deadline, Err and Cause by reading the clock, and arms a timer only when
+// Done is called, so that code which does wait (a retry's backoff, a queue for a
+// circuit breaker's slot, net/http's Transport) sees the usual behaviour.
+package deadline
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Context is a context that ends at a deadline, when its parent ends, or when it is
+// released, whichever comes first. Create one with New.
+type Context struct {
+	parent context.Context
+	// at is this context's own deadline; the effective one may be the parent's.
+	at time.Time
+	// cause is what Cause reports once the context ended at its own deadline.
+	cause error
+
+	mu sync.Mutex
+	// done is made by the first call of Done; until then nothing watches the clock
+	// or the parent.
+	done chan struct{}
+	// err and endCause are set once the context has ended with its channel made, or
+	// once it was released.
+	err, endCause error
+	timer         *time.Timer
+	stopParent    func() bool
+}
+
+type key struct{}
+
+// New returns a context that ends timeout from now, reporting cause from Cause once
+// it has (unless its parent ended first). Call Release when the work it bounds is
+// done.
+func New(parent context.Context, timeout time.Duration, cause error) *Context {
+	return &Context{parent: parent, at: time.Now().Add(timeout), cause: cause}
+}
+
+// Deadline returns the earlier of this context's deadline and its parent's.
+func (c *Context) Deadline() (time.Time, bool) {
+	if pd, ok := c.parent.Deadline(); ok && pd.Before(c.at) {
+		return pd, true
+	}
+	return c.at, true
+}
+
+// Done returns a channel closed when the context ends. The first call arms a timer
+// and watches the parent.
+func (c *Context) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		c.done = make(chan struct{})
+		c.armLocked()
+	}
+	return c.done
+}
+
+// armLocked starts watching the clock and the parent for a newly made channel,
+// closing it at once when the context has already ended.
+func (c *Context) armLocked() {
+	if c.err != nil {
+		close(c.done)
+		return
+	}
+	if err, cause := c.evaluate(time.Now()); err != nil {
+		c.endLocked(err, cause)
+		return
+	}
+	c.timer = time.AfterFunc(time.Until(c.at), c.expire)
+	if c.parent.Done() != nil {
+		c.stopParent = context.AfterFunc(c.parent, c.parentEnded)
+	}
+}
+
+func (c *Context) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endLocked(context.DeadlineExceeded, c.cause)
+}
+
+func (c *Context) parentEnded() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.endLocked(c.parent.Err(), Cause(c.parent))
+}
+
+// endLocked records the end, once, closes the channel if it exists and stops the
+// watches.
+func (c *Context) endLocked(err, cause error) {
+	if c.err != nil {
+		return
+	}
+	if cause == nil {
+		cause = err
+	}
+	c.err, c.endCause = err, cause
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// evaluate reads the clock and the parent: the error and cause the context has at
+// now, or nil when it has not ended. Of two ends that both passed, the one whose
+// deadline came first is reported, as a chain of timers would have.
+func (c *Context) evaluate(now time.Time) (error, error) {
+	ownEnded := !now.Before(c.at)
+	if perr := c.parent.Err(); perr != nil {
+		pd, hasParentDeadline := c.parent.Deadline()
+		if !ownEnded || (hasParentDeadline && pd.Before(c.at)) {
+			return perr, Cause(c.parent)
+		}
+	}
+	if ownEnded {
+		return context.DeadlineExceeded, c.cause
+	}
+	return nil, nil
+}
+
+// Err returns nil while the context lasts, then context.DeadlineExceeded or the
+// parent's error (context.Canceled once released).
+func (c *Context) Err() error {
+	err, _ := c.state()
+	return err
+}
+
+// state returns the error and the cause: as recorded once the context ended, else
+// as the clock and the parent say now. When they say it has ended while an armed
+// timer has yet to run, the context ends now, closing its channel, so that Err and
+// Done agree.
+func (c *Context) state() (error, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err, c.endCause
+	}
+	err, cause := c.evaluate(time.Now())
+	if err != nil && c.done != nil {
+		c.endLocked(err, cause)
+		return c.err, c.endCause
+	}
+	return err, cause
+}
+
+// Value returns the context itself for this package's lookups and defers every
+// other key to the parent.
+func (c *Context) Value(k any) any {
+	if _, ok := k.(key); ok {
+		return c
+	}
+	return c.parent.Value(k)
+}
+
+// String names the context for debugging, as the standard contexts do.
+func (c *Context) String() string { return "deadline.Context" }
+
+// Release ends the context, as the cancel function of context.WithTimeout does: a
+// context that had not ended reports context.Canceled from then on. It releases the
+// timer and the watch of the parent, if Done had armed them.
+func (c *Context) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	if err, cause := c.evaluate(time.Now()); err != nil {
+		c.endLocked(err, cause)
+		return
+	}
+	c.endLocked(context.Canceled, context.Canceled)
+}
+
+// Cause returns why ctx ended, as context.Cause does, for contexts whose nearest
+// source of cancellation is a Context or a standard context: a Context's cause when
+// it ended at its deadline, its parent's cause when that ended first.
+func Cause(ctx context.Context) error {
+	c, ok := ctx.Value(key{}).(*Context)
+	if !ok {
+		return context.Cause(ctx)
+	}
+	_, cause := c.state()
+	return cause
+}
+
+// Watch is for a client that enforces the deadline of ctx itself, with a socket
+// deadline, rather than by waiting on ctx.Done (which would arm the timers Context
+// exists to avoid). When the nearest source of cancellation of ctx is a Context
+// reached through contexts that only carry values, it returns the effective
+// deadline and the context whose end must still be watched: the nearest ancestor
+// that is not a Context itself. Otherwise ok is false and ctx.Done is the thing to
+// watch. A standard context with a deadline of its own between ctx and the Context
+// is recognised by its different deadline.
+func Watch(ctx context.Context) (at time.Time, source context.Context, ok bool) {
+	c, found := ctx.Value(key{}).(*Context)
+	if !found {
+		return time.Time{}, nil, false
+	}
+	at, _ = c.Deadline()
+	if got, has := ctx.Deadline(); !has || !got.Equal(at) {
+		return time.Time{}, nil, false
+	}
+	source = c.parent
+	for {
+		p, isContext := source.(*Context)
+		if !isContext {
+			return at, source, true
+		}
+		source = p.parent
+	}
+}
