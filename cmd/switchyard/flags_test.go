@@ -165,3 +165,18 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupMemoryMaxPath(t *testing.T) {
+	cases := map[string]string{
+		"0::/\n":                                   "/sys/fs/cgroup/memory.max",
+		"0::/system.slice/switchyard.service\n":    "/sys/fs/cgroup/system.slice/switchyard.service/memory.max",
+		"12:memory:/docker/abc\n0::/kubepods/pod1": "/sys/fs/cgroup/kubepods/pod1/memory.max",
+		"":                "/sys/fs/cgroup/memory.max",
+		"0::/../../etc\n": "/sys/fs/cgroup/etc/memory.max",
+	}
+	for in, want := range cases {
+		if got := cgroupMemoryMaxPath(in); got != want {
+			t.Errorf("cgroupMemoryMaxPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

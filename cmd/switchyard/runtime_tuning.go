@@ -2,7 +2,9 @@ package main
 
 import (
 	"log/slog"
+	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -25,8 +27,21 @@ const defaultGCPercent = 400
 // and for the time the collector needs to catch up.
 const memoryLimitShare = 0.9
 
-// cgroupMemoryMax is where cgroup v2 publishes the container's memory limit.
-const cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
+// cgroupRoot is where cgroup v2 is mounted; /proc/self/cgroup names this
+// process's group under it.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// cgroupMemoryMaxPath returns the memory.max file of this process's cgroup v2
+// group, from the contents of /proc/self/cgroup ("0::/path"); the root's when the
+// group is not named (inside a container's own cgroup namespace it is "/").
+func cgroupMemoryMaxPath(procSelfCgroup string) string {
+	for line := range strings.SplitSeq(procSelfCgroup, "\n") {
+		if group, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(cgroupRoot, filepath.Clean("/"+group), "memory.max")
+		}
+	}
+	return filepath.Join(cgroupRoot, "memory.max")
+}
 
 // gcPercent resolves the garbage collection target from the flag and the GOGC
 // variable. It returns false when the runtime's own setting (from GOGC) stands.
@@ -59,14 +74,20 @@ func memoryLimit(memoryMax, goMemLimit string) (int64, bool) {
 func (d *dataPlaneFlags) tuneRuntime(logger *slog.Logger) {
 	if percent, set := gcPercent(d.gcPercent, os.Getenv("GOGC")); set {
 		debug.SetGCPercent(percent)
-		logger.Debug("garbage collection target set", "gc_percent", percent)
 	}
-	memoryMax, err := os.ReadFile(cgroupMemoryMax)
-	if err != nil {
-		return
+	procSelfCgroup, _ := os.ReadFile("/proc/self/cgroup")
+	if memoryMax, err := os.ReadFile(cgroupMemoryMaxPath(string(procSelfCgroup))); err == nil {
+		if limit, ok := memoryLimit(string(memoryMax), os.Getenv("GOMEMLIMIT")); ok {
+			debug.SetMemoryLimit(limit)
+		}
 	}
-	if limit, ok := memoryLimit(string(memoryMax), os.Getenv("GOMEMLIMIT")); ok {
-		debug.SetMemoryLimit(limit)
-		logger.Debug("soft memory limit set from the container's", "bytes", limit)
+	// Reading the settings back (a negative argument changes nothing) reports what
+	// the runtime uses, whichever of the flag, the environment or the cgroup set it.
+	percent := debug.SetGCPercent(-1)
+	debug.SetGCPercent(percent)
+	limit := debug.SetMemoryLimit(-1)
+	logger.Info("garbage collection", "gc_percent", percent, "memory_limit_bytes", limit)
+	if percent < 0 && limit == math.MaxInt64 {
+		logger.Warn("garbage collection is off and there is no memory limit: the heap grows without bound; set GOMEMLIMIT")
 	}
 }

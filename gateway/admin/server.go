@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -312,11 +313,36 @@ func isLoopback(addr string) (bool, error) {
 // loopback address or localhost.
 func requireLoopbackHost(prefix string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if strings.HasPrefix(c.Request.URL.Path, prefix) && !loopbackHost(c.Request.Host) {
+		if !strings.HasPrefix(c.Request.URL.Path, prefix) {
+			return
+		}
+		switch {
+		case !loopbackHost(c.Request.Host):
 			abortWithProblem(c, http.StatusForbidden,
 				"without an admin token, the admin API answers only requests addressed to a loopback host such as 127.0.0.1")
+		case fromAnotherSite(c.Request):
+			abortWithProblem(c, http.StatusForbidden,
+				"without an admin token, the admin API refuses requests a browser sends for another site's page")
 		}
 	}
+}
+
+// fromAnotherSite reports whether a browser sent r on behalf of a page that is not
+// the admin API's own: such a page may send simple GETs and form POSTs to a loopback
+// address with the right Host, which the Host check alone lets through. Browsers say
+// so in Sec-Fetch-Site, and older ones in Origin; clients that are not browsers send
+// neither.
+func fromAnotherSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host == "" || !loopbackHost(u.Host) || u.Host != r.Host
 }
 
 func requireToken(prefix, token string) gin.HandlerFunc {

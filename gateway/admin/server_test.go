@@ -216,6 +216,32 @@ func TestDNSRebindingIsRefusedWithoutToken(t *testing.T) {
 	}
 }
 
+func TestOtherSitesPagesAreRefusedWithoutToken(t *testing.T) {
+	_, base := startServer(t, Options{State: &fakeState{}})
+	host := strings.TrimPrefix(base, "http://")
+	refused := []http.Header{
+		{"Sec-Fetch-Site": {"cross-site"}},
+		{"Sec-Fetch-Site": {"same-site"}},
+		{"Origin": {"https://attacker.example"}},
+		{"Origin": {"http://127.0.0.1:3000"}},
+		{"Origin": {"null"}},
+	}
+	for _, h := range refused {
+		resp, body := send(t, "POST", base+"/api/v1/config", "", h)
+		assertProblem(t, resp, body, http.StatusForbidden)
+	}
+	allowed := []http.Header{
+		{},
+		{"Sec-Fetch-Site": {"none"}},
+		{"Sec-Fetch-Site": {"same-origin"}, "Origin": {"http://" + host}},
+	}
+	for _, h := range allowed {
+		if resp, body := send(t, "GET", base+"/api/v1/config", "", h); resp.StatusCode != http.StatusOK {
+			t.Errorf("headers %v: %d %s", h, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestStatus(t *testing.T) {
 	_, base := startServer(t, Options{State: &fakeState{}})
 	resp, body := call(t, "GET", base+"/api/v1/status", "")

@@ -135,14 +135,6 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 	if err != nil {
 		return nil, cc.fail(ctx, err)
 	}
-	if headerTimeout > 0 {
-		cc.headerDeadline = time.Time{}
-		cc.mu.Lock()
-		if !cc.canceled.Load() {
-			_ = cc.conn.SetReadDeadline(cc.ctxDeadline)
-		}
-		cc.mu.Unlock()
-	}
 	return res, nil
 }
 
@@ -179,13 +171,16 @@ func (cc *clientConn) endedByContext(err error) bool {
 // release ends the context watch, and the connection's tie to the request.
 func (cc *clientConn) release() {
 	if cc.stop != nil {
-		cc.stop()
+		if !cc.stop() {
+			// The interrupt has run or is about to: the connection must not be
+			// pooled, whatever it did to the deadlines.
+			cc.canceled.Store(true)
+		}
 		cc.stop = nil
 	}
 	cc.watched = false
-	cc.headerDeadline = time.Time{}
-	if !cc.ctxDeadline.IsZero() {
-		cc.ctxDeadline = time.Time{}
+	if !cc.ctxDeadline.IsZero() || !cc.headerDeadline.IsZero() {
+		cc.ctxDeadline, cc.headerDeadline = time.Time{}, time.Time{}
 		// An interrupted connection keeps its deadline in the past: it is closed,
 		// never pooled.
 		cc.mu.Lock()
@@ -195,6 +190,20 @@ func (cc *clientConn) release() {
 		cc.mu.Unlock()
 	}
 	cc.ctx = nil
+}
+
+// headArrived ends the wait for the response head: the read deadline goes back to
+// the context's, if the socket enforces one, else to none.
+func (cc *clientConn) headArrived() {
+	if cc.headerDeadline.IsZero() {
+		return
+	}
+	cc.headerDeadline = time.Time{}
+	cc.mu.Lock()
+	if !cc.canceled.Load() {
+		_ = cc.conn.SetReadDeadline(cc.ctxDeadline)
+	}
+	cc.mu.Unlock()
 }
 
 // writeRequest sends the request head and body in one write where they fit.
@@ -327,6 +336,8 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*htt
 			continue
 		}
 		res.Request = req
+		// Before framing, which may already give the connection back to the pool.
+		cc.headArrived()
 		if err := cc.frame(res, req.Method == http.MethodHead, req.Close); err != nil {
 			return nil, err
 		}

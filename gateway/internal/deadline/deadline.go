@@ -13,6 +13,7 @@ package deadline
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,39 @@ type Context struct {
 	err, endCause error
 	timer         *time.Timer
 	stopParent    func() bool
+	// afters are the functions registered by AfterFunc that have yet to run.
+	afters []*afterFunc
+}
+
+// afterFunc is a function to run once the context ends, unless stopped first.
+type afterFunc struct {
+	f func()
+	// state is 0 while pending, 1 once run, 2 once stopped.
+	state atomic.Int32
+}
+
+func (a *afterFunc) run() {
+	if a.state.CompareAndSwap(0, 1) {
+		a.f()
+	}
+}
+
+// AfterFunc runs f in its own goroutine once the context ends, and returns a
+// function that stops that from happening (reporting whether it did). The context
+// package uses it for contexts derived from a Context and for context.AfterFunc,
+// which would otherwise each start a goroutine that waits on Done.
+func (c *Context) AfterFunc(f func()) func() bool {
+	c.Done()
+	a := &afterFunc{f: f}
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go a.run()
+	} else {
+		c.afters = append(c.afters, a)
+		c.mu.Unlock()
+	}
+	return func() bool { return a.state.CompareAndSwap(0, 2) }
 }
 
 type key struct{}
@@ -85,7 +119,12 @@ func (c *Context) armLocked() {
 func (c *Context) expire() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.endLocked(context.DeadlineExceeded, c.cause)
+	// The parent may have ended first without its watch having run yet.
+	err, cause := c.evaluate(time.Now())
+	if err == nil {
+		err, cause = context.DeadlineExceeded, c.cause
+	}
+	c.endLocked(err, cause)
 }
 
 func (c *Context) parentEnded() {
@@ -113,6 +152,10 @@ func (c *Context) endLocked(err, cause error) {
 	if c.stopParent != nil {
 		c.stopParent()
 	}
+	for _, a := range c.afters {
+		go a.run()
+	}
+	c.afters = nil
 }
 
 // evaluate reads the clock and the parent: the error and cause the context has at
@@ -140,21 +183,19 @@ func (c *Context) Err() error {
 }
 
 // state returns the error and the cause: as recorded once the context ended, else
-// as the clock and the parent say now. When they say it has ended while an armed
-// timer has yet to run, the context ends now, closing its channel, so that Err and
-// Done agree.
+// as the clock and the parent say now. The first end seen is recorded, so that the
+// answer never changes after (a parent canceled before the deadline stays the
+// reason once the deadline has passed too), and so that Err and Done agree when an
+// armed timer has yet to run.
 func (c *Context) state() (error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		return c.err, c.endCause
+	if c.err == nil {
+		if err, cause := c.evaluate(time.Now()); err != nil {
+			c.endLocked(err, cause)
+		}
 	}
-	err, cause := c.evaluate(time.Now())
-	if err != nil && c.done != nil {
-		c.endLocked(err, cause)
-		return c.err, c.endCause
-	}
-	return err, cause
+	return c.err, c.endCause
 }
 
 // Value returns the context itself for this package's lookups and defers every
@@ -185,16 +226,37 @@ func (c *Context) Release() {
 	c.endLocked(context.Canceled, context.Canceled)
 }
 
-// Cause returns why ctx ended, as context.Cause does, for contexts whose nearest
-// source of cancellation is a Context or a standard context: a Context's cause when
-// it ended at its deadline, its parent's cause when that ended first.
+// Cause returns why ctx ended, as context.Cause does: for a Context (or a context
+// that only adds values to one), its cause when it ended at its deadline, its
+// parent's cause when that ended first; for any other context, context.Cause.
 func Cause(ctx context.Context) error {
-	c, ok := ctx.Value(key{}).(*Context)
-	if !ok {
+	c := nearest(ctx)
+	if c == nil {
 		return context.Cause(ctx)
 	}
-	_, cause := c.state()
-	return cause
+	if ctx.Err() == nil {
+		return nil
+	}
+	if err, cause := c.state(); err != nil {
+		return cause
+	}
+	// Something between ctx and the Context ended it: a standard context.
+	return context.Cause(ctx)
+}
+
+// nearest returns the Context ctx derives from when nothing between them sets a
+// deadline of its own, else nil. A standard context with its own timeout (or one
+// that drops the deadline, as context.WithoutCancel does) shows in ctx.Deadline.
+func nearest(ctx context.Context) *Context {
+	c, ok := ctx.Value(key{}).(*Context)
+	if !ok {
+		return nil
+	}
+	at, _ := c.Deadline()
+	if got, has := ctx.Deadline(); !has || !got.Equal(at) {
+		return nil
+	}
+	return c
 }
 
 // Watch is for a client that enforces the deadline of ctx itself, with a socket
@@ -206,14 +268,11 @@ func Cause(ctx context.Context) error {
 // watch. A standard context with a deadline of its own between ctx and the Context
 // is recognised by its different deadline.
 func Watch(ctx context.Context) (at time.Time, source context.Context, ok bool) {
-	c, found := ctx.Value(key{}).(*Context)
-	if !found {
+	c := nearest(ctx)
+	if c == nil {
 		return time.Time{}, nil, false
 	}
 	at, _ = c.Deadline()
-	if got, has := ctx.Deadline(); !has || !got.Equal(at) {
-		return time.Time{}, nil, false
-	}
 	source = c.parent
 	for {
 		p, isContext := source.(*Context)

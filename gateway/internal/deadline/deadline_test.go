@@ -193,3 +193,71 @@ func BenchmarkStandardTimeouts(b *testing.B) {
 		c1()
 	}
 }
+
+// The first end seen stays the answer: a parent canceled before the deadline is
+// still the reason after the deadline has passed.
+func TestTheFirstEndStays(t *testing.T) {
+	parent, cancel := context.WithCancelCause(context.Background())
+	gone := errors.New("client went away")
+	c := New(parent, 20*time.Millisecond, errInner)
+	defer c.Release()
+	cancel(gone)
+	if !errors.Is(c.Err(), context.Canceled) {
+		t.Fatalf("Err = %v", c.Err())
+	}
+	time.Sleep(30 * time.Millisecond)
+	if !errors.Is(c.Err(), context.Canceled) || !errors.Is(Cause(c), gone) {
+		t.Fatalf("after the deadline: %v, %v; want the parent's end", c.Err(), Cause(c))
+	}
+}
+
+// Cause does not look through a standard context with a timeout of its own, nor
+// report the Context's cause for a standard child that ended alone.
+func TestCauseOfStandardContextsBelow(t *testing.T) {
+	c := New(context.Background(), time.Hour, errInner)
+	defer c.Release()
+	mirrorCause := errors.New("mirror timeout")
+	mirror, cancelMirror := context.WithTimeoutCause(context.WithoutCancel(c), time.Millisecond, mirrorCause)
+	defer cancelMirror()
+	<-mirror.Done()
+	if got := Cause(mirror); !errors.Is(got, mirrorCause) {
+		t.Fatalf("Cause(mirror) = %v", got)
+	}
+	child, cancelChild := context.WithCancelCause(c)
+	childCause := errors.New("child canceled")
+	cancelChild(childCause)
+	if got := Cause(child); !errors.Is(got, childCause) {
+		t.Fatalf("Cause(child) = %v", got)
+	}
+	if c.Err() != nil {
+		t.Fatalf("the child's end reached the parent: %v", c.Err())
+	}
+}
+
+// Contexts derived with the context package and context.AfterFunc are told of the
+// end through AfterFunc, without a goroutine each while they wait.
+func TestDerivedContextsEnd(t *testing.T) {
+	c := New(context.Background(), 20*time.Millisecond, errInner)
+	defer c.Release()
+	child, cancel := context.WithCancel(c)
+	defer cancel()
+	ran := make(chan struct{})
+	context.AfterFunc(c, func() { close(ran) })
+	stopped := context.AfterFunc(c, func() { t.Error("a stopped function ran") })
+	if !stopped() {
+		t.Fatal("stop reported that the function had run")
+	}
+	select {
+	case <-child.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the derived context never ended")
+	}
+	if !errors.Is(child.Err(), context.DeadlineExceeded) {
+		t.Fatalf("child Err = %v", child.Err())
+	}
+	select {
+	case <-ran:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the AfterFunc function never ran")
+	}
+}
