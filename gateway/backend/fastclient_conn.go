@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
 )
 
 // clientBufferSize is the read and write buffer size of a backend connection.
@@ -71,11 +72,14 @@ type clientConn struct {
 	// platform allows (see rawReader).
 	interruptFn func()
 	raw         *rawReader
+	// rawConn writes the connection, where the platform allows (see rawio).
+	rawConn *rawio.Conn
 }
 
 func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 	cc := &clientConn{t: t, addr: addr, conn: conn, rbuf: make([]byte, clientBufferSize), wbuf: make([]byte, 0, clientBufferSize)}
 	cc.interruptFn = cc.interrupt
+	cc.rawConn = rawio.New(conn)
 	cc.initReader()
 	return cc
 }
@@ -234,7 +238,11 @@ func (cc *clientConn) writeRequest(req *http.Request) error {
 		}
 	}
 	cc.wbuf = b[:0]
-	_, err = cc.conn.Write(b)
+	if cc.rawConn != nil {
+		_, err = cc.rawConn.Write(b)
+	} else {
+		_, err = cc.conn.Write(b)
+	}
 	return err
 }
 

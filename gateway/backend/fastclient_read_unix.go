@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
 )
 
 // rawReader reads a backend connection with its own system calls, so that the watch
@@ -41,7 +43,7 @@ func (cc *clientConn) initReader() {
 // try reads once; when nothing is there, the wait that follows is watched.
 func (r *rawReader) try(fd uintptr) bool {
 	for {
-		n, err := syscall.Read(int(fd), r.buf)
+		n, err := rawio.ReadFD(fd, r.buf)
 		switch err {
 		case syscall.EINTR:
 			continue

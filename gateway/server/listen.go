@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
 )
 
 // bind opens a TCP listening socket on address and port; see Listen.
@@ -64,7 +66,7 @@ func newConnSet() *connSet { return &connSet{conns: map[*trackedConn]struct{}{}}
 
 // track wraps c so that closing it removes it from the set.
 func (s *connSet) track(c net.Conn) *trackedConn {
-	tc := &trackedConn{Conn: c, set: s}
+	tc := &trackedConn{Conn: c, set: s, raw: rawio.New(c)}
 	s.mu.Lock()
 	s.conns[tc] = struct{}{}
 	s.mu.Unlock()
@@ -97,6 +99,8 @@ func (s *connSet) closeAll() {
 // connSet.waitAnswered).
 type trackedConn struct {
 	net.Conn
+	// raw reads and writes the connection, where the platform allows (see rawio).
+	raw  *rawio.Conn
 	set  *connSet
 	once sync.Once
 	// reads counts the Reads that returned data; answered is set by the first Write
@@ -107,7 +111,13 @@ type trackedConn struct {
 
 // Read reads from the connection and counts reads that returned data.
 func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 {
 		c.reads.Add(1)
 	}
@@ -116,7 +126,13 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 
 // Write writes to the connection and notes the first write of data.
 func (c *trackedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.Write(p)
+	} else {
+		n, err = c.Conn.Write(p)
+	}
 	if n > 0 && !c.answered.Load() {
 		c.answered.Store(true)
 	}
