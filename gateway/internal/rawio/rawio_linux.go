@@ -139,7 +139,6 @@ func (c *Conn) opError(op string, err error) error {
 	return &net.OpError{Op: op, Net: c.local.Network(), Source: c.local, Addr: c.remote, Err: err}
 }
 
-
 // ReadFD reads fd once into p, for callers that drive the poller themselves (a
 // syscall.RawConn's Read callback).
 func ReadFD(fd uintptr, p []byte) (int, error) {
