@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,5 +61,20 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		a.log(x, 200, time.Millisecond)
+	}
+}
+
+// The milliseconds of the access log read as formatting the float would give them.
+func TestAppendMillisMatchesFloatFormatting(t *testing.T) {
+	values := []time.Duration{0, time.Microsecond, 5 * time.Microsecond, 999 * time.Microsecond, time.Millisecond,
+		1200 * time.Microsecond, 1234567 * time.Microsecond, 90 * time.Minute, -1500 * time.Microsecond, 1499 * time.Nanosecond}
+	for us := int64(0); us < 3000; us += 7 {
+		values = append(values, time.Duration(us)*time.Microsecond)
+	}
+	for _, d := range values {
+		want := `,"ms":` + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
+		if got := string(appendMillisField(nil, "ms", d)); got != want {
+			t.Fatalf("appendMillisField(%v) = %s, want %s", d, got, want)
+		}
 	}
 }
