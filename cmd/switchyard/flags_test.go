@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,35 +150,48 @@ func TestGCPercentPrecedence(t *testing.T) {
 }
 
 func TestMemoryLimitFollowsTheContainer(t *testing.T) {
-	cases := []struct {
-		memoryMax, goMemLimit string
-		want                  int64
-		wantSet               bool
-	}{
-		{memoryMax: "1073741824\n", want: 966367641, wantSet: true},
-		{memoryMax: "max\n", wantSet: false},
-		{memoryMax: "", wantSet: false},
-		{memoryMax: "1073741824\n", goMemLimit: "500MiB", wantSet: false},
+	if got, ok := memoryLimit(1<<30, ""); !ok || got != 966367641 {
+		t.Errorf("memoryLimit(1 GiB) = %d, %v; want 90%%", got, ok)
 	}
-	for _, c := range cases {
-		got, set := memoryLimit(c.memoryMax, c.goMemLimit)
-		if set != c.wantSet || (set && got != c.want) {
-			t.Errorf("memoryLimit(%q, %q) = %d, %v; want %d, %v", c.memoryMax, c.goMemLimit, got, set, c.want, c.wantSet)
-		}
+	if _, ok := memoryLimit(1<<30, "500MiB"); ok {
+		t.Error("memoryLimit overrode GOMEMLIMIT")
 	}
 }
 
-func TestCgroupMemoryMaxPath(t *testing.T) {
-	cases := map[string]string{
-		"0::/\n":                                   "/sys/fs/cgroup/memory.max",
-		"0::/system.slice/switchyard.service\n":    "/sys/fs/cgroup/system.slice/switchyard.service/memory.max",
-		"12:memory:/docker/abc\n0::/kubepods/pod1": "/sys/fs/cgroup/kubepods/pod1/memory.max",
-		"":                "/sys/fs/cgroup/memory.max",
-		"0::/../../etc\n": "/sys/fs/cgroup/etc/memory.max",
+// The smallest limit among the process's group and its ancestors counts.
+func TestCgroupMemoryLimit(t *testing.T) {
+	root := t.TempDir()
+	write := func(dir, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, dir, "memory.max"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for in, want := range cases {
-		if got := cgroupMemoryMaxPath(in); got != want {
-			t.Errorf("cgroupMemoryMaxPath(%q) = %q, want %q", in, got, want)
+	write("/", "max\n")
+	write("/kubepods", "max\n")
+	write("/kubepods/pod1", "2147483648\n")
+	write("/kubepods/pod1/container", "max\n")
+	write("/slice", "1073741824\n")
+	write("/slice/service", "4294967296\n")
+	cases := []struct {
+		procSelfCgroup string
+		want           int64
+		wantOK         bool
+	}{
+		{"0::/kubepods/pod1/container\n", 2147483648, true},
+		{"12:memory:/docker/abc\n0::/slice/service\n", 1073741824, true},
+		{"0::/\n", 0, false},
+		{"", 0, false},
+		{"0::/not/there\n", 0, false},
+		{"0::/../../kubepods/pod1\n", 2147483648, true},
+	}
+	for _, c := range cases {
+		got, ok := cgroupMemoryLimit(root, c.procSelfCgroup)
+		if ok != c.wantOK || got != c.want {
+			t.Errorf("cgroupMemoryLimit(%q) = %d, %v; want %d, %v", c.procSelfCgroup, got, ok, c.want, c.wantOK)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 )
@@ -31,16 +32,31 @@ const memoryLimitShare = 0.9
 // process's group under it.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// cgroupMemoryMaxPath returns the memory.max file of this process's cgroup v2
-// group, from the contents of /proc/self/cgroup ("0::/path"); the root's when the
-// group is not named (inside a container's own cgroup namespace it is "/").
-func cgroupMemoryMaxPath(procSelfCgroup string) string {
+// cgroupMemoryLimit returns the smallest memory.max among this process's cgroup v2
+// group and its ancestors up to root (a limit may sit on a parent, as on a systemd
+// slice or a Pod's group), from the contents of /proc/self/cgroup ("0::/path").
+// It returns false when none of them has a numeric limit.
+func cgroupMemoryLimit(root, procSelfCgroup string) (int64, bool) {
+	group := "/"
 	for line := range strings.SplitSeq(procSelfCgroup, "\n") {
-		if group, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join(cgroupRoot, filepath.Clean("/"+group), "memory.max")
+		if g, ok := strings.CutPrefix(line, "0::"); ok {
+			group = filepath.Clean("/" + g)
+			break
 		}
 	}
-	return filepath.Join(cgroupRoot, "memory.max")
+	var smallest int64
+	found := false
+	for dir := group; ; dir = filepath.Dir(dir) {
+		data, err := os.ReadFile(filepath.Join(root, dir, "memory.max"))
+		if err == nil {
+			if limit, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64); err == nil && limit > 0 && (!found || limit < smallest) {
+				smallest, found = limit, true
+			}
+		}
+		if dir == "/" {
+			return smallest, found
+		}
+	}
 }
 
 // gcPercent resolves the garbage collection target from the flag and the GOGC
@@ -55,18 +71,13 @@ func gcPercent(flagValue int, goGC string) (int, bool) {
 	return defaultGCPercent, true
 }
 
-// memoryLimit derives the runtime's soft memory limit from the contents of
-// cgroup v2's memory.max. It returns false when there is no limit ("max"), the
-// contents are not a number, or GOMEMLIMIT already sets one.
-func memoryLimit(memoryMax, goMemLimit string) (int64, bool) {
+// memoryLimit derives the runtime's soft memory limit from the container's limit.
+// It returns false when GOMEMLIMIT already sets one.
+func memoryLimit(containerLimit int64, goMemLimit string) (int64, bool) {
 	if goMemLimit != "" {
 		return 0, false
 	}
-	limit, err := strconv.ParseInt(strings.TrimSpace(memoryMax), 10, 64)
-	if err != nil || limit <= 0 {
-		return 0, false
-	}
-	return int64(float64(limit) * memoryLimitShare), true
+	return int64(float64(containerLimit) * memoryLimitShare), true
 }
 
 // tuneRuntime sets the collector's target and, inside a container with a memory
@@ -76,16 +87,16 @@ func (d *dataPlaneFlags) tuneRuntime(logger *slog.Logger) {
 		debug.SetGCPercent(percent)
 	}
 	procSelfCgroup, _ := os.ReadFile("/proc/self/cgroup")
-	if memoryMax, err := os.ReadFile(cgroupMemoryMaxPath(string(procSelfCgroup))); err == nil {
-		if limit, ok := memoryLimit(string(memoryMax), os.Getenv("GOMEMLIMIT")); ok {
+	if containerLimit, ok := cgroupMemoryLimit(cgroupRoot, string(procSelfCgroup)); ok {
+		if limit, ok := memoryLimit(containerLimit, os.Getenv("GOMEMLIMIT")); ok {
 			debug.SetMemoryLimit(limit)
 		}
 	}
-	// Reading the settings back (a negative argument changes nothing) reports what
-	// the runtime uses, whichever of the flag, the environment or the cgroup set it.
-	percent := debug.SetGCPercent(-1)
-	debug.SetGCPercent(percent)
-	limit := debug.SetMemoryLimit(-1)
+	// The runtime's metrics report the settings in force, whichever of the flag,
+	// the environment or the cgroup made them, without changing them.
+	settings := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(settings)
+	percent, limit := int64(settings[0].Value.Uint64()), int64(settings[1].Value.Uint64())
 	logger.Info("garbage collection", "gc_percent", percent, "memory_limit_bytes", limit)
 	if percent < 0 && limit == math.MaxInt64 {
 		logger.Warn("garbage collection is off and there is no memory limit: the heap grows without bound; set GOMEMLIMIT")

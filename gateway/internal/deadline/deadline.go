@@ -12,6 +12,7 @@ package deadline
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,13 +235,14 @@ func Cause(ctx context.Context) error {
 	if c == nil {
 		return context.Cause(ctx)
 	}
-	if ctx.Err() == nil {
+	err := ctx.Err()
+	if err == nil {
 		return nil
 	}
-	if err, cause := c.state(); err != nil {
+	if cerr, cause := c.state(); cerr != nil && errors.Is(err, cerr) {
 		return cause
 	}
-	// Something between ctx and the Context ended it: a standard context.
+	// Something between ctx and the Context ended it first: a standard context.
 	return context.Cause(ctx)
 }
 

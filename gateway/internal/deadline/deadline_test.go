@@ -232,6 +232,16 @@ func TestCauseOfStandardContextsBelow(t *testing.T) {
 	if c.Err() != nil {
 		t.Fatalf("the child's end reached the parent: %v", c.Err())
 	}
+
+	// The child ended first; the parent's deadline passing later changes nothing.
+	short := New(context.Background(), 10*time.Millisecond, errInner)
+	defer short.Release()
+	child2, cancelChild2 := context.WithCancelCause(short)
+	cancelChild2(childCause)
+	time.Sleep(20 * time.Millisecond)
+	if got := Cause(child2); !errors.Is(got, childCause) {
+		t.Fatalf("Cause(child canceled before the deadline) = %v", got)
+	}
 }
 
 // Contexts derived with the context package and context.AfterFunc are told of the

@@ -10,10 +10,17 @@ import (
 	"syscall"
 )
 
+// maxRawWrite bounds the bytes one raw write hands the kernel. Copying a large body
+// into the socket's buffer takes long enough that the scheduler should know of it
+// (it may run other goroutines meanwhile); such writes go through net.Conn.
+const maxRawWrite = 64 << 10
+
 // Conn reads and writes one socket. Reads and writes may run at once; reads are
 // serialised among themselves, as are writes, as net.Conn does.
 type Conn struct {
+	conn          net.Conn
 	raw           syscall.RawConn
+	network       string
 	local, remote net.Addr
 
 	readMu  sync.Mutex
@@ -29,32 +36,46 @@ type Conn struct {
 	writeFn  func(fd uintptr) bool
 }
 
-// New returns a Conn for c, or nil when c is not a TCP or Unix socket.
+// New returns a Conn for c, or nil when c is not a TCP or Unix socket in
+// non-blocking mode. (A socket turns blocking when its File method is called; a
+// raw read on it could then wait with the scheduler unaware, stalling the
+// process.)
 func New(c net.Conn) *Conn {
 	var sc syscall.Conn
+	var network string
 	switch conn := c.(type) {
 	case *net.TCPConn:
-		sc = conn
+		sc, network = conn, "tcp"
 	case *net.UnixConn:
-		sc = conn
+		sc, network = conn, "unix"
 	default:
 		return nil
 	}
 	raw, err := sc.SyscallConn()
-	if err != nil {
+	if err != nil || !nonBlocking(raw) {
 		return nil
 	}
-	rc := &Conn{raw: raw, local: c.LocalAddr(), remote: c.RemoteAddr()}
+	rc := &Conn{conn: c, raw: raw, network: network, local: c.LocalAddr(), remote: c.RemoteAddr()}
 	rc.readFn = rc.tryRead
 	rc.writeFn = rc.tryWrite
 	return rc
+}
+
+// nonBlocking reports whether the socket is in non-blocking mode.
+func nonBlocking(raw syscall.RawConn) bool {
+	var flags uintptr
+	var errno syscall.Errno
+	err := raw.Control(func(fd uintptr) {
+		flags, _, errno = syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0)
+	})
+	return err == nil && errno == 0 && flags&syscall.O_NONBLOCK != 0
 }
 
 // Read reads as net.Conn.Read does, with the same kinds of errors, and honours the
 // connection's read deadline.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.conn.Read(p)
 	}
 	c.readMu.Lock()
 	c.readBuf, c.readN, c.readErr = p, 0, nil
@@ -94,6 +115,9 @@ func (c *Conn) tryRead(fd uintptr) bool {
 // Write writes all of p as net.Conn.Write does, waiting for room in the socket's
 // buffer as needed, and honours the connection's write deadline.
 func (c *Conn) Write(p []byte) (int, error) {
+	if len(p) > maxRawWrite {
+		return c.conn.Write(p)
+	}
 	c.writeMu.Lock()
 	c.writeBuf, c.writeN, c.writeErr = p, 0, nil
 	err := c.raw.Write(c.writeFn)
@@ -113,11 +137,19 @@ func (c *Conn) Write(p []byte) (int, error) {
 // takes more.
 func (c *Conn) tryWrite(fd uintptr) bool {
 	for c.writeN < len(c.writeBuf) {
-		n, errno := rawCall(syscall.SYS_WRITE, fd, c.writeBuf[c.writeN:])
-		switch errno {
-		case 0:
+		rest := c.writeBuf[c.writeN:]
+		n, errno := rawCall(syscall.SYS_WRITE, fd, rest)
+		switch {
+		case errno == 0 && n > 0 && n <= len(rest):
 			c.writeN += n
 			continue
+		case errno == 0:
+			// A write that took nothing without failing, or claims more than it
+			// was given: the net package reports io.ErrUnexpectedEOF as well.
+			c.writeErr = io.ErrUnexpectedEOF
+			return true
+		}
+		switch errno {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
@@ -136,7 +168,7 @@ func (c *Conn) opError(op string, err error) error {
 		oe.Op = op
 		return oe
 	}
-	return &net.OpError{Op: op, Net: c.local.Network(), Source: c.local, Addr: c.remote, Err: err}
+	return &net.OpError{Op: op, Net: c.network, Source: c.local, Addr: c.remote, Err: err}
 }
 
 // ReadFD reads fd once into p, for callers that drive the poller themselves (a

@@ -53,18 +53,36 @@ func TestReadAndWrite(t *testing.T) {
 	if rc == nil {
 		return
 	}
-	// More than a socket buffer holds, so that the write waits for the reader.
-	big := bytes.Repeat([]byte("switchyard"), 1<<20)
+	// More than a socket buffer holds, in writes small enough to be raw ones, with
+	// the reader starting late: the writes wait for room.
+	chunk := bytes.Repeat([]byte("switchyard"), 6000)
+	const chunks = 64
 	got := make(chan []byte, 1)
 	go func() {
-		data, _ := io.ReadAll(io.LimitReader(peer, int64(len(big))))
+		time.Sleep(50 * time.Millisecond)
+		data, _ := io.ReadAll(io.LimitReader(peer, int64(len(chunk)*chunks)))
 		got <- data
 	}()
-	if n, err := rc.Write(big); err != nil || n != len(big) {
-		t.Fatalf("Write = %d, %v", n, err)
+	for range chunks {
+		if n, err := rc.Write(chunk); err != nil || n != len(chunk) {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
 	}
-	if data := <-got; !bytes.Equal(data, big) {
+	// And one larger than a raw write takes, which goes through net.Conn.
+	big := bytes.Repeat([]byte("x"), 3*maxRawWrite)
+	if data := <-got; !bytes.Equal(data, bytes.Repeat(chunk, chunks)) {
 		t.Fatalf("peer read %d bytes, not what was written", len(data))
+	}
+	drained := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, io.LimitReader(peer, int64(len(big))))
+		drained <- n
+	}()
+	if n, err := rc.Write(big); err != nil || n != len(big) {
+		t.Fatalf("large Write = %d, %v", n, err)
+	}
+	if n := <-drained; n != int64(len(big)) {
+		t.Fatalf("peer read %d of the large write's %d bytes", n, len(big))
 	}
 	if _, err := peer.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
@@ -125,5 +143,20 @@ func TestNewRefusesOtherConns(t *testing.T) {
 	defer b.Close()
 	if New(a) != nil {
 		t.Fatal("New wrapped a net.Pipe")
+	}
+}
+
+// A socket in blocking mode (as File leaves it) is not read raw: a raw read could
+// wait with the scheduler unaware.
+func TestNewRefusesBlockingSockets(t *testing.T) {
+	_, conn, _ := pair(t)
+	f, err := conn.(*net.TCPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_ = f.Fd() // Fd puts the shared file description in blocking mode.
+	if New(conn) != nil {
+		t.Fatal("New wrapped a socket in blocking mode")
 	}
 }
