@@ -127,6 +127,10 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if b.cc.r == b.cc.w {
+		// The body goes on past what the buffer took in.
+		b.cc.outgrown = true
+	}
 	var n int
 	var err error
 	switch b.mode {

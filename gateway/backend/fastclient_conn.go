@@ -27,6 +27,11 @@ import (
 // clientBufferSize is the read and write buffer size of a backend connection.
 const clientBufferSize = 4 << 10
 
+// largeReadBuffer is the read buffer a connection moves to once a response did not
+// fit its buffer: responses of a few KB then arrive with one read instead of two
+// or three, while connections to backends that answer briefly keep the small one.
+const largeReadBuffer = 16 << 10
+
 // maxResponseHead bounds a response's status line and header fields.
 const maxResponseHead = 1 << 20
 
@@ -55,6 +60,9 @@ type clientConn struct {
 	// while no byte of the current response has arrived. Together they tell a stale
 	// connection, on which a request may be sent again.
 	reused, nothingRead bool
+	// outgrown is set when a response body had to be read past the buffer; the
+	// next request starts with a larger buffer (see largeReadBuffer).
+	outgrown bool
 	// stop ends the context watch of the current request; watched is set once the
 	// watch has started (stop stays nil when the context never ends).
 	stop    func() bool
@@ -121,6 +129,10 @@ func earliest(a, b time.Time) time.Time {
 func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTimeout time.Duration) (*http.Response, error) {
 	cc.nothingRead = true
 	cc.ctx = ctx
+	if cc.outgrown && len(cc.rbuf) < largeReadBuffer && cc.r == cc.w {
+		cc.rbuf, cc.r, cc.w = make([]byte, largeReadBuffer), 0, 0
+	}
+	cc.outgrown = false
 	if req.Body != nil && req.Body != http.NoBody {
 		cc.watch()
 	}

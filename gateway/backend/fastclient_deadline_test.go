@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +70,44 @@ func TestFastClientClearsDeadlinesBeforePooling(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections, want the first one reused", n)
+	}
+}
+
+// A connection whose responses outgrow its read buffer moves to a larger one; one
+// whose responses fit keeps the small buffer.
+func TestFastClientGrowsTheReadBufferForLargeResponses(t *testing.T) {
+	large := strings.Repeat("x", 10<<10)
+	srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/large" {
+			_, _ = io.WriteString(w, large)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	bufferOfIdle := func(f *fastTransport) int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, conns := range f.hosts {
+			for _, cc := range conns {
+				return len(cc.rbuf)
+			}
+		}
+		return -1
+	}
+	small := newFast(t, Options{})
+	for range 3 {
+		do(t, small, newReq(http.MethodGet, srv.URL+"/small", nil))
+	}
+	if n := bufferOfIdle(small); n != clientBufferSize {
+		t.Fatalf("read buffer after small responses: %d, want %d", n, clientBufferSize)
+	}
+	big := newFast(t, Options{})
+	for range 3 {
+		if _, body := do(t, big, newReq(http.MethodGet, srv.URL+"/large", nil)); body != large {
+			t.Fatalf("body of %d bytes, want %d", len(body), len(large))
+		}
+	}
+	if n := bufferOfIdle(big); n != largeReadBuffer {
+		t.Fatalf("read buffer after large responses: %d, want %d", n, largeReadBuffer)
 	}
 }

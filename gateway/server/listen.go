@@ -139,6 +139,23 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteBuffers writes bufs with one gathered write where it can, which
+// net.Buffers.WriteTo cannot do through this wrapper, and notes the first write of
+// data as Write does.
+func (c *trackedConn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	var n int64
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.WriteBuffers(bufs)
+	} else {
+		n, err = bufs.WriteTo(c.Conn)
+	}
+	if n > 0 && !c.answered.Load() {
+		c.answered.Store(true)
+	}
+	return n, err
+}
+
 // forgetHandshake forgets the reads and writes so far: those of a TLS handshake
 // answer no request.
 func (c *trackedConn) forgetHandshake() {

@@ -2,7 +2,10 @@
 
 package rawio
 
-import "syscall"
+import (
+	"syscall"
+	"unsafe"
+)
 
 // rawCall reads or writes through the syscall package under the race detector and
 // the memory and address sanitizers, whose read and write functions tell them what
@@ -20,4 +23,24 @@ func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
 		return n, errno
 	}
 	return n, 0
+}
+
+// rawWritev writes the buffers one by one through the syscall package, for the same
+// reason as rawCall.
+func rawWritev(fd uintptr, vecs []syscall.Iovec) (int, syscall.Errno) {
+	total := 0
+	for _, v := range vecs {
+		n, errno := rawCall(syscall.SYS_WRITE, fd, unsafe.Slice(v.Base, v.Len))
+		if errno != 0 {
+			if total > 0 {
+				return total, 0
+			}
+			return n, errno
+		}
+		total += n
+		if uint64(n) < uint64(v.Len) {
+			return total, 0
+		}
+	}
+	return total, 0
 }

@@ -12,3 +12,8 @@
 // Writes of more than 64 KiB, which take long enough to copy that the scheduler
 // should know, still go through net.Conn, as do sockets found in blocking mode.
 package rawio
+
+// maxRawWrite bounds the bytes one raw write hands the kernel. Copying a large body
+// into the socket's buffer takes long enough that the scheduler should know of it
+// (it may run other goroutines meanwhile); such writes go through net.Conn.
+const maxRawWrite = 64 << 10

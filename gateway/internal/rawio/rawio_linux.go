@@ -8,12 +8,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
-
-// maxRawWrite bounds the bytes one raw write hands the kernel. Copying a large body
-// into the socket's buffer takes long enough that the scheduler should know of it
-// (it may run other goroutines meanwhile); such writes go through net.Conn.
-const maxRawWrite = 64 << 10
 
 // Conn reads and writes one socket. Reads and writes may run at once; reads are
 // serialised among themselves, as are writes, as net.Conn does.
@@ -34,7 +30,18 @@ type Conn struct {
 	writeN   int
 	writeErr error
 	writeFn  func(fd uintptr) bool
+
+	// vecs and vecLen hold the iovecs of a gathered write (WriteBuffers) that
+	// tryWritev works through; vecFn is tryWritev, made once.
+	vecs    [maxVecs]syscall.Iovec
+	vecBufs [maxVecs][]byte
+	vecLen  int
+	vecFn   func(fd uintptr) bool
 }
+
+// maxVecs is how many buffers one gathered write takes; a response head, its body
+// and a chunk's end fit.
+const maxVecs = 4
 
 // New returns a Conn for c, or nil when c is not a TCP or Unix socket in
 // non-blocking mode. (A socket turns blocking when its File method is called; a
@@ -58,6 +65,7 @@ func New(c net.Conn) *Conn {
 	rc := &Conn{conn: c, raw: raw, network: network, local: c.LocalAddr(), remote: c.RemoteAddr()}
 	rc.readFn = rc.tryRead
 	rc.writeFn = rc.tryWrite
+	rc.vecFn = rc.tryWritev
 	return rc
 }
 
@@ -179,4 +187,90 @@ func ReadFD(fd uintptr, p []byte) (int, error) {
 		return -1, errno
 	}
 	return n, nil
+}
+
+// WriteBuffers writes the buffers in one system call where the socket takes them
+// all at once, as net.Buffers.WriteTo does on a TCP connection, and consumes them.
+// Many buffers, or many bytes, go through net.Buffers.WriteTo on the connection.
+func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
+	total := 0
+	for _, b := range *bufs {
+		total += len(b)
+	}
+	if len(*bufs) > maxVecs || total > maxRawWrite {
+		return bufs.WriteTo(c.conn)
+	}
+	c.writeMu.Lock()
+	c.vecLen = 0
+	for _, b := range *bufs {
+		if len(b) > 0 {
+			c.vecBufs[c.vecLen] = b
+			c.vecLen++
+		}
+	}
+	c.writeN, c.writeErr = 0, nil
+	err := c.raw.Write(c.vecFn)
+	n, writeErr := c.writeN, c.writeErr
+	clear(c.vecBufs[:])
+	c.writeMu.Unlock()
+	consume(bufs, n)
+	switch {
+	case err != nil:
+		return int64(n), c.opError("writev", err)
+	case writeErr != nil:
+		return int64(n), c.opError("writev", os.NewSyscallError("writev", writeErr))
+	}
+	return int64(n), nil
+}
+
+// tryWritev writes what the socket takes of the remaining buffers; false asks the
+// poller to wait until it takes more.
+func (c *Conn) tryWritev(fd uintptr) bool {
+	for {
+		// The buffers still to write, from the first byte not yet written.
+		skip, n := c.writeN, 0
+		for _, b := range c.vecBufs[:c.vecLen] {
+			if skip >= len(b) {
+				skip -= len(b)
+				continue
+			}
+			rest := b[skip:]
+			skip = 0
+			c.vecs[n].Base = unsafe.SliceData(rest)
+			c.vecs[n].SetLen(len(rest))
+			n++
+		}
+		if n == 0 {
+			return true
+		}
+		written, errno := rawWritev(fd, c.vecs[:n])
+		switch {
+		case errno == 0 && written > 0:
+			c.writeN += written
+			continue
+		case errno == 0:
+			c.writeErr = io.ErrUnexpectedEOF
+			return true
+		case errno == syscall.EINTR:
+			continue
+		case errno == syscall.EAGAIN:
+			return false
+		}
+		c.writeErr = errno
+		return true
+	}
+}
+
+// consume drops the first n written bytes from bufs, as net.Buffers.WriteTo does.
+func consume(bufs *net.Buffers, n int) {
+	for len(*bufs) > 0 {
+		first := (*bufs)[0]
+		if n < len(first) {
+			(*bufs)[0] = first[n:]
+			return
+		}
+		n -= len(first)
+		(*bufs)[0] = nil
+		*bufs = (*bufs)[1:]
+	}
 }

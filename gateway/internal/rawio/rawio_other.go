@@ -15,3 +15,6 @@ func (*Conn) Read([]byte) (int, error) { panic("rawio: unsupported platform") }
 
 // Write is never called on a nil Conn.
 func (*Conn) Write([]byte) (int, error) { panic("rawio: unsupported platform") }
+
+// WriteBuffers is never called on a nil Conn.
+func (*Conn) WriteBuffers(*net.Buffers) (int64, error) { panic("rawio: unsupported platform") }

@@ -160,3 +160,32 @@ func TestNewRefusesBlockingSockets(t *testing.T) {
 		t.Fatal("New wrapped a socket in blocking mode")
 	}
 }
+
+func TestWriteBuffers(t *testing.T) {
+	rc, _, peer := pair(t)
+	if rc == nil {
+		return
+	}
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 60000\r\n\r\n")
+	body := bytes.Repeat([]byte("b"), 60000)
+	const rounds = 40
+	got := make(chan []byte, 1)
+	go func() {
+		// Late, so that the socket's buffer fills and writes resume part way.
+		time.Sleep(50 * time.Millisecond)
+		data, _ := io.ReadAll(io.LimitReader(peer, int64(rounds*(len(head)+len(body)))))
+		got <- data
+	}()
+	var want []byte
+	for range rounds {
+		bufs := net.Buffers{head, nil, body}
+		n, err := rc.WriteBuffers(&bufs)
+		if err != nil || n != int64(len(head)+len(body)) || len(bufs) != 0 {
+			t.Fatalf("WriteBuffers = %d, %v, %d buffers left", n, err, len(bufs))
+		}
+		want = append(append(want, head...), body...)
+	}
+	if data := <-got; !bytes.Equal(data, want) {
+		t.Fatalf("peer read %d bytes, not the %d written", len(data), len(want))
+	}
+}

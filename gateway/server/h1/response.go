@@ -317,7 +317,7 @@ func (w *response) writeBody(p []byte) (int, error) {
 	if w.chunked {
 		bufs = append(bufs, crlf)
 	}
-	_, err := bufs.WriteTo(w.c.rwc)
+	_, err := writeBuffers(w.c.rwc, &bufs)
 	w.wbuf = w.wbuf[:0]
 	if err != nil {
 		w.fail(err)
@@ -327,6 +327,21 @@ func (w *response) writeBody(p []byte) (int, error) {
 }
 
 var crlf = []byte("\r\n")
+
+// buffersWriter is a connection that writes several buffers in one call, as the
+// server's tracked connections do (see the server package).
+type buffersWriter interface {
+	WriteBuffers(bufs *net.Buffers) (int64, error)
+}
+
+// writeBuffers writes a response's head and body with one gathered write where the
+// connection offers one, instead of a write for each.
+func writeBuffers(c net.Conn, bufs *net.Buffers) (int64, error) {
+	if bw, ok := c.(buffersWriter); ok {
+		return bw.WriteBuffers(bufs)
+	}
+	return bufs.WriteTo(c)
+}
 
 // fail records a write error: the connection is done, and the request's context is
 // canceled so that the handler stops producing.
