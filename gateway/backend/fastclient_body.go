@@ -127,8 +127,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if b.cc.r == b.cc.w {
-		// The body goes on past what the buffer took in.
+	if b.cc.r == b.cc.w && b.cc.w == len(b.cc.rbuf) {
+		// The response filled the buffer and goes on past it. (A buffer merely
+		// drained, its body not yet arrived, says nothing of the response's size.)
 		b.cc.outgrown = true
 	}
 	var n int

@@ -1,9 +1,11 @@
 package backend
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -109,5 +111,24 @@ func TestFastClientGrowsTheReadBufferForLargeResponses(t *testing.T) {
 	}
 	if n := bufferOfIdle(big); n != largeReadBuffer {
 		t.Fatalf("read buffer after large responses: %d, want %d", n, largeReadBuffer)
+	}
+
+	// A small body that arrives after its head drains the buffer without filling it.
+	late := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for readHead(br) == nil {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n")
+			time.Sleep(20 * time.Millisecond)
+			_, _ = io.WriteString(c, "ok")
+		}
+	})
+	slow := newFast(t, Options{})
+	for range 3 {
+		if _, body := do(t, slow, newReq(http.MethodGet, late+"/", nil)); body != "ok" {
+			t.Fatalf("body %q", body)
+		}
+	}
+	if n := bufferOfIdle(slow); n != clientBufferSize {
+		t.Fatalf("read buffer after late small bodies: %d, want %d", n, clientBufferSize)
 	}
 }

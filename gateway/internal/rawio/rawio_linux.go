@@ -211,7 +211,10 @@ func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	c.writeN, c.writeErr = 0, nil
 	err := c.raw.Write(c.vecFn)
 	n, writeErr := c.writeN, c.writeErr
+	// Neither the buffers nor the iovecs pointing into them stay reachable from an
+	// idle connection.
 	clear(c.vecBufs[:])
+	clear(c.vecs[:])
 	c.writeMu.Unlock()
 	consume(bufs, n)
 	switch {

@@ -297,6 +297,10 @@ func (w *response) Write(p []byte) (int, error) {
 
 // writeBody appends framed body bytes to wbuf, sending when it would overflow.
 func (w *response) writeBody(p []byte) (int, error) {
+	if len(p) == 0 {
+		// An empty chunk would end a chunked body.
+		return 0, nil
+	}
 	frame := 0
 	if w.chunked {
 		frame = 20

@@ -112,6 +112,8 @@ func framingHandlers(t *testing.T, big string) map[string]http.HandlerFunc {
 			if err := http.NewResponseController(w).Flush(); err != nil {
 				t.Errorf("flush: %v", err)
 			}
+			// An empty write must not become the chunk that ends the body.
+			_, _ = io.WriteString(w, "")
 			_, _ = io.WriteString(w, "b")
 		},
 		"/nocontent": func(w http.ResponseWriter, r *http.Request) {
