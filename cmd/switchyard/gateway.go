@@ -130,7 +130,16 @@ func runGateway(args []string) error {
 	ag, err := agent.New(agent.Options{
 		ControllerURL: f.controller, Node: f.node, Role: f.role,
 		TokenFile: f.tokenFile, CAFile: f.caFile, StatePath: f.statePath,
-		Apply:  func(s *config.Snapshot) error { return engine.Apply(s) },
+		Apply: func(s *config.Snapshot) error {
+			// A node replica binds its listener only once it knows its node's Pods:
+			// in the port's SO_REUSEPORT group beside a replica being replaced, the
+			// kernel would otherwise give it connections whose callers it cannot
+			// identify yet, and it would refuse them.
+			if !node.waitForPods(ctx) {
+				return ctx.Err()
+			}
+			return engine.Apply(s)
+		},
 		Logger: logger,
 		// The controller adds up the replicas' request outcomes per backend.
 		Outcomes: engine.BackendOutcomes,

@@ -110,6 +110,12 @@ type nodeRuntime struct {
 // request would be refused.
 func (r *nodeRuntime) Ready() bool { return r == nil || r.pods.Synced() }
 
+// waitForPods waits until the Pods of the node are known, or ctx ends (false). It
+// returns at once for an edge replica (nil).
+func (r *nodeRuntime) waitForPods(ctx context.Context) bool {
+	return r == nil || r.pods.Synced() || r.pods.WaitForSync(ctx)
+}
+
 // startNode prepares a node replica: the watch of the node's Pods, which identifies
 // callers, and the node's own addresses, which egress never reaches. The watch runs
 // until ctx ends.
