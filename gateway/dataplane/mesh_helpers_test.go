@@ -244,3 +244,22 @@ func tunnel(t *testing.T, e *Engine, source, target string) (*net.TCPConn, *bufi
 	}
 	return c.(*net.TCPConn), br, res
 }
+
+// waitForEdgeRequests returns the node's edge report once it counts n requests in
+// all, or after 5 s. A request is counted when its handler has finished, which may
+// be just after the client has read the response.
+func waitForEdgeRequests(t *testing.T, e *Engine, n int64) mesh.EdgeReport {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		report := e.MeshEdges()
+		var total int64
+		for _, edge := range report.Edges {
+			total += edge.Totals.Requests
+		}
+		if total >= n || time.Now().After(deadline) {
+			return report
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

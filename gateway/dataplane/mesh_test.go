@@ -241,7 +241,7 @@ func TestNodeEgressNeverReachesForbiddenAddresses(t *testing.T) {
 	if b.count("web-v1") != 0 {
 		t.Error("egress reached a loopback backend")
 	}
-	edges := e.MeshEdges()
+	edges := waitForEdgeRequests(t, e, 11)
 	var egress int64
 	for _, edge := range edges.Edges {
 		if edge.Egress != "" {
@@ -282,9 +282,9 @@ func TestNodeCountsEdgesAndLogsCallers(t *testing.T) {
 		_, _ = io.ReadAll(br)
 		_ = c.Close()
 	}
-	report := e.MeshEdges()
 	want := map[string]int64{"shop/client -> billing/pay": 1, "shop/client -> shop/db": 1, "shop/client -> shop/web": 3,
 		"shop/client -> unknown.example": 1}
+	report := waitForEdgeRequests(t, e, 6)
 	if len(report.Edges) != len(want) {
 		t.Fatalf("edges %+v", report.Edges)
 	}
