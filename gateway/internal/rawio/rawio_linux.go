@@ -91,12 +91,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	n, readErr := c.readN, c.readErr
 	c.readBuf = nil
 	c.readMu.Unlock()
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case readErr != nil:
-		return 0, c.opError("read", os.NewSyscallError("read", readErr))
-	case n == 0:
+	if err := c.callError("read", err, readErr); err != nil {
+		return 0, err
+	}
+	if n == 0 {
 		return 0, io.EOF
 	}
 	return n, nil
@@ -132,13 +130,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	n, writeErr := c.writeN, c.writeErr
 	c.writeBuf = nil
 	c.writeMu.Unlock()
-	switch {
-	case err != nil:
-		return n, c.opError("write", err)
-	case writeErr != nil:
-		return n, c.opError("write", os.NewSyscallError("write", writeErr))
-	}
-	return n, nil
+	return n, c.callError("write", err, writeErr)
 }
 
 // tryWrite writes what the socket takes; false asks the poller to wait until it
@@ -167,6 +159,19 @@ func (c *Conn) tryWrite(fd uintptr) bool {
 		return true
 	}
 	return true
+}
+
+// callError is the error of a read or write: the poller's (a deadline, a closed
+// connection), else the system call's, wrapped as the net package does; nil when
+// neither failed.
+func (c *Conn) callError(op string, waitErr, callErr error) error {
+	switch {
+	case waitErr != nil:
+		return c.opError(op, waitErr)
+	case callErr != nil:
+		return c.opError(op, os.NewSyscallError(op, callErr))
+	}
+	return nil
 }
 
 // opError wraps err as the net package's own reads and writes do, unless it is one
@@ -217,13 +222,7 @@ func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	clear(c.vecs[:])
 	c.writeMu.Unlock()
 	consume(bufs, n)
-	switch {
-	case err != nil:
-		return int64(n), c.opError("writev", err)
-	case writeErr != nil:
-		return int64(n), c.opError("writev", os.NewSyscallError("writev", writeErr))
-	}
-	return int64(n), nil
+	return int64(n), c.callError("writev", err, writeErr)
 }
 
 // tryWritev writes what the socket takes of the remaining buffers; false asks the
