@@ -56,7 +56,8 @@ func (m *Manager) newFastServer(s *socket) *h1.Server {
 			// speak HTTP/1.x after all, the guard is in place.
 			s.handoff.give(newGuardConn(c, l.MaxHeaderBytes))
 		},
-		Logger: m.logger.With("listener", s.name),
+		Logger:     m.logger.With("listener", s.name),
+		HTTPServer: s.srv,
 	})
 }
 

@@ -48,6 +48,11 @@ type Config struct {
 	// WatchAfter is how long a handler runs before the server starts watching its
 	// client for going away. Zero means 100ms.
 	WatchAfter time.Duration
+	// HTTPServer is given to handlers under http.ServerContextKey, as net/http
+	// gives its own. Handlers such as httputil.ReverseProxy look for it to know that
+	// a panic with http.ErrAbortHandler is recovered and aborts the response, which
+	// is how they cut off a client whose backend's answer broke off midway.
+	HTTPServer *http.Server
 }
 
 // Server serves HTTP/1.x connections given to ServeConn.
@@ -59,6 +64,7 @@ type Server struct {
 	deadlineSlack     time.Duration
 	maxHead           int
 	handoff           func(net.Conn)
+	httpServer        *http.Server
 	logger            *slog.Logger
 	watchAfter        time.Duration
 
@@ -81,6 +87,7 @@ func New(cfg Config) *Server {
 		writeTimeout:      cfg.WriteTimeout,
 		maxHead:           cfg.MaxHeaderBytes,
 		handoff:           cfg.Handoff,
+		httpServer:        cfg.HTTPServer,
 		logger:            cfg.Logger,
 		watchAfter:        cfg.WatchAfter,
 		conns:             map[*conn]struct{}{},
@@ -108,6 +115,9 @@ func New(cfg Config) *Server {
 func (s *Server) ServeConn(rwc net.Conn) {
 	c := &conn{srv: s, rwc: rwc, rbuf: make([]byte, initialBuffer), remote: rwc.RemoteAddr().String()}
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rwc.LocalAddr())
+	if s.httpServer != nil {
+		c.baseCtx = context.WithValue(c.baseCtx, http.ServerContextKey, s.httpServer)
+	}
 	if tc, ok := rwc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		state := tc.ConnectionState()
 		c.tlsState = &state
