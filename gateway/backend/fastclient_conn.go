@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/internal/ctxhook"
 	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
 	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
@@ -64,9 +65,13 @@ type clientConn struct {
 	// next request starts with a larger buffer (see largeReadBuffer).
 	outgrown bool
 	// stop ends the context watch of the current request; watched is set once the
-	// watch has started (stop stays nil when the context never ends).
-	stop    func() bool
-	watched bool
+	// watch has started (stop stays nil when the context never ends). A request
+	// context that is a ctxhook.Source (the gateway's own server's) is watched with
+	// hook instead, which costs no allocation: hookedTo is that context meanwhile.
+	stop     func() bool
+	watched  bool
+	hook     ctxhook.Hook
+	hookedTo ctxhook.Source
 	// ctxDeadline is the deadline of the request's context while the socket
 	// enforces it (see deadline.Watch), else zero; headerDeadline is that of the
 	// response head (ResponseHeaderTimeout) until the head has arrived.
@@ -87,6 +92,7 @@ type clientConn struct {
 func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 	cc := &clientConn{t: t, addr: addr, conn: conn, rbuf: make([]byte, clientBufferSize), wbuf: make([]byte, 0, clientBufferSize)}
 	cc.interruptFn = cc.interrupt
+	cc.hook.Func = cc.interruptFn
 	cc.rawConn = rawio.New(conn)
 	cc.initReader()
 	return cc
@@ -98,7 +104,9 @@ func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 //
 // A request context bounded by a deadline.Context is not waited on: the socket's
 // deadlines enforce its deadline, which arms no timer, and only the context above
-// it (the client's request) is watched.
+// it (the client's request) is watched. That context, when it is a ctxhook.Source
+// (as the gateway's own HTTP/1 server's are), runs the connection's hook when it
+// ends; any other is watched with context.AfterFunc.
 func (cc *clientConn) watch() {
 	if cc.watched || cc.ctx == nil {
 		return
@@ -110,6 +118,14 @@ func (cc *clientConn) watch() {
 		_ = cc.conn.SetWriteDeadline(at)
 		_ = cc.conn.SetReadDeadline(earliest(at, cc.headerDeadline))
 		ctx = source
+	}
+	if source := ctxhook.Find(ctx); source != nil {
+		if source.Hook(&cc.hook) {
+			cc.hookedTo = source
+		} else {
+			cc.interrupt()
+		}
+		return
 	}
 	if ctx.Done() != nil {
 		cc.stop = context.AfterFunc(ctx, cc.interruptFn)
@@ -193,6 +209,12 @@ func (cc *clientConn) release() {
 			cc.canceled.Store(true)
 		}
 		cc.stop = nil
+	}
+	if cc.hookedTo != nil {
+		if !cc.hookedTo.Unhook(&cc.hook) {
+			cc.canceled.Store(true)
+		}
+		cc.hookedTo = nil
 	}
 	cc.watched = false
 	if !cc.ctxDeadline.IsZero() || !cc.headerDeadline.IsZero() {

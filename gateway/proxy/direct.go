@@ -78,7 +78,14 @@ func (p *Proxy) forwardDirect(w http.ResponseWriter, in *http.Request, a *attemp
 // without hop-by-hop and forwarding headers, and the body behind the attempt's guard.
 func (a *attempt) outbound(in *http.Request) *http.Request {
 	a.trace.Got1xxResponse = a.got1xx
-	out := in.WithContext(httptrace.WithClientTrace(a, &a.trace))
+	var ctx context.Context = a
+	if clientTraceKey != nil && httptrace.ContextClientTrace(a.Context) == nil {
+		a.traceInValue = true
+	} else {
+		// A trace above the attempt's is composed with it, as httptrace does.
+		ctx = httptrace.WithClientTrace(a, &a.trace)
+	}
+	out := in.WithContext(ctx)
 	a.url = *in.URL
 	out.URL = &a.url
 	out.Header = outboundHeader(in.Header)
@@ -96,6 +103,29 @@ func (a *attempt) outbound(in *http.Request) *http.Request {
 		out.Body = &a.body
 	}
 	return out
+}
+
+// clientTraceKey is the key under which package httptrace looks a ClientTrace up in
+// a context, learnt once by asking it (nil should it ever stop asking Value). The
+// attempt answers it with its own trace, where wrapping its context with
+// httptrace.WithClientTrace would cost another context per request.
+var clientTraceKey = func() any {
+	probe := &keyProbe{Context: context.Background()}
+	httptrace.ContextClientTrace(probe)
+	return probe.key
+}()
+
+// keyProbe records the key of the first Value lookup made on it.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	if p.key == nil {
+		p.key = key
+	}
+	return nil
 }
 
 // rewriteOutbound is what ReverseProxy does to the outbound request between copying

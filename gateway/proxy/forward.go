@@ -161,6 +161,10 @@ type attempt struct {
 	done  bool
 	// values holds the values of the headers the rewrite sets.
 	values outboundValues
+
+	// traceInValue is set when the attempt's Value answers httptrace's lookups with
+	// trace itself (see clientTraceKey).
+	traceInValue bool
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a
@@ -202,7 +206,17 @@ func (a *attempt) Value(key any) any {
 	if _, ok := key.(attemptKey); ok {
 		return a
 	}
+	if a.traceInValue && key == clientTraceKey {
+		return &a.trace
+	}
 	return a.Context.Value(key)
+}
+
+// AfterFunc lets context.AfterFunc, and the contexts a transport derives from the
+// outbound request's, register with the request's context rather than start a
+// goroutine each to wait on Done.
+func (a *attempt) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(a.Context, f)
 }
 
 // attemptFrom returns the attempt a request's context belongs to, or nil.

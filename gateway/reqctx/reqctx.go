@@ -93,11 +93,30 @@ type Carrier struct {
 	Info Info
 }
 
-// Attach returns a copy of r whose context is c: r's context, carrying c.Info. A
-// Carrier is attached to one request, once.
+// Attach returns a request whose context carries c.Info: r itself when r's context
+// holds a value for its server's handler (see valueHolder), else a copy of r whose
+// context is c, r's context carrying c.Info. A Carrier is attached to one request,
+// once.
 func (c *Carrier) Attach(r *http.Request) *http.Request {
 	c.Context = r.Context()
+	if h, ok := c.Context.(valueHolder); ok && h.SetValue(key{}, &c.Info) {
+		return r
+	}
 	return r.WithContext(c)
+}
+
+// valueHolder is a request context with room for a value added by the handler, as
+// the gateway's own HTTP/1 server gives: adding Info to it spares the copy of the
+// request that a context of its own would need. SetValue reports false when the
+// room is taken.
+type valueHolder interface {
+	SetValue(key, value any) bool
+}
+
+// AfterFunc lets context.AfterFunc, and the contexts derived from c, register with
+// the request's context rather than start a goroutine each to wait on c.Done.
+func (c *Carrier) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.Context, f)
 }
 
 // Value returns c.Info for From and defers every other key to the request's context.

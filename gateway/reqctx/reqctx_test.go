@@ -54,3 +54,39 @@ func TestCarrierCostsLessThanWith(t *testing.T) {
 		t.Fatalf("a carrier costs %v allocations and With %v; want 2 and 3", carrier, with)
 	}
 }
+
+// holder is a request context with room for one value, as the gateway's own HTTP/1
+// server gives.
+type holder struct {
+	context.Context
+	key, value any
+}
+
+func (h *holder) SetValue(key, value any) bool {
+	if h.key != nil {
+		return false
+	}
+	h.key, h.value = key, value
+	return true
+}
+
+func (h *holder) Value(key any) any {
+	if h.key != nil && key == h.key {
+		return h.value
+	}
+	return h.Context.Value(key)
+}
+
+func TestCarrierUsesTheRoomOfTheRequestContext(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil).WithContext(&holder{Context: context.Background()})
+	var first, second Carrier
+	first.Info.Route, second.Info.Route = "ns/first", "ns/second"
+	if out := first.Attach(r); out != r || From(r.Context()) != &first.Info {
+		t.Fatal("the carrier did not use the room the request context has")
+	}
+	// The room is taken: a second carrier copies the request, and its Info wins.
+	out := second.Attach(r)
+	if out == r || From(out.Context()) != &second.Info || From(r.Context()) != &first.Info {
+		t.Fatal("a second carrier did not fall back to a copy of the request")
+	}
+}

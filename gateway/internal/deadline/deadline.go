@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/ctxhook"
 )
 
 // Context is a context that ends at a deadline, when its parent ends, or when it is
@@ -36,6 +38,11 @@ type Context struct {
 	err, endCause error
 	timer         *time.Timer
 	stopParent    func() bool
+	// parentHook watches a parent that is a ctxhook.Source (a request's context on
+	// the gateway's own server) without the allocations of context.AfterFunc;
+	// hookedTo is that parent while the hook is registered.
+	parentHook ctxhook.Hook
+	hookedTo   ctxhook.Source
 	// afters are the functions registered by AfterFunc that have yet to run.
 	afters []*afterFunc
 }
@@ -112,6 +119,17 @@ func (c *Context) armLocked() {
 		return
 	}
 	c.timer = time.AfterFunc(time.Until(c.at), c.expire)
+	if source := ctxhook.Find(c.parent); source != nil {
+		// The hook runs parentEnded on the goroutine that ends the parent, which
+		// holds none of this context's locks.
+		c.parentHook.Func = c.parentEnded
+		if source.Hook(&c.parentHook) {
+			c.hookedTo = source
+		} else {
+			c.endLocked(c.parent.Err(), Cause(c.parent))
+		}
+		return
+	}
 	if c.parent.Done() != nil {
 		c.stopParent = context.AfterFunc(c.parent, c.parentEnded)
 	}
@@ -152,6 +170,10 @@ func (c *Context) endLocked(err, cause error) {
 	}
 	if c.stopParent != nil {
 		c.stopParent()
+	}
+	if c.hookedTo != nil {
+		c.hookedTo.Unhook(&c.parentHook)
+		c.hookedTo = nil
 	}
 	for _, a := range c.afters {
 		go a.run()

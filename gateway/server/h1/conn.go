@@ -372,7 +372,7 @@ type watcher struct {
 	running  bool
 	bodyDone atomic.Bool
 	started  time.Time
-	cancel   context.CancelFunc
+	ctx      *requestContext
 	// active is set while the watching goroutine reads; done is closed when it ends.
 	active bool
 	done   chan struct{}
@@ -384,9 +384,9 @@ type watcher struct {
 }
 
 // begin marks a handler as running.
-func (w *watcher) begin(now time.Time, cancel context.CancelFunc) {
+func (w *watcher) begin(now time.Time, ctx *requestContext) {
 	w.mu.Lock()
-	w.running, w.started, w.cancel = true, now, cancel
+	w.running, w.started, w.ctx = true, now, ctx
 	w.mu.Unlock()
 }
 
@@ -401,12 +401,12 @@ func (w *watcher) maybeStart(c *conn, cutoff time.Time) {
 	w.active = true
 	w.done = make(chan struct{})
 	_ = c.rwc.SetReadDeadline(time.Time{})
-	go w.watch(c.rwc, w.done, w.cancel)
+	go w.watch(c.rwc, w.done, w.ctx)
 }
 
 // watch reads one byte: a client that closes or resets the connection ends the
 // request's context.
-func (w *watcher) watch(rwc net.Conn, done chan struct{}, cancel context.CancelFunc) {
+func (w *watcher) watch(rwc net.Conn, done chan struct{}, ctx *requestContext) {
 	defer close(done)
 	n, err := rwc.Read(w.got[:])
 	if n == 1 {
@@ -418,7 +418,7 @@ func (w *watcher) watch(rwc net.Conn, done chan struct{}, cancel context.CancelF
 		return // stopped by end
 	}
 	w.gone = true
-	cancel()
+	ctx.cancel()
 }
 
 // end stops watching after the handler returned (or hijacked). It reports a byte the
@@ -426,6 +426,8 @@ func (w *watcher) watch(rwc net.Conn, done chan struct{}, cancel context.CancelF
 func (w *watcher) end(c *conn) (got []byte, gone bool) {
 	w.mu.Lock()
 	w.running = false
+	// The request's context has ended; the connection keeps nothing of it.
+	w.ctx = nil
 	active := w.active
 	w.active = false
 	w.mu.Unlock()

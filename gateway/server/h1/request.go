@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,7 +67,7 @@ func (c *conn) bodyRead() { c.watch.bodyDone.Store(true) }
 // carries on.
 func (c *conn) run() bool {
 	h := &c.head
-	ctx, cancel := context.WithCancel(c.baseCtx)
+	ctx := newRequestContext(c.baseCtx)
 	req := c.tmpl.WithContext(ctx)
 	c.tmpl = http.Request{}
 	w := &c.resp
@@ -78,7 +77,7 @@ func (c *conn) run() bool {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusExpectationFailed)
 		w.finish()
-		cancel()
+		ctx.cancel()
 		c.closeAfterReply()
 		return false
 	}
@@ -98,9 +97,9 @@ func (c *conn) run() bool {
 	if c.srv.writeTimeout > 0 {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
 	}
-	c.watch.begin(time.Now(), cancel)
+	c.watch.begin(time.Now(), ctx)
 	c.serveHandler(w, req)
-	cancel()
+	ctx.cancel()
 	got, gone := c.watch.end(c)
 	if w.hijacked {
 		return false

@@ -352,8 +352,8 @@ func writeBuffers(c net.Conn, bufs *net.Buffers) (int64, error) {
 func (w *response) fail(err error) {
 	w.writeErr = err
 	w.c.broken = true
-	if cancel := w.c.watch.cancel; cancel != nil {
-		cancel()
+	if ctx := w.c.watch.ctx; ctx != nil {
+		ctx.cancel()
 	}
 }
 
