@@ -206,13 +206,15 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) { p.rewriteRequest(pr.Out, pr
 func (p *Proxy) rewriteRequest(out, in *http.Request) {
 	out.URL.Scheme = "http"
 	// The header values the rewrite sets are kept in the attempt, allocated with it.
-	values := new(outboundValues)
+	var values *outboundValues
 	if a := attemptFrom(out.Context()); a != nil {
 		out.URL.Host = a.endpoint.Address
 		if a.tls != nil {
 			out.URL.Scheme = "https"
 		}
 		values = &a.values
+	} else {
+		values = new(outboundValues)
 	}
 	p.setForwarded(out, in, values)
 	setDeadlineHeaders(out, values)

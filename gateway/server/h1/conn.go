@@ -51,8 +51,10 @@ type conn struct {
 	parser   parser
 	head     head
 	resp     response
-	// tmpl is the next request, filled from its head; handlers get copies.
+	// tmpl is the next request, filled from its head; handlers get copies. next is
+	// what the next request allocates of its own.
 	tmpl http.Request
+	next *requestState
 	// baseCtx carries the connection's values; each request derives its own.
 	baseCtx  context.Context
 	tlsState *tls.ConnectionState

@@ -323,8 +323,9 @@ func (h *head) declareTrailers(declared []string) *protocolError {
 }
 
 // requestURL parses the request target as net/http does: the authority alone for
-// CONNECT, else origin-form, absolute-form or "*".
-func (h *head) requestURL() (*url.URL, *protocolError) {
+// CONNECT, else origin-form, absolute-form or "*". The common case, an origin-form
+// target with nothing to unescape, is written to common, which is returned.
+func (h *head) requestURL(common *url.URL) (*url.URL, *protocolError) {
 	if h.method == http.MethodConnect && !strings.HasPrefix(h.target, "/") {
 		// An authority: checked as the host of a URL, as net/http does.
 		u, err := url.ParseRequestURI("http://" + h.target)
@@ -337,10 +338,10 @@ func (h *head) requestURL() (*url.URL, *protocolError) {
 	if h.target[0] == '/' && strings.IndexByte(h.target, '%') < 0 {
 		// The common case needs no unescaping.
 		path, query, hasQuery := strings.Cut(h.target, "?")
-		u := &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
-		if !strings.Contains(h.target, "#") && u.EscapedPath() == path {
+		*common = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		if !strings.Contains(h.target, "#") && common.EscapedPath() == path {
 			// The path reads back as sent, so url.Parse would keep no RawPath.
-			return u, nil
+			return common, nil
 		}
 	}
 	u, err := url.ParseRequestURI(h.target)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -132,7 +133,7 @@ func TestRequestURLForms(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", tc.raw, err)
 		}
-		u, perr := h.requestURL()
+		u, perr := h.requestURL(new(url.URL))
 		if perr != nil {
 			t.Fatalf("%q: %v", tc.raw, perr)
 		}
@@ -192,7 +193,7 @@ func FuzzParseHead(f *testing.F) {
 		if perr := p.parse(headBytes, ours); perr != nil {
 			return
 		}
-		u, perr := ours.requestURL()
+		u, perr := ours.requestURL(new(url.URL))
 		if perr != nil {
 			return
 		}

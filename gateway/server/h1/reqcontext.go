@@ -29,10 +29,6 @@ type requestContext struct {
 	slotKey, slotValue any
 }
 
-func newRequestContext(parent context.Context) *requestContext {
-	return &requestContext{parent: parent}
-}
-
 // Deadline reports none: a request's context has no deadline of its own, and the
 // connection's has none.
 func (rc *requestContext) Deadline() (deadline time.Time, ok bool) { return rc.parent.Deadline() }

@@ -13,7 +13,7 @@ type testKey struct{ name string }
 
 func TestRequestContextEnds(t *testing.T) {
 	parent := context.WithValue(context.Background(), testKey{"conn"}, "conn value")
-	rc := newRequestContext(parent)
+	rc := &requestContext{parent: parent}
 	if rc.Err() != nil {
 		t.Fatalf("a live context reports %v", rc.Err())
 	}
@@ -46,7 +46,7 @@ func TestRequestContextEnds(t *testing.T) {
 	waitClosed(t, child.Done(), "a derived context")
 	waitClosed(t, ran, "context.AfterFunc's function")
 	// A channel asked for after the end is closed already.
-	late := newRequestContext(parent)
+	late := &requestContext{parent: parent}
 	late.cancel()
 	waitClosed(t, late.Done(), "a channel made after the end")
 }
@@ -61,7 +61,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func TestRequestContextHooks(t *testing.T) {
-	rc := newRequestContext(context.Background())
+	rc := &requestContext{parent: context.Background()}
 	runs := 0
 	kept := ctxhook.Hook{Func: func() { runs++ }}
 	removed := ctxhook.Hook{Func: func() { runs += 100 }}
@@ -89,7 +89,7 @@ func TestRequestContextHooks(t *testing.T) {
 }
 
 func TestRequestContextHoldsOneValue(t *testing.T) {
-	rc := newRequestContext(context.WithValue(context.Background(), testKey{"a"}, "from the connection"))
+	rc := &requestContext{parent: context.WithValue(context.Background(), testKey{"a"}, "from the connection")}
 	if rc.SetValue(nil, 1) {
 		t.Fatal("a nil key was taken")
 	}

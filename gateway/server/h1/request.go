@@ -4,16 +4,27 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"time"
 )
 
-// newRequest fills the connection's request template from the parsed head; run
-// gives the handler a copy with the request's context, which is the only
-// allocation of the request itself.
+// requestState is what a request has of its own besides its head's text, header
+// and the copy of the template the handler gets, in one allocation: its context,
+// its URL (in the common case; see requestURL) and its body's reader.
+type requestState struct {
+	ctx  requestContext
+	url  url.URL
+	body body
+}
+
+// newRequest fills the connection's request template from the parsed head, with a
+// new requestState; run gives the handler a copy with the state's context.
 func (c *conn) newRequest() *protocolError {
 	h := &c.head
-	u, perr := h.requestURL()
+	state := new(requestState)
+	c.next = state
+	u, perr := h.requestURL(&state.url)
 	if perr != nil {
 		return perr
 	}
@@ -44,7 +55,8 @@ func (c *conn) newRequest() *protocolError {
 		req.Trailer = h.trailer
 	}
 	if h.contentLength != 0 {
-		b := &body{c: c, remaining: h.contentLength, chunked: h.chunked}
+		b := &state.body
+		*b = body{c: c, remaining: h.contentLength, chunked: h.chunked}
 		if h.chunked {
 			b.remaining = 0
 		}
@@ -67,9 +79,10 @@ func (c *conn) bodyRead() { c.watch.bodyDone.Store(true) }
 // carries on.
 func (c *conn) run() bool {
 	h := &c.head
-	ctx := newRequestContext(c.baseCtx)
+	ctx := &c.next.ctx
+	ctx.parent = c.baseCtx
 	req := c.tmpl.WithContext(ctx)
-	c.tmpl = http.Request{}
+	c.tmpl, c.next = http.Request{}, nil
 	w := &c.resp
 	w.reset(c, req)
 	if h.otherExpect {
