@@ -124,6 +124,24 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CanWaitIdle reports whether TryRead and WaitReadable work: they do where the
+// socket is read with raw system calls.
+func (c *trackedConn) CanWaitIdle() bool { return c.raw != nil }
+
+// TryRead reads what the connection holds without waiting (see rawio.Conn.TryRead);
+// only when CanWaitIdle.
+func (c *trackedConn) TryRead(p []byte) (int, bool, error) {
+	n, ok, err := c.raw.TryRead(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, ok, err
+}
+
+// WaitReadable waits for input without reading it (see rawio.Conn.WaitReadable);
+// only when CanWaitIdle.
+func (c *trackedConn) WaitReadable() error { return c.raw.WaitReadable() }
+
 // Write writes to the connection and notes the first write of data.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	var n int

@@ -24,6 +24,11 @@ type Conn struct {
 	readN   int
 	readErr error
 	readFn  func(fd uintptr) bool
+	// wouldBlock, tryOnceFn, peekFn and peekByte serve TryRead and WaitReadable.
+	wouldBlock bool
+	tryOnceFn  func(fd uintptr) bool
+	peekFn     func(fd uintptr) bool
+	peekByte   [1]byte
 
 	writeMu  sync.Mutex
 	writeBuf []byte
@@ -64,6 +69,8 @@ func New(c net.Conn) *Conn {
 	}
 	rc := &Conn{conn: c, raw: raw, network: network, local: c.LocalAddr(), remote: c.RemoteAddr()}
 	rc.readFn = rc.tryRead
+	rc.tryOnceFn = rc.tryReadOnce
+	rc.peekFn = rc.peek
 	rc.writeFn = rc.tryWrite
 	rc.vecFn = rc.tryWritev
 	return rc

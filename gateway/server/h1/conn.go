@@ -61,6 +61,9 @@ type conn struct {
 	remote   string
 	// watch follows the client while a long handler runs; see watcher.
 	watch watcher
+	// idle, when the connection is one, lets it wait for a request without its
+	// buffers (see fillIdle).
+	idle idleWaiter
 }
 
 // serve reads requests and runs the handler until the connection ends.
@@ -143,7 +146,7 @@ func (c *conn) awaitRequest() error {
 	// now would most likely find nothing and cost a system call before parking. Other
 	// connections' work runs first instead, which gives the request time to arrive.
 	runtime.Gosched()
-	err := c.fill()
+	err := c.fillIdle()
 	c.state.Store(stateActive)
 	return err
 }

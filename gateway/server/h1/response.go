@@ -61,8 +61,12 @@ func (w *response) reset(c *conn, req *http.Request) {
 	}
 	*w = response{c: c, req: req, header: header, head: head, wbuf: wbuf, keys: keys,
 		trailers: w.trailers[:0], contentLength: -1, isHead: req.Method == http.MethodHead}
+	// A connection back from idling gets buffers from the pool (see fillIdle).
 	if w.wbuf == nil {
-		w.wbuf = make([]byte, 0, initialBuffer)
+		w.wbuf = getBuffer()[:0]
+	}
+	if w.head == nil {
+		w.head = getBuffer()[:0]
 	}
 }
 

@@ -113,7 +113,10 @@ func New(cfg Config) *Server {
 // ServeConn serves c until it closes, is hijacked or handed off. It returns at once
 // when the server is draining.
 func (s *Server) ServeConn(rwc net.Conn) {
-	c := &conn{srv: s, rwc: rwc, rbuf: make([]byte, initialBuffer), remote: rwc.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rwc, rbuf: getBuffer(), remote: rwc.RemoteAddr().String()}
+	if w, ok := rwc.(idleWaiter); ok && w.CanWaitIdle() {
+		c.idle = w
+	}
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rwc.LocalAddr())
 	if s.httpServer != nil {
 		c.baseCtx = context.WithValue(c.baseCtx, http.ServerContextKey, s.httpServer)
