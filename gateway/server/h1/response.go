@@ -44,8 +44,12 @@ type response struct {
 	writeErr               error
 	// head is the response head being built; wbuf the output not yet sent.
 	head, wbuf []byte
-	keys       []string
-	trailers   []string
+	// bufs gathers wbuf and a body too large for it into one write, in vec, so
+	// that the write allocates nothing.
+	vec      [3][]byte
+	bufs     net.Buffers
+	keys     []string
+	trailers []string
 	// continueMu orders an automatic "100 Continue", written from whatever goroutine
 	// reads the body, before the response head.
 	continueMu  sync.Mutex
@@ -321,11 +325,14 @@ func (w *response) writeBody(p []byte) (int, error) {
 		w.wbuf = strconv.AppendUint(w.wbuf, uint64(len(p)), 16)
 		w.wbuf = append(w.wbuf, "\r\n"...)
 	}
-	bufs := net.Buffers{w.wbuf, p}
+	w.bufs = append(w.vec[:0], w.wbuf, p)
 	if w.chunked {
-		bufs = append(bufs, crlf)
+		w.bufs = append(w.bufs, crlf)
 	}
-	_, err := writeBuffers(w.c.rwc, &bufs)
+	_, err := writeBuffers(w.c.rwc, &w.bufs)
+	// The handler's bytes are not kept past the write.
+	clear(w.vec[:])
+	w.bufs = nil
 	w.wbuf = w.wbuf[:0]
 	if err != nil {
 		w.fail(err)
