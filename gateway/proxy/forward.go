@@ -212,6 +212,10 @@ func (a *attempt) Value(key any) any {
 	return a.Context.Value(key)
 }
 
+// ValueParent returns the context the attempt adds its values to, whose end is
+// the attempt's (see ctxhook.Wrapper).
+func (a *attempt) ValueParent() context.Context { return a.Context }
+
 // AfterFunc lets context.AfterFunc, and the contexts a transport derives from the
 // outbound request's, register with the request's context rather than start a
 // goroutine each to wait on Done.

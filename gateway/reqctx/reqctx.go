@@ -113,6 +113,10 @@ type valueHolder interface {
 	SetValue(key, value any) bool
 }
 
+// ValueParent returns the request's context, whose end is the carrier's; see
+// package ctxhook's Wrapper.
+func (c *Carrier) ValueParent() context.Context { return c.Context }
+
 // AfterFunc lets context.AfterFunc, and the contexts derived from c, register with
 // the request's context rather than start a goroutine each to wait on c.Done.
 func (c *Carrier) AfterFunc(f func()) (stop func() bool) {

@@ -42,11 +42,31 @@ type key struct{}
 // Key is the key under which a Source's Value returns the Source itself.
 var Key any = key{}
 
+// Wrapper is a context that adds values to another, its parent, and ends exactly
+// when its parent does. Find passes through Wrappers without calling Done.
+type Wrapper interface {
+	context.Context
+	// ValueParent returns the context this one adds values to.
+	ValueParent() context.Context
+}
+
 // Find returns the Source that ends ctx, when ctx is one or derives from one through
-// contexts that end only with it (those that only carry values); else nil. It calls
-// Done on ctx and on the Source: a context with an end of its own in between (a
-// standard context with a cancel function or a deadline) has a channel of its own.
+// contexts that end only with it (those that only carry values); else nil. Through
+// Wrappers it needs no more than type assertions. Past any other context it calls
+// Done on ctx and on the Source (which makes their channels): a context with an end
+// of its own in between (a standard context with a cancel function or a deadline)
+// has a channel of its own.
 func Find(ctx context.Context) Source {
+	for {
+		if s, ok := ctx.(Source); ok {
+			return s
+		}
+		w, ok := ctx.(Wrapper)
+		if !ok {
+			break
+		}
+		ctx = w.ValueParent()
+	}
 	s, ok := ctx.Value(Key).(Source)
 	if !ok {
 		return nil

@@ -126,3 +126,33 @@ func TestRunLetsAHookRegisterAgain(t *testing.T) {
 		t.Fatalf("runs %d after the second source ended, want 12", runs)
 	}
 }
+
+// wrapper adds nothing to its parent but says so.
+type wrapper struct{ context.Context }
+
+func (w wrapper) ValueParent() context.Context { return w.Context }
+
+// doneCounter counts the calls of Done on it.
+type doneCounter struct {
+	context.Context
+	calls int
+}
+
+func (d *doneCounter) Done() <-chan struct{} { d.calls++; return d.Context.Done() }
+
+func TestFindPassesWrappersWithoutDone(t *testing.T) {
+	s := newSource()
+	counted := &doneCounter{Context: wrapper{s}}
+	if Find(wrapper{wrapper{s}}) != s {
+		t.Fatal("the source is not found through wrappers")
+	}
+	// A context that is not a Wrapper is passed by the identity of channels.
+	if Find(wrapper{counted}) != s || counted.calls != 1 {
+		t.Fatalf("found through a plain context with %d calls of its Done, want 1", counted.calls)
+	}
+	withCancel, cancel := context.WithCancel(s)
+	defer cancel()
+	if Find(wrapper{withCancel}) != nil {
+		t.Fatal("a context that ends on its own, behind a wrapper, is taken for the source")
+	}
+}
