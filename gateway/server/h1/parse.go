@@ -63,6 +63,9 @@ type head struct {
 	header                 http.Header
 	host                   string
 	trailer                http.Header
+	// valueRoom, when set before parsing, is where fields keeps the header's
+	// values if they fit, rather than in a slice of their own.
+	valueRoom []string
 }
 
 // lineSpan locates one header field in the head: name and value offsets.
@@ -207,7 +210,13 @@ func headerLine(line []byte, offset int) (lineSpan, *protocolError) {
 // could frame differently is refused.
 func (h *head) fields(text string, spans []lineSpan) *protocolError {
 	h.header = make(http.Header, len(spans))
-	values := make([]string, len(spans))
+	var values []string
+	if len(spans) <= len(h.valueRoom) {
+		values = h.valueRoom[:len(spans)]
+	} else {
+		values = make([]string, len(spans))
+	}
+	h.valueRoom = nil
 	var hosts, clCount, teCount int
 	var cl, te string
 	for i, s := range spans {

@@ -10,20 +10,26 @@ import (
 )
 
 // requestState is what a request has of its own besides its head's text, header
-// and the copy of the template the handler gets, in one allocation: its context,
-// its URL (in the common case; see requestURL) and its body's reader.
+// map and the copy of the template the handler gets, in one allocation: its
+// context, its URL (in the common case; see requestURL), its body's reader and the
+// values of its header when they are few.
 type requestState struct {
-	ctx  requestContext
-	url  url.URL
-	body body
+	ctx    requestContext
+	url    url.URL
+	body   body
+	values [headerValueRoom]string
 }
 
-// newRequest fills the connection's request template from the parsed head, with a
-// new requestState; run gives the handler a copy with the state's context.
+// headerValueRoom is how many header values a requestState holds: those of most
+// requests that are not from browsers.
+const headerValueRoom = 12
+
+// newRequest fills the connection's request template from the parsed head and the
+// requestState readRequest made for it; run gives the handler a copy with the
+// state's context.
 func (c *conn) newRequest() *protocolError {
 	h := &c.head
-	state := new(requestState)
-	c.next = state
+	state := c.next
 	u, perr := h.requestURL(&state.url)
 	if perr != nil {
 		return perr
