@@ -65,11 +65,13 @@ func (w *response) reset(c *conn, req *http.Request) {
 	}
 	*w = response{c: c, req: req, header: header, head: head, wbuf: wbuf, keys: keys,
 		trailers: w.trailers[:0], contentLength: -1, isHead: req.Method == http.MethodHead}
-	// A connection back from idling gets buffers from the pool (see fillIdle).
+	// Buffers come from the pool, to which a connection that idles returns them
+	// (see fillIdle). The head's is taken whole only on such a connection; on
+	// others, which keep theirs, it grows to what heads need.
 	if w.wbuf == nil {
 		w.wbuf = getBuffer()[:0]
 	}
-	if w.head == nil {
+	if w.head == nil && c.idle != nil {
 		w.head = getBuffer()[:0]
 	}
 }
