@@ -29,9 +29,9 @@ func BenchmarkParseResponseHead(b *testing.B) {
 	b.SetBytes(int64(len(nginxHead)))
 	for b.Loop() {
 		copy(buf, nginxHead)
-		res, err := parseResponseHead(buf)
-		if err != nil || res.StatusCode != http.StatusOK {
-			b.Fatal(res, err)
+		r, err := parseResponseHead(buf)
+		if err != nil || r.res.StatusCode != http.StatusOK {
+			b.Fatal(err)
 		}
 	}
 }

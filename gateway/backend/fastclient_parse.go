@@ -1,0 +1,270 @@
+package backend
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+)
+
+// inlineValues is how many header values a response holds in its own allocation;
+// the values of a head with more fields get an array of their own.
+const inlineValues = 8
+
+// smallHeader is the most names a map holds in its first group: a map made for more
+// costs several allocations more, so its size is the count of distinct names, not
+// of fields, when they differ.
+const smallHeader = 8
+
+// response is a response and the client's state for it, allocated at once: the
+// state of its body and the backing of its header values and of its
+// TransferEncoding. Each response has its own, never reused, so that whatever of it
+// a caller keeps (header value slices outlive the response in the proxy) stays
+// as the backend sent it.
+type response struct {
+	res     http.Response
+	body    clientBody
+	chunked [1]string
+	values  [inlineValues]string
+}
+
+// withText is a response followed by the text of its head, which the strings of
+// the response share. Text, T being an array of bytes, comes last: the collector
+// does not scan it.
+type withText[T any] struct {
+	response
+	text T
+}
+
+// Heads short enough share the response's allocation, in one of three sizes that
+// each fill an allocator size class (512, 768 and 1024 bytes). Objects with
+// pointers above 512 bytes carry an 8-byte header of their type, which counts.
+const (
+	responseSize = unsafe.Sizeof(response{})
+	mallocHeader = 8
+)
+
+type (
+	text512  [512 - responseSize]byte
+	text768  [768 - mallocHeader - responseSize]byte
+	text1024 [1024 - mallocHeader - responseSize]byte
+)
+
+// newResponse returns a new response and a copy of head as a string, allocated
+// together when head is short. The copy's bytes are written once, here, and never
+// again, as unsafe.String requires.
+func newResponse(head []byte) (*response, string) {
+	var r *response
+	var text []byte
+	switch n := len(head); {
+	case n == 0:
+		return new(response), ""
+	case n <= len(text512{}):
+		b := new(withText[text512])
+		r, text = &b.response, b.text[:n]
+	case n <= len(text768{}):
+		b := new(withText[text768])
+		r, text = &b.response, b.text[:n]
+	case n <= len(text1024{}):
+		b := new(withText[text1024])
+		r, text = &b.response, b.text[:n]
+	default:
+		return new(response), string(head)
+	}
+	copy(text, head)
+	return r, unsafe.String(&text[0], len(text))
+}
+
+// parseResponseHead parses a status line and header fields. Header names are put in
+// canonical form in head itself, before its text is copied once into the strings of
+// the result.
+func parseResponseHead(head []byte) (*response, error) {
+	start := len(head)
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		start = i + 1
+	}
+	fields, distinct, err := scanFields(head[start:])
+	if err != nil {
+		return nil, err
+	}
+	r, text := newResponse(head)
+	line := strings.TrimSuffix(strings.TrimSuffix(text[:start], "\n"), "\r")
+	proto, status, ok := strings.Cut(line, " ")
+	if !ok {
+		return nil, errMalformedResponse
+	}
+	proto, major, minor, ok := parseVersion(proto)
+	if !ok {
+		return nil, errMalformedResponse
+	}
+	codeText, _, _ := strings.Cut(status, " ")
+	code, err := strconv.Atoi(codeText)
+	if err != nil || len(codeText) != 3 || code < 100 {
+		return nil, errMalformedResponse
+	}
+	r.res = http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor}
+	values := r.values[:0]
+	if fields > inlineValues {
+		values = make([]string, 0, fields)
+	}
+	r.res.Header = make(http.Header, distinct)
+	fillFields(text[start:], r.res.Header, values)
+	return r, nil
+}
+
+// parseVersion reads "HTTP/1.0" or "HTTP/1.1", returned as a constant.
+func parseVersion(proto string) (string, int, int, bool) {
+	switch proto {
+	case "HTTP/1.1":
+		return "HTTP/1.1", 1, 1, true
+	case "HTTP/1.0":
+		return "HTTP/1.0", 1, 0, true
+	}
+	return "", 0, 0, false
+}
+
+// scanFields checks the field lines of b up to its empty line (a last line may lack
+// its LF), puts their names in place in the canonical form of
+// http.CanonicalHeaderKey, and counts the fields and, where that sizes the header
+// map better, their distinct names. Folded lines, lines without a colon and names
+// that are not tokens are refused.
+func scanFields(b []byte) (fields, distinct int, err error) {
+	var names [2 * smallHeader][]byte
+	for len(b) > 0 {
+		line := b
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
+		}
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !httpsyntax.IsToken(line[:colon]) {
+			return 0, 0, errMalformedResponse
+		}
+		httpsyntax.Canonicalize(line[:colon])
+		if fields < len(names) {
+			names[fields] = line[:colon]
+		}
+		fields++
+	}
+	if fields <= smallHeader || fields > len(names) {
+		return fields, fields, nil
+	}
+	return fields, countDistinct(names[:fields]), nil
+}
+
+// countDistinct counts the distinct names, stopping once there are more than a
+// small map holds, since beyond that the count only sizes the map roughly.
+func countDistinct(names [][]byte) int {
+	distinct := 0
+	for i, name := range names {
+		seen := false
+		for _, earlier := range names[:i] {
+			if bytes.Equal(name, earlier) {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			distinct++
+			if distinct > smallHeader {
+				return len(names)
+			}
+		}
+	}
+	return distinct
+}
+
+// fillFields adds the field lines of text, which scanFields checked, to header up to
+// the empty line. Values are slices of text, appended to values, whose capacity
+// should hold them all: a name's values are a capped slice of it, so that a later
+// append by anyone copies them.
+func fillFields(text string, header http.Header, values []string) {
+	for text != "" {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" {
+			return
+		}
+		colon := strings.IndexByte(line, ':')
+		name := internName(line[:colon])
+		value := trimBlanks(line[colon+1:])
+		values = append(values, value)
+		if vv, ok := header[name]; ok {
+			header[name] = append(vv, value)
+		} else {
+			header[name] = values[len(values)-1 : len(values) : len(values)]
+		}
+	}
+}
+
+// trimBlanks removes the spaces and tabs around a field value.
+func trimBlanks(v string) string {
+	i, j := 0, len(v)
+	for i < j && (v[i] == ' ' || v[i] == '\t') {
+		i++
+	}
+	for j > i && (v[j-1] == ' ' || v[j-1] == '\t') {
+		j--
+	}
+	return v[i:j]
+}
+
+// internName returns the constant for the header names most responses carry, else
+// name: lookups of those names (by the framing here, the proxy, the server writing
+// the answer) then find keys that share their bytes, which compare at once.
+func internName(name string) string {
+	switch name {
+	case "Accept-Ranges":
+		return "Accept-Ranges"
+	case "Age":
+		return "Age"
+	case "Cache-Control":
+		return "Cache-Control"
+	case "Connection":
+		return "Connection"
+	case "Content-Encoding":
+		return "Content-Encoding"
+	case "Content-Length":
+		return "Content-Length"
+	case "Content-Type":
+		return "Content-Type"
+	case "Date":
+		return "Date"
+	case "Etag":
+		return "Etag"
+	case "Expires":
+		return "Expires"
+	case "Keep-Alive":
+		return "Keep-Alive"
+	case "Last-Modified":
+		return "Last-Modified"
+	case "Location":
+		return "Location"
+	case "Server":
+		return "Server"
+	case "Set-Cookie":
+		return "Set-Cookie"
+	case "Trailer":
+		return "Trailer"
+	case "Transfer-Encoding":
+		return "Transfer-Encoding"
+	case "Vary":
+		return "Vary"
+	case "X-Content-Type-Options":
+		return "X-Content-Type-Options"
+	case "X-Request-Id":
+		return "X-Request-Id"
+	}
+	return name
+}
