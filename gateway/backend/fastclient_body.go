@@ -213,7 +213,7 @@ func (b *clientBody) readTrailers() error {
 		if b.res.Trailer == nil {
 			b.res.Trailer = http.Header{}
 		}
-		fillFields(string(line), b.res.Trailer, nil)
+		fillFields(string(line), b.res.Trailer, nil, false)
 	}
 }
 

@@ -110,8 +110,12 @@ func parseResponseHead(head []byte) (*response, error) {
 	if fields > inlineValues {
 		values = make([]string, 0, fields)
 	}
-	r.res.Header = make(http.Header, distinct)
-	fillFields(text[start:], r.res.Header, values)
+	size := distinct
+	if size < 0 {
+		size = fields
+	}
+	r.res.Header = make(http.Header, size)
+	fillFields(text[start:], r.res.Header, values, distinct == fields)
 	return r, nil
 }
 
@@ -128,9 +132,9 @@ func parseVersion(proto string) (string, int, int, bool) {
 
 // scanFields checks the field lines of b up to its empty line (a last line may lack
 // its LF), puts their names in place in the canonical form of
-// http.CanonicalHeaderKey, and counts the fields and, where that sizes the header
-// map better, their distinct names. Folded lines, lines without a colon and names
-// that are not tokens are refused.
+// http.CanonicalHeaderKey, and counts the fields and, when they are few enough for
+// that to be cheap, their distinct names; distinct is -1 when not counted.
+// Folded lines, lines without a colon and names that are not tokens are refused.
 func scanFields(b []byte) (fields, distinct int, err error) {
 	var names [2 * smallHeader][]byte
 	for len(b) > 0 {
@@ -146,38 +150,54 @@ func scanFields(b []byte) (fields, distinct int, err error) {
 		if len(line) == 0 {
 			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !httpsyntax.IsToken(line[:colon]) {
+		colon := canonicalName(line)
+		if colon < 0 {
 			return 0, 0, errMalformedResponse
 		}
-		httpsyntax.Canonicalize(line[:colon])
 		if fields < len(names) {
 			names[fields] = line[:colon]
 		}
 		fields++
 	}
-	if fields <= smallHeader || fields > len(names) {
-		return fields, fields, nil
+	if fields > len(names) {
+		return fields, -1, nil
 	}
 	return fields, countDistinct(names[:fields]), nil
 }
 
-// countDistinct counts the distinct names, stopping once there are more than a
-// small map holds, since beyond that the count only sizes the map roughly.
+// canonicalName returns the index of the colon that ends the name line starts
+// with, having put the name in canonical form on the way, or -1 when the name is
+// empty or not a token. One pass over the name does what finding the colon,
+// checking the name and rewriting it would do in three.
+func canonicalName(line []byte) int {
+	upper := true
+	for i, c := range line {
+		switch {
+		case c == ':':
+			if i == 0 {
+				return -1
+			}
+			return i
+		case !httpsyntax.IsTokenChar(c):
+			return -1
+		case upper && 'a' <= c && c <= 'z':
+			line[i] = c - ('a' - 'A')
+		case !upper && 'A' <= c && c <= 'Z':
+			line[i] = c + ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+	return -1
+}
+
+// countDistinct counts the distinct names.
 func countDistinct(names [][]byte) int {
-	distinct := 0
+	distinct := len(names)
 	for i, name := range names {
-		seen := false
 		for _, earlier := range names[:i] {
 			if bytes.Equal(name, earlier) {
-				seen = true
+				distinct--
 				break
-			}
-		}
-		if !seen {
-			distinct++
-			if distinct > smallHeader {
-				return len(names)
 			}
 		}
 	}
@@ -185,10 +205,11 @@ func countDistinct(names [][]byte) int {
 }
 
 // fillFields adds the field lines of text, which scanFields checked, to header up to
-// the empty line. Values are slices of text, appended to values, whose capacity
-// should hold them all: a name's values are a capped slice of it, so that a later
-// append by anyone copies them.
-func fillFields(text string, header http.Header, values []string) {
+// the empty line; unique says their names differ and are not in header yet. Values
+// are slices of text, appended to values, whose capacity should hold them all: a
+// name's values are a capped slice of it, so that a later append by anyone copies
+// them.
+func fillFields(text string, header http.Header, values []string, unique bool) {
 	for text != "" {
 		var line string
 		line, text, _ = strings.Cut(text, "\n")
@@ -200,11 +221,13 @@ func fillFields(text string, header http.Header, values []string) {
 		name := internName(line[:colon])
 		value := trimBlanks(line[colon+1:])
 		values = append(values, value)
-		if vv, ok := header[name]; ok {
-			header[name] = append(vv, value)
-		} else {
-			header[name] = values[len(values)-1 : len(values) : len(values)]
+		if !unique {
+			if vv, ok := header[name]; ok {
+				header[name] = append(vv, value)
+				continue
+			}
 		}
+		header[name] = values[len(values)-1 : len(values) : len(values)]
 	}
 }
 
