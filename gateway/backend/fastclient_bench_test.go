@@ -36,6 +36,23 @@ func BenchmarkParseResponseHead(b *testing.B) {
 	}
 }
 
+// BenchmarkParseResponseHeadCookies parses the head of an answer that sets three
+// cookies, a name repeated as web applications repeat it.
+func BenchmarkParseResponseHeadCookies(b *testing.B) {
+	head := strings.Replace(nginxHead, "Cache-Control: no-cache\r\n", "Set-Cookie: session=4f1c2a7e; Path=/; HttpOnly\r\n"+
+		"Set-Cookie: csrf=9b3d4c55; Path=/\r\nSet-Cookie: theme=dark; Path=/\r\n", 1)
+	buf := make([]byte, len(head))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(head)))
+	for b.Loop() {
+		copy(buf, head)
+		r, err := parseResponseHead(buf)
+		if err != nil || len(r.res.Header["Set-Cookie"]) != 3 {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkAppendHeader writes the head of a proxied GET into a reused buffer.
 func BenchmarkAppendHeader(b *testing.B) {
 	req := benchRequest(b, "http://backend.internal/api/items?limit=10")

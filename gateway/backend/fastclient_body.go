@@ -207,13 +207,14 @@ func (b *clientBody) readTrailers() error {
 		if len(line) == 0 {
 			return io.EOF
 		}
-		if _, _, err := scanFields(line); err != nil {
+		var lay fieldLayout
+		if err := scanFields(line, &lay); err != nil {
 			return errBadChunk
 		}
 		if b.res.Trailer == nil {
 			b.res.Trailer = http.Header{}
 		}
-		fillFields(string(line), b.res.Trailer, nil, false)
+		fillFields(string(line), b.res.Trailer, nil)
 	}
 }
 

@@ -86,8 +86,8 @@ func parseResponseHead(head []byte) (*response, error) {
 	if i := bytes.IndexByte(head, '\n'); i >= 0 {
 		start = i + 1
 	}
-	fields, distinct, err := scanFields(head[start:])
-	if err != nil {
+	var lay fieldLayout
+	if err := scanFields(head[start:], &lay); err != nil {
 		return nil, err
 	}
 	r, text := newResponse(head)
@@ -106,16 +106,17 @@ func parseResponseHead(head []byte) (*response, error) {
 		return nil, errMalformedResponse
 	}
 	r.res = http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor}
-	values := r.values[:0]
-	if fields > inlineValues {
-		values = make([]string, 0, fields)
+	values := r.values[:]
+	if lay.fields > inlineValues {
+		values = make([]string, lay.fields)
 	}
-	size := distinct
-	if size < 0 {
-		size = fields
+	if lay.distinct < 0 {
+		r.res.Header = make(http.Header, lay.fields)
+		fillFields(text[start:], r.res.Header, values[:0])
+	} else {
+		r.res.Header = make(http.Header, lay.distinct)
+		fillCounted(text[start:], r.res.Header, values, &lay)
 	}
-	r.res.Header = make(http.Header, size)
-	fillFields(text[start:], r.res.Header, values, distinct == fields)
 	return r, nil
 }
 
@@ -130,13 +131,28 @@ func parseVersion(proto string) (string, int, int, bool) {
 	return "", 0, 0, false
 }
 
+// maxCounted is the most fields whose names scanFields tells apart: comparing them
+// costs less than hashing each twice, and up to this many, each name goes into
+// the header map once, with all its values.
+const maxCounted = 16
+
+// fieldLayout describes the fields of a head, as scanFields finds them.
+type fieldLayout struct {
+	fields int
+	// distinct counts the distinct names among up to maxCounted fields; it is -1
+	// for more.
+	distinct int
+	// group holds, for each field, the index of the first field of its name.
+	group [maxCounted]uint8
+}
+
 // scanFields checks the field lines of b up to its empty line (a last line may lack
 // its LF), puts their names in place in the canonical form of
-// http.CanonicalHeaderKey, and counts the fields and, when they are few enough for
-// that to be cheap, their distinct names; distinct is -1 when not counted.
-// Folded lines, lines without a colon and names that are not tokens are refused.
-func scanFields(b []byte) (fields, distinct int, err error) {
-	var names [2 * smallHeader][]byte
+// http.CanonicalHeaderKey, and describes them in lay. Folded lines, lines without
+// a colon and names that are not tokens are refused.
+func scanFields(b []byte, lay *fieldLayout) error {
+	var names [maxCounted][]byte
+	fields := 0
 	for len(b) > 0 {
 		line := b
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
@@ -152,17 +168,18 @@ func scanFields(b []byte) (fields, distinct int, err error) {
 		}
 		colon := canonicalName(line)
 		if colon < 0 {
-			return 0, 0, errMalformedResponse
+			return errMalformedResponse
 		}
 		if fields < len(names) {
 			names[fields] = line[:colon]
 		}
 		fields++
 	}
-	if fields > len(names) {
-		return fields, -1, nil
+	lay.fields, lay.distinct = fields, -1
+	if fields <= len(names) {
+		lay.distinct = groupNames(names[:fields], &lay.group)
 	}
-	return fields, countDistinct(names[:fields]), nil
+	return nil
 }
 
 // canonicalName returns the index of the colon that ends the name line starts
@@ -190,44 +207,86 @@ func canonicalName(line []byte) int {
 	return -1
 }
 
-// countDistinct counts the distinct names.
-func countDistinct(names [][]byte) int {
-	distinct := len(names)
+// groupNames sets group[i] to the index of the first of names equal to names[i],
+// and returns how many names are distinct.
+func groupNames(names [][]byte, group *[maxCounted]uint8) int {
+	distinct := 0
 	for i, name := range names {
-		for _, earlier := range names[:i] {
-			if bytes.Equal(name, earlier) {
-				distinct--
+		group[i] = uint8(i)
+		for j := range i {
+			if group[j] == uint8(j) && bytes.Equal(name, names[j]) {
+				group[i] = uint8(j)
 				break
 			}
+		}
+		if group[i] == uint8(i) {
+			distinct++
 		}
 	}
 	return distinct
 }
 
+// nextField returns the name and trimmed value of the first field line of text,
+// which scanFields checked, and the text after it; ok is false at the empty line.
+func nextField(text string) (name, value, rest string, ok bool) {
+	line, rest, _ := strings.Cut(text, "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", "", "", false
+	}
+	colon := strings.IndexByte(line, ':')
+	return line[:colon], trimBlanks(line[colon+1:]), rest, true
+}
+
 // fillFields adds the field lines of text, which scanFields checked, to header up to
-// the empty line; unique says their names differ and are not in header yet. Values
-// are slices of text, appended to values, whose capacity should hold them all: a
-// name's values are a capped slice of it, so that a later append by anyone copies
-// them.
-func fillFields(text string, header http.Header, values []string, unique bool) {
-	for text != "" {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
+// the empty line. Values are slices of text, appended to values, whose capacity
+// should hold them all: a name's values are a capped slice of it, so that a later
+// append by anyone copies them.
+func fillFields(text string, header http.Header, values []string) {
+	for {
+		name, value, rest, ok := nextField(text)
+		if !ok {
 			return
 		}
-		colon := strings.IndexByte(line, ':')
-		name := internName(line[:colon])
-		value := trimBlanks(line[colon+1:])
+		text = rest
+		name = internName(name)
 		values = append(values, value)
-		if !unique {
-			if vv, ok := header[name]; ok {
-				header[name] = append(vv, value)
-				continue
-			}
+		if vv, ok := header[name]; ok {
+			header[name] = append(vv, value)
+		} else {
+			header[name] = values[len(values)-1 : len(values) : len(values)]
 		}
-		header[name] = values[len(values)-1 : len(values) : len(values)]
+	}
+}
+
+// fillCounted adds the fields of text, which scanFields laid out in lay, to header,
+// whose map is new. The values of each name are placed together in values, which
+// holds one for each field, so that each name is put in the map once, with a
+// capped slice of its values: no append grows a slice, no lookup precedes an
+// assignment, and a map made for exactly as many names as a small map holds is
+// never assigned to when full, which would grow it.
+func fillCounted(text string, header http.Header, values []string, lay *fieldLayout) {
+	var count, start, next [maxCounted]uint8
+	for _, g := range lay.group[:lay.fields] {
+		count[g]++
+	}
+	at := uint8(0)
+	for i, g := range lay.group[:lay.fields] {
+		if g == uint8(i) {
+			start[i] = at
+			at += count[i]
+		}
+	}
+	for i := range lay.fields {
+		name, value, rest, _ := nextField(text)
+		text = rest
+		g := lay.group[i]
+		values[start[g]+next[g]] = value
+		next[g]++
+		if g == uint8(i) {
+			end := start[g] + count[g]
+			header[internName(name)] = values[start[g]:end:end]
+		}
 	}
 }
 

@@ -158,7 +158,7 @@ func FuzzParseResponseHead(f *testing.F) {
 func TestKeptResponseOutlivesTheConnectionsNextResponse(t *testing.T) {
 	answers := []string{
 		"HTTP/1.1 200 OK\r\nX-Value: first\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n0\r\nX-Sum: one\r\n\r\n",
-		"HTTP/1.1 201 Created\r\nX-Value: other\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nko\r\n0\r\nX-Sum: two\r\n\r\n",
+		"HTTP/1.1 201 Created\r\nX-Value: other\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nko\r\n0\r\nx-sum: two\r\nX-SUM:  again \r\n\r\n",
 	}
 	url := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
