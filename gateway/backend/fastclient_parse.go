@@ -142,24 +142,28 @@ type fieldLayout struct {
 	// distinct counts the distinct names among up to maxCounted fields; it is -1
 	// for more.
 	distinct int
-	// group holds, for each field, the index of the first field of its name.
+	// group holds, for each field, the index of the first field of its name, and
+	// spans where its line lies, so that the lines need not be found again.
 	group [maxCounted]uint8
+	spans [maxCounted]fieldSpan
 }
+
+// fieldSpan locates a field line: its name is [start, colon), its value with the
+// blanks around it (colon, end).
+type fieldSpan struct{ start, colon, end int32 }
 
 // scanFields checks the field lines of b up to its empty line (a last line may lack
 // its LF), puts their names in place in the canonical form of
 // http.CanonicalHeaderKey, and describes them in lay. Folded lines, lines without
 // a colon and names that are not tokens are refused.
 func scanFields(b []byte, lay *fieldLayout) error {
-	var names [maxCounted][]byte
-	fields := 0
-	for len(b) > 0 {
-		line := b
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			line, b = b[:i], b[i+1:]
-		} else {
-			b = nil
+	fields, at := 0, 0
+	for at < len(b) {
+		end := len(b)
+		if i := bytes.IndexByte(b[at:], '\n'); i >= 0 {
+			end = at + i
 		}
+		line := b[at:end]
 		if n := len(line); n > 0 && line[n-1] == '\r' {
 			line = line[:n-1]
 		}
@@ -170,14 +174,15 @@ func scanFields(b []byte, lay *fieldLayout) error {
 		if colon < 0 {
 			return errMalformedResponse
 		}
-		if fields < len(names) {
-			names[fields] = line[:colon]
+		if fields < maxCounted {
+			lay.spans[fields] = fieldSpan{int32(at), int32(at + colon), int32(at + len(line))}
 		}
 		fields++
+		at = end + 1
 	}
 	lay.fields, lay.distinct = fields, -1
-	if fields <= len(names) {
-		lay.distinct = groupNames(names[:fields], &lay.group)
+	if fields <= maxCounted {
+		lay.distinct = groupNames(b, lay)
 	}
 	return nil
 }
@@ -207,19 +212,20 @@ func canonicalName(line []byte) int {
 	return -1
 }
 
-// groupNames sets group[i] to the index of the first of names equal to names[i],
-// and returns how many names are distinct.
-func groupNames(names [][]byte, group *[maxCounted]uint8) int {
+// groupNames sets lay.group from the names of the fields in b, which lay.spans
+// locate, and returns how many are distinct.
+func groupNames(b []byte, lay *fieldLayout) int {
 	distinct := 0
-	for i, name := range names {
-		group[i] = uint8(i)
-		for j := range i {
-			if group[j] == uint8(j) && bytes.Equal(name, names[j]) {
-				group[i] = uint8(j)
+	for i, sp := range lay.spans[:lay.fields] {
+		name := b[sp.start:sp.colon]
+		lay.group[i] = uint8(i)
+		for j, earlier := range lay.spans[:i] {
+			if lay.group[j] == uint8(j) && bytes.Equal(name, b[earlier.start:earlier.colon]) {
+				lay.group[i] = uint8(j)
 				break
 			}
 		}
-		if group[i] == uint8(i) {
+		if lay.group[i] == uint8(i) {
 			distinct++
 		}
 	}
@@ -277,15 +283,13 @@ func fillCounted(text string, header http.Header, values []string, lay *fieldLay
 			at += count[i]
 		}
 	}
-	for i := range lay.fields {
-		name, value, rest, _ := nextField(text)
-		text = rest
+	for i, sp := range lay.spans[:lay.fields] {
 		g := lay.group[i]
-		values[start[g]+next[g]] = value
+		values[start[g]+next[g]] = trimBlanks(text[sp.colon+1 : sp.end])
 		next[g]++
 		if g == uint8(i) {
 			end := start[g] + count[g]
-			header[internName(name)] = values[start[g]:end:end]
+			header[internName(text[sp.start:sp.colon])] = values[start[g]:end:end]
 		}
 	}
 }
