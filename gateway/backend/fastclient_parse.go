@@ -40,8 +40,9 @@ type withText[T any] struct {
 }
 
 // Heads short enough share the response's allocation, in one of three sizes that
-// each fill an allocator size class (512, 768 and 1024 bytes). Objects with
-// pointers above 512 bytes carry an 8-byte header of their type, which counts.
+// each fill an allocator size class (512, 768 and 1024 bytes) on 64-bit platforms,
+// where objects with pointers above 512 bytes carry an 8-byte header of their
+// type, which counts. Elsewhere the sizes fit less snugly, and work the same.
 const (
 	responseSize = unsafe.Sizeof(response{})
 	mallocHeader = 8
