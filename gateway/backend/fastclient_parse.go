@@ -14,11 +14,6 @@ import (
 // the values of a head with more fields get an array of their own.
 const inlineValues = 8
 
-// smallHeader is the most names a map holds in its first group: a map made for more
-// costs several allocations more, so its size is the count of distinct names, not
-// of fields, when they differ.
-const smallHeader = 8
-
 // response is a response and the client's state for it, allocated at once: the
 // state of its body and the backing of its header values and of its
 // TransferEncoding. Each response has its own, never reused, so that whatever of it
@@ -132,9 +127,11 @@ func parseVersion(proto string) (string, int, int, bool) {
 	return "", 0, 0, false
 }
 
-// maxCounted is the most fields whose names scanFields tells apart: comparing them
-// costs less than hashing each twice, and up to this many, each name goes into
-// the header map once, with all its values.
+// maxCounted is the most fields whose names scanFields tells apart, comparing them,
+// which costs less than hashing each twice. The header map is then made for the
+// distinct names, not the fields: a map made for more than 8 costs several
+// allocations more than one whose names fit its first group. And each name goes
+// into the map once, with all its values.
 const maxCounted = 16
 
 // fieldLayout describes the fields of a head, as scanFields finds them.
