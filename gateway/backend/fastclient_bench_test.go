@@ -133,11 +133,14 @@ func serveCanned(c net.Conn, answer []byte) {
 }
 
 // BenchmarkFastClientRoundTrip sends a GET over loopback and reads its answer to
-// the end, with the body framed by length and by chunks.
+// the end, with the body framed by length and by chunks, and a body of 3 KB that
+// arrives with the head.
 func BenchmarkFastClientRoundTrip(b *testing.B) {
-	for _, bc := range []struct{ name, answer string }{
-		{"length", nginxHead + "{}"},
-		{"chunked", strings.Replace(nginxHead, "Content-Length: 2", "Transfer-Encoding: chunked", 1) + "2\r\n{}\r\n0\r\n\r\n"},
+	large := strings.Repeat("x", 3000)
+	for _, bc := range []struct{ name, answer, body string }{
+		{"length", nginxHead + "{}", "{}"},
+		{"chunked", strings.Replace(nginxHead, "Content-Length: 2", "Transfer-Encoding: chunked", 1) + "2\r\n{}\r\n0\r\n\r\n", "{}"},
+		{"length-3k", strings.Replace(nginxHead, "Content-Length: 2", "Content-Length: 3000", 1) + large, large},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			url := cannedServer(b, bc.answer)
@@ -145,16 +148,16 @@ func BenchmarkFastClientRoundTrip(b *testing.B) {
 			f := newFastTransport(o, newHTTP1Transport(o))
 			b.Cleanup(f.CloseIdleConnections)
 			req := benchRequest(b, url+"/api/items?limit=10")
-			buf := make([]byte, 64)
+			buf := make([]byte, len(bc.body)+1)
 			b.ReportAllocs()
 			for b.Loop() {
 				res, err := f.RoundTrip(req)
 				if err != nil {
 					b.Fatal(err)
 				}
-				n, _ := io.ReadFull(res.Body, buf[:3])
+				n, _ := io.ReadFull(res.Body, buf)
 				res.Body.Close()
-				if n != 2 {
+				if n != len(bc.body) {
 					b.Fatalf("body of %d bytes", n)
 				}
 			}

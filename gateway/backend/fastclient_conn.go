@@ -370,15 +370,8 @@ func (cc *clientConn) readHead() (int, error) {
 	from := 0
 	for {
 		buf := cc.rbuf[cc.r:cc.w]
-		// The head ends at the first empty line, whichever line ending it uses: a
-		// later "\n\r\n" may be in the body of a response with bare LF endings.
-		crlf := bytes.Index(buf[from:], []byte("\n\r\n"))
-		lf := bytes.Index(buf[from:], []byte("\n\n"))
-		switch {
-		case lf >= 0 && (crlf < 0 || lf < crlf):
-			return from + lf + 2, nil
-		case crlf >= 0:
-			return from + crlf + 3, nil
+		if end := headEnd(buf, from); end > 0 {
+			return end, nil
 		}
 		from = max(0, len(buf)-2)
 		if len(buf) >= maxResponseHead {
@@ -386,6 +379,27 @@ func (cc *clientConn) readHead() (int, error) {
 		}
 		if err := cc.fill(); err != nil {
 			return 0, err
+		}
+	}
+}
+
+// headEnd returns the length of the head buf starts with, looking from from on, or
+// 0 when buf holds no whole head. The head ends at the first empty line, whichever
+// line ending it uses: a later "\n\r\n" may be in the body of a response with bare
+// LF endings. Going from line end to line end, rather than searching buf for
+// each ending, leaves alone a body that arrived with the head.
+func headEnd(buf []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j + 1
+		switch rest := buf[i:]; {
+		case len(rest) >= 1 && rest[0] == '\n':
+			return i + 1
+		case len(rest) >= 2 && rest[0] == '\r' && rest[1] == '\n':
+			return i + 2
 		}
 	}
 }
