@@ -10,68 +10,77 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 )
 
-// inlineValues is how many header values a response holds in its own allocation;
-// the values of a head with more fields get an array of their own.
-const inlineValues = 8
-
-// response is a response and the client's state for it, allocated at once: the
-// state of its body and the backing of its header values and of its
-// TransferEncoding. Each response has its own, never reused, so that whatever of it
-// a caller keeps (header value slices outlive the response in the proxy) stays
-// as the backend sent it.
+// response is a response and the client's state for it: the state of its body and
+// the backing of its TransferEncoding. It is allocated with room for the values
+// and the text of its head where they fit (see newResponse). Each response has its
+// own, never reused, so that whatever of it a caller keeps (header value slices
+// outlive the response in the proxy) stays as the backend sent it.
 type response struct {
 	res     http.Response
 	body    clientBody
 	chunked [1]string
-	values  [inlineValues]string
 }
 
-// withText is a response followed by the text of its head, which the strings of
-// the response share. Text, T being an array of bytes, comes last: the collector
-// does not scan it.
-type withText[T any] struct {
-	response
-	text T
-}
-
-// Heads short enough share the response's allocation, in one of three sizes that
-// each fill an allocator size class (512, 768 and 1024 bytes) on 64-bit platforms,
-// where objects with pointers above 512 bytes carry an 8-byte header of their
-// type, which counts. Elsewhere the sizes fit less snugly, and work the same.
+// A response with the values and text of its head, in one of four sizes that each
+// fill an allocator size class on 64-bit platforms, where objects with pointers
+// above 512 bytes carry an 8-byte header of their type, which counts (elsewhere
+// they fit less snugly, and work the same). Each holds a few more fields than the
+// last, of about 30 bytes each. The text comes last: the collector does not scan
+// it.
 const (
 	responseSize = unsafe.Sizeof(response{})
+	stringSize   = unsafe.Sizeof("")
 	mallocHeader = 8
 )
 
 type (
-	text512  [512 - responseSize]byte
-	text768  [768 - mallocHeader - responseSize]byte
-	text1024 [1024 - mallocHeader - responseSize]byte
+	response416 struct {
+		response
+		values [4]string
+		text   [416 - responseSize - 4*stringSize]byte
+	}
+	response512 struct {
+		response
+		values [6]string
+		text   [512 - responseSize - 6*stringSize]byte
+	}
+	response768 struct {
+		response
+		values [10]string
+		text   [768 - mallocHeader - responseSize - 10*stringSize]byte
+	}
+	response1024 struct {
+		response
+		values [16]string
+		text   [1024 - mallocHeader - responseSize - 16*stringSize]byte
+	}
 )
 
-// newResponse returns a new response and a copy of head as a string, allocated
-// together when head is short. The copy's bytes are written once, here, and never
-// again, as unsafe.String requires.
-func newResponse(head []byte) (*response, string) {
+// newResponse returns a new response, an array for the values of its fields, and a
+// copy of head as a string, allocated together when they fit. The copy's bytes are
+// written once, here, and never again, as unsafe.String requires.
+func newResponse(head []byte, fields int) (*response, []string, string) {
 	var r *response
+	var values []string
 	var text []byte
 	switch n := len(head); {
-	case n == 0:
-		return new(response), ""
-	case n <= len(text512{}):
-		b := new(withText[text512])
-		r, text = &b.response, b.text[:n]
-	case n <= len(text768{}):
-		b := new(withText[text768])
-		r, text = &b.response, b.text[:n]
-	case n <= len(text1024{}):
-		b := new(withText[text1024])
-		r, text = &b.response, b.text[:n]
+	case fields <= len(response416{}.values) && n <= len(response416{}.text):
+		b := new(response416)
+		r, values, text = &b.response, b.values[:fields], b.text[:n]
+	case fields <= len(response512{}.values) && n <= len(response512{}.text):
+		b := new(response512)
+		r, values, text = &b.response, b.values[:fields], b.text[:n]
+	case fields <= len(response768{}.values) && n <= len(response768{}.text):
+		b := new(response768)
+		r, values, text = &b.response, b.values[:fields], b.text[:n]
+	case fields <= len(response1024{}.values) && n <= len(response1024{}.text):
+		b := new(response1024)
+		r, values, text = &b.response, b.values[:fields], b.text[:n]
 	default:
-		return new(response), string(head)
+		return new(response), make([]string, fields), string(head)
 	}
 	copy(text, head)
-	return r, unsafe.String(&text[0], len(text))
+	return r, values, unsafe.String(unsafe.SliceData(text), len(text))
 }
 
 // parseResponseHead parses a status line and header fields. Header names are put in
@@ -86,7 +95,7 @@ func parseResponseHead(head []byte) (*response, error) {
 	if err := scanFields(head[start:], &lay); err != nil {
 		return nil, err
 	}
-	r, text := newResponse(head)
+	r, values, text := newResponse(head, lay.fields)
 	line := strings.TrimSuffix(strings.TrimSuffix(text[:start], "\n"), "\r")
 	proto, status, ok := strings.Cut(line, " ")
 	if !ok {
@@ -102,10 +111,6 @@ func parseResponseHead(head []byte) (*response, error) {
 		return nil, errMalformedResponse
 	}
 	r.res = http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor}
-	values := r.values[:]
-	if lay.fields > inlineValues {
-		values = make([]string, lay.fields)
-	}
 	if lay.distinct < 0 {
 		r.res.Header = make(http.Header, lay.fields)
 		fillFields(text[start:], r.res.Header, values[:0])

@@ -28,8 +28,8 @@ func fieldLines(n int) string {
 
 // parseHeads are heads the client accepts, around the sizes at which the parser
 // changes how it allocates: numbers of fields and names around a small map's and
-// the response's own room for values, and texts around the sizes of the response's
-// allocation.
+// the rooms for values of the sizes of response, and texts around their rooms for
+// text.
 func parseHeads() map[string]string {
 	heads := map[string]string{
 		"nginx":         nginxHead,
@@ -41,10 +41,10 @@ func parseHeads() map[string]string {
 		"mixed case":    "HTTP/1.1 200 OK\r\nCONTENT-TYPE: text/plain\r\nx-ReQuEsT-iD: 1\r\netag: \"x\"\r\n\r\n",
 		"one name only": "HTTP/1.1 200 OK\r\n" + strings.Repeat("Set-Cookie: a=b\r\n", 12) + "\r\n",
 	}
-	for _, n := range []int{7, 8, 9, 11, 12, 16, 17, 40} {
+	for _, n := range []int{3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 40} {
 		heads[fmt.Sprintf("%d fields", n)] = "HTTP/1.1 200 OK\r\n" + fieldLines(n) + "\r\n"
 	}
-	for _, size := range []int{len(text512{}), len(text768{}), len(text1024{})} {
+	for _, size := range []int{len(response416{}.text), len(response512{}.text), len(response768{}.text), len(response1024{}.text)} {
 		for _, n := range []int{size - 1, size, size + 1} {
 			prefix := "HTTP/1.1 200 OK\r\nX-Pad: "
 			heads[fmt.Sprintf("%d bytes", n)] = prefix + strings.Repeat("p", n-len(prefix)-4) + "\r\n\r\n"
