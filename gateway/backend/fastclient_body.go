@@ -19,9 +19,10 @@ const (
 	bodyUntilClose
 )
 
-// frame decides how the response body is delimited and gives the response its body.
-// closing is set when the request asked to close the connection.
-func (cc *clientConn) frame(res *http.Response, head, closing bool) error {
+// frame decides how the response body is delimited and gives the response its body,
+// which lives in r. closing is set when the request asked to close the connection.
+func (cc *clientConn) frame(r *response, head, closing bool) error {
+	res := &r.res
 	h := res.Header
 	res.Close = closing || httpsyntax.HasToken(h["Connection"], "close") ||
 		(res.ProtoMinor == 0 && !httpsyntax.HasToken(h["Connection"], "keep-alive"))
@@ -34,7 +35,8 @@ func (cc *clientConn) frame(res *http.Response, head, closing bool) error {
 		delete(h, "Transfer-Encoding")
 		if strings.EqualFold(strings.TrimSpace(lastToken(te)), "chunked") {
 			mode = bodyChunked
-			res.TransferEncoding = []string{"chunked"}
+			r.chunked[0] = "chunked"
+			res.TransferEncoding = r.chunked[:]
 		}
 		if hasCL {
 			// Both framings: the coding wins (RFC 9112 section 6.3), and the
@@ -71,7 +73,8 @@ func (cc *clientConn) frame(res *http.Response, head, closing bool) error {
 	if mode == bodyUntilClose {
 		res.Close = true
 	}
-	b := &clientBody{cc: cc, mode: mode, remaining: res.ContentLength, res: res, keep: !res.Close}
+	b := &r.body
+	*b = clientBody{cc: cc, mode: mode, remaining: res.ContentLength, res: res, keep: !res.Close}
 	if mode == bodyNone || (mode == bodyLength && res.ContentLength == 0) {
 		b.end(nil)
 		res.Body = http.NoBody
@@ -199,23 +202,19 @@ func (b *clientBody) readTrailers() error {
 			return err
 		}
 		budget -= len(line)
-		// A line of its own, as canonicalizeNames reads heads: after a first line.
-		buf := append([]byte("\n"), line...)
-		canonicalizeNames(buf)
-		text := strings.TrimRight(string(buf[1:]), "\r\n")
-		if text == "" {
+		// The line is consumed: its name is put in canonical form where it lies.
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
 			return io.EOF
 		}
-		fields, err := parseFields(text + "\n")
-		if err != nil {
+		var lay fieldLayout
+		if err := scanFields(line, &lay); err != nil {
 			return errBadChunk
 		}
 		if b.res.Trailer == nil {
 			b.res.Trailer = http.Header{}
 		}
-		for k, vv := range fields {
-			b.res.Trailer[k] = append(b.res.Trailer[k], vv...)
-		}
+		fillFields(string(line), b.res.Trailer, nil)
 	}
 }
 

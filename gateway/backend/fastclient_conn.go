@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -362,10 +361,11 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*htt
 		}
 		head := cc.rbuf[cc.r : cc.r+end]
 		cc.r += end
-		res, err := parseResponseHead(head)
+		r, err := parseResponseHead(head)
 		if err != nil {
 			return nil, err
 		}
+		res := &r.res
 		if res.StatusCode >= 100 && res.StatusCode < 200 {
 			if res.StatusCode == http.StatusSwitchingProtocols {
 				return nil, errMalformedResponse
@@ -380,7 +380,7 @@ func (cc *clientConn) readResponse(ctx context.Context, req *http.Request) (*htt
 		res.Request = req
 		// Before framing, which may already give the connection back to the pool.
 		cc.headArrived()
-		if err := cc.frame(res, req.Method == http.MethodHead, req.Close); err != nil {
+		if err := cc.frame(r, req.Method == http.MethodHead, req.Close); err != nil {
 			return nil, err
 		}
 		return res, nil
@@ -392,15 +392,8 @@ func (cc *clientConn) readHead() (int, error) {
 	from := 0
 	for {
 		buf := cc.rbuf[cc.r:cc.w]
-		// The head ends at the first empty line, whichever line ending it uses: a
-		// later "\n\r\n" may be in the body of a response with bare LF endings.
-		crlf := bytes.Index(buf[from:], []byte("\n\r\n"))
-		lf := bytes.Index(buf[from:], []byte("\n\n"))
-		switch {
-		case lf >= 0 && (crlf < 0 || lf < crlf):
-			return from + lf + 2, nil
-		case crlf >= 0:
-			return from + crlf + 3, nil
+		if end := headEnd(buf, from); end > 0 {
+			return end, nil
 		}
 		from = max(0, len(buf)-2)
 		if len(buf) >= maxResponseHead {
@@ -408,6 +401,27 @@ func (cc *clientConn) readHead() (int, error) {
 		}
 		if err := cc.fill(); err != nil {
 			return 0, err
+		}
+	}
+}
+
+// headEnd returns the length of the head buf starts with, looking from from on, or
+// 0 when buf holds no whole head. The head ends at the first empty line, whichever
+// line ending it uses: a later "\n\r\n" may be in the body of a response with bare
+// LF endings. Going from line end to line end, rather than searching buf for
+// each ending, leaves alone a body that arrived with the head.
+func headEnd(buf []byte, from int) int {
+	for i := from; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return 0
+		}
+		i += j + 1
+		switch rest := buf[i:]; {
+		case len(rest) >= 1 && rest[0] == '\n':
+			return i + 1
+		case len(rest) >= 2 && rest[0] == '\r' && rest[1] == '\n':
+			return i + 2
 		}
 	}
 }
@@ -437,110 +451,4 @@ func (cc *clientConn) fill() error {
 		err = io.ErrNoProgress
 	}
 	return err
-}
-
-// parseResponseHead parses a status line and header fields. Header names are put in
-// canonical form in head itself, before its text is copied once into the strings of
-// the result.
-func parseResponseHead(head []byte) (*http.Response, error) {
-	canonicalizeNames(head)
-	text := string(head)
-	line, rest, _ := strings.Cut(text, "\n")
-	line = strings.TrimSuffix(line, "\r")
-	proto, status, ok := strings.Cut(line, " ")
-	if !ok {
-		return nil, errMalformedResponse
-	}
-	proto, major, minor, ok := parseVersion(proto)
-	if !ok {
-		return nil, errMalformedResponse
-	}
-	codeText, _, _ := strings.Cut(status, " ")
-	code, err := strconv.Atoi(codeText)
-	if err != nil || len(codeText) != 3 || code < 100 {
-		return nil, errMalformedResponse
-	}
-	res := &http.Response{Status: status, StatusCode: code, Proto: proto, ProtoMajor: major, ProtoMinor: minor}
-	header, err := parseFields(rest)
-	if err != nil {
-		return nil, err
-	}
-	res.Header = header
-	return res, nil
-}
-
-// parseVersion reads "HTTP/1.0" or "HTTP/1.1", returned as a constant.
-func parseVersion(proto string) (string, int, int, bool) {
-	switch proto {
-	case "HTTP/1.1":
-		return "HTTP/1.1", 1, 1, true
-	case "HTTP/1.0":
-		return "HTTP/1.0", 1, 0, true
-	}
-	return "", 0, 0, false
-}
-
-// canonicalizeNames rewrites the header names of a head in place in the canonical
-// form of http.CanonicalHeaderKey, leaving names that are not tokens as they are
-// (parseFields refuses them).
-func canonicalizeNames(head []byte) {
-	i := bytes.IndexByte(head, '\n') + 1
-	for i > 0 && i < len(head) {
-		end := bytes.IndexByte(head[i:], '\n')
-		if end < 0 {
-			return
-		}
-		line := head[i : i+end]
-		if colon := bytes.IndexByte(line, ':'); colon > 0 && httpsyntax.IsToken(line[:colon]) {
-			httpsyntax.Canonicalize(line[:colon])
-		}
-		i += end + 1
-	}
-}
-
-// commonResponseNames interns the header names most responses carry.
-var commonResponseNames = func() map[string]string {
-	m := map[string]string{}
-	for _, n := range []string{
-		"Accept-Ranges", "Age", "Cache-Control", "Connection", "Content-Encoding", "Content-Length",
-		"Content-Type", "Date", "Etag", "Expires", "Keep-Alive", "Last-Modified", "Location", "Server",
-		"Set-Cookie", "Trailer", "Transfer-Encoding", "Vary", "X-Content-Type-Options", "X-Request-Id",
-	} {
-		m[n] = n
-	}
-	return m
-}()
-
-// parseFields parses header field lines up to the empty line; values are slices of
-// text.
-func parseFields(text string) (http.Header, error) {
-	n := strings.Count(text, "\n")
-	header := make(http.Header, n)
-	values := make([]string, 0, n)
-	for text != "" {
-		var line string
-		line, text, _ = strings.Cut(text, "\n")
-		line = strings.TrimSuffix(line, "\r")
-		if line == "" {
-			break
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			return nil, errMalformedResponse
-		}
-		name, value, ok := strings.Cut(line, ":")
-		if !ok || !httpsyntax.IsToken(name) {
-			return nil, errMalformedResponse
-		}
-		if n, ok := commonResponseNames[name]; ok {
-			name = n
-		}
-		value = strings.Trim(value, " \t")
-		values = append(values, value)
-		if vv, ok := header[name]; ok {
-			header[name] = append(vv, value)
-		} else {
-			header[name] = values[len(values)-1 : len(values) : len(values)]
-		}
-	}
-	return header, nil
 }

@@ -57,3 +57,50 @@ func TestHostAndConnectionValuesAreChecked(t *testing.T) {
 		t.Errorf("CRLF injected upstream")
 	}
 }
+
+// TestHeadEndFindsTheFirstEmptyLine: wherever the reads split a response, the head
+// is found to end at its first empty line, of either line ending, once that line
+// has arrived, and not before.
+func TestHeadEndFindsTheFirstEmptyLine(t *testing.T) {
+	// firstEmptyLine is the definition, byte by byte: the end of the first LF
+	// followed by LF or CRLF.
+	firstEmptyLine := func(buf []byte) int {
+		for p, c := range buf {
+			rest := string(buf[p+1:])
+			switch {
+			case c != '\n':
+			case strings.HasPrefix(rest, "\n"):
+				return p + 2
+			case strings.HasPrefix(rest, "\r\n"):
+				return p + 3
+			}
+		}
+		return 0
+	}
+	for _, answer := range []string{
+		nginxHead + "{}",
+		nginxHead + "body\n\nwith\n\r\nempty lines",
+		"HTTP/1.1 200 OK\nContent-Length: 12\n\nEvil: yes\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-A: a\r\n\nX-B: b\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\n\n",
+		"HTTP/1.1 200 OK\r\nX-A: \r\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nX-A: a\r\n\r",
+	} {
+		buf := []byte(answer)
+		want := firstEmptyLine(buf)
+		for step := 1; step <= len(buf); step++ {
+			// As readHead does: each read adds step bytes, and the search goes on
+			// from two bytes before the end of what was searched.
+			got, from, have := 0, 0, 0
+			for got == 0 && have < len(buf) {
+				have = min(len(buf), have+step)
+				got = headEnd(buf[:have], from)
+				from = max(0, have-2)
+			}
+			if got != want || (want > 0 && have-step >= want) {
+				t.Errorf("%q in reads of %d: head of %d found with %d bytes, want %d", answer, step, got, have, want)
+			}
+		}
+	}
+}
