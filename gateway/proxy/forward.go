@@ -59,7 +59,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if f.retry == nil {
-		f.attempt(w, r, info, pool, nil, retryPermission{}, start)
+		f.attempt(w, r, info, pool, nil, retryPermission{}, start, time.Time{})
 		return
 	}
 	f.serveWithRetries(w, r, info, pool, start)
@@ -78,9 +78,11 @@ type retryPermission struct {
 // prev when another endpoint can serve. It reports whether the try failed in a way
 // that will be retried, in which case nothing has been written to w, and the
 // endpoint it tried. An attempt that ends the request records its outcome, counted
-// from start. info, when not nil, learns of the attempt.
+// from start. info, when not nil, learns of the attempt, which began at tryStart: a
+// reading of the clock the caller made for the attempt, or zero for the attempt to
+// make its own.
 func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx.Info, pool *backend.Pool, prev *backend.Endpoint,
-	perm retryPermission, start time.Time) (retry bool, ep *backend.Endpoint) {
+	perm retryPermission, start, tryStart time.Time) (retry bool, ep *backend.Endpoint) {
 	ep, err := pool.PickExcept(prev)
 	if err != nil {
 		f.fail(w, info, errNoEndpoints, start)
@@ -92,7 +94,10 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	if info != nil {
 		info.Attempts++
 		info.Endpoint = ep.Address
-		a.tryStart = time.Now()
+		if tryStart.IsZero() {
+			tryStart = time.Now()
+		}
+		a.tryStart = tryStart
 	}
 	if f.timeout > 0 && !isUpgrade(r) {
 		ctx := deadline.New(r.Context(), f.timeout, causeBackendTimeout)
