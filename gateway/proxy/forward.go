@@ -99,7 +99,9 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 		}
 		a.tryStart = tryStart
 	}
-	if f.timeout > 0 && !isUpgrade(r) {
+	// Whether the request switches protocols is asked once: it reads two headers.
+	upgrade := isUpgrade(r)
+	if f.timeout > 0 && !upgrade {
 		ctx := deadline.New(r.Context(), f.timeout, causeBackendTimeout)
 		defer ctx.Release()
 		a.Context = ctx
@@ -111,7 +113,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
-	if isUpgrade(r) || f.proxy.viaReverseProxy {
+	if upgrade || f.proxy.viaReverseProxy {
 		f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
 	} else {
 		f.proxy.forwardDirect(w, r, a, f.proxy.transport(protocol, tlsTransport))
