@@ -3,10 +3,14 @@ package observe
 import (
 	"encoding/json"
 	"io"
+	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
@@ -31,11 +35,107 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestAppendJSONStringMatchesByteByByte checks the escaping of strings with every
+// kind of byte at every position against referenceJSONString, which looks at each
+// byte: words of eight plain bytes are copied at once, and a byte that needs a look
+// anywhere in a word must get it.
+func TestAppendJSONStringMatchesByteByByte(t *testing.T) {
+	special := []string{"\"", "\\", "\n", "\x00", "\x1f", "\x7f", " ", "~", "é", "\xff", "\u2028", "\u2029", "日", "\xe2\x80"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := range 40 {
+		for range 50 {
+			var b strings.Builder
+			for b.Len() < n {
+				if rng.IntN(6) == 0 {
+					b.WriteString(special[rng.IntN(len(special))])
+				} else {
+					b.WriteByte(byte(' ' + rng.IntN(95)))
+				}
+			}
+			in := b.String()
+			if got, want := appendJSONString(nil, in), referenceJSONString(nil, in); string(got) != string(want) {
+				t.Fatalf("appendJSONString(%q) = %s, want %s", in, got, want)
+			}
+		}
+	}
+	for c := range 256 {
+		for pos := range 9 {
+			in := strings.Repeat("a", pos) + string([]byte{byte(c)}) + strings.Repeat("b", 8)
+			if got, want := appendJSONString(nil, in), referenceJSONString(nil, in); string(got) != string(want) {
+				t.Fatalf("appendJSONString(%q) = %s, want %s", in, got, want)
+			}
+		}
+	}
+}
+
+// referenceJSONString is appendJSONString looking at each byte, as it did before it
+// learnt to skip words of plain bytes.
+func referenceJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c >= 0x20 && c != '"' && c != '\\':
+				b = append(b, c)
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// TestAccessLogLineFields checks a whole line, field by field in their order, as the
+// access log documents it.
+func TestAccessLogLineFields(t *testing.T) {
+	x := benchExchange()
+	x.Info.Flags = reqctx.FlagRetried
+	x.Info.Caller = reqctx.Caller{Namespace: "shop", Name: "web-1", Workload: "web"}
+	x.writer.bytes = 1234
+	x.req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	now := time.Now()
+	elapsed := 2500 * time.Microsecond
+	str := func(s string) string { return string(referenceJSONString(nil, s)) }
+	want := `{"time":"` + now.Format(time.RFC3339Nano) + `","msg":"request"` +
+		`,"listener":` + str(x.listener.name) + `,"route":` + str(x.rule.route) + `,"rule":` + str(x.rule.name) +
+		`,"backend":` + str(x.Info.Backend) + `,"endpoint":` + str(x.Info.Endpoint) + `,"method":` + str(x.req.Method) +
+		`,"host":` + str(x.req.Host) + `,"path":` + str(x.path) + `,"status":200,"bytes":1234` +
+		`,"attempts":` + strconv.Itoa(x.Info.Attempts) +
+		`,"duration_ms":` + strconv.FormatFloat(float64(elapsed.Microseconds())/1000, 'f', -1, 64) +
+		`,"upstream_ms":` + strconv.FormatFloat(float64(x.Info.UpstreamTime.Microseconds())/1000, 'f', -1, 64) +
+		`,"flags":` + str(x.Info.Flags.String()) + `,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"` +
+		`,"client":` + str(x.req.RemoteAddr) + `,"caller_namespace":"shop","caller_pod":"web-1","caller_workload":"web"}` + "\n"
+	if got := string(appendLine(nil, x, http.StatusOK, elapsed, now)); got != want {
+		t.Fatalf("line\n%s\nwant\n%s", got, want)
+	}
+}
+
 func TestAccessLogLineIsJSON(t *testing.T) {
 	x := benchExchange()
 	x.Info.Flags = reqctx.FlagRetried | reqctx.FlagUpstreamTimeout
 	var fields map[string]any
-	line := appendLine(nil, x, 504, 1500*time.Microsecond)
+	line := appendLine(nil, x, 504, 1500*time.Microsecond, time.Now())
 	if err := json.Unmarshal(line, &fields); err != nil || line[len(line)-1] != '\n' {
 		t.Fatalf("line %q: %v", line, err)
 	}
@@ -60,7 +160,7 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	x := benchExchange()
 	b.ReportAllocs()
 	for b.Loop() {
-		a.log(x, 200, time.Millisecond)
+		a.log(x, 200, time.Millisecond, time.Now())
 	}
 }
 
@@ -73,7 +173,7 @@ func TestAppendMillisMatchesFloatFormatting(t *testing.T) {
 	}
 	for _, d := range values {
 		want := `,"ms":` + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
-		if got := string(appendMillisField(nil, "ms", d)); got != want {
+		if got := string(appendMillisField(nil, `,"ms":`, d)); got != want {
 			t.Fatalf("appendMillisField(%v) = %s, want %s", d, got, want)
 		}
 	}

@@ -84,14 +84,24 @@ func (x *Exchange) End() {
 	if l == nil {
 		return
 	}
-	elapsed := time.Since(x.Info.Start)
 	status := x.status()
+	// A logged request reads the clock once, for its duration and its line's time.
+	a := l.o.access
+	logged := a != nil && a.sampled(status)
+	var now time.Time
+	var elapsed time.Duration
+	if logged {
+		now = time.Now()
+		elapsed = now.Sub(x.Info.Start)
+	} else {
+		elapsed = time.Since(x.Info.Start)
+	}
 	if l.inFlight != nil {
 		l.inFlight.Dec()
 		x.count(status, elapsed)
 	}
-	if a := l.o.access; a != nil && a.sampled(status) {
-		a.log(x, status, elapsed)
+	if logged {
+		a.log(x, status, elapsed, now)
 	}
 	if x.span != nil {
 		x.endSpan(status)

@@ -168,7 +168,12 @@ func traceIDOf(span trace.Span, r *http.Request) string {
 	if r == nil {
 		return ""
 	}
-	return traceparentID(r.Header.Get("Traceparent"))
+	// The header's key is canonical already: Get would canonicalise it for every
+	// line.
+	if v := r.Header["Traceparent"]; len(v) > 0 {
+		return traceparentID(v[0])
+	}
+	return ""
 }
 
 // traceparentID returns the trace-id field of a W3C traceparent value

@@ -58,11 +58,18 @@ func inWindow(word uint64, now int64) int {
 }
 
 // request records a request's first try.
-func (b *retryBudget) request() { countIn(&b.requests, b.now().Unix()) }
+func (b *retryBudget) request() { b.requestAt(b.now()) }
+
+// requestAt records a request's first try, made at now: a reading of the clock the
+// forwarder made already, since the budget counts whole seconds.
+func (b *retryBudget) requestAt(now time.Time) { countIn(&b.requests, now.Unix()) }
 
 // allows reports whether one more retry fits the budget. It does not record one.
-func (b *retryBudget) allows() bool {
-	now := b.now().Unix()
+func (b *retryBudget) allows() bool { return b.allowsAt(b.now()) }
+
+// allowsAt is allows at now, a reading of the clock the caller made already.
+func (b *retryBudget) allowsAt(t time.Time) bool {
+	now := t.Unix()
 	var requests, retries int
 	for i := range budgetWindow {
 		requests += inWindow(b.requests[i].Load(), now)

@@ -44,3 +44,30 @@ func TestRetryBudgetCountsConcurrentRequestsExactly(t *testing.T) {
 		t.Fatalf("retries of a past window count %d; want 0", got)
 	}
 }
+
+// TestRetryBudgetCountsAtTheGivenTimes checks that requestAt and allowsAt count by
+// the readings of the clock they are given, which the forwarder makes anyway, and
+// never read the budget's own.
+func TestRetryBudgetCountsAtTheGivenTimes(t *testing.T) {
+	b := &retryBudget{percent: 50, now: func() time.Time {
+		t.Fatal("the budget read its own clock")
+		return time.Time{}
+	}}
+	start := time.Unix(1_700_000_000, 0)
+	if b.allowsAt(start) {
+		t.Fatal("a retry was allowed with no requests and no minimum")
+	}
+	b.requestAt(start)
+	b.requestAt(start.Add(500 * time.Millisecond))
+	if !b.allowsAt(start.Add(time.Second)) {
+		t.Fatal("50% of two requests in the window does not allow a retry")
+	}
+	countIn(&b.retries, start.Unix())
+	if b.allowsAt(start.Add(time.Second)) {
+		t.Fatal("a second retry was allowed for two requests at 50%")
+	}
+	// A window after the requests, they no longer count.
+	if b.allowsAt(start.Add(budgetWindow * time.Second)) {
+		t.Fatal("requests of a past window still allow retries")
+	}
+}

@@ -30,8 +30,9 @@ type deadlineHandler struct {
 
 func (h *deadlineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	budget, hasBudget := callerBudget(r.Header)
-	// The header describes this hop's deadline; the next hop gets its own.
-	r.Header.Del(DeadlineHeader)
+	// The header describes this hop's deadline; the next hop gets its own. Its
+	// name is canonical, so the map is used without canonicalising it again.
+	delete(r.Header, DeadlineHeader)
 	if hasBudget && budget <= 0 {
 		errDeadline.answer(w, reqctx.From(r.Context()))
 		return
@@ -56,9 +57,9 @@ func (h *deadlineHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // grpc-timeout on a gRPC request, taking the smaller when both are present. A
 // malformed value is ignored.
 func callerBudget(h http.Header) (time.Duration, bool) {
-	budget, ok := parseDeadlineMillis(h.Get(DeadlineHeader))
+	budget, ok := parseDeadlineMillis(first(h, DeadlineHeader))
 	if isGRPC(h) {
-		if g, gok := parseGRPCTimeout(h.Get("Grpc-Timeout")); gok && (!ok || g < budget) {
+		if g, gok := parseGRPCTimeout(first(h, "Grpc-Timeout")); gok && (!ok || g < budget) {
 			budget, ok = g, true
 		}
 	}
@@ -103,7 +104,16 @@ func parseGRPCTimeout(v string) (time.Duration, bool) {
 }
 
 func isGRPC(h http.Header) bool {
-	return strings.HasPrefix(h.Get("Content-Type"), "application/grpc")
+	return strings.HasPrefix(first(h, "Content-Type"), "application/grpc")
+}
+
+// first is h.Get(name) for a name in canonical form, which Get would canonicalise
+// again on every request: the first value, or "" when there is none.
+func first(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // setDeadlineHeaders tells the backend how long it has: what remains of the

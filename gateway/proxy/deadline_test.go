@@ -125,3 +125,36 @@ func TestParseGRPCTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadlineHeaderNamesAreCanonical checks that the names the deadline handler
+// reads from the header map directly are those net/http stores, so that reading
+// them without Get finds what Get would.
+func TestDeadlineHeaderNamesAreCanonical(t *testing.T) {
+	for _, name := range []string{DeadlineHeader, "Grpc-Timeout", "Content-Type"} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is stored as %q", name, c)
+		}
+		h := http.Header{}
+		h.Add(strings.ToLower(name), "one")
+		h.Add(name, "two")
+		if got, want := first(h, name), h.Get(name); got != want {
+			t.Errorf("first(%q) = %q, Get gives %q", name, got, want)
+		}
+	}
+	if got := first(http.Header{}, DeadlineHeader); got != "" {
+		t.Errorf("first of a missing header = %q", got)
+	}
+}
+
+// BenchmarkDeadlineHandler is what a request timeout adds to a request that carries
+// no deadline of its caller's.
+func BenchmarkDeadlineHandler(b *testing.B) {
+	h := &deadlineHandler{next: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), timeout: 10 * time.Second}
+	r, _ := http.NewRequest(http.MethodGet, "http://app.example.com/", nil)
+	r.Header.Set("Accept", "*/*")
+	r.Header.Set("User-Agent", "bench")
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(nil, r)
+	}
+}

@@ -59,7 +59,7 @@ func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	if f.retry == nil {
-		f.attempt(w, r, info, pool, nil, retryPermission{}, start)
+		f.attempt(w, r, info, pool, nil, retryPermission{}, start, time.Time{})
 		return
 	}
 	f.serveWithRetries(w, r, info, pool, start)
@@ -78,9 +78,11 @@ type retryPermission struct {
 // prev when another endpoint can serve. It reports whether the try failed in a way
 // that will be retried, in which case nothing has been written to w, and the
 // endpoint it tried. An attempt that ends the request records its outcome, counted
-// from start. info, when not nil, learns of the attempt.
+// from start. info, when not nil, learns of the attempt, which began at tryStart: a
+// reading of the clock the caller made for the attempt, or zero for the attempt to
+// make its own.
 func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx.Info, pool *backend.Pool, prev *backend.Endpoint,
-	perm retryPermission, start time.Time) (retry bool, ep *backend.Endpoint) {
+	perm retryPermission, start, tryStart time.Time) (retry bool, ep *backend.Endpoint) {
 	ep, err := pool.PickExcept(prev)
 	if err != nil {
 		f.fail(w, info, errNoEndpoints, start)
@@ -92,9 +94,14 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	if info != nil {
 		info.Attempts++
 		info.Endpoint = ep.Address
-		a.tryStart = time.Now()
+		if tryStart.IsZero() {
+			tryStart = time.Now()
+		}
+		a.tryStart = tryStart
 	}
-	if f.timeout > 0 && !isUpgrade(r) {
+	// Whether the request switches protocols is asked once: it reads two headers.
+	upgrade := isUpgrade(r)
+	if f.timeout > 0 && !upgrade {
 		ctx := deadline.New(r.Context(), f.timeout, causeBackendTimeout)
 		defer ctx.Release()
 		a.Context = ctx
@@ -106,7 +113,7 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	// Deferred so that the count is released even when the copy of the response is
 	// aborted by a panic (http.ErrAbortHandler).
 	defer ep.InFlight.Add(-1)
-	if isUpgrade(r) || f.proxy.viaReverseProxy {
+	if upgrade || f.proxy.viaReverseProxy {
 		f.proxy.reverseProxy(protocol, tlsTransport != nil).ServeHTTP(w, r.WithContext(a))
 	} else {
 		f.proxy.forwardDirect(w, r, a, f.proxy.transport(protocol, tlsTransport))

@@ -117,7 +117,9 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 		return
 	}
 	if f.budget != nil {
-		f.budget.request()
+		// The budget counts whole seconds: the forwarder's reading of the clock
+		// serves.
+		f.budget.requestAt(start)
 	}
 	safe := !f.retry.idempotentOnly || idempotent(r.Method)
 	var prev *backend.Endpoint
@@ -133,14 +135,19 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 		if replayable && body != nil {
 			out = withBody(r, body)
 		}
-		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allows())
+		// One reading of the clock serves the budget and the attempt's start.
+		var tryStart time.Time
+		if info != nil || f.budget != nil {
+			tryStart = time.Now()
+		}
+		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
 		// The breaker's retry place is taken before the attempt, so that a response
 		// discarded for a retry always gets its retry.
 		var releaseRetry func()
 		if may {
 			releaseRetry, may = pool.Breaker().TryRetry()
 		}
-		retry, ep := f.attempt(w, out, info, pool, prev, retryPermission{any: may && safe, connect: may}, start)
+		retry, ep := f.attempt(w, out, info, pool, prev, retryPermission{any: may && safe, connect: may}, start, tryStart)
 		if !retry {
 			if releaseRetry != nil {
 				releaseRetry()

@@ -191,12 +191,12 @@ func (g *Global) spend(l *lease, key string, now time.Time) Decision {
 	remaining := l.remaining + l.tokens
 	limit := g.opts.Limit
 	return Decision{Allowed: true, Limit: limit.Capacity(), Remaining: remaining,
-		Reset: tokensTime(float64(limit.Capacity()-remaining), limit)}
+		Reset: tokensTime(float64(limit.Capacity()-remaining), limit.Rate())}
 }
 
 func (g *Global) denied(l *lease, wait time.Duration) Decision {
 	limit := g.opts.Limit
-	return Decision{Limit: limit.Capacity(), RetryAfter: wait, Reset: tokensTime(float64(limit.Capacity()-l.remaining), limit)}
+	return Decision{Limit: limit.Capacity(), RetryAfter: wait, Reset: tokensTime(float64(limit.Capacity()-l.remaining), limit.Rate())}
 }
 
 // pause is how long to stop asking Redis after it granted less than asked, given the

@@ -72,6 +72,15 @@ type Limiter interface {
 	Take(ctx context.Context, key string) Decision
 }
 
+// TimedLimiter is a Limiter that can be given the time of the request rather than
+// read the clock itself, for callers that have read it already: a clock reading
+// costs more than a token does (Local).
+type TimedLimiter interface {
+	Limiter
+	// TakeAt takes one token from key's bucket at now.
+	TakeAt(key string, now time.Time) Decision
+}
+
 // bucket is a token bucket's state. Its methods need the caller to serialise access.
 type bucket struct {
 	tokens float64
@@ -83,34 +92,36 @@ func newBucket(l Limit, now time.Time) *bucket {
 	return &bucket{tokens: float64(l.Capacity()), last: now}
 }
 
-// refill adds the tokens earned since the last refill.
-func (b *bucket) refill(l Limit, now time.Time) {
+// refill adds the tokens earned since the last refill; rate is l.Rate().
+func (b *bucket) refill(l Limit, rate float64, now time.Time) {
 	if elapsed := now.Sub(b.last); elapsed > 0 {
-		b.tokens = math.Min(float64(l.Capacity()), b.tokens+elapsed.Seconds()*l.Rate())
+		b.tokens = math.Min(float64(l.Capacity()), b.tokens+elapsed.Seconds()*rate)
 		b.last = now
 	}
 }
 
-// take takes one token if there is one and describes the result.
-func (b *bucket) take(l Limit, now time.Time) Decision {
-	b.refill(l, now)
+// take takes one token if there is one and describes the result. rate is l.Rate(),
+// which the caller works out once for all its buckets.
+func (b *bucket) take(l Limit, rate float64, now time.Time) Decision {
+	b.refill(l, rate, now)
 	d := Decision{Limit: l.Capacity()}
 	if b.tokens >= 1 {
 		b.tokens--
 		d.Allowed = true
 	} else {
-		d.RetryAfter = tokensTime(1-b.tokens, l)
+		d.RetryAfter = tokensTime(1-b.tokens, rate)
 	}
 	d.Remaining = int64(b.tokens)
-	d.Reset = tokensTime(float64(l.Capacity())-b.tokens, l)
+	d.Reset = tokensTime(float64(l.Capacity())-b.tokens, rate)
 	return d
 }
 
-// tokensTime is how long the bucket takes to earn n tokens, rounded up to a millisecond.
-func tokensTime(n float64, l Limit) time.Duration {
+// tokensTime is how long a bucket refilling at rate tokens per second takes to earn
+// n tokens, rounded up to a millisecond.
+func tokensTime(n float64, rate float64) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	d := time.Duration(n / l.Rate() * float64(time.Second))
+	d := time.Duration(n / rate * float64(time.Second))
 	return d.Truncate(time.Millisecond) + time.Millisecond
 }

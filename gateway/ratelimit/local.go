@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultMaxKeys bounds the buckets a limiter keeps. When more keys are live, a
@@ -23,10 +23,14 @@ const localShards = 16
 //
 // The buckets are split by key into shards, each a least-recently-used cache of its
 // share of the keys: when more keys are live than a shard holds, the bucket that
-// shard used least recently is forgotten. Taking a token locks the key's shard (to
-// find the bucket and mark it used) and then its bucket, never the whole limiter.
+// shard used least recently is forgotten. Taking a token locks the key's shard once,
+// to find the bucket, mark it used and take from it, never the whole limiter: one
+// lock per request rather than a cache's lock and then a bucket's, since a token
+// takes less time than a second lock does.
 type Local struct {
-	limit  Limit
+	limit Limit
+	// rate is limit.Rate(), worked out once rather than divided out on every take.
+	rate   float64
 	now    func() time.Time
 	seed   maphash.Seed
 	shards []localShard
@@ -34,16 +38,10 @@ type Local struct {
 
 // localShard is one part of a Local's buckets.
 type localShard struct {
-	// buckets maps a key to its *lockedBucket.
-	buckets *lru.Cache[string, *lockedBucket]
-	// create serialises the creation of buckets, so that two first requests of a key
-	// share one bucket.
-	create sync.Mutex
-}
-
-type lockedBucket struct {
+	// mu guards buckets and the buckets it holds.
 	mu sync.Mutex
-	bucket
+	// buckets maps a key to its bucket, least recently used first to go.
+	buckets *simplelru.LRU[string, *bucket]
 }
 
 // NewLocal returns a limiter that keeps up to maxKeys buckets (DefaultMaxKeys when
@@ -52,7 +50,8 @@ func NewLocal(limit Limit, maxKeys int) *Local {
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	l := &Local{limit: limit, now: time.Now, seed: maphash.MakeSeed(), shards: make([]localShard, min(localShards, maxKeys))}
+	l := &Local{limit: limit, rate: limit.Rate(), now: time.Now, seed: maphash.MakeSeed(),
+		shards: make([]localShard, min(localShards, maxKeys))}
 	for i := range l.shards {
 		// The first maxKeys%shards shards hold one key more, so that they hold
 		// maxKeys together.
@@ -60,7 +59,7 @@ func NewLocal(limit Limit, maxKeys int) *Local {
 		if i < maxKeys%len(l.shards) {
 			size++
 		}
-		cache, err := lru.New[string, *lockedBucket](size)
+		cache, err := simplelru.NewLRU[string, *bucket](size, nil)
 		if err != nil {
 			panic(err) // Only a non-positive size fails, which is excluded above.
 		}
@@ -71,33 +70,38 @@ func NewLocal(limit Limit, maxKeys int) *Local {
 
 // Take takes one token from key's bucket.
 func (l *Local) Take(_ context.Context, key string) Decision {
-	now := l.now()
-	b := l.bucketFor(key, now)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.take(l.limit, now)
+	return l.TakeAt(key, l.now())
 }
 
-func (l *Local) bucketFor(key string, now time.Time) *lockedBucket {
+// TakeAt takes one token from key's bucket at now, a reading of the clock the
+// caller has already made (the request's arrival, say), so that a request reads the
+// clock once rather than once more here. A bucket's refills only move forward: a
+// token taken at a time before the bucket's last refill is taken from what the
+// bucket holds, as it would be by a request that came a moment later.
+func (l *Local) TakeAt(key string, now time.Time) Decision {
 	shard := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
-	if b, ok := shard.buckets.Get(key); ok {
-		return b
+	shard.mu.Lock()
+	b, ok := shard.buckets.Get(key)
+	if !ok {
+		b = newBucket(l.limit, now)
+		shard.buckets.Add(key, b)
 	}
-	shard.create.Lock()
-	defer shard.create.Unlock()
-	if b, ok := shard.buckets.Get(key); ok {
-		return b
-	}
-	b := &lockedBucket{bucket: *newBucket(l.limit, now)}
-	shard.buckets.Add(key, b)
-	return b
+	d := b.take(l.limit, l.rate, now)
+	shard.mu.Unlock()
+	return d
 }
 
 // Len is the number of keys with a bucket.
 func (l *Local) Len() int {
 	n := 0
 	for i := range l.shards {
-		n += l.shards[i].buckets.Len()
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += s.buckets.Len()
+		s.mu.Unlock()
 	}
 	return n
 }
+
+// Local is given the request's time by callers that have read the clock already.
+var _ TimedLimiter = (*Local)(nil)

@@ -90,6 +90,71 @@ func TestLocalKeepsAKeyInUseThroughAFlood(t *testing.T) {
 	}
 }
 
+// TestLocalTakeAtCountsFromTheGivenTime checks that TakeAt refills by the times it
+// is given, not by the clock, and that a time older than a bucket's last refill
+// takes from what the bucket holds without refilling it backwards.
+func TestLocalTakeAtCountsFromTheGivenTime(t *testing.T) {
+	l, c := newTestLocal(Limit{Requests: 10, Per: time.Second}, 0)
+	l.now = func() time.Time {
+		t.Fatal("TakeAt read the limiter's clock")
+		return time.Time{}
+	}
+	start := c.t
+	for i := range 10 {
+		if d := l.TakeAt("k", start); !d.Allowed {
+			t.Fatalf("request %d of a full bucket of 10 was denied: %+v", i+1, d)
+		}
+	}
+	if d := l.TakeAt("k", start); d.Allowed {
+		t.Fatalf("an empty bucket allowed a request: %+v", d)
+	}
+	// Three tokens are earned by start+300ms; a request stamped earlier than that
+	// reading takes one of them rather than earning any again.
+	late := start.Add(300 * time.Millisecond)
+	if d := l.TakeAt("k", late); !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("at +300ms: %+v; want allowed with 2 remaining", d)
+	}
+	if d := l.TakeAt("k", start.Add(200*time.Millisecond)); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("a request stamped +200ms after one at +300ms: %+v; want allowed with 1 remaining", d)
+	}
+	if d := l.TakeAt("k", late); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("at +300ms again: %+v; want allowed with 0 remaining", d)
+	}
+	if d := l.TakeAt("k", late); d.Allowed {
+		t.Fatalf("at +300ms, a fourth request was allowed: %+v", d)
+	}
+}
+
+// TestLocalTakeAtAgreesWithTake checks that TakeAt and Take, given the same times,
+// decide alike for a sequence of requests of more keys than the limiters keep, some
+// allowed and some denied.
+func TestLocalTakeAtAgreesWithTake(t *testing.T) {
+	limit := Limit{Requests: 7, Per: 700 * time.Millisecond, Burst: 3}
+	byClock, c := newTestLocal(limit, 4)
+	byTime := NewLocal(limit, 4)
+	// The same seed puts each key in the same shard of both, so that they forget
+	// the same keys.
+	byTime.seed = byClock.seed
+	allowed := 0
+	const requests = 500
+	for i := range requests {
+		// Runs of twelve requests of a key empty its bucket of ten; six keys in
+		// turn are more than the four kept.
+		key := fmt.Sprint("k", i/12%6)
+		want := byClock.Take(context.Background(), key)
+		if got := byTime.TakeAt(key, c.t); got != want {
+			t.Fatalf("request %d (%s): TakeAt %+v, Take %+v", i, key, got, want)
+		}
+		if want.Allowed {
+			allowed++
+		}
+		c.advance(time.Duration(i%5) * 3 * time.Millisecond)
+	}
+	if allowed == 0 || allowed == requests {
+		t.Fatalf("%d of %d requests allowed; the sequence should have both outcomes", allowed, requests)
+	}
+}
+
 func TestLimitValidateAndScale(t *testing.T) {
 	for _, bad := range []Limit{{}, {Requests: 1}, {Requests: -1, Per: time.Second}, {Requests: 1, Per: time.Second, Burst: -1}} {
 		if bad.Validate() == nil {
@@ -123,4 +188,15 @@ func BenchmarkLocalTake(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkLocalTakeAt is a token of one key, the client of a busy connection, at a
+// time the caller read already, as the rate limit filter takes it.
+func BenchmarkLocalTakeAt(b *testing.B) {
+	l := NewLocal(Limit{Requests: 1 << 30, Per: time.Second}, 0)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		l.TakeAt("192.0.2.1", now)
+	}
 }

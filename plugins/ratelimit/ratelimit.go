@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -67,9 +68,11 @@ func (plugin) Validate(spec *config.Filter) error {
 }
 
 // rule is one compiled rule: how to key a request and the limiter of its buckets.
+// timed is the limiter when it can be given the request's time, nil otherwise.
 type rule struct {
 	key     config.RateLimitKey
 	limiter rl.Limiter
+	timed   rl.TimedLimiter
 }
 
 // Provision builds the middleware. Limiters come from the context's Store, keyed by
@@ -87,7 +90,8 @@ func (plugin) Provision(ctx plugins.Context, spec *config.Filter) (plugins.Middl
 			storeKey += "/" + c.FailureMode
 		}
 		limiter := ctx.Shared(storeKey, func() any { return newLimiter(ctx, c, i, limit) }).(rl.Limiter)
-		rules[i] = rule{key: r.Key, limiter: limiter}
+		timed, _ := limiter.(rl.TimedLimiter)
+		rules[i] = rule{key: r.Key, limiter: limiter, timed: timed}
 	}
 	return func(next http.Handler) http.Handler {
 		return &handler{next: next, rules: rules, ctx: ctx}
@@ -117,12 +121,28 @@ type handler struct {
 // ServeHTTP answers 429 when a rule's bucket is empty, and passes the request on
 // otherwise. The decision is flagged in the request's Info, for the data plane's
 // rate limit metrics and access log.
+//
+// A local bucket counts the request at its arrival, the Info's Start, rather than
+// at a reading of the clock of its own: the data plane reads the clock when the
+// request arrives anyway, and a reading costs more than the token. The Info is
+// looked up once, for the keys, the time and the flags.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := reqctx.From(r.Context())
+	var now time.Time
 	var tightest rl.Decision
 	for i, rule := range h.rules {
-		d := rule.limiter.Take(r.Context(), h.keyOf(rule.key, r))
+		key := h.keyOf(rule.key, r, info)
+		var d rl.Decision
+		if rule.timed != nil {
+			if now.IsZero() {
+				now = arrival(info)
+			}
+			d = rule.timed.TakeAt(key, now)
+		} else {
+			d = rule.limiter.Take(r.Context(), key)
+		}
 		if !d.Allowed {
-			reqctx.AddFlags(r.Context(), reqctx.FlagRateLimited)
+			addFlags(info, reqctx.FlagRateLimited)
 			writeHeaders(w.Header(), d)
 			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d.RetryAfter, 1)))
 			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
@@ -133,21 +153,37 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeHeaders(w.Header(), tightest)
-	reqctx.AddFlags(r.Context(), reqctx.FlagRateLimitPassed)
+	addFlags(info, reqctx.FlagRateLimitPassed)
 	h.next.ServeHTTP(w, r)
 }
 
-// keyOf returns the bucket key of a request. Requests without the header of a Header
-// key share the bucket of the empty value, so leaving the header out is no way
-// around the limit.
-func (h *handler) keyOf(k config.RateLimitKey, r *http.Request) string {
+// arrival is when the request arrived: its Info's Start, or now for a request
+// without one (served outside the data plane).
+func arrival(info *reqctx.Info) time.Time {
+	if info != nil && !info.Start.IsZero() {
+		return info.Start
+	}
+	return time.Now()
+}
+
+// addFlags adds flags to the request's Info, if it has one.
+func addFlags(info *reqctx.Info, f reqctx.Flags) {
+	if info != nil {
+		info.Flags |= f
+	}
+}
+
+// keyOf returns the bucket key of a request, whose Info is info (nil when it has
+// none). Requests without the header of a Header key share the bucket of the empty
+// value, so leaving the header out is no way around the limit.
+func (h *handler) keyOf(k config.RateLimitKey, r *http.Request, info *reqctx.Info) string {
 	switch k.Type {
 	case config.KeyClientIP:
 		return clientip.From(r, h.ctx.TrustedProxies)
 	case config.KeyHeader:
 		return "h=" + r.Header.Get(k.Name)
 	case config.KeyCaller:
-		if info := reqctx.From(r.Context()); info != nil && info.Caller.Known() {
+		if info != nil && info.Caller.Known() {
 			return "c=" + info.Caller.Namespace + "/" + info.Caller.Workload
 		}
 		return clientip.From(r, h.ctx.TrustedProxies)
@@ -163,22 +199,34 @@ var (
 	resetHeader     = http.CanonicalHeaderKey("RateLimit-Reset")
 )
 
+// headerValues is where the values of one response's RateLimit-* headers are kept:
+// the three strings and the digits they are made of, in one allocation of 80 bytes
+// where a string and an array took two.
+type headerValues struct {
+	values [3]string
+	digits [32]byte
+}
+
 // writeHeaders sets the RateLimit-Limit, -Remaining and -Reset headers (reset in
 // whole seconds, rounded up). They run on every request of a limited route, so the
-// three numbers share one string and the three values one array.
+// three values share one allocation with the digits they are made of: the digits
+// are never written again once the strings are made of them, which keeps the
+// strings immutable.
 func writeHeaders(h http.Header, d rl.Decision) {
-	var digits [60]byte
-	b := strconv.AppendInt(digits[:0], d.Limit, 10)
+	hv := new(headerValues)
+	b := strconv.AppendInt(hv.digits[:0], d.Limit, 10)
 	limitEnd := len(b)
 	b = strconv.AppendInt(b, max(d.Remaining, 0), 10)
 	remainingEnd := len(b)
 	b = strconv.AppendInt(b, int64(ceilSeconds(d.Reset, 0)), 10)
-	numbers := string(b)
-	values := &[3]string{numbers[:limitEnd], numbers[limitEnd:remainingEnd], numbers[remainingEnd:]}
+	// The digits hold the values of limits below ten billion requests; longer ones
+	// make AppendInt move b to a new array, which nothing writes to either.
+	numbers := unsafe.String(unsafe.SliceData(b), len(b))
+	hv.values = [3]string{numbers[:limitEnd], numbers[limitEnd:remainingEnd], numbers[remainingEnd:]}
 	// Each header gets a capped slice of the array, so that an append copies.
-	h[limitHeader] = values[0:1:1]
-	h[remainingHeader] = values[1:2:2]
-	h[resetHeader] = values[2:3:3]
+	h[limitHeader] = hv.values[0:1:1]
+	h[remainingHeader] = hv.values[1:2:2]
+	h[resetHeader] = hv.values[2:3:3]
 }
 
 func ceilSeconds(d time.Duration, least int) int {

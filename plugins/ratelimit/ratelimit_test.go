@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	rl "github.com/switchyard-dev/switchyard/gateway/ratelimit"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/internal/testredis"
 	"github.com/switchyard-dev/switchyard/plugins"
@@ -231,3 +233,85 @@ func TestCallerKeyCountsPerWorkload(t *testing.T) {
 		t.Fatalf("a client without a caller was not limited by address: %d", code)
 	}
 }
+
+// TestLocalBucketsCountAtArrival checks that a local bucket counts a request at its
+// Info's Start: a request that arrived a period after the first finds the bucket
+// refilled, whatever the clock says when the filter runs.
+func TestLocalBucketsCountAtArrival(t *testing.T) {
+	h := provision(t, plugins.Context{}, filter(config.RateLimitLocal, perMinute(config.RateLimitKey{Type: config.KeyRoute}, 1)))
+	sendAt := func(start time.Time) int {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, reqctx.With(httptest.NewRequest(http.MethodGet, "/", nil), &reqctx.Info{Start: start}))
+		return w.Code
+	}
+	// Far in the future, so that no reading of the clock could refill the bucket.
+	arrived := time.Now().Add(24 * time.Hour)
+	if code := sendAt(arrived); code != http.StatusNoContent {
+		t.Fatalf("the first request got %d", code)
+	}
+	if code := sendAt(arrived.Add(time.Second)); code != http.StatusTooManyRequests {
+		t.Fatalf("a second request within the minute got %d, want 429", code)
+	}
+	if code := sendAt(arrived.Add(time.Minute)); code != http.StatusNoContent {
+		t.Fatalf("a request arriving a minute after the first got %d; its bucket should have refilled", code)
+	}
+}
+
+// TestHeadersDescribeTheDecision checks the RateLimit-* values for decisions of every
+// size, and that each header's values are its own.
+func TestHeadersDescribeTheDecision(t *testing.T) {
+	for _, d := range []rl.Decision{
+		{Limit: 1},
+		{Limit: 100, Remaining: 42, Reset: 1500 * time.Millisecond},
+		{Limit: 5, Remaining: -3, Reset: time.Millisecond},
+		{Limit: math.MaxInt64, Remaining: math.MaxInt64 - 1, Reset: time.Duration(math.MaxInt64)},
+	} {
+		h := http.Header{}
+		writeHeaders(h, d)
+		want := map[string]string{
+			"RateLimit-Limit":     strconv.FormatInt(d.Limit, 10),
+			"RateLimit-Remaining": strconv.FormatInt(max(d.Remaining, 0), 10),
+			"RateLimit-Reset":     strconv.Itoa(ceilSeconds(d.Reset, 0)),
+		}
+		for name, v := range want {
+			if got := h.Values(name); len(got) != 1 || got[0] != v {
+				t.Errorf("%+v: %s = %q, want %q", d, name, got, v)
+			}
+		}
+		h.Add("RateLimit-Limit", "extra")
+		if got := h.Get("RateLimit-Remaining"); got != want["RateLimit-Remaining"] {
+			t.Errorf("adding a Limit value changed Remaining to %q", got)
+		}
+	}
+}
+
+// BenchmarkHandler is the filter's cost for a request of a limit keyed by client
+// address that never refuses, as the typical policy set has it.
+func BenchmarkHandler(b *testing.B) {
+	f := filter(config.RateLimitLocal, config.RateLimitRule{Key: config.RateLimitKey{Type: config.KeyClientIP},
+		Requests: 1 << 40, Per: config.Duration(time.Second)})
+	mw, err := (plugin{}).Provision(plugins.Context{}, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	info := &reqctx.Info{Start: time.Now()}
+	r := reqctx.With(httptest.NewRequest(http.MethodGet, "/", nil), info)
+	r.RemoteAddr = "192.0.2.1:4000"
+	w := &headerWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.header)
+		h.ServeHTTP(w, r)
+	}
+	if w.header.Get("RateLimit-Limit") == "" {
+		b.Fatal("no RateLimit-Limit header")
+	}
+}
+
+// headerWriter is a ResponseWriter that keeps the header only.
+type headerWriter struct{ header http.Header }
+
+func (w *headerWriter) Header() http.Header         { return w.header }
+func (w *headerWriter) WriteHeader(int)             {}
+func (w *headerWriter) Write(p []byte) (int, error) { return len(p), nil }
