@@ -112,16 +112,31 @@ func (a *attempt) outbound(in *http.Request) *http.Request {
 var clientTraceKey = func() any {
 	probe := &keyProbe{Context: context.Background()}
 	httptrace.ContextClientTrace(probe)
+	// The key is checked: a context answering it with a trace must be found to
+	// carry that trace, else the attempt wraps its context as before.
+	sentinel := &httptrace.ClientTrace{}
+	check := &keyProbe{Context: context.Background(), key: probe.key, answer: sentinel}
+	if probe.key == nil || httptrace.ContextClientTrace(check) != sentinel {
+		return nil
+	}
 	return probe.key
 }()
 
-// keyProbe records the key of the first Value lookup made on it.
+// keyProbe records the key of the first Value lookup made on it, or, given a key
+// and an answer, answers that key.
 type keyProbe struct {
 	context.Context
-	key any
+	key    any
+	answer any
 }
 
 func (p *keyProbe) Value(key any) any {
+	if p.answer != nil {
+		if key == p.key {
+			return p.answer
+		}
+		return nil
+	}
 	if p.key == nil {
 		p.key = key
 	}

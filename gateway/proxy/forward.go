@@ -102,7 +102,13 @@ func (f *forwarder) attempt(w http.ResponseWriter, r *http.Request, info *reqctx
 	// Whether the request switches protocols is asked once: it reads two headers.
 	upgrade := isUpgrade(r)
 	if f.timeout > 0 && !upgrade {
-		ctx := deadline.New(r.Context(), f.timeout, causeBackendTimeout)
+		// The try's timeout counts from its start, read once above when there is
+		// an Info to record it in.
+		begun := a.tryStart
+		if begun.IsZero() {
+			begun = time.Now()
+		}
+		ctx := deadline.NewAt(r.Context(), begun.Add(f.timeout), causeBackendTimeout)
 		defer ctx.Release()
 		a.Context = ctx
 	}

@@ -96,7 +96,10 @@ type Carrier struct {
 // Attach returns a request whose context carries c.Info: r itself when r's context
 // holds a value for its server's handler (see valueHolder), else a copy of r whose
 // context is c, r's context carrying c.Info. A Carrier is attached to one request,
-// once.
+// once. Since the result may be r itself, what later handlers change in it (its
+// Host, Body or URL) they change in the request the server made: the servers that
+// hold a value (package h1) keep what they need of it (the body they frame)
+// beforehand.
 func (c *Carrier) Attach(r *http.Request) *http.Request {
 	c.Context = r.Context()
 	if h, ok := c.Context.(valueHolder); ok && h.SetValue(key{}, &c.Info) {

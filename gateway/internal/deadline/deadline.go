@@ -84,7 +84,13 @@ type key struct{}
 // it has (unless its parent ended first). Call Release when the work it bounds is
 // done.
 func New(parent context.Context, timeout time.Duration, cause error) *Context {
-	return &Context{parent: parent, at: time.Now().Add(timeout), cause: cause}
+	return NewAt(parent, time.Now().Add(timeout), cause)
+}
+
+// NewAt is New for a context that ends at a given time, for a caller that has read
+// the clock already (a timeout counted from a request's arrival).
+func NewAt(parent context.Context, at time.Time, cause error) *Context {
+	return &Context{parent: parent, at: at, cause: cause}
 }
 
 // Deadline returns the earlier of this context's deadline and its parent's.
@@ -186,7 +192,7 @@ func (c *Context) endLocked(err, cause error) {
 // deadline came first is reported, as a chain of timers would have.
 func (c *Context) evaluate(now time.Time) (error, error) {
 	ownEnded := !now.Before(c.at)
-	if perr := c.parent.Err(); perr != nil {
+	if perr := parentErr(c.parent, now); perr != nil {
 		pd, hasParentDeadline := c.parent.Deadline()
 		if !ownEnded || (hasParentDeadline && pd.Before(c.at)) {
 			return perr, Cause(c.parent)
@@ -196,6 +202,17 @@ func (c *Context) evaluate(now time.Time) (error, error) {
 		return context.DeadlineExceeded, c.cause
 	}
 	return nil, nil
+}
+
+// parentErr is parent.Err(), with the clock reading now for a parent that is a
+// Context, so that a chain of them (a request timeout and a per-try timeout) reads
+// the clock once.
+func parentErr(parent context.Context, now time.Time) error {
+	if p, ok := parent.(*Context); ok {
+		err, _ := p.stateAt(now)
+		return err
+	}
+	return parent.Err()
 }
 
 // Err returns nil while the context lasts, then context.DeadlineExceeded or the
@@ -211,10 +228,17 @@ func (c *Context) Err() error {
 // reason once the deadline has passed too), and so that Err and Done agree when an
 // armed timer has yet to run.
 func (c *Context) state() (error, error) {
+	return c.stateAt(time.Now())
+}
+
+// stateAt is state with the clock read by the caller; now is not used once the
+// context has ended. A child's lock is held while its parent's is taken, never the
+// other way round.
+func (c *Context) stateAt(now time.Time) (error, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err == nil {
-		if err, cause := c.evaluate(time.Now()); err != nil {
+		if err, cause := c.evaluate(now); err != nil {
 			c.endLocked(err, cause)
 		}
 	}

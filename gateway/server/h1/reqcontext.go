@@ -104,11 +104,13 @@ func (rc *requestContext) Unhook(h *ctxhook.Hook) bool {
 // context.AfterFunc and for the contexts derived from this one, which would
 // otherwise each start a goroutine that waits on Done; the functions it gives are
 // quick (they end a derived context, or start the goroutine context.AfterFunc
-// promises), so f runs on the goroutine that ends this context.
+// promises), so f runs on the goroutine that ends this context. On a context that
+// has ended already, f runs on a goroutine of its own: the context package calls
+// AfterFunc holding the lock of the derived context that f ends.
 func (rc *requestContext) AfterFunc(f func()) (stop func() bool) {
 	h := &ctxhook.Hook{Func: f}
 	if !rc.Hook(h) {
-		f()
+		go f()
 		return func() bool { return false }
 	}
 	return func() bool { return rc.Unhook(h) }

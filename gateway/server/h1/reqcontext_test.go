@@ -81,11 +81,12 @@ func TestRequestContextHooks(t *testing.T) {
 	if rc.Hook(&removed) {
 		t.Fatal("an ended context took a hook")
 	}
-	stopped := false
-	stop := rc.AfterFunc(func() { stopped = true })
-	if !stopped || stop() {
-		t.Fatal("AfterFunc on an ended context does not run its function at once")
+	ran := make(chan struct{})
+	stop := rc.AfterFunc(func() { close(ran) })
+	if stop() {
+		t.Fatal("AfterFunc on an ended context can be stopped")
 	}
+	waitClosed(t, ran, "AfterFunc's function on an ended context")
 }
 
 func TestRequestContextHoldsOneValue(t *testing.T) {

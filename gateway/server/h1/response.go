@@ -22,9 +22,14 @@ const deferLimit = 2 << 10
 // response is the http.ResponseWriter of one request. Its buffers belong to the
 // connection and are reused by the next request; handlers must not keep it.
 type response struct {
-	c      *conn
-	req    *http.Request
-	header http.Header
+	c *conn
+	// reqBody and reqClose are the request's body reader and whether it asked to
+	// close, as the server made them: a handler may replace the request's Body or
+	// change its fields (the handler may be given the very request the server
+	// made), yet the server must still drain what is left of the body it frames.
+	reqBody  *body
+	reqClose bool
+	header   http.Header
 	// status is the final status once wroteHeader is set.
 	status      int
 	wroteHeader bool
@@ -63,7 +68,8 @@ func (w *response) reset(c *conn, req *http.Request) {
 	} else {
 		clear(header)
 	}
-	*w = response{c: c, req: req, header: header, head: head, wbuf: wbuf, keys: keys,
+	reqBody, _ := req.Body.(*body)
+	*w = response{c: c, reqBody: reqBody, reqClose: req.Close, header: header, head: head, wbuf: wbuf, keys: keys,
 		trailers: w.trailers[:0], contentLength: -1, isHead: req.Method == http.MethodHead}
 	// Buffers come from the pool, to which a connection that idles returns them
 	// (see fillIdle). The head's is taken whole only on such a connection; on
@@ -125,7 +131,7 @@ func (w *response) buildHead() {
 		w.chunked = true
 		w.contentLength = -1
 	}
-	if httpsyntax.HasToken(h["Connection"], "close") || w.req.Close || w.c.srv.draining.Load() {
+	if httpsyntax.HasToken(h["Connection"], "close") || w.reqClose || w.c.srv.draining.Load() {
 		w.closeAfter = true
 	}
 	for _, v := range h["Trailer"] {
@@ -425,7 +431,7 @@ func (w *response) finish() bool {
 	if w.flushBuffer() != nil {
 		return false
 	}
-	if b, ok := w.req.Body.(*body); ok && !b.finish() {
+	if b := w.reqBody; b != nil && !b.finish() {
 		w.closeEarly = true
 		return false
 	}
