@@ -194,6 +194,12 @@ func (c *conn) fill() error {
 		c.rbuf = grown
 	}
 	n, err := c.rwc.Read(c.rbuf[c.w:])
+	return c.filled(n, err)
+}
+
+// filled takes in the n bytes a read put after rbuf[:w]; a read that brought
+// nothing fails, with its error or else io.ErrNoProgress.
+func (c *conn) filled(n int, err error) error {
 	c.w += n
 	if n > 0 {
 		return nil

@@ -1,9 +1,6 @@
 package h1
 
-import (
-	"io"
-	"sync"
-)
+import "sync"
 
 // idleWaiter is a connection that can wait for input without a buffer to read it
 // into: package server's connections, where their sockets are read with raw system
@@ -42,14 +39,7 @@ func (c *conn) fillIdle() error {
 	}
 	n, ok, err := c.idle.TryRead(c.rbuf)
 	if ok {
-		c.w += n
-		if n > 0 {
-			return nil
-		}
-		if err == nil {
-			err = io.ErrNoProgress
-		}
-		return err
+		return c.filled(n, err)
 	}
 	putBuffer(c.rbuf)
 	putBuffer(c.resp.wbuf)
