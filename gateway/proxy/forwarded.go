@@ -92,5 +92,8 @@ type outboundValues struct {
 // handshake). Upgraded connections live as long as the conversation, so route
 // timeouts are not applied to them.
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+	// The map is read directly: the names are in canonical form already, which
+	// Header.Get would establish again on every request.
+	upgrade := r.Header["Upgrade"]
+	return len(upgrade) > 0 && upgrade[0] != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
 }
