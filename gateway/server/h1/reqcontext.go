@@ -11,8 +11,8 @@ import (
 
 // requestContext is a request's context: the connection's values, ended once the
 // handler returns or the client goes away, as net/http's request contexts are. It
-// costs one allocation where context.WithCancel costs two, makes its channel only
-// when Done is called, runs ctxhook.Hooks without allocating (the backend client
+// lives in the request's requestState, where context.WithCancel costs two
+// allocations of its own, makes its channel only when Done is called, runs ctxhook.Hooks without allocating (the backend client
 // watches requests with them), and lets context.AfterFunc and the contexts derived
 // from it register without a goroutine of their own. It also holds one value that
 // the handler may add (see SetValue), so that a handler that attaches a value to
