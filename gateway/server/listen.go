@@ -124,23 +124,19 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// CanWaitIdle reports whether TryRead and WaitReadable work: they do where the
-// socket is read with raw system calls.
+// CanWaitIdle reports whether ReadIdle works: it does where the socket is read
+// with raw system calls.
 func (c *trackedConn) CanWaitIdle() bool { return c.raw != nil }
 
-// TryRead reads what the connection holds without waiting (see rawio.Conn.TryRead);
-// only when CanWaitIdle.
-func (c *trackedConn) TryRead(p []byte) (int, bool, error) {
-	n, ok, err := c.raw.TryRead(p)
+// ReadIdle reads, giving the buffer back while there is nothing to read (see
+// rawio.Conn.ReadIdle); only when CanWaitIdle.
+func (c *trackedConn) ReadIdle(p []byte, release func([]byte), acquire func() []byte) ([]byte, int, error) {
+	buf, n, err := c.raw.ReadIdle(p, release, acquire)
 	if n > 0 {
 		c.reads.Add(1)
 	}
-	return n, ok, err
+	return buf, n, err
 }
-
-// WaitReadable waits for input without reading it (see rawio.Conn.WaitReadable);
-// only when CanWaitIdle.
-func (c *trackedConn) WaitReadable() error { return c.raw.WaitReadable() }
 
 // Write writes to the connection and notes the first write of data.
 func (c *trackedConn) Write(p []byte) (int, error) {

@@ -2,64 +2,43 @@
 
 package rawio
 
-import (
-	"io"
-	"syscall"
-	"unsafe"
-)
+import "io"
 
-// TryRead reads what the socket holds into p without waiting for more: ok is false,
-// with nothing read and no error, when it holds nothing yet. End of stream reads
-// as ok with n zero and io.EOF.
-func (c *Conn) TryRead(p []byte) (n int, ok bool, err error) {
+// ReadIdle reads into p as Read does, for a connection that may wait long for its
+// next bytes and should not hold a buffer meanwhile: when the socket has nothing to
+// read, it hands the buffer it holds to release before waiting, and once the socket
+// is readable reads into a buffer from acquire. It returns the buffer it read into
+// (p, or one from acquire; nil when it failed while holding none) and the count.
+// Taking the buffer back inside the poller's wait costs no system call beyond the
+// reads a Read makes.
+func (c *Conn) ReadIdle(p []byte, release func([]byte), acquire func() []byte) ([]byte, int, error) {
 	c.readMu.Lock()
-	c.readBuf, c.readN, c.readErr, c.wouldBlock = p, 0, nil, false
-	waitErr := c.raw.Read(c.tryOnceFn)
-	n, readErr, wouldBlock := c.readN, c.readErr, c.wouldBlock
-	c.readBuf = nil
+	c.readBuf, c.readN, c.readErr = p, 0, nil
+	c.release, c.acquire = release, acquire
+	waitErr := c.raw.Read(c.readIdleFn)
+	buf, n, readErr := c.readBuf, c.readN, c.readErr
+	c.readBuf, c.release, c.acquire = nil, nil, nil
 	c.readMu.Unlock()
 	if err := c.callError("read", waitErr, readErr); err != nil {
-		return 0, true, err
-	}
-	if wouldBlock {
-		return 0, false, nil
+		return buf, 0, err
 	}
 	if n == 0 {
-		return 0, true, io.EOF
+		return buf, 0, io.EOF
 	}
-	return n, true, nil
+	return buf, n, nil
 }
 
-// tryReadOnce reads once and never asks the poller to wait.
-func (c *Conn) tryReadOnce(fd uintptr) bool {
-	if !c.tryRead(fd) {
-		c.wouldBlock = true
+// tryReadIdle reads once, into a buffer from acquire when the last wait gave the
+// buffer back; with nothing to read it gives the buffer back and asks the poller to
+// wait.
+func (c *Conn) tryReadIdle(fd uintptr) bool {
+	if c.readBuf == nil {
+		c.readBuf = c.acquire()
 	}
-	return true
-}
-
-// WaitReadable waits, within the read deadline, until the socket has bytes to read,
-// its peer closed it or it failed, without reading anything: a server holds no
-// buffer for a connection while it idles. What it found is for the next Read to
-// report.
-func (c *Conn) WaitReadable() error {
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	return c.callError("read", c.raw.Read(c.peekFn), nil)
-}
-
-// peek reports whether the socket has something for a read: bytes, the end of the
-// stream or an error. It looks at one byte without taking it.
-func (c *Conn) peek(fd uintptr) bool {
-	for {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekByte[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		switch errno {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		}
+	if c.tryRead(fd) {
 		return true
 	}
+	c.release(c.readBuf)
+	c.readBuf = nil
+	return false
 }

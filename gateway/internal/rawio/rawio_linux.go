@@ -24,11 +24,10 @@ type Conn struct {
 	readN   int
 	readErr error
 	readFn  func(fd uintptr) bool
-	// wouldBlock, tryOnceFn, peekFn and peekByte serve TryRead and WaitReadable.
-	wouldBlock bool
-	tryOnceFn  func(fd uintptr) bool
-	peekFn     func(fd uintptr) bool
-	peekByte   [1]byte
+	// readIdleFn, release and acquire serve ReadIdle.
+	readIdleFn func(fd uintptr) bool
+	release    func([]byte)
+	acquire    func() []byte
 
 	writeMu  sync.Mutex
 	writeBuf []byte
@@ -69,8 +68,7 @@ func New(c net.Conn) *Conn {
 	}
 	rc := &Conn{conn: c, raw: raw, network: network, local: c.LocalAddr(), remote: c.RemoteAddr()}
 	rc.readFn = rc.tryRead
-	rc.tryOnceFn = rc.tryReadOnce
-	rc.peekFn = rc.peek
+	rc.readIdleFn = rc.tryReadIdle
 	rc.writeFn = rc.tryWrite
 	rc.vecFn = rc.tryWritev
 	return rc

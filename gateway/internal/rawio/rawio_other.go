@@ -19,8 +19,7 @@ func (*Conn) Write([]byte) (int, error) { panic("rawio: unsupported platform") }
 // WriteBuffers is never called on a nil Conn.
 func (*Conn) WriteBuffers(*net.Buffers) (int64, error) { panic("rawio: unsupported platform") }
 
-// TryRead is never called on a nil Conn.
-func (*Conn) TryRead([]byte) (int, bool, error) { panic("rawio: unsupported platform") }
-
-// WaitReadable is never called on a nil Conn.
-func (*Conn) WaitReadable() error { panic("rawio: unsupported platform") }
+// ReadIdle is never called on a nil Conn.
+func (*Conn) ReadIdle([]byte, func([]byte), func() []byte) ([]byte, int, error) {
+	panic("rawio: unsupported platform")
+}

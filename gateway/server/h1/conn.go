@@ -62,8 +62,9 @@ type conn struct {
 	// watch follows the client while a long handler runs; see watcher.
 	watch watcher
 	// idle, when the connection is one, lets it wait for a request without its
-	// buffers (see fillIdle).
-	idle idleWaiter
+	// buffers (see fillIdle); releaseIdleFn is releaseIdle, made once.
+	idle          idleReader
+	releaseIdleFn func([]byte)
 }
 
 // serve reads requests and runs the handler until the connection ends.

@@ -2,20 +2,19 @@ package h1
 
 import "sync"
 
-// idleWaiter is a connection that can wait for input without a buffer to read it
-// into: package server's connections, where their sockets are read with raw system
-// calls. A connection waiting for its client's next request then hands its read
-// and write buffers back to a pool, so that an idle keep-alive connection costs
-// little more than its goroutine; a busy one, whose next request is there when it
-// looks, keeps them.
-type idleWaiter interface {
-	// CanWaitIdle reports whether the connection offers the two methods below.
+// idleReader is a connection that can read without holding a buffer while nothing
+// has arrived: package server's connections, where their sockets are read with raw
+// system calls. A connection waiting for its client's next request then hands its
+// buffers back to a pool, so that an idle keep-alive connection costs little more
+// than its goroutine; a busy one, whose next request is there when it looks, keeps
+// them, and no connection makes more system calls for it.
+type idleReader interface {
+	// CanWaitIdle reports whether the connection offers ReadIdle.
 	CanWaitIdle() bool
-	// TryRead reads what is there without waiting; ok is false when nothing is.
-	TryRead(p []byte) (n int, ok bool, err error)
-	// WaitReadable waits, within the read deadline, until a read would find
-	// something (bytes, the end of the stream or an error), without reading.
-	WaitReadable() error
+	// ReadIdle reads into p; when nothing has arrived it gives the buffer to
+	// release before waiting, and reads into one from acquire once something has.
+	// It returns the buffer read into (nil when it failed holding none).
+	ReadIdle(p []byte, release func([]byte), acquire func() []byte) ([]byte, int, error)
 }
 
 // buffers holds the read and write buffers of idle connections' next requests.
@@ -37,17 +36,16 @@ func (c *conn) fillIdle() error {
 	if c.idle == nil {
 		return c.fill()
 	}
-	n, ok, err := c.idle.TryRead(c.rbuf)
-	if ok {
-		return c.filled(n, err)
-	}
-	putBuffer(c.rbuf)
+	buf, n, err := c.idle.ReadIdle(c.rbuf, c.releaseIdleFn, getBuffer)
+	c.rbuf = buf
+	return c.filled(n, err)
+}
+
+// releaseIdle takes the read buffer a waiting connection gives back, and the
+// response's buffers with it.
+func (c *conn) releaseIdle(rbuf []byte) {
+	putBuffer(rbuf)
 	putBuffer(c.resp.wbuf)
 	putBuffer(c.resp.head)
 	c.rbuf, c.resp.wbuf, c.resp.head = nil, nil, nil
-	if err := c.idle.WaitReadable(); err != nil {
-		return err
-	}
-	c.rbuf = getBuffer()
-	return c.fill()
 }

@@ -114,8 +114,8 @@ func New(cfg Config) *Server {
 // when the server is draining.
 func (s *Server) ServeConn(rwc net.Conn) {
 	c := &conn{srv: s, rwc: rwc, rbuf: getBuffer(), remote: rwc.RemoteAddr().String()}
-	if w, ok := rwc.(idleWaiter); ok && w.CanWaitIdle() {
-		c.idle = w
+	if r, ok := rwc.(idleReader); ok && r.CanWaitIdle() {
+		c.idle, c.releaseIdleFn = r, c.releaseIdle
 	}
 	c.baseCtx = context.WithValue(context.Background(), http.LocalAddrContextKey, rwc.LocalAddr())
 	if s.httpServer != nil {
