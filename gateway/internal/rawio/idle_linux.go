@@ -2,8 +2,6 @@
 
 package rawio
 
-import "io"
-
 // ReadIdle reads into p as Read does, for a connection that may wait long for its
 // next bytes and should not hold a buffer meanwhile: when the socket has nothing to
 // read, it hands the buffer it holds to release before waiting, and once the socket
@@ -13,19 +11,11 @@ import "io"
 // reads a Read makes.
 func (c *Conn) ReadIdle(p []byte, release func([]byte), acquire func() []byte) ([]byte, int, error) {
 	c.readMu.Lock()
-	c.readBuf, c.readN, c.readErr = p, 0, nil
+	defer c.readMu.Unlock()
 	c.release, c.acquire = release, acquire
-	waitErr := c.raw.Read(c.readIdleFn)
-	buf, n, readErr := c.readBuf, c.readN, c.readErr
-	c.readBuf, c.release, c.acquire = nil, nil, nil
-	c.readMu.Unlock()
-	if err := c.callError("read", waitErr, readErr); err != nil {
-		return buf, 0, err
-	}
-	if n == 0 {
-		return buf, 0, io.EOF
-	}
-	return buf, n, nil
+	buf, n, err := c.readLocked(p, c.readIdleFn)
+	c.release, c.acquire = nil, nil
+	return buf, n, err
 }
 
 // tryReadIdle reads once, into a buffer from acquire when the last wait gave the

@@ -91,18 +91,26 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return c.conn.Read(p)
 	}
 	c.readMu.Lock()
-	c.readBuf, c.readN, c.readErr = p, 0, nil
-	err := c.raw.Read(c.readFn)
-	n, readErr := c.readN, c.readErr
-	c.readBuf = nil
+	_, n, err := c.readLocked(p, c.readFn)
 	c.readMu.Unlock()
-	if err := c.callError("read", err, readErr); err != nil {
-		return 0, err
+	return n, err
+}
+
+// readLocked reads into p through the poller with try, under readMu. It returns
+// the buffer read into (try may swap p for another, see ReadIdle), the count, and
+// the error as net.Conn.Read has it: io.EOF at the end of the stream.
+func (c *Conn) readLocked(p []byte, try func(fd uintptr) bool) ([]byte, int, error) {
+	c.readBuf, c.readN, c.readErr = p, 0, nil
+	waitErr := c.raw.Read(try)
+	buf, n, readErr := c.readBuf, c.readN, c.readErr
+	c.readBuf = nil
+	if err := c.callError("read", waitErr, readErr); err != nil {
+		return buf, 0, err
 	}
 	if n == 0 {
-		return 0, io.EOF
+		return buf, 0, io.EOF
 	}
-	return n, nil
+	return buf, n, nil
 }
 
 // tryRead reads once; false asks the poller to wait until the socket is readable.
