@@ -32,9 +32,14 @@ controlplane:
 # default, built for it, and net/http's. The suites that carry traffic run once more
 # with net/http's, so that both keep passing.
 STD_HTTP1_PKGS := ./gateway/server/... ./gateway/backend ./gateway/proxy ./gateway/dataplane ./e2e/standalone
+# HTTP/2 too (--http2, SWITCHYARD_HTTP2): the suites that serve it run once more with
+# the server that is not the default (server.DefaultHTTP2Mode).
+OTHER_HTTP2 := fast
+OTHER_HTTP2_PKGS := ./gateway/server/... ./gateway/dataplane ./e2e/standalone
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	SWITCHYARD_HTTP1=std $(GO) test -race -count=1 -timeout 20m $(STD_HTTP1_PKGS)
+	SWITCHYARD_HTTP2=$(OTHER_HTTP2) $(GO) test -race -count=1 -timeout 20m $(OTHER_HTTP2_PKGS)
 
 test-short:
 	$(GO) test -short $(PKGS)

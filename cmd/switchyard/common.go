@@ -64,6 +64,7 @@ type dataPlaneFlags struct {
 	redisMode         string
 	redisPasswordFile string
 	http1             string
+	http2             string
 	gcPercent         int
 }
 
@@ -76,6 +77,8 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.redisPasswordFile, "redis-password-file", "", "file holding the Redis password")
 	fs.StringVar(&d.http1, "http1", "", "HTTP/1.1 implementation for clients and backends: fast (built for the data path) or std (net/http); "+
 		"default: $"+server.HTTP1ModeEnv+", else fast")
+	fs.StringVar(&d.http2, "http2", "", "HTTP/2 server for clients when --http1 is fast: fast (built for the data path) or std (net/http); "+
+		"default: $"+server.HTTP2ModeEnv+", else "+string(server.DefaultHTTP2Mode))
 	fs.IntVar(&d.gcPercent, "gc-percent", 0, "garbage collection target, as GOGC: heap growth in percent over the live heap before a collection; "+
 		"negative turns collection off (set GOMEMLIMIT then); 0: $GOGC when set, else "+strconv.Itoa(defaultGCPercent))
 	d.observeFlags.register(fs)
@@ -95,6 +98,10 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 	if err != nil {
 		return nil, nil, fmt.Errorf("--http1: %w", err)
 	}
+	http2, err := server.ParseHTTP2Mode(d.http2)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--http2: %w", err)
+	}
 	d.tuneRuntime(logger)
 	opts := dataplane.Options{
 		Limits:   server.DefaultLimits(),
@@ -105,6 +112,7 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 		Node:     node,
 	}
 	opts.Limits.HTTP1 = http1
+	opts.Limits.HTTP2 = http2
 	if d.redisURL != "" {
 		if opts.Redis, err = ratelimit.NewRedisClient(d.redisURL, d.redisMode, d.redisPasswordFile); err != nil {
 			return nil, nil, err

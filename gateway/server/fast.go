@@ -52,6 +52,12 @@ func (m *Manager) newFastServer(s *socket) *h1.Server {
 		WriteTimeout:      l.WriteTimeout,
 		MaxHeaderBytes:    l.MaxHeaderBytes,
 		Handoff: func(c net.Conn) {
+			if s.h2 != nil {
+				// The connection leaves h1, whose goroutine returns; package h2
+				// serves it on its own.
+				go s.h2.ServeConn(c)
+				return
+			}
 			// net/http serves it from here; it sees HTTP/2, but should the client
 			// speak HTTP/1.x after all, the guard is in place.
 			s.handoff.give(newGuardConn(c, l.MaxHeaderBytes))
@@ -103,7 +109,7 @@ func (s *socket) serveConnFast(c net.Conn) {
 	case *guardTLSConn:
 		s.h1.ServeConn(gc.tls)
 	default:
-		s.handoff.give(c)
+		s.serveHTTP2(c)
 	}
 }
 

@@ -5,9 +5,9 @@
 // removed or the process stops.
 //
 // HTTP/1.x is served by package h1 (HTTP1Fast, the default), whose parser applies the
-// framing rules itself, or by net/http behind the framing guard (HTTP1Std). net/http
-// serves HTTP/2 either way: ALPN h2 over TLS, and h2c with prior knowledge, which h1
-// hands over with the bytes it read.
+// framing rules itself, or by net/http behind the framing guard (HTTP1Std). HTTP/2
+// (ALPN h2 over TLS, and h2c with prior knowledge, which h1 hands over with the bytes
+// it read) goes to net/http, or, with h1 and HTTP2Fast, to package h2.
 package server
 
 import (
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/server/h1"
+	"github.com/switchyard-dev/switchyard/gateway/server/h2"
 )
 
 // Limits bound what one client can make a socket spend. Start from DefaultLimits.
@@ -76,6 +77,10 @@ type Limits struct {
 	// SWITCHYARD_HTTP1 environment variable, else HTTP1Fast; NewManager treats an
 	// unknown value as HTTP1Fast.
 	HTTP1 HTTP1Mode
+	// HTTP2 chooses the HTTP/2 server when HTTP1 is HTTP1Fast (see HTTP2Mode). ""
+	// means the choice of the SWITCHYARD_HTTP2 environment variable, else the
+	// default; NewManager treats an unknown value as the default.
+	HTTP2 HTTP2Mode
 }
 
 // DefaultLimits returns the limits documented on each Limits field.
@@ -119,6 +124,11 @@ func (l Limits) withDefaults() Limits {
 		l.HTTP1 = mode
 	} else {
 		l.HTTP1 = HTTP1Fast
+	}
+	if mode, err := ParseHTTP2Mode(string(l.HTTP2)); err == nil {
+		l.HTTP2 = mode
+	} else {
+		l.HTTP2 = DefaultHTTP2Mode
 	}
 	return l
 }
@@ -414,8 +424,10 @@ type socket struct {
 	srv  *http.Server
 	// h1 serves HTTP/1.x in HTTP1Fast mode, and handoff passes connections from it
 	// (and HTTP/2 ones from the listener) to srv; both are nil in HTTP1Std mode.
-	h1       *h1.Server
-	handoff  *handoffListener
+	h1      *h1.Server
+	handoff *handoffListener
+	// h2 serves HTTP/2 when the socket runs h1 and the limits ask for HTTP2Fast.
+	h2       *h2.Server
 	manager  *Manager
 	inFlight atomic.Int64
 	closing  atomic.Bool
@@ -446,6 +458,9 @@ func (m *Manager) open(spec *Spec) (*socket, error) {
 	if m.limits.HTTP1 == HTTP1Fast {
 		s.handoff = newHandoffListener(s.ln.Addr())
 		s.h1 = m.newFastServer(s)
+		if m.limits.HTTP2 == HTTP2Fast {
+			s.h2 = m.newFastHTTP2Server(s)
+		}
 		go s.serveFast()
 		return s, nil
 	}
@@ -528,6 +543,9 @@ func (s *socket) drain(ctx context.Context) error {
 	if err == nil && s.h1 != nil {
 		err = s.h1.Shutdown(ctx)
 	}
+	if err == nil && s.h2 != nil {
+		err = s.h2.Shutdown(ctx)
+	}
 	if err == nil {
 		err = s.waitQuiet(ctx)
 	}
@@ -535,6 +553,9 @@ func (s *socket) drain(ctx context.Context) error {
 		_ = s.srv.Close()
 		if s.h1 != nil {
 			s.h1.Close()
+		}
+		if s.h2 != nil {
+			s.h2.Close()
 		}
 		s.ln.conns.closeAll()
 	}
