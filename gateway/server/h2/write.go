@@ -109,6 +109,8 @@ func (c *conn) flushLocked() {
 		c.wcond.Broadcast()
 	}
 	c.flushing = false
+	// finalFlush may be waiting for this flush to end.
+	c.wcond.Broadcast()
 }
 
 // writeSocket writes buf, bounding each stall by WriteByteTimeout: the
@@ -175,8 +177,14 @@ func (c *conn) finalFlush() {
 		grace = to
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(grace))
-	c.lockWrite()
-	c.unlockWrite()
+	c.wmu.Lock()
+	// A flush running elsewhere may still be writing; wait for it, so that
+	// what we queued last (the GOAWAY) is written before the close.
+	for i := 0; c.flushing && c.werr == nil && i < 1000; i++ {
+		c.wcond.Wait()
+	}
+	c.flushLocked()
+	c.wmu.Unlock()
 }
 
 // failWrites marks the output side dead and wakes every waiting writer.
