@@ -161,6 +161,20 @@ func (c *conn) endWithError(err error) {
 		return
 	}
 	c.finalFlush()
+	c.lingerClose()
+}
+
+// lingerClose half-closes the connection and briefly discards what the
+// client still sends, so that our GOAWAY is not destroyed by the TCP reset
+// that closing a socket with unread input provokes. It is bounded in time
+// and bytes.
+func (c *conn) lingerClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(closeWriteGrace))
+	io.CopyN(io.Discard, c.br, 1<<20)
 }
 
 var errFlood = errors.New("h2: peer is flooding us")

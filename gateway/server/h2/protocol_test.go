@@ -51,8 +51,11 @@ func TestRapidResetGetsEnhanceYourCalm(t *testing.T) {
 	var sendErr error
 	for i := 0; i < 100 && sendErr == nil; i++ {
 		id := uint32(2*i + 1)
-		rc.request(id, true, "GET", "/")
-		sendErr = rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		sendErr = rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, EndStream: true, EndHeaders: true,
+			BlockFragment: rc.block(":method", "GET", ":scheme", "http", ":authority", "a", ":path", "/")})
+		if sendErr == nil {
+			sendErr = rc.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		}
 	}
 	ga, _ := rc.readUntilEnd()
 	if ga == nil || ga.ErrCode != http2.ErrCodeEnhanceYourCalm {
