@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -285,5 +287,60 @@ func TestHandlerPanicResetsOnlyItsStream(t *testing.T) {
 	ts.srv.mu.Unlock()
 	if n != 1 {
 		t.Errorf("%d connections; the panics should not have closed the first", n)
+	}
+}
+
+// countingConn counts the socket writes the server makes.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+func TestOneSocketWritePerSmallResponse(t *testing.T) {
+	var writes atomic.Int64
+	srv := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		io.WriteString(w, "ok")
+	})})
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go srv.ServeConn(countingConn{c, &writes})
+		}
+	}()
+	c := h2cClient(t)
+	get := func() {
+		res, err := c.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(b) != "ok" {
+			t.Fatalf("body %q", b)
+		}
+	}
+	get() // the handshake's writes (SETTINGS, acks) happen here
+	before := writes.Load()
+	const n = 50
+	for i := 0; i < n; i++ {
+		get()
+	}
+	if got := writes.Load() - before; got > n {
+		t.Fatalf("%d socket writes for %d sequential small responses, want at most one each", got, n)
 	}
 }
