@@ -132,7 +132,10 @@ func (c *conn) serve() {
 		var se http2.StreamError
 		if errors.As(err, &se) {
 			c.srv.debug("h2: stream error", "remote", c.remoteAddr, "stream", se.StreamID, "code", se.Code, "cause", se.Cause)
-			c.resetStream(se.StreamID, se.Code)
+			if err := c.resetStream(se.StreamID, se.Code); err != nil {
+				c.endWithError(err)
+				return
+			}
 			continue
 		}
 		c.endWithError(err)
@@ -270,7 +273,11 @@ func (c *conn) processFrame(f http2.Frame) error {
 		c.goAway(errCodeNo, true)
 		return nil
 	case *http2.PriorityFrame:
-		// The Framer has validated it; priorities are advice we ignore.
+		// Priorities are advice we ignore, but a stream may not depend on
+		// itself (RFC 9113 §5.3.1).
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: errCodeProtocol}
+		}
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(errCodeProtocol)

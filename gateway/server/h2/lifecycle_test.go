@@ -219,3 +219,37 @@ func TestGoroutinesReturnToBaselineAfterClose(t *testing.T) {
 	tr.CloseIdleConnections()
 	waitFor(t, "goroutines back to baseline", func() bool { return runtime.NumGoroutine() <= baseline })
 }
+
+func TestWriteByteTimeoutClosesStalledConnection(t *testing.T) {
+	writeErr := make(chan error, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		var err error
+		for i := 0; i < 1000 && err == nil; i++ { // at most 64 MB
+			_, err = w.Write(chunk)
+		}
+		writeErr <- err
+	}), func(c *Config) { c.WriteByteTimeout = 100 * time.Millisecond })
+	rc := dialRaw(t, ts.addr)
+	// Grant huge windows, then read nothing.
+	rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	rc.fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	rc.request(1, true, "GET", "/")
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Fatal("handler wrote 64 MB to a client that reads nothing")
+		}
+	case <-time.After(ioBound):
+		t.Fatal("handler still blocked; WriteByteTimeout did not close the connection")
+	}
+}
+
+func TestSelfDependencyIsProtocolError(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), nil)
+	rc := dialRaw(t, ts.addr)
+	rc.fr.WritePriority(3, http2.PriorityParam{StreamDep: 3, Weight: 1})
+	if f := rc.readUntil("RST_STREAM", isRST(3)).(*http2.RSTStreamFrame); f.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("reset with %v, want PROTOCOL_ERROR", f.ErrCode)
+	}
+}

@@ -252,7 +252,7 @@ func skipResponseKey(k string, skip []string) bool {
 	case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
 		return true
 	}
-	if strings.HasPrefix(k, http.TrailerPrefix) {
+	if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
 		return true
 	}
 	for _, s := range skip {

@@ -242,6 +242,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if id%2 == 0 {
 		return http2.ConnectionError(errCodeProtocol)
 	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		// A stream cannot depend on itself (RFC 9113 §5.3.1).
+		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
+	}
 	if f.Truncated {
 		// The header list exceeded SETTINGS_MAX_HEADER_LIST_SIZE.
 		return http2.ConnectionError(errCodeProtocol)
