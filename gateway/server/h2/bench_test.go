@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 )
 
@@ -20,25 +21,58 @@ var tinyHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 // included in both and are the same.
 func BenchmarkServeH2(b *testing.B) {
 	b.Run("own", func(b *testing.B) {
-		ts := startServer(b, tinyHandler, nil)
-		benchGets(b, ts.addr)
+		ln, writes := countingListener(b)
+		srv := New(Config{Handler: tinyHandler})
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go srv.ServeConn(c)
+			}
+		}()
+		defer srv.Close()
+		defer ln.Close()
+		benchGets(b, ln.Addr().String(), writes)
 	})
 	b.Run("nethttp", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
+		ln, writes := countingListener(b)
 		var protos http.Protocols
 		protos.SetUnencryptedHTTP2(true)
 		hs := &http.Server{Handler: tinyHandler, Protocols: &protos}
 		go hs.Serve(ln)
 		defer hs.Close()
-		benchGets(b, ln.Addr().String())
+		benchGets(b, ln.Addr().String(), writes)
 	})
 }
 
+// countingListener is a loopback listener whose conns count their writes.
+func countingListener(b *testing.B) (net.Listener, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	writes := new(atomic.Int64)
+	return countListener{ln, writes}, writes
+}
+
+type countListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
 // benchGets issues b.N GETs from parallel goroutines over one connection.
-func benchGets(b *testing.B, addr string) {
+// It reports the server's socket writes per response as writes/op.
+func benchGets(b *testing.B, addr string, writes *atomic.Int64) {
 	tr := h2cTransport()
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -53,6 +87,7 @@ func benchGets(b *testing.B, addr string) {
 	b.SetParallelism(4)
 	b.ReportAllocs()
 	b.ResetTimer()
+	before := writes.Load()
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]byte, 64)
 		for pb.Next() {
@@ -69,4 +104,6 @@ func benchGets(b *testing.B, addr string) {
 			}
 		}
 	})
+	b.StopTimer()
+	b.ReportMetric(float64(writes.Load()-before)/float64(b.N), "writes/op")
 }
