@@ -5,15 +5,14 @@ import (
 	"time"
 )
 
-const (
-	// maxIdleWorkers bounds the worker goroutines a server keeps parked. More
-	// handlers than this may run at once; the extra ones get a goroutine of
-	// their own that exits with the handler.
-	maxIdleWorkers = 1024
-	// workerIdleTime is how long a parked worker waits for work before it
-	// exits, so that a burst does not pin its stacks forever.
-	workerIdleTime = 10 * time.Second
-)
+// maxIdleWorkers bounds the worker goroutines a server keeps parked. More
+// handlers than this may run at once; the extra ones get a goroutine of
+// their own that exits with the handler.
+const maxIdleWorkers = 1024
+
+// workerIdleTime is how long a parked worker waits for work before it exits,
+// so that a burst does not pin its stacks forever. Tests shorten it.
+var workerIdleTime = 10 * time.Second
 
 // workerPool runs stream handlers on reused goroutines. A goroutine that has
 // already served a handler has a grown stack, so the next handler it runs
@@ -53,6 +52,7 @@ func (p *workerPool) submit(st *stream) {
 // for workerIdleTime, the pool is full, or the pool is closed.
 func (p *workerPool) run(st *stream) {
 	w := &worker{ch: make(chan *stream, 1)}
+	idleTime := workerIdleTime
 	var timer *time.Timer
 	for st != nil {
 		st.c.runHandler(st)
@@ -60,9 +60,9 @@ func (p *workerPool) run(st *stream) {
 			return
 		}
 		if timer == nil {
-			timer = time.NewTimer(workerIdleTime)
+			timer = time.NewTimer(idleTime)
 		} else {
-			timer.Reset(workerIdleTime)
+			timer.Reset(idleTime)
 		}
 		select {
 		case st = <-w.ch:

@@ -344,3 +344,30 @@ func TestOneSocketWritePerSmallResponse(t *testing.T) {
 		t.Fatalf("%d socket writes for %d sequential small responses, want at most one each", got, n)
 	}
 }
+
+func TestWorkersAreReusedAndExitWhenIdle(t *testing.T) {
+	old := workerIdleTime
+	workerIdleTime = 200 * time.Millisecond
+	defer func() { workerIdleTime = old }()
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), nil)
+	c := h2cClient(t)
+	for i := 0; i < 20; i++ {
+		res, err := c.Get("http://" + ts.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	idle := func() int {
+		p := &ts.srv.workers
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.idle)
+	}
+	// Sequential requests are served by one reused worker; without reuse
+	// every request would leave a parked goroutine behind.
+	if n := idle(); n < 1 || n > 5 {
+		t.Fatalf("%d idle workers after 20 sequential requests, want a few at most", n)
+	}
+	waitFor(t, "idle workers to exit", func() bool { return idle() == 0 })
+}
