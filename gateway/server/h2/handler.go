@@ -46,7 +46,7 @@ func (c *conn) finishStream(st *stream) {
 		if !rw.sentHeader {
 			rw.sentHeader = true
 			end := len(body) == 0 && len(trailers) == 0
-			c.writeHeaderBlockLocked(st.id, rw.status, rw.header, rw.trailers, rw.contentLength(len(body)), true, end)
+			c.writeHeaderBlockLocked(st.id, rw.status, rw.fields, rw.contentLength(len(body)), !rw.hasDate, end)
 			if !end {
 				c.writeDataLocked(st, body, len(trailers) == 0)
 			}
@@ -54,7 +54,7 @@ func (c *conn) finishStream(st *stream) {
 			c.writeDataLocked(st, body, len(trailers) == 0)
 		}
 		if len(trailers) > 0 && c.writableLocked(st) == nil {
-			c.writeHeaderBlockLocked(st.id, 0, trailers, nil, "", false, true)
+			c.writeHeaderBlockLocked(st.id, 0, trailers, "", false, true)
 		}
 		if c.writableLocked(st) == nil && !st.remoteClosed.Load() {
 			// The response is complete but the client is still sending;
@@ -80,8 +80,10 @@ func (rw *responseWriter) contentLength(n int) string {
 	if rw.noBody || len(rw.trailers) > 0 {
 		return ""
 	}
-	if _, ok := rw.header["Content-Length"]; ok {
-		return ""
+	for _, hf := range rw.fields {
+		if hf.Name == "content-length" {
+			return ""
+		}
 	}
 	if rw.st.req.Method == http.MethodHead {
 		if rw.headLen == 0 {

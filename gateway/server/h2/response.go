@@ -34,6 +34,8 @@ type responseWriter struct {
 	bufp        *[]byte
 	headLen     int64 // bytes a HEAD handler wrote and we dropped
 	trailers    []string
+	fields      []hpack.HeaderField // the header, snapshotted by WriteHeader
+	hasDate     bool
 }
 
 // Header returns the response header map.
@@ -70,6 +72,7 @@ func (rw *responseWriter) WriteHeader(code int) {
 			}
 		}
 	}
+	rw.fields, rw.hasDate = appendFields(rw.fields[:0], rw.header, rw.trailers)
 }
 
 // sendInformational writes a 1xx HEADERS frame and flushes it.
@@ -77,7 +80,8 @@ func (rw *responseWriter) sendInformational(code int) {
 	c := rw.st.c
 	c.lockWrite()
 	if !rw.st.wclosed && c.werr == nil {
-		c.writeHeaderBlockLocked(rw.st.id, code, rw.header, nil, "", false, false)
+		fields, _ := appendFields(nil, rw.header, nil)
+		c.writeHeaderBlockLocked(rw.st.id, code, fields, "", false, false)
 	}
 	c.unlockWrite()
 }
@@ -125,7 +129,7 @@ func (rw *responseWriter) send(p []byte, flush bool) error {
 	err := c.writableLocked(st)
 	if err == nil && !rw.sentHeader {
 		rw.sentHeader = true
-		c.writeHeaderBlockLocked(st.id, rw.status, rw.header, rw.trailers, "", true, false)
+		c.writeHeaderBlockLocked(st.id, rw.status, rw.fields, "", !rw.hasDate, false)
 	}
 	if err == nil && rw.bufp != nil && len(*rw.bufp) > 0 {
 		err = c.writeDataLocked(st, *rw.bufp, false)
@@ -198,13 +202,30 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 
 // writeHeaderBlockLocked HPACK-encodes a header block and appends it as a
 // HEADERS frame and as many CONTINUATION frames as needed. With status zero
-// it is a trailer block. Keys named in skip (declared trailers) are left
-// out, as are connection-specific fields and trailer-prefixed keys.
-func (c *conn) writeHeaderBlockLocked(id uint32, status int, h http.Header, skip []string, clen string, date bool, end bool) {
+// it is a trailer block. A Date field is added when date is set, and a
+// content-length field when clen is not empty.
+func (c *conn) writeHeaderBlockLocked(id uint32, status int, fields []hpack.HeaderField, clen string, date bool, end bool) {
 	c.hbuf.b = c.hbuf.b[:0]
 	if status > 0 {
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	}
+	for _, hf := range fields {
+		c.henc.WriteField(hf)
+	}
+	if date {
+		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
+	}
+	if clen != "" {
+		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: clen})
+	}
+	c.writeBlockLocked(id, c.hbuf.b, end)
+}
+
+// appendFields appends h's fields in wire form to dst, leaving out the keys
+// skipResponseKey rejects and invalid values, and reports whether h has a
+// Date. It is how a header map is snapshotted when the status is written:
+// later changes to the map, like net/http's, do not reach the wire.
+func appendFields(dst []hpack.HeaderField, h http.Header, skip []string) ([]hpack.HeaderField, bool) {
 	hasDate := false
 	for k, vv := range h {
 		if skipResponseKey(k, skip) {
@@ -216,17 +237,11 @@ func (c *conn) writeHeaderBlockLocked(id uint32, status int, h http.Header, skip
 		name := lowerKey(k)
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				c.henc.WriteField(hpack.HeaderField{Name: name, Value: v})
+				dst = append(dst, hpack.HeaderField{Name: name, Value: v})
 			}
 		}
 	}
-	if date && !hasDate {
-		c.henc.WriteField(hpack.HeaderField{Name: "date", Value: httpDate()})
-	}
-	if clen != "" {
-		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: clen})
-	}
-	c.writeBlockLocked(id, c.hbuf.b, end)
+	return dst, hasDate
 }
 
 // writeBlockLocked splits an encoded header block into frames.
@@ -263,18 +278,20 @@ func skipResponseKey(k string, skip []string) bool {
 	return false
 }
 
-// trailerFields collects the response's trailers: declared keys and keys
-// with http.TrailerPrefix, with their values.
-func (rw *responseWriter) trailerFields() http.Header {
-	var t http.Header
+// trailerFields collects the response's trailers in wire form: declared
+// keys and keys with http.TrailerPrefix, with their values.
+func (rw *responseWriter) trailerFields() []hpack.HeaderField {
+	var t []hpack.HeaderField
 	add := func(k string, vv []string) {
-		if len(vv) == 0 || !httpguts.ValidTrailerHeader(k) {
+		if !httpguts.ValidTrailerHeader(k) || !httpguts.ValidHeaderFieldName(k) {
 			return
 		}
-		if t == nil {
-			t = make(http.Header)
+		name := lowerKey(k)
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				t = append(t, hpack.HeaderField{Name: name, Value: v})
+			}
 		}
-		t[k] = append(t[k], vv...)
 	}
 	for _, k := range rw.trailers {
 		add(k, rw.header[k])

@@ -182,3 +182,20 @@ func TestConnectAndAsteriskRequests(t *testing.T) {
 		t.Errorf("GET *: %v", f.ErrCode)
 	}
 }
+
+func TestHeaderChangesAfterWriteHeaderAreIgnored(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Early", "1")
+		w.WriteHeader(202)
+		w.Header().Set("X-Late", "1")
+		io.WriteString(w, "x")
+	}), nil)
+	res, err := h2cClient(t).Get("http://" + ts.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 202 || res.Header.Get("X-Early") != "1" || res.Header.Get("X-Late") != "" {
+		t.Fatalf("status %d header %v", res.StatusCode, res.Header)
+	}
+}
