@@ -118,8 +118,11 @@ func (c *conn) serve() {
 		return
 	}
 	if c.srv.idleTO > 0 {
+		// Under smu, so that a timer that fires at once sees itself set.
+		c.smu.Lock()
 		c.idleSince = time.Now()
 		c.idleTimer = time.AfterFunc(c.srv.idleTO, c.onIdle)
+		c.smu.Unlock()
 	}
 	for {
 		f, err := c.fr.ReadFrame()
