@@ -1,0 +1,515 @@
+package h2
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Error codes, named here so the code reads like the RFC.
+const (
+	errCodeNo          = http2.ErrCodeNo
+	errCodeProtocol    = http2.ErrCodeProtocol
+	errCodeInternal    = http2.ErrCodeInternal
+	errCodeFlowControl = http2.ErrCodeFlowControl
+	errCodeStreamClose = http2.ErrCodeStreamClosed
+	errCodeFrameSize   = http2.ErrCodeFrameSize
+	errCodeRefused     = http2.ErrCodeRefusedStream
+	errCodeCancel      = http2.ErrCodeCancel
+	errCodeCalm        = http2.ErrCodeEnhanceYourCalm
+)
+
+// maxFrameWrite caps the DATA and header-block frames we send. 16 KiB is the
+// smallest SETTINGS_MAX_FRAME_SIZE a peer may have, and larger frames save
+// little.
+const maxFrameWrite = 16384
+
+// conn is one HTTP/2 connection.
+type conn struct {
+	srv        *Server
+	nc         net.Conn
+	br         *bufio.Reader
+	fr         *http2.Framer // read side; used only by the serve goroutine
+	tlsState   *tls.ConnectionState
+	remoteAddr string
+	baseCtx    context.Context
+
+	// The output side; see write.go.
+	wmu        sync.Mutex
+	wcond      sync.Cond // signalled on window, buffer and state changes
+	out        outBuf
+	spare      []byte
+	wfr        *http2.Framer // write side, appending to out
+	henc       *hpack.Encoder
+	hbuf       outBuf
+	flushing   bool
+	werr       error
+	pendingCtl int
+	writers    atomic.Int32
+	sendWindow int64  // connection-level send window
+	peerWindow int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerFrame  uint32 // peer's SETTINGS_MAX_FRAME_SIZE, capped at maxFrameWrite
+
+	// The stream table.
+	smu         sync.Mutex
+	streams     map[uint32]*stream
+	maxStreamID uint32 // highest stream id the client has opened
+	open        int    // streams open or half-closed
+	running     int    // handlers running, including those of reset streams
+	goingAway   bool   // GOAWAY sent; no new streams
+	dead        bool   // torn down
+	idleSince   time.Time
+	idleTimer   *time.Timer
+
+	// Inbound flow control: the receive windows we still grant, and bytes
+	// consumed but not yet given back in a WINDOW_UPDATE.
+	inflow  atomic.Int64
+	unacked atomic.Int64
+
+	prefaceDone atomic.Bool
+	closeOnce   sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		remoteAddr: nc.RemoteAddr().String(),
+		streams:    make(map[uint32]*stream),
+		peerWindow: initialWindow,
+		peerFrame:  maxFrameWrite,
+		sendWindow: initialWindow,
+	}
+	c.wcond.L = &c.wmu
+	c.br = bufio.NewReaderSize(nc, 16<<10)
+	c.fr = http2.NewFramer(io.Discard, c.br)
+	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	c.fr.MaxHeaderListSize = s.maxHeaderList
+	c.fr.SetReuseFrames()
+	c.wfr = http2.NewFramer(&c.out, nil)
+	c.henc = hpack.NewEncoder(&c.hbuf)
+	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+		st := cs.ConnectionState()
+		c.tlsState = &st
+	}
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
+	if s.httpServer != nil {
+		ctx = context.WithValue(ctx, http.ServerContextKey, s.httpServer)
+	}
+	c.baseCtx = ctx
+	c.inflow.Store(int64(s.connWindow))
+	return c
+}
+
+// serve runs the connection's reading goroutine until the connection ends.
+func (c *conn) serve() {
+	defer c.teardown()
+	if !c.handshake() {
+		return
+	}
+	if c.srv.idleTO > 0 {
+		// Under smu, so that a timer that fires at once sees itself set.
+		c.smu.Lock()
+		c.idleSince = time.Now()
+		c.idleTimer = time.AfterFunc(c.srv.idleTO, c.onIdle)
+		c.smu.Unlock()
+	}
+	for {
+		f, err := c.fr.ReadFrame()
+		if err == nil {
+			err = c.processFrame(f)
+		}
+		if err == nil {
+			continue
+		}
+		var se http2.StreamError
+		if errors.As(err, &se) {
+			c.srv.debug("h2: stream error", "remote", c.remoteAddr, "stream", se.StreamID, "code", se.Code, "cause", se.Cause)
+			if err := c.resetStream(se.StreamID, se.Code); err != nil {
+				c.endWithError(err)
+				return
+			}
+			continue
+		}
+		c.endWithError(err)
+		return
+	}
+}
+
+// endWithError ends the connection after a read or protocol error, sending
+// GOAWAY with the error's code when it is a protocol error.
+func (c *conn) endWithError(err error) {
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &ce):
+		c.srv.debug("h2: connection error", "remote", c.remoteAddr, "code", http2.ErrCode(ce), "detail", c.fr.ErrorDetail())
+		c.goAway(http2.ErrCode(ce), false)
+	case errors.Is(err, errFlood):
+		c.srv.debug("h2: flood", "remote", c.remoteAddr)
+		c.goAway(errCodeCalm, false)
+	case c.isGracefulEnd():
+		// Shutdown or idleness sent GOAWAY and the last stream finished; the
+		// read was interrupted on purpose.
+	default:
+		if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			c.srv.debug("h2: read error", "remote", c.remoteAddr, "err", err)
+		}
+		return
+	}
+	c.finalFlush()
+	c.lingerClose()
+}
+
+// lingerClose half-closes the connection and briefly discards what the
+// client still sends, so that our GOAWAY is not destroyed by the TCP reset
+// that closing a socket with unread input provokes. It is bounded in time
+// and bytes.
+func (c *conn) lingerClose() {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(closeWriteGrace))
+	io.CopyN(io.Discard, c.br, 1<<20)
+}
+
+var errFlood = errors.New("h2: peer is flooding us")
+
+// handshake reads the client preface and the first SETTINGS frame, and sends
+// our SETTINGS and connection window.
+func (c *conn) handshake() bool {
+	if to := c.srv.readHeaderTO; to > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(to))
+	}
+	// Shutdown may come while we wait for the preface; closing the conn then
+	// interrupts the read.
+	stop := context.AfterFunc(doneContext{c.srv.done}, func() { c.nc.Close() })
+	defer stop()
+	var preface [len(http2.ClientPreface)]byte
+	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+		return false
+	}
+	c.lockWrite()
+	c.wfr.WriteSettings(
+		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: c.srv.maxStreams},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.srv.streamWindow)},
+		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.srv.maxHeaderList},
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+	)
+	if d := c.srv.connWindow - initialWindow; d > 0 {
+		c.wfr.WriteWindowUpdate(0, uint32(d))
+	}
+	c.unlockWrite()
+	f, err := c.fr.ReadFrame()
+	if err != nil {
+		return false
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		c.goAway(errCodeProtocol, false)
+		c.finalFlush()
+		return false
+	}
+	if err := c.processSettings(sf); err != nil {
+		c.endWithError(err)
+		return false
+	}
+	if c.srv.readHeaderTO > 0 {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	c.prefaceDone.Store(true)
+	return true
+}
+
+// doneContext adapts a channel to a context, for context.AfterFunc.
+type doneContext struct{ done chan struct{} }
+
+func (d doneContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (d doneContext) Done() <-chan struct{}       { return d.done }
+func (d doneContext) Value(any) any               { return nil }
+func (d doneContext) Err() error {
+	select {
+	case <-d.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// processFrame dispatches one frame read from the peer.
+func (c *conn) processFrame(f http2.Frame) error {
+	switch f := f.(type) {
+	case *http2.DataFrame:
+		return c.processData(f)
+	case *http2.MetaHeadersFrame:
+		return c.processHeaders(f)
+	case *http2.SettingsFrame:
+		if f.IsAck() {
+			return nil
+		}
+		return c.processSettings(f)
+	case *http2.PingFrame:
+		if f.IsAck() {
+			return nil
+		}
+		data := f.Data
+		if !c.queueControl(func() { c.wfr.WritePing(true, data) }) {
+			return errFlood
+		}
+		return nil
+	case *http2.WindowUpdateFrame:
+		return c.processWindowUpdate(f)
+	case *http2.RSTStreamFrame:
+		return c.processReset(f)
+	case *http2.GoAwayFrame:
+		// The client will open no more streams; finish the ones it has.
+		c.goAway(errCodeNo, true)
+		return nil
+	case *http2.PriorityFrame:
+		// Priorities are advice we ignore, but a stream may not depend on
+		// itself (RFC 9113 §5.3.1).
+		if f.StreamDep == f.StreamID {
+			return http2.StreamError{StreamID: f.StreamID, Code: errCodeProtocol}
+		}
+		return nil
+	case *http2.PushPromiseFrame:
+		return http2.ConnectionError(errCodeProtocol)
+	case *http2.ContinuationFrame:
+		// The Framer assembles header blocks itself; a stray CONTINUATION
+		// is rejected by it before we see one.
+		return http2.ConnectionError(errCodeProtocol)
+	}
+	// Unknown frame types are ignored (RFC 9113 §4.1).
+	return nil
+}
+
+// processSettings applies the peer's settings and acknowledges them.
+func (c *conn) processSettings(f *http2.SettingsFrame) error {
+	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
+		return err
+	}
+	c.smu.Lock()
+	c.wmu.Lock()
+	err := f.ForeachSetting(c.applySettingLocked)
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	c.smu.Unlock()
+	if err != nil {
+		return err
+	}
+	if !c.queueControl(func() { c.wfr.WriteSettingsAck() }) {
+		return errFlood
+	}
+	return nil
+}
+
+// applySettingLocked applies one setting; smu and wmu are held.
+func (c *conn) applySettingLocked(s http2.Setting) error {
+	switch s.ID {
+	case http2.SettingHeaderTableSize:
+		c.henc.SetMaxDynamicTableSizeLimit(s.Val)
+	case http2.SettingInitialWindowSize:
+		// A change applies to every open stream's window, which may go
+		// negative (RFC 9113 §6.9.2).
+		delta := int64(s.Val) - int64(c.peerWindow)
+		c.peerWindow = int32(s.Val)
+		for _, st := range c.streams {
+			st.sendWindow += delta
+			if st.sendWindow > maxWindow {
+				return http2.ConnectionError(errCodeFlowControl)
+			}
+		}
+	case http2.SettingMaxFrameSize:
+		c.peerFrame = min(s.Val, maxFrameWrite)
+	}
+	return nil
+}
+
+// processWindowUpdate credits a send window and wakes writers.
+func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
+	inc := int64(f.Increment)
+	if f.StreamID == 0 {
+		c.wmu.Lock()
+		c.sendWindow += inc
+		over := c.sendWindow > maxWindow
+		c.wcond.Broadcast()
+		c.wmu.Unlock()
+		if over {
+			return http2.ConnectionError(errCodeFlowControl)
+		}
+		return nil
+	}
+	c.smu.Lock()
+	st := c.streams[f.StreamID]
+	idle := st == nil && f.StreamID > c.maxStreamID
+	if st != nil {
+		c.wmu.Lock()
+		st.sendWindow += inc
+		if st.sendWindow > maxWindow {
+			st.sendWindow = maxWindow
+			c.wmu.Unlock()
+			c.smu.Unlock()
+			return http2.StreamError{StreamID: f.StreamID, Code: errCodeFlowControl}
+		}
+		c.wcond.Broadcast()
+		c.wmu.Unlock()
+	}
+	c.smu.Unlock()
+	if idle {
+		// WINDOW_UPDATE on an idle stream (RFC 9113 §5.1).
+		return http2.ConnectionError(errCodeProtocol)
+	}
+	return nil
+}
+
+// processReset handles the client's RST_STREAM: the stream is closed, its
+// handler's context is cancelled and its body reads and writes fail.
+func (c *conn) processReset(f *http2.RSTStreamFrame) error {
+	c.smu.Lock()
+	st := c.streams[f.StreamID]
+	if st == nil {
+		idle := f.StreamID > c.maxStreamID
+		c.smu.Unlock()
+		if idle {
+			return http2.ConnectionError(errCodeProtocol)
+		}
+		return nil
+	}
+	c.closeStreamLocked(st)
+	c.smu.Unlock()
+	st.abort(errStreamClosed)
+	return nil
+}
+
+// resetStream sends RST_STREAM with code for stream id and closes the stream
+// if it is open.
+func (c *conn) resetStream(id uint32, code http2.ErrCode) error {
+	c.smu.Lock()
+	st := c.streams[id]
+	if st != nil {
+		c.closeStreamLocked(st)
+	}
+	c.smu.Unlock()
+	if st != nil {
+		st.abort(errStreamClosed)
+	}
+	if !c.queueControl(func() { c.wfr.WriteRSTStream(id, code) }) {
+		return errFlood
+	}
+	return nil
+}
+
+// closeStreamLocked removes st from the stream table; smu is held.
+func (c *conn) closeStreamLocked(st *stream) {
+	if c.streams[st.id] != st {
+		return
+	}
+	delete(c.streams, st.id)
+	c.open--
+	if c.open == 0 && c.idleTimer != nil {
+		c.idleSince = time.Now()
+	}
+}
+
+// goAway sends GOAWAY with code and stops new streams. When graceful, the
+// connection ends once its running handlers finish; otherwise the caller
+// ends it.
+func (c *conn) goAway(code http2.ErrCode, graceful bool) {
+	if !c.prefaceDone.Load() {
+		c.closeNow()
+		return
+	}
+	c.smu.Lock()
+	already := c.goingAway
+	c.goingAway = true
+	last := c.maxStreamID
+	c.smu.Unlock()
+	if !already || code != errCodeNo {
+		c.wmu.Lock()
+		if c.werr == nil {
+			c.wfr.WriteGoAway(last, code, nil)
+			c.kickLocked()
+		}
+		c.wmu.Unlock()
+	}
+	if graceful {
+		c.maybeFinish()
+	}
+}
+
+// isGracefulEnd reports whether GOAWAY was sent and no handler is running,
+// so the connection may close.
+func (c *conn) isGracefulEnd() bool {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	return c.goingAway && c.running == 0
+}
+
+// maybeFinish interrupts the reading goroutine's read if the connection is
+// going away and has nothing left running.
+func (c *conn) maybeFinish() {
+	if c.isGracefulEnd() {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+// onIdle runs when the idle timer fires; it sends GOAWAY on a connection
+// without open streams, or re-arms the timer.
+func (c *conn) onIdle() {
+	c.smu.Lock()
+	if c.dead {
+		c.smu.Unlock()
+		return
+	}
+	idleFor := time.Since(c.idleSince)
+	idle := c.open == 0 && c.running == 0 && idleFor >= c.srv.idleTO
+	if !idle {
+		wait := c.srv.idleTO - idleFor
+		if c.open > 0 || c.running > 0 || wait <= 0 {
+			wait = c.srv.idleTO
+		}
+		c.idleTimer.Reset(wait)
+	}
+	c.smu.Unlock()
+	if idle {
+		c.goAway(errCodeNo, true)
+	}
+}
+
+// closeNow closes the connection; the reading goroutine then tears it down.
+func (c *conn) closeNow() {
+	c.nc.Close()
+}
+
+// teardown runs when the reading goroutine ends: it fails every stream so
+// that handlers see their contexts cancelled, and closes the socket.
+func (c *conn) teardown() {
+	c.smu.Lock()
+	c.dead = true
+	c.goingAway = true
+	streams := make([]*stream, 0, len(c.streams))
+	for _, st := range c.streams {
+		streams = append(streams, st)
+	}
+	clear(c.streams)
+	c.open = 0
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	c.smu.Unlock()
+	for _, st := range streams {
+		st.abort(errConnClosed)
+	}
+	c.failWrites(errConnClosed)
+	c.nc.Close()
+}

@@ -1,0 +1,133 @@
+package h2
+
+import (
+	"net/http"
+	"runtime/debug"
+	"strconv"
+)
+
+// runHandler runs st's handler on a worker goroutine and finishes the
+// stream. A panic resets only this stream; the connection carries on.
+func (c *conn) runHandler(st *stream) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		if e := recover(); e != nil {
+			if e != http.ErrAbortHandler && c.srv.logger != nil {
+				c.srv.logger.Error("h2: handler panic", "remote", c.remoteAddr,
+					"method", st.req.Method, "uri", st.req.RequestURI,
+					"panic", e, "stack", string(debug.Stack()))
+			}
+			c.abortFromHandler(st)
+		}
+	}()
+	c.srv.handler.ServeHTTP(&st.rw, st.req)
+	c.finishStream(st)
+	finished = true
+}
+
+// finishStream completes the response after the handler returned: it sends
+// the headers if not yet sent (with a Content-Length when the whole body is
+// still buffered), the rest of the body, and trailers, ending the stream.
+func (c *conn) finishStream(st *stream) {
+	rw := &st.rw
+	if !rw.wroteHeader {
+		rw.WriteHeader(http.StatusOK)
+	}
+	trailers := rw.trailerFields()
+	var body []byte
+	if rw.bufp != nil {
+		body = *rw.bufp
+	}
+	c.lockWrite()
+	if c.writableLocked(st) == nil {
+		if !rw.sentHeader {
+			rw.sentHeader = true
+			end := len(body) == 0 && len(trailers) == 0
+			c.writeHeaderBlockLocked(st.id, rw.status, rw.fields, rw.contentLength(len(body)), !rw.hasDate, end)
+			if !end {
+				c.writeDataLocked(st, body, len(trailers) == 0)
+			}
+		} else {
+			c.writeDataLocked(st, body, len(trailers) == 0)
+		}
+		if len(trailers) > 0 && c.writableLocked(st) == nil {
+			c.writeHeaderBlockLocked(st.id, 0, trailers, "", false, true)
+		}
+		if c.writableLocked(st) == nil && !st.remoteClosed.Load() {
+			// The response is complete but the client is still sending;
+			// ask it to stop without error (RFC 9113 §8.1).
+			c.wfr.WriteRSTStream(st.id, errCodeNo)
+		}
+		st.wclosed = true
+	}
+	// Leave the stream table before the batch is flushed, so that a client
+	// that sees the end of this stream and opens another is not refused
+	// for a stream we still counted. The lock is dropped, but this
+	// goroutine stays announced as a writer, so the flush waits for it.
+	c.wmu.Unlock()
+	c.endStream(st)
+	c.wmu.Lock()
+	c.unlockWrite()
+	rw.release()
+}
+
+// contentLength returns the Content-Length to add when the handler finished
+// with its whole body (n bytes) buffered and set none itself.
+func (rw *responseWriter) contentLength(n int) string {
+	if rw.noBody || len(rw.trailers) > 0 {
+		return ""
+	}
+	for _, hf := range rw.fields {
+		if hf.Name == "content-length" {
+			return ""
+		}
+	}
+	if rw.st.req.Method == http.MethodHead {
+		if rw.headLen == 0 {
+			return ""
+		}
+		return strconv.FormatInt(rw.headLen, 10)
+	}
+	return strconv.Itoa(n)
+}
+
+// release returns the body buffer to its pool.
+func (rw *responseWriter) release() {
+	if rw.bufp != nil {
+		*rw.bufp = (*rw.bufp)[:0]
+		bodyBufPool.Put(rw.bufp)
+		rw.bufp = nil
+	}
+}
+
+// abortFromHandler resets a stream whose handler panicked.
+func (c *conn) abortFromHandler(st *stream) {
+	c.lockWrite()
+	if c.writableLocked(st) == nil {
+		c.wfr.WriteRSTStream(st.id, errCodeInternal)
+		st.wclosed = true
+	}
+	c.unlockWrite()
+	st.abort(errStreamClosed)
+	c.endStream(st)
+	st.rw.release()
+}
+
+// endStream accounts for a finished handler: the stream leaves the table,
+// its context is cancelled and its unread body given back.
+func (c *conn) endStream(st *stream) {
+	if st.ended {
+		return
+	}
+	st.ended = true
+	st.cancel()
+	st.body.Close()
+	c.smu.Lock()
+	c.closeStreamLocked(st)
+	c.running--
+	c.smu.Unlock()
+	c.maybeFinish()
+}

@@ -1,0 +1,339 @@
+package h2
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/net/http2"
+)
+
+// stream is one request and its response.
+type stream struct {
+	c  *conn
+	id uint32
+
+	// sendWindow and wclosed are guarded by c.wmu.
+	sendWindow int64
+	wclosed    bool
+	// reset mirrors wclosed for checks that do not take the lock.
+	reset atomic.Bool
+
+	// remoteClosed is set by the reading goroutine once the client ended its
+	// side (END_STREAM), after which no DATA may come.
+	remoteClosed atomic.Bool
+	// declLen and recvLen are the declared and received body lengths; only
+	// the reading goroutine uses them. declLen is -1 when not declared.
+	declLen int64
+	recvLen int64
+	// inflow is the stream receive window we still grant; unacked counts
+	// body bytes the handler consumed but we have not yet granted back.
+	inflow  atomic.Int64
+	unacked atomic.Int64
+
+	// The request body buffer, guarded by mu.
+	mu         sync.Mutex
+	cond       sync.Cond
+	buf        []byte
+	off        int
+	bodyErr    error // io.EOF after END_STREAM, or why reads fail
+	bodyClosed bool
+
+	// ended is set once the handler's end has been accounted for; only the
+	// handler's goroutine uses it.
+	ended bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	req    *http.Request
+	body   requestBody
+	rw     responseWriter
+}
+
+// abort closes the stream for the handler: writes and body reads fail with
+// err, and its context is cancelled.
+func (st *stream) abort(err error) {
+	c := st.c
+	st.reset.Store(true)
+	c.wmu.Lock()
+	st.wclosed = true
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	st.mu.Lock()
+	if st.bodyErr == nil {
+		st.bodyErr = err
+	}
+	st.cond.Broadcast()
+	st.mu.Unlock()
+	st.cancel()
+}
+
+// requestBody is the handler's view of the DATA the client sends.
+type requestBody struct {
+	st *stream
+}
+
+var errBodyAfterClose = http.ErrBodyReadAfterClose
+
+// Read returns body bytes as they arrive, io.EOF after END_STREAM, or an
+// error if the stream or connection died first.
+func (b *requestBody) Read(p []byte) (int, error) {
+	st := b.st
+	st.mu.Lock()
+	for st.off == len(st.buf) && st.bodyErr == nil {
+		st.cond.Wait()
+	}
+	if st.bodyErr != nil && st.bodyErr != io.EOF {
+		err := st.bodyErr
+		st.mu.Unlock()
+		return 0, err
+	}
+	if st.off == len(st.buf) {
+		st.mu.Unlock()
+		return 0, io.EOF
+	}
+	n := copy(p, st.buf[st.off:])
+	st.off += n
+	if st.off == len(st.buf) {
+		st.buf = st.buf[:0]
+		st.off = 0
+	}
+	st.mu.Unlock()
+	st.c.consumed(st, int64(n))
+	return n, nil
+}
+
+// Close discards the body; later DATA is discarded too, and its connection
+// window given back.
+func (b *requestBody) Close() error {
+	st := b.st
+	st.mu.Lock()
+	discarded := int64(len(st.buf) - st.off)
+	st.buf = nil
+	st.off = 0
+	st.bodyClosed = true
+	if st.bodyErr == nil || st.bodyErr == io.EOF {
+		st.bodyErr = errBodyAfterClose
+	}
+	st.mu.Unlock()
+	if discarded > 0 {
+		st.c.giveBack(discarded)
+	}
+	return nil
+}
+
+// consumed grants back window for n body bytes the handler has read,
+// batched so that WINDOW_UPDATEs go out per quarter window, not per frame.
+func (c *conn) consumed(st *stream, n int64) {
+	var streamInc int64
+	if !st.remoteClosed.Load() {
+		if st.unacked.Add(n) >= int64(c.srv.streamWindow)/4 {
+			streamInc = st.unacked.Swap(0)
+			st.inflow.Add(streamInc)
+		}
+	}
+	connInc := c.takeConnCredit(n)
+	if streamInc <= 0 && connInc <= 0 {
+		return
+	}
+	c.lockWrite()
+	if c.werr == nil {
+		if streamInc > 0 && !st.wclosed {
+			c.wfr.WriteWindowUpdate(st.id, uint32(streamInc))
+		}
+		if connInc > 0 {
+			c.wfr.WriteWindowUpdate(0, uint32(connInc))
+		}
+	}
+	c.unlockWrite()
+}
+
+// takeConnCredit adds n consumed bytes to the connection's pending credit
+// and returns the increment to send now, if the batch is big enough.
+func (c *conn) takeConnCredit(n int64) int64 {
+	if c.unacked.Add(n) < int64(c.srv.connWindow)/4 {
+		return 0
+	}
+	inc := c.unacked.Swap(0)
+	c.inflow.Add(inc)
+	return inc
+}
+
+// giveBack returns connection window for bytes discarded rather than read;
+// it may run on the reading goroutine, so it queues without flushing itself.
+func (c *conn) giveBack(n int64) error {
+	inc := c.takeConnCredit(n)
+	if inc <= 0 {
+		return nil
+	}
+	if !c.queueControl(func() { c.wfr.WriteWindowUpdate(0, uint32(inc)) }) {
+		return errFlood
+	}
+	return nil
+}
+
+// processData appends a DATA frame's payload to its stream's body, enforcing
+// both receive windows and the declared content length.
+func (c *conn) processData(f *http2.DataFrame) error {
+	id := f.StreamID
+	n := int64(f.Length)
+	if c.inflow.Add(-n) < 0 {
+		return http2.ConnectionError(errCodeFlowControl)
+	}
+	data := f.Data()
+	c.smu.Lock()
+	st := c.streams[id]
+	if st == nil || st.remoteClosed.Load() {
+		idle := st == nil && id > c.maxStreamID
+		c.smu.Unlock()
+		if err := c.giveBack(n); err != nil {
+			return err
+		}
+		if idle {
+			return http2.ConnectionError(errCodeProtocol)
+		}
+		return http2.StreamError{StreamID: id, Code: errCodeStreamClose}
+	}
+	if st.inflow.Add(-n) < 0 {
+		c.smu.Unlock()
+		c.giveBack(n)
+		return http2.StreamError{StreamID: id, Code: errCodeFlowControl}
+	}
+	st.recvLen += int64(len(data))
+	end := f.StreamEnded()
+	if st.declLen >= 0 && (st.recvLen > st.declLen || end && st.recvLen != st.declLen) {
+		c.smu.Unlock()
+		c.giveBack(n)
+		return http2.StreamError{StreamID: id, Code: errCodeProtocol, Cause: errors.New("content-length mismatch")}
+	}
+	st.mu.Lock()
+	kept := !st.bodyClosed
+	if kept {
+		st.buf = append(st.buf, data...)
+	}
+	if end {
+		st.remoteClosed.Store(true)
+		if st.bodyErr == nil {
+			st.bodyErr = io.EOF
+		}
+	}
+	st.cond.Signal()
+	st.mu.Unlock()
+	c.smu.Unlock()
+	// Padding, and data nobody will read, count against the windows but are
+	// given back at once.
+	discard := n - int64(len(data))
+	if !kept {
+		discard = n
+	}
+	if discard > 0 {
+		st.inflow.Add(discard)
+		return c.giveBack(discard)
+	}
+	return nil
+}
+
+// processHeaders opens a stream, or takes a stream's trailers.
+func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
+	id := f.StreamID
+	if id%2 == 0 {
+		return http2.ConnectionError(errCodeProtocol)
+	}
+	if f.HasPriority() && f.Priority.StreamDep == id {
+		// A stream cannot depend on itself (RFC 9113 §5.3.1).
+		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
+	}
+	if f.Truncated {
+		// The header list exceeded SETTINGS_MAX_HEADER_LIST_SIZE.
+		return http2.ConnectionError(errCodeProtocol)
+	}
+	c.smu.Lock()
+	if st := c.streams[id]; st != nil {
+		c.smu.Unlock()
+		return c.processTrailers(st, f)
+	}
+	if id <= c.maxStreamID {
+		c.smu.Unlock()
+		return http2.ConnectionError(errCodeStreamClose)
+	}
+	c.maxStreamID = id
+	switch {
+	case c.goingAway:
+		c.smu.Unlock()
+		return http2.StreamError{StreamID: id, Code: errCodeRefused}
+	case c.running >= 2*int(c.srv.maxStreams):
+		// Handlers of streams the client reset have not finished: a client
+		// that keeps opening and resetting streams (CVE-2023-44487) would
+		// otherwise make us run handlers without bound.
+		c.smu.Unlock()
+		return errFlood
+	case c.open >= int(c.srv.maxStreams):
+		c.smu.Unlock()
+		return http2.StreamError{StreamID: id, Code: errCodeRefused}
+	}
+	c.smu.Unlock()
+
+	st := c.newStream(id)
+	if err := c.buildRequest(st, f); err != nil {
+		st.cancel()
+		return err
+	}
+	c.smu.Lock()
+	c.streams[id] = st
+	c.open++
+	c.running++
+	c.smu.Unlock()
+	c.srv.workers.submit(st)
+	return nil
+}
+
+// newStream allocates a stream with its windows set.
+func (c *conn) newStream(id uint32) *stream {
+	st := &stream{c: c, id: id, declLen: -1}
+	st.cond.L = &st.mu
+	st.inflow.Store(int64(c.srv.streamWindow))
+	c.wmu.Lock()
+	st.sendWindow = int64(c.peerWindow)
+	c.wmu.Unlock()
+	st.ctx, st.cancel = context.WithCancel(c.baseCtx)
+	st.body.st = st
+	st.rw.st = st
+	return st
+}
+
+// processTrailers fills the request's trailers from a trailing HEADERS
+// frame, which must end the stream and carry no pseudo-header.
+func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
+	if st.remoteClosed.Load() {
+		return http2.StreamError{StreamID: st.id, Code: errCodeStreamClose}
+	}
+	if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
+		return http2.StreamError{StreamID: st.id, Code: errCodeProtocol}
+	}
+	if st.declLen >= 0 && st.recvLen != st.declLen {
+		return http2.StreamError{StreamID: st.id, Code: errCodeProtocol, Cause: errors.New("content-length mismatch")}
+	}
+	st.mu.Lock()
+	for _, hf := range f.RegularFields() {
+		if !validRegularField(hf) {
+			st.mu.Unlock()
+			return http2.StreamError{StreamID: st.id, Code: errCodeProtocol}
+		}
+		key := canonicalKey(hf.Name)
+		if st.req.Trailer != nil {
+			if _, declared := st.req.Trailer[key]; declared {
+				st.req.Trailer[key] = append(st.req.Trailer[key], hf.Value)
+			}
+		}
+	}
+	st.remoteClosed.Store(true)
+	if st.bodyErr == nil {
+		st.bodyErr = io.EOF
+	}
+	st.cond.Signal()
+	st.mu.Unlock()
+	return nil
+}

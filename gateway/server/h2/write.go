@@ -1,0 +1,198 @@
+package h2
+
+import (
+	"errors"
+	"net"
+	"time"
+)
+
+// The output side of a connection. Every frame we send is appended to one
+// buffer, c.out, under c.wmu: handlers append their HEADERS and DATA frames
+// themselves, and the reading goroutine appends its control replies. HPACK
+// encoding happens under the same lock, so the encoder's dynamic table and the
+// order of frames on the wire agree.
+//
+// Socket writes are coalesced. A writer announces itself in c.writers before
+// taking the lock; when it is done appending it flushes only if no other
+// writer has announced itself, since that one will flush (the last one out
+// flushes). The flush itself swaps the buffer out and writes it without
+// holding the lock, so other writers keep appending meanwhile; the flusher
+// loops until the buffer is empty, and writers that arrive while a flush is
+// running leave their bytes for it.
+
+const (
+	// highWater is how much unflushed output a handler may add to while a
+	// flush is already running; above it, handlers wait for the flush, so that
+	// a fast handler cannot grow the buffer without bound.
+	highWater = 256 << 10
+	// maxQueuedControl bounds control replies (SETTINGS and PING acks,
+	// RST_STREAMs) queued since the last flush. A client that sends more of
+	// them than it reads back is flooding us.
+	maxQueuedControl = 10000
+	// maxSpareBuffer is the largest output buffer kept for reuse.
+	maxSpareBuffer = 1 << 20
+	// closeWriteGrace bounds the final flush when a connection is torn down,
+	// so that a client that reads nothing cannot hold the teardown.
+	closeWriteGrace = time.Second
+)
+
+var (
+	errConnClosed   = errors.New("h2: connection closed")
+	errStreamClosed = errors.New("h2: stream reset")
+)
+
+// outBuf is the io.Writer the output Framer appends frames to.
+type outBuf struct{ b []byte }
+
+func (o *outBuf) Write(p []byte) (int, error) {
+	o.b = append(o.b, p...)
+	return len(p), nil
+}
+
+// lockWrite announces a writer and takes the output lock.
+func (c *conn) lockWrite() {
+	c.writers.Add(1)
+	c.wmu.Lock()
+}
+
+// unlockWrite releases the output lock, flushing first if no other writer
+// has announced itself.
+func (c *conn) unlockWrite() {
+	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 {
+		c.flushLocked()
+	}
+	c.wmu.Unlock()
+}
+
+// waitLocked waits for a change in flow-control windows, the output buffer,
+// or the stream and connection state. It is called by an announced writer
+// holding wmu; while it waits it is not counted as a writer, and it flushes
+// first if nobody else will, since the peer may be waiting for those bytes
+// before it grants more window.
+func (c *conn) waitLocked() {
+	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 {
+		c.flushLocked()
+	}
+	if c.werr == nil {
+		c.wcond.Wait()
+	}
+	c.writers.Add(1)
+}
+
+// flushLocked writes c.out to the socket unless another flush is running,
+// which will then write it. It is called with wmu held and returns with wmu
+// held, but releases it while writing.
+func (c *conn) flushLocked() {
+	if c.flushing {
+		return
+	}
+	c.flushing = true
+	for len(c.out.b) > 0 {
+		if c.werr != nil {
+			c.out.b = c.out.b[:0]
+			break
+		}
+		buf := c.out.b
+		c.out.b = c.spare[:0]
+		c.spare = nil
+		c.pendingCtl = 0
+		c.wmu.Unlock()
+		err := c.writeSocket(buf)
+		c.wmu.Lock()
+		if cap(buf) <= maxSpareBuffer {
+			c.spare = buf[:0]
+		}
+		if err != nil && c.werr == nil {
+			c.werr = err
+			c.nc.Close()
+		}
+		c.wcond.Broadcast()
+	}
+	c.flushing = false
+	// finalFlush may be waiting for this flush to end.
+	c.wcond.Broadcast()
+}
+
+// writeSocket writes buf, bounding each stall by WriteByteTimeout: the
+// deadline is renewed whenever the peer has accepted some bytes.
+func (c *conn) writeSocket(buf []byte) error {
+	to := c.srv.writeByteTO
+	for len(buf) > 0 {
+		if to > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(to))
+		}
+		n, err := c.nc.Write(buf)
+		buf = buf[n:]
+		if err != nil {
+			var ne net.Error
+			if n > 0 && errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// kickLocked makes sure output appended by the reading goroutine gets
+// written. The reader must never block on the socket (a peer that writes
+// without reading would deadlock us), so when no writer is around to flush,
+// a short-lived goroutine does it.
+func (c *conn) kickLocked() {
+	if c.flushing || c.writers.Load() > 0 || len(c.out.b) == 0 || c.werr != nil {
+		return
+	}
+	c.flushing = true
+	go func() {
+		c.wmu.Lock()
+		c.flushing = false
+		c.flushLocked()
+		c.wmu.Unlock()
+	}()
+}
+
+// queueControl runs fn, which appends one control frame, on behalf of the
+// reading goroutine, and reports false if the peer is flooding us with
+// frames that need replies it does not read.
+func (c *conn) queueControl(fn func()) bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.werr != nil {
+		return true
+	}
+	fn()
+	c.pendingCtl++
+	if c.pendingCtl > maxQueuedControl {
+		return false
+	}
+	c.kickLocked()
+	return true
+}
+
+// finalFlush writes whatever is queued (such as a GOAWAY) before the
+// connection is closed, bounded in time.
+func (c *conn) finalFlush() {
+	grace := closeWriteGrace
+	if to := c.srv.writeByteTO; to > 0 && to < grace {
+		grace = to
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(grace))
+	c.wmu.Lock()
+	// A flush running elsewhere may still be writing; wait for it, so that
+	// what we queued last (the GOAWAY) is written before the close.
+	for i := 0; c.flushing && c.werr == nil && i < 1000; i++ {
+		c.wcond.Wait()
+	}
+	c.flushLocked()
+	c.wmu.Unlock()
+}
+
+// failWrites marks the output side dead and wakes every waiting writer.
+func (c *conn) failWrites(err error) {
+	c.wmu.Lock()
+	if c.werr == nil {
+		c.werr = err
+	}
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+}
