@@ -222,3 +222,57 @@ func h2Cancel(t *testing.T, client *http.Client, base string, canceled chan stru
 		t.Fatal("the backend's request went on after the HTTP/2 client reset its stream")
 	}
 }
+
+// TestGRPCOverHTTP2ThroughGateway carries a gRPC-shaped exchange (a framed message
+// each way, grpc-status in the trailers) from an HTTP/2 client to an h2c backend.
+func TestGRPCOverHTTP2ThroughGateway(t *testing.T) {
+	protocols := new(http.Protocols)
+	protocols.SetUnencryptedHTTP2(true)
+	backend := &http.Server{Protocols: protocols, ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			msg, err := io.ReadAll(r.Body)
+			if err != nil || r.ProtoMajor != 2 || r.Header.Get("Content-Type") != "application/grpc" {
+				http.Error(w, fmt.Sprintf("%s %q %v", r.Proto, r.Header.Get("Content-Type"), err), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status, Grpc-Message")
+			_, _ = w.Write(append([]byte{0, 0, 0, 0, byte(len(msg) - 5)}, bytes.ToUpper(msg[5:])...))
+			w.Header().Set("Grpc-Status", "0")
+			w.Header().Set("Grpc-Message", "fine")
+		})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = backend.Serve(l) }()
+	t.Cleanup(func() { backend.Close() })
+	port := freePort(t)
+	startGateway(t, map[string]string{
+		"gateway.yaml":  gatewayYAML("gw", port),
+		"services.yaml": serviceYAML("v1", "kubernetes.io/h2c", l.Addr().(*net.TCPAddr).Port),
+		"routes.yaml":   catchAllRoute(),
+	})
+	client := h2cClient(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d/echo.Echo/Say", port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader([]byte{0, 0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'}))
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("TE", "trailers")
+		res, err := client.Do(req)
+		if err == nil {
+			body, rerr := io.ReadAll(res.Body)
+			res.Body.Close()
+			if rerr == nil && res.StatusCode == http.StatusOK && string(body) == "\x00\x00\x00\x00\x05HELLO" &&
+				res.Trailer.Get("Grpc-Status") == "0" && res.Trailer.Get("Grpc-Message") == "fine" {
+				return
+			}
+			err = fmt.Errorf("%s %d body %q trailers %v %v", res.Proto, res.StatusCode, body, res.Trailer, rerr)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gRPC exchange through the gateway: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
