@@ -9,9 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -70,15 +69,17 @@ func benchServerChild(kind string) int {
 	for i := 0; i < 1000 && in.Scan(); i++ {
 		var ru syscall.Rusage
 		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		fmt.Println(int64(cpu))
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(ru.Utime.Nano()+ru.Stime.Nano(), ms.Mallocs)
 	}
 	return 0
 }
 
 // BenchmarkServeH2ServerCPU is BenchmarkServeH2 with each server in a child
-// process, reporting the server's own CPU time per request (server-ns/op),
-// which the in-process benchmark cannot separate from the client's.
+// process, reporting the server's own CPU time (server-ns/op) and heap
+// allocations (server-allocs/op) per request, which the in-process benchmark
+// cannot separate from the client's.
 func BenchmarkServeH2ServerCPU(b *testing.B) {
 	for _, kind := range []string{"own", "nethttp"} {
 		b.Run(kind, func(b *testing.B) {
@@ -103,20 +104,25 @@ func BenchmarkServeH2ServerCPU(b *testing.B) {
 				b.Fatal("child server printed no address")
 			}
 			addr := out.Text()
-			cpu := func() time.Duration {
+			// sample returns the child's CPU time and heap allocation count.
+			sample := func() (time.Duration, uint64) {
 				fmt.Fprintln(stdin, "cpu")
 				if !out.Scan() {
 					b.Fatal("child server did not report its CPU time")
 				}
-				n, err := strconv.ParseInt(strings.TrimSpace(out.Text()), 10, 64)
-				if err != nil {
+				var cpu int64
+				var mallocs uint64
+				if _, err := fmt.Sscan(out.Text(), &cpu, &mallocs); err != nil {
 					b.Fatal(err)
 				}
-				return time.Duration(n)
+				return time.Duration(cpu), mallocs
 			}
-			var before time.Duration
-			benchGetsHook(b, addr, func() { before = cpu() }, func() {
-				b.ReportMetric(float64(cpu()-before)/float64(b.N), "server-ns/op")
+			var cpu0 time.Duration
+			var mallocs0 uint64
+			benchGetsHook(b, addr, func() { cpu0, mallocs0 = sample() }, func() {
+				cpu1, mallocs1 := sample()
+				b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "server-ns/op")
+				b.ReportMetric(float64(mallocs1-mallocs0)/float64(b.N), "server-allocs/op")
 			})
 		})
 	}
