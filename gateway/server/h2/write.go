@@ -29,8 +29,10 @@ const (
 	// RST_STREAMs) queued since the last flush. A client that sends more of
 	// them than it reads back is flooding us.
 	maxQueuedControl = 10000
-	// maxSpareBuffer is the largest output buffer kept for reuse.
-	maxSpareBuffer = 1 << 20
+	// maxSpareBuffer is the largest output buffer kept for reuse; a larger
+	// one, grown by a burst, is dropped so that an idle connection does not
+	// hold it.
+	maxSpareBuffer = 64 << 10
 	// closeWriteGrace bounds the final flush when a connection is torn down,
 	// so that a client that reads nothing cannot hold the teardown.
 	closeWriteGrace = time.Second
