@@ -73,6 +73,15 @@ func (l countListener) Accept() (net.Conn, error) {
 // benchGets issues b.N GETs from parallel goroutines over one connection.
 // It reports the server's socket writes per response as writes/op.
 func benchGets(b *testing.B, addr string, writes *atomic.Int64) {
+	var before int64
+	benchGetsHook(b, addr, func() { before = writes.Load() }, func() {
+		b.ReportMetric(float64(writes.Load()-before)/float64(b.N), "writes/op")
+	})
+}
+
+// benchGetsHook issues b.N GETs from parallel goroutines over one
+// connection, calling start just before the timed part and stop just after.
+func benchGetsHook(b *testing.B, addr string, start, stop func()) {
 	tr := h2cTransport()
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr}
@@ -86,8 +95,8 @@ func benchGets(b *testing.B, addr string, writes *atomic.Int64) {
 	}
 	b.SetParallelism(4)
 	b.ReportAllocs()
+	start()
 	b.ResetTimer()
-	before := writes.Load()
 	b.RunParallel(func(pb *testing.PB) {
 		buf := make([]byte, 64)
 		for pb.Next() {
@@ -105,5 +114,5 @@ func benchGets(b *testing.B, addr string, writes *atomic.Int64) {
 		}
 	})
 	b.StopTimer()
-	b.ReportMetric(float64(writes.Load()-before)/float64(b.N), "writes/op")
+	stop()
 }

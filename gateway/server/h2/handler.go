@@ -2,6 +2,7 @@ package h2
 
 import (
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 )
@@ -68,7 +69,14 @@ func (c *conn) finishStream(st *stream) {
 	// for a stream we still counted. The lock is dropped, but this
 	// goroutine stays announced as a writer, so the flush waits for it.
 	c.wmu.Unlock()
-	c.endStream(st)
+	if others := c.endStream(st); others > 0 {
+		// Other handlers of this connection are running; those that are
+		// runnable now get to append their responses before this flush,
+		// which then carries them all (they see this writer announced and
+		// leave the flush to it). Handlers blocked elsewhere are not
+		// waited for: yielding costs only a pass through the run queue.
+		runtime.Gosched()
+	}
 	c.wmu.Lock()
 	c.unlockWrite()
 	rw.release()
@@ -118,9 +126,10 @@ func (c *conn) abortFromHandler(st *stream) {
 
 // endStream accounts for a finished handler: the stream leaves the table,
 // its context is cancelled and its unread body given back.
-func (c *conn) endStream(st *stream) {
+// It returns how many other handlers of the connection are still running.
+func (c *conn) endStream(st *stream) int {
 	if st.ended {
-		return
+		return 0
 	}
 	st.ended = true
 	st.cancel()
@@ -128,6 +137,8 @@ func (c *conn) endStream(st *stream) {
 	c.smu.Lock()
 	c.closeStreamLocked(st)
 	c.running--
+	others := c.running
 	c.smu.Unlock()
 	c.maybeFinish()
+	return others
 }

@@ -338,3 +338,27 @@ func TestPeerInitialWindowChangesApplyToOpenStreams(t *testing.T) {
 		t.Fatalf("%d bytes in all, want 100", got)
 	}
 }
+
+func TestDataBeyondConnectionWindowIsFlowControlError(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	var calls atomic.Int32
+	ts := startServer(t, blockingHandler(release, &calls), func(c *Config) {
+		c.MaxReceiveBufferPerConnection = 65535
+		c.MaxReceiveBufferPerStream = 1 << 20
+	})
+	rc := dialRaw(t, ts.addr)
+	chunk := make([]byte, 16384)
+	for _, id := range []uint32{1, 3} {
+		rc.request(id, false, "POST", "/")
+		for i := 0; i < 2; i++ { // 2×2×16384 bytes: more than the 65535 granted
+			if err := rc.fr.WriteData(id, false, chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ga, _ := rc.readUntilEnd()
+	if ga == nil || ga.ErrCode != http2.ErrCodeFlowControl {
+		t.Fatalf("GOAWAY %+v, want FLOW_CONTROL_ERROR", ga)
+	}
+}

@@ -206,6 +206,7 @@ func (c *conn) setBody(st *stream, r *http.Request, ended bool) string {
 	}
 	r.Body = &st.body
 	r.ContentLength = st.declLen
+	st.needsContinue = httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue")
 	return ""
 }
 

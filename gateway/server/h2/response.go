@@ -36,6 +36,9 @@ type responseWriter struct {
 	trailers    []string
 	fields      []hpack.HeaderField // the header, snapshotted by WriteHeader
 	hasDate     bool
+	// fieldsArr backs fields for typical small headers, saving an
+	// allocation per response.
+	fieldsArr [8]hpack.HeaderField
 }
 
 // Header returns the response header map.
@@ -72,7 +75,7 @@ func (rw *responseWriter) WriteHeader(code int) {
 			}
 		}
 	}
-	rw.fields, rw.hasDate = appendFields(rw.fields[:0], rw.header, rw.trailers)
+	rw.fields, rw.hasDate = appendFields(rw.fieldsArr[:0], rw.header, rw.trailers)
 }
 
 // sendInformational writes a 1xx HEADERS frame and flushes it.

@@ -199,3 +199,32 @@ func TestHeaderChangesAfterWriteHeaderAreIgnored(t *testing.T) {
 		t.Fatalf("status %d header %v", res.StatusCode, res.Header)
 	}
 }
+
+func TestExpectContinue(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	}), nil)
+	// net/http's own Transport speaking unencrypted HTTP/2, which supports
+	// Expect: 100-continue.
+	var protos http.Protocols
+	protos.SetUnencryptedHTTP2(true)
+	tr := &http.Transport{Protocols: &protos, ExpectContinueTimeout: ioBound}
+	defer tr.CloseIdleConnections()
+	var got100 atomic.Bool
+	trace := &httptrace.ClientTrace{Got100Continue: func() { got100.Store(true) }}
+	ctx := httptrace.WithClientTrace(context.Background(), trace)
+	req, _ := http.NewRequestWithContext(ctx, "PUT", "http://"+ts.addr+"/", strings.NewReader("payload"))
+	req.Header.Set("Expect", "100-continue")
+	res, err := (&http.Client{Transport: tr, Timeout: 2 * ioBound}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "payload" || res.ProtoMajor != 2 {
+		t.Fatalf("%s body %q", res.Proto, b)
+	}
+	if !got100.Load() {
+		t.Fatal("client got no 100 Continue")
+	}
+}

@@ -11,6 +11,14 @@
 // header lists (against CONTINUATION floods), queued control-frame replies
 // (against PING and SETTINGS floods), and buffered request bodies (by flow
 // control).
+//
+// Handlers see what net/http's HTTP/2 server gives them, with these
+// differences: no Content-Type sniffing, no Hijack and no server push;
+// SetReadDeadline and SetWriteDeadline through http.ResponseController
+// return http.ErrNotSupported (EnableFullDuplex succeeds); WriteHeader(101)
+// is ignored; a "Connection: close" response header does not shut the
+// connection down; and a request whose header list exceeds MaxHeaderBytes
+// closes the connection (GOAWAY PROTOCOL_ERROR) instead of getting a 431.
 package h2
 
 import (

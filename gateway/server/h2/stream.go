@@ -41,6 +41,9 @@ type stream struct {
 	off        int
 	bodyErr    error // io.EOF after END_STREAM, or why reads fail
 	bodyClosed bool
+	// needsContinue is set when the client sent "Expect: 100-continue"; the
+	// first body read then sends the interim 100 response it waits for.
+	needsContinue bool
 
 	// ended is set once the handler's end has been accounted for; only the
 	// handler's goroutine uses it.
@@ -83,6 +86,12 @@ var errBodyAfterClose = http.ErrBodyReadAfterClose
 func (b *requestBody) Read(p []byte) (int, error) {
 	st := b.st
 	st.mu.Lock()
+	if st.needsContinue {
+		st.needsContinue = false
+		st.mu.Unlock()
+		st.c.send100Continue(st)
+		st.mu.Lock()
+	}
 	for st.off == len(st.buf) && st.bodyErr == nil {
 		st.cond.Wait()
 	}
@@ -115,6 +124,7 @@ func (b *requestBody) Close() error {
 	st.buf = nil
 	st.off = 0
 	st.bodyClosed = true
+	st.needsContinue = false
 	if st.bodyErr == nil || st.bodyErr == io.EOF {
 		st.bodyErr = errBodyAfterClose
 	}
@@ -336,4 +346,14 @@ func (c *conn) processTrailers(st *stream, f *http2.MetaHeadersFrame) error {
 	st.cond.Signal()
 	st.mu.Unlock()
 	return nil
+}
+
+// send100Continue tells a client that waits before sending its body to go
+// ahead (RFC 9110 §10.1.1).
+func (c *conn) send100Continue(st *stream) {
+	c.lockWrite()
+	if c.writableLocked(st) == nil {
+		c.writeHeaderBlockLocked(st.id, http.StatusContinue, nil, "", false, false)
+	}
+	c.unlockWrite()
 }

@@ -29,8 +29,10 @@ const (
 	// RST_STREAMs) queued since the last flush. A client that sends more of
 	// them than it reads back is flooding us.
 	maxQueuedControl = 10000
-	// maxSpareBuffer is the largest output buffer kept for reuse.
-	maxSpareBuffer = 1 << 20
+	// maxSpareBuffer is the largest output buffer kept for reuse; a larger
+	// one, grown by a burst, is dropped so that an idle connection does not
+	// hold it.
+	maxSpareBuffer = 64 << 10
 	// closeWriteGrace bounds the final flush when a connection is torn down,
 	// so that a client that reads nothing cannot hold the teardown.
 	closeWriteGrace = time.Second
@@ -69,9 +71,16 @@ func (c *conn) unlockWrite() {
 // holding wmu; while it waits it is not counted as a writer, and it flushes
 // first if nobody else will, since the peer may be waiting for those bytes
 // before it grants more window.
+//
+// A flush releases the lock, and a window update or reset that arrived
+// meanwhile has already been broadcast; so after flushing it returns at once
+// for the caller to re-check its condition, and waits only when it has held
+// the lock since that check.
 func (c *conn) waitLocked() {
-	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 {
+	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 && !c.flushing {
 		c.flushLocked()
+		c.writers.Add(1)
+		return
 	}
 	if c.werr == nil {
 		c.wcond.Wait()
