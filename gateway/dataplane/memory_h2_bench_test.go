@@ -1,0 +1,132 @@
+package dataplane
+
+import (
+	"bytes"
+	"log/slog"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// BenchmarkIdleHTTP2ConnectionMemory reports, as BenchmarkIdleConnectionMemory does
+// for HTTP/1.1, the heap and stacks that 1,000 idle HTTP/2 (h2c) client connections
+// hold in the gateway after one request each, less the sockets' own cost. The
+// HTTP/2 server is the one SWITCHYARD_HTTP2 chooses.
+func BenchmarkIdleHTTP2ConnectionMemory(b *testing.B) {
+	snap := snapshotFor("idle", "127.0.0.1:1")
+	rule := &snap.Listeners[0].VirtualHosts[0].Routes[0].Rules[0]
+	rule.Filters = []config.Filter{{Type: config.FilterRequestRedirect, RequestRedirect: &config.Redirect{Hostname: "elsewhere.example.com"}}}
+	e := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	defer shutdownEngine(e)
+	if err := e.Apply(snap); err != nil {
+		b.Fatal(err)
+	}
+	gatewayAddr := e.Addr(snap.Listeners[0].Name)
+	opening := h2cOpening(b)
+	var heap, stack float64
+	runs := 0
+	for b.Loop() {
+		rawHeap, rawStack := rawConnectionMemory(b)
+		gwHeap, gwStack := heldH2Memory(b, gatewayAddr, opening)
+		heap += float64(gwHeap) - float64(rawHeap)/2
+		stack += float64(gwStack) - float64(rawStack)/2
+		runs++
+	}
+	per := 1000 / float64(idleConnections*runs)
+	b.ReportMetric(heap*per, "heap-B/1k-conns")
+	b.ReportMetric(stack*per, "stack-B/1k-conns")
+}
+
+// h2cOpening returns what an h2c client sends to open a connection and ask for one
+// GET on stream 1: the preface, its SETTINGS and the request's HEADERS.
+func h2cOpening(b *testing.B) []byte {
+	var out, block bytes.Buffer
+	out.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&out, nil)
+	enc := hpack.NewEncoder(&block)
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "GET"}, {Name: ":scheme", Value: "http"},
+		{Name: ":authority", Value: "app.example.com"}, {Name: ":path", Value: "/"}} {
+		if err := enc.WriteField(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := fr.WriteSettings(); err != nil {
+		b.Fatal(err)
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		b.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// heldH2Memory opens idleConnections h2c connections to addr, asks for one GET on
+// each and reads its answer, and returns how much the live heap and the goroutine
+// stacks grew while they are open. The client's own framers are garbage by then.
+func heldH2Memory(b *testing.B, addr string, opening []byte) (heap, stack uint64) {
+	heapBefore, stackBefore := memoryInUse()
+	conns := make([]net.Conn, 0, idleConnections)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range idleConnections {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		h2AnswerOf(b, c, opening)
+	}
+	heapAfter, stackAfter := memoryInUse()
+	runtime.KeepAlive(conns)
+	return grewBy(heapBefore, heapAfter), grewBy(stackBefore, stackAfter)
+}
+
+// h2AnswerOf sends the opening on c and reads frames until stream 1 ends, which
+// must be with a 302 (the route redirects).
+func h2AnswerOf(b *testing.B, c net.Conn, opening []byte) {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer func() { _ = c.SetDeadline(time.Time{}) }()
+	if _, err := c.Write(opening); err != nil {
+		b.Fatal(err)
+	}
+	fr := http2.NewFramer(c, c)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	status := ""
+	for range 100 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				if err := fr.WriteSettingsAck(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		case *http2.MetaHeadersFrame:
+			status = f.PseudoValue("status")
+			if f.StreamEnded() {
+				return
+			}
+		case *http2.DataFrame:
+			if f.StreamEnded() {
+				if status != "302" {
+					b.Fatalf("status %q, want 302", status)
+				}
+				return
+			}
+		case *http2.GoAwayFrame:
+			b.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+	b.Fatal("stream 1 did not end within 100 frames")
+}
