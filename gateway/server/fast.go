@@ -15,8 +15,8 @@ type HTTP1Mode string
 
 const (
 	// HTTP1Fast serves HTTP/1.x with package h1, a server built for the data path,
-	// and keeps net/http for HTTP/2 (ALPN h2 over TLS, and h2c with prior
-	// knowledge, which h1 hands over).
+	// and HTTP/2 (ALPN h2 over TLS, and h2c with prior knowledge, which h1 hands
+	// over) with the server HTTP2Mode chooses.
 	HTTP1Fast HTTP1Mode = "fast"
 	// HTTP1Std serves everything with net/http, HTTP/1.x behind the framing guard.
 	HTTP1Std HTTP1Mode = "std"

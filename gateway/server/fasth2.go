@@ -28,7 +28,7 @@ const HTTP2ModeEnv = "SWITCHYARD_HTTP2"
 
 // DefaultHTTP2Mode is the HTTP/2 server when neither the limits nor the
 // environment choose one.
-const DefaultHTTP2Mode = HTTP2Std
+const DefaultHTTP2Mode = HTTP2Fast
 
 // ParseHTTP2Mode reads "fast" or "std"; "" means the environment's choice (see
 // HTTP2ModeEnv), else the default.
