@@ -180,7 +180,24 @@ func buildBinaries(switchyard, dir string) (binaries, error) {
 		}
 	}
 	bins.observeFlags = flagSupported(bins.switchyard, "route-metrics") && flagSupported(bins.switchyard, "access-log")
+	bins.http2Alt = http2Alternative(bins.switchyard)
 	return bins, nil
+}
+
+// http2Targets are the targets of the HTTP/2 scenario: the peers, and Switchyard
+// with its other HTTP/2 server where it has one, right after its default run.
+func http2Targets(bins binaries) []string {
+	if bins.http2Alt == "" {
+		return peers
+	}
+	targets := make([]string, 0, len(peers)+1)
+	for _, name := range peers {
+		targets = append(targets, name)
+		if name == targetSwitchyard {
+			targets = append(targets, targetH2Prefix+bins.http2Alt)
+		}
+	}
+	return targets
 }
 
 // policyTargets are the targets of the policy comparison: bare and with policies,

@@ -92,3 +92,33 @@ func TestSwitchyardCommandObservability(t *testing.T) {
 		}
 	}
 }
+
+func TestHTTP2ScenarioRunsTheOtherServer(t *testing.T) {
+	help := "  -http2 string\n    \tHTTP/2 server for clients when --http1 is fast: fast (built for the data path) or std (net/http); default: $SWITCHYARD_HTTP2, else std\n"
+	if got := alternativeIn(help); got != "fast" {
+		t.Errorf("alternative to std: %q", got)
+	}
+	if got := alternativeIn(strings.Replace(help, "else std", "else fast", 1)); got != "std" {
+		t.Errorf("alternative to fast: %q", got)
+	}
+	if got := alternativeIn("  -http1 string\n"); got != "" {
+		t.Errorf("a binary without --http2: %q", got)
+	}
+	if got := http2Targets(binaries{}); !slices.Equal(got, peers) {
+		t.Errorf("without --http2: %v", got)
+	}
+	bins := binaries{switchyard: "/opt/switchyard", http2Alt: "fast"}
+	got := http2Targets(bins)
+	i := slices.Index(got, targetSwitchyard)
+	if len(got) != len(peers)+1 || i < 0 || got[i+1] != "switchyard-h2fast" {
+		t.Fatalf("with --http2: %v", got)
+	}
+	s := peerSetup{Dir: t.TempDir(), Listen: 28080, Backend: 29090, Table: catchAll(), HTTP2: true}
+	argv, _, err := peerCommand("switchyard-h2fast", bins, s, map[int]bool{})
+	if err != nil || !strings.Contains(strings.Join(argv, " "), "--http2 fast") {
+		t.Fatalf("command %v, %v", argv, err)
+	}
+	if argv, _, _ := peerCommand(targetSwitchyard, bins, s, map[int]bool{}); strings.Contains(strings.Join(argv, " "), "--http2") {
+		t.Errorf("the default run chooses a server: %v", argv)
+	}
+}

@@ -66,10 +66,19 @@ func scenarios(bins binaries, ls loadSettings) []scenario {
 			about: "As the reference, with a 10 KiB body."},
 		{key: "body-1m", title: "1 MiB response body", targets: peers, table: catchAll(), size: body1MiB,
 			about: "As the reference, with a 1 MiB body."},
-		{key: "http2", title: "HTTP/2 clients", targets: peers, table: catchAll(), size: tinyBody, load: h2Load,
-			about: fmt.Sprintf("Load from h2load -t1 -c%d -m%d (HTTP/2 with prior knowledge over cleartext, %d streams in flight); proxies speak HTTP/1.1 with keep-alive to the backend, direct and the relay reach the backend's own h2c.",
-				ls.H2Clients, ls.H2Streams, ls.H2Clients*ls.H2Streams)},
+		{key: "http2", title: "HTTP/2 clients", targets: http2Targets(bins), table: catchAll(), size: tinyBody, load: h2Load,
+			about: fmt.Sprintf("Load from h2load -t1 -c%d -m%d (HTTP/2 with prior knowledge over cleartext, %d streams in flight); proxies speak HTTP/1.1 with keep-alive to the backend, direct and the relay reach the backend's own h2c.%s",
+				ls.H2Clients, ls.H2Streams, ls.H2Clients*ls.H2Streams, http2About(bins))},
 	}
+}
+
+// http2About names the run with the HTTP/2 server Switchyard does not use by
+// default, when there is one.
+func http2About(bins binaries) string {
+	if bins.http2Alt == "" {
+		return ""
+	}
+	return fmt.Sprintf(" %s%s is Switchyard with `--http2 %s`; switchyard uses its default.", targetH2Prefix, bins.http2Alt, bins.http2Alt)
 }
 
 // policiesAbout describes the policy comparison.

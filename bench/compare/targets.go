@@ -26,6 +26,9 @@ const (
 	targetNginx      = "nginx"
 	targetHAProxy    = "haproxy"
 	targetCaddy      = "caddy"
+	// targetH2Prefix starts the name of the run of Switchyard with the HTTP/2 server
+	// it does not use by default ("switchyard-h2fast" or "switchyard-h2std").
+	targetH2Prefix = "switchyard-h2"
 )
 
 // peers are the targets of a scenario that compares every peer, in the order of
@@ -48,6 +51,9 @@ type binaries struct {
 	// observeFlags is set when `switchyard standalone` has --route-metrics and
 	// --access-log.
 	observeFlags bool
+	// http2Alt is the HTTP/2 server (--http2) the binary does not use by default,
+	// "" when it has no choice.
+	http2Alt string
 }
 
 // startTarget starts the named target in front of the backend on backendPort with
@@ -116,6 +122,9 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 	case targetSwitchyard, targetBare, targetPolicies:
 		return switchyardCommand(name, bins, s, ports)
 	}
+	if bins.http2Alt != "" && name == targetH2Prefix+bins.http2Alt {
+		return switchyardCommand(name, bins, s, ports)
+	}
 	return nil, nil, fmt.Errorf("unknown target %q", name)
 }
 
@@ -142,6 +151,9 @@ func switchyardCommand(name string, bins binaries, s peerSetup, ports map[int]bo
 	}
 	argv := []string{bins.switchyard, "standalone", "--config", configDir, "--admin-addr", listenAddr(adminPort),
 		"--log-level", "warn", "--drain-timeout", "1s"}
+	if bins.http2Alt != "" && name == targetH2Prefix+bins.http2Alt {
+		argv = append(argv, "--http2", bins.http2Alt)
+	}
 	if bins.observeFlags {
 		switch name {
 		case targetBare:
@@ -248,4 +260,26 @@ func fetch(ctx context.Context, client *http.Client, url, host string) (int, htt
 func flagSupported(bin, flag string) bool {
 	out, _ := execOutput(bin, "standalone", "-h")
 	return strings.Contains(out, "-"+flag+" ")
+}
+
+// http2Alternative returns the HTTP/2 server the binary's --http2 flag offers
+// besides its default, which its help names ("..., else std"); "" without the flag.
+func http2Alternative(bin string) string {
+	out, _ := execOutput(bin, "standalone", "-h")
+	return alternativeIn(out)
+}
+
+// alternativeIn reads the help text of `switchyard standalone` for http2Alternative.
+func alternativeIn(help string) string {
+	_, rest, found := strings.Cut(help, "$SWITCHYARD_HTTP2, else ")
+	if !found || !strings.Contains(help, "-http2 ") {
+		return ""
+	}
+	switch {
+	case strings.HasPrefix(rest, "std"):
+		return "fast"
+	case strings.HasPrefix(rest, "fast"):
+		return "std"
+	}
+	return ""
 }
