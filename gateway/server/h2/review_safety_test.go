@@ -1,9 +1,15 @@
 package h2
 
 import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -47,4 +53,80 @@ func TestOversizedFrameIsFrameSizeError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// noHalfCloseConn hides CloseWrite, like a conn wrapped by the HTTP/1
+// server that hands h2c connections over, and reports its Close.
+type noHalfCloseConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *noHalfCloseConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// A connection ended with GOAWAY while the client still sends must not be
+// closed with unread input even when it cannot half-close, or the kernel
+// resets it and the client loses the GOAWAY.
+func TestGoAwaySurvivesConnWithoutCloseWrite(t *testing.T) {
+	srv := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wrapped := make(chan *noHalfCloseConn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		nc := &noHalfCloseConn{Conn: c, closed: make(chan struct{})}
+		wrapped <- nc
+		srv.ServeConn(nc)
+	}()
+	defer srv.Close()
+	rc := dialRaw(t, ln.Addr().String())
+	// WINDOW_UPDATE on an idle stream is a connection error; the bytes after
+	// it stay unread, beyond what the server's read buffer takes in.
+	var b bytes.Buffer
+	http2.NewFramer(&b, nil).WriteWindowUpdate(7, 1)
+	b.Write(make([]byte, 256<<10))
+	if _, err := rc.nc.Write(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	nc := <-wrapped
+	select {
+	case <-nc.closed:
+	case <-time.After(ioBound):
+		t.Fatal("server did not close the connection")
+	}
+	ga, _ := rc.readUntilEndErr()
+	if ga == nil || ga.ErrCode != http2.ErrCodeProtocol {
+		t.Fatalf("GOAWAY %+v, want PROTOCOL_ERROR", ga)
+	}
+}
+
+// readUntilEndErr is readUntilEnd that also fails on a connection reset.
+func (rc *rawConn) readUntilEndErr() (*http2.GoAwayFrame, error) {
+	rc.t.Helper()
+	var ga *http2.GoAwayFrame
+	for i := 0; i < 100000; i++ {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				rc.t.Fatalf("connection ended with %v (GOAWAY seen: %v)", err, ga != nil)
+			}
+			return ga, err
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			copy := *g
+			ga = &copy
+		}
+	}
+	rc.t.Fatal("connection did not end: too many frames")
+	return nil, nil
 }
