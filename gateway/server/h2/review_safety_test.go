@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,4 +130,29 @@ func (rc *rawConn) readUntilEndErr() (*http2.GoAwayFrame, error) {
 	}
 	rc.t.Fatal("connection did not end: too many frames")
 	return nil, nil
+}
+
+// A handler that ends with runtime.Goexit (as t.FailNow or log.Fatal-like
+// helpers do) has its stream reset and released, like one that panics;
+// otherwise it stays counted against MaxConcurrentStreams forever.
+func TestHandlerGoexitReleasesStream(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/exit" {
+			runtime.Goexit()
+		}
+		io.WriteString(w, "ok")
+	}), func(c *Config) { c.MaxConcurrentStreams = 1 })
+	rc := dialRaw(t, ts.addr)
+	rc.request(1, true, "GET", "/exit")
+	f := rc.readUntil("RST_STREAM on stream 1", isRST(1)).(*http2.RSTStreamFrame)
+	if f.ErrCode != http2.ErrCodeInternal {
+		t.Fatalf("stream 1 reset with %v, want INTERNAL_ERROR", f.ErrCode)
+	}
+	rc.request(3, true, "GET", "/ok")
+	g := rc.readUntil("a response or reset on stream 3", func(f http2.Frame) bool {
+		return f.Header().StreamID == 3
+	})
+	if h, ok := g.(*http2.MetaHeadersFrame); !ok || h.PseudoValue("status") != "200" {
+		t.Fatalf("stream 3 got %v, want a 200 response", g)
+	}
 }
