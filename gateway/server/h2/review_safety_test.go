@@ -3,10 +3,12 @@ package h2
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -154,5 +156,44 @@ func TestHandlerGoexitReleasesStream(t *testing.T) {
 	})
 	if h, ok := g.(*http2.MetaHeadersFrame); !ok || h.PseudoValue("status") != "200" {
 		t.Fatalf("stream 3 got %v, want a 200 response", g)
+	}
+}
+
+// Padding counts against the stream window too (RFC 9113 §6.1), and no body
+// read gives it back; unless the server returns it, a client that pads its
+// DATA frames runs out of stream window and the upload stalls for good.
+func TestPaddedBodyDoesNotStallStreamWindow(t *testing.T) {
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n)
+	}), func(c *Config) { c.MaxReceiveBufferPerStream = 65535 })
+	rc := dialRaw(t, ts.addr)
+	rc.request(1, false, "POST", "/")
+	const frames = 400 // 400 * 257 bytes: beyond the 65535-byte stream window
+	window := int64(65535)
+	pad := make([]byte, 255)
+	for i := 0; i < frames; i++ {
+		for window < 257 {
+			f := rc.readUntil("WINDOW_UPDATE on stream 1", func(f http2.Frame) bool {
+				wu, ok := f.(*http2.WindowUpdateFrame)
+				return ok && wu.StreamID == 1
+			})
+			window += int64(f.(*http2.WindowUpdateFrame).Increment)
+		}
+		if err := rc.fr.WriteDataPadded(1, i == frames-1, []byte{'x'}, pad); err != nil {
+			t.Fatal(err)
+		}
+		window -= 257
+	}
+	var body []byte
+	rc.readUntil("end of stream 1", func(f http2.Frame) bool {
+		d, ok := f.(*http2.DataFrame)
+		if ok && d.StreamID == 1 {
+			body = append(body, d.Data()...)
+		}
+		return ok && d.StreamID == 1 && d.StreamEnded()
+	})
+	if string(body) != strconv.Itoa(frames) {
+		t.Fatalf("body %q, want %d", body, frames)
 	}
 }
