@@ -197,3 +197,66 @@ func TestPaddedBodyDoesNotStallStreamWindow(t *testing.T) {
 		t.Fatalf("body %q, want %d", body, frames)
 	}
 }
+
+// A handler that reads its body a little behind the client, so that the
+// buffer never runs empty, must not make the request-body buffer keep every
+// byte of the upload: the part already read has to be reclaimed.
+func TestBodyBufferStaysBoundedWhenReaderLags(t *testing.T) {
+	const chunk = 4096
+	const total = 8 << 20
+	maxCap := make(chan int, 1)
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := r.Body.(*requestBody).st
+		buf := make([]byte, chunk)
+		largest := 0
+		for {
+			// Read only while more than a chunk is buffered, so that some
+			// bytes always stay unread until the body ends.
+			st.mu.Lock()
+			for len(st.buf)-st.off <= chunk && st.bodyErr == nil {
+				st.cond.Wait()
+			}
+			largest = max(largest, cap(st.buf))
+			done := st.bodyErr != nil
+			st.mu.Unlock()
+			if done {
+				io.Copy(io.Discard, r.Body)
+				break
+			}
+			if _, err := io.ReadFull(r.Body, buf); err != nil {
+				break
+			}
+		}
+		maxCap <- largest
+	}), func(c *Config) { c.MaxReceiveBufferPerStream = 65535 })
+	rc := dialRaw(t, ts.addr)
+	rc.request(1, false, "POST", "/")
+	connWin, streamWin := int64(1<<20), int64(65535)
+	frame := make([]byte, 16384)
+	for sent := 0; sent < total; sent += len(frame) {
+		for min(connWin, streamWin) < int64(len(frame)) {
+			f := rc.readUntil("WINDOW_UPDATE", func(f http2.Frame) bool {
+				_, ok := f.(*http2.WindowUpdateFrame)
+				return ok
+			}).(*http2.WindowUpdateFrame)
+			if f.StreamID == 0 {
+				connWin += int64(f.Increment)
+			} else {
+				streamWin += int64(f.Increment)
+			}
+		}
+		if err := rc.fr.WriteData(1, sent+len(frame) >= total, frame); err != nil {
+			t.Fatal(err)
+		}
+		connWin -= int64(len(frame))
+		streamWin -= int64(len(frame))
+	}
+	select {
+	case c := <-maxCap:
+		if c > 1<<20 {
+			t.Fatalf("body buffer grew to %d bytes for a 65535-byte window", c)
+		}
+	case <-time.After(ioBound):
+		t.Fatal("handler did not finish")
+	}
+}

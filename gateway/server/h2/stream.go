@@ -222,7 +222,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	st.mu.Lock()
 	kept := !st.bodyClosed
 	if kept {
-		st.buf = append(st.buf, data...)
+		st.appendBodyLocked(data)
 	}
 	if end {
 		st.remoteClosed.Store(true)
@@ -243,6 +243,19 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		return c.giveBackPadding(st, pad)
 	}
 	return nil
+}
+
+// appendBodyLocked buffers request body bytes; st.mu is held. The bytes the
+// handler has already read are dropped first whenever the buffer would
+// otherwise grow: a reader that never quite catches up leaves the buffer
+// never empty, and it must hold at most a window's worth, not the whole body.
+func (st *stream) appendBodyLocked(data []byte) {
+	if st.off > 0 && len(st.buf)+len(data) > cap(st.buf) {
+		n := copy(st.buf, st.buf[st.off:])
+		st.buf = st.buf[:n]
+		st.off = 0
+	}
+	st.buf = append(st.buf, data...)
 }
 
 // giveBackPadding returns the window a kept DATA frame's padding used. The
