@@ -34,6 +34,10 @@ const (
 // little.
 const maxFrameWrite = 16384
 
+// maxFrameRead is the largest frame payload we accept: the initial
+// SETTINGS_MAX_FRAME_SIZE (RFC 9113 §6.5.2), which we never raise.
+const maxFrameRead = 16384
+
 // conn is one HTTP/2 connection.
 type conn struct {
 	srv        *Server
@@ -95,6 +99,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.fr = http2.NewFramer(io.Discard, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.maxHeaderList
+	// We advertise no SETTINGS_MAX_FRAME_SIZE, so the initial 16 KiB is the
+	// most a peer may send; the Framer's default (16 MiB) would also let one
+	// frame header make us allocate that much.
+	c.fr.SetMaxReadFrameSize(maxFrameRead)
 	c.fr.SetReuseFrames()
 	c.wfr = http2.NewFramer(&c.out, nil)
 	c.henc = hpack.NewEncoder(&c.hbuf)
@@ -154,6 +162,10 @@ func (c *conn) endWithError(err error) {
 	case errors.As(err, &ce):
 		c.srv.debug("h2: connection error", "remote", c.remoteAddr, "code", http2.ErrCode(ce), "detail", c.fr.ErrorDetail())
 		c.goAway(http2.ErrCode(ce), false)
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		// A frame larger than we allow (RFC 9113 §4.2).
+		c.srv.debug("h2: frame too large", "remote", c.remoteAddr)
+		c.goAway(errCodeFrameSize, false)
 	case errors.Is(err, errFlood):
 		c.srv.debug("h2: flood", "remote", c.remoteAddr)
 		c.goAway(errCodeCalm, false)
@@ -173,10 +185,11 @@ func (c *conn) endWithError(err error) {
 // lingerClose half-closes the connection and briefly discards what the
 // client still sends, so that our GOAWAY is not destroyed by the TCP reset
 // that closing a socket with unread input provokes. It is bounded in time
-// and bytes.
+// and bytes. A conn that cannot half-close (such as one wrapped by the
+// HTTP/1 server that hands h2c over) is drained all the same: the client
+// sees no EOF then, but it closes on our GOAWAY.
 func (c *conn) lingerClose() {
-	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok || cw.CloseWrite() != nil {
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() != nil {
 		return
 	}
 	c.nc.SetReadDeadline(time.Now().Add(closeWriteGrace))

@@ -8,21 +8,22 @@ import (
 )
 
 // runHandler runs st's handler on a worker goroutine and finishes the
-// stream. A panic resets only this stream; the connection carries on.
+// stream. A panic, or runtime.Goexit, resets only this stream; the
+// connection carries on.
 func (c *conn) runHandler(st *stream) {
 	finished := false
 	defer func() {
 		if finished {
 			return
 		}
-		if e := recover(); e != nil {
-			if e != http.ErrAbortHandler && c.srv.logger != nil {
-				c.srv.logger.Error("h2: handler panic", "remote", c.remoteAddr,
-					"method", st.req.Method, "uri", st.req.RequestURI,
-					"panic", e, "stack", string(debug.Stack()))
-			}
-			c.abortFromHandler(st)
+		// recover returns nil when the handler called runtime.Goexit; the
+		// stream must end all the same, or it stays counted forever.
+		if e := recover(); e != nil && e != http.ErrAbortHandler && c.srv.logger != nil {
+			c.srv.logger.Error("h2: handler panic", "remote", c.remoteAddr,
+				"method", st.req.Method, "uri", st.req.RequestURI,
+				"panic", e, "stack", string(debug.Stack()))
 		}
+		c.abortFromHandler(st)
 	}()
 	c.srv.handler.ServeHTTP(&st.rw, st.req)
 	c.finishStream(st)

@@ -222,7 +222,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	st.mu.Lock()
 	kept := !st.bodyClosed
 	if kept {
-		st.buf = append(st.buf, data...)
+		st.appendBodyLocked(data)
 	}
 	if end {
 		st.remoteClosed.Store(true)
@@ -235,13 +235,53 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	c.smu.Unlock()
 	// Padding, and data nobody will read, count against the windows but are
 	// given back at once.
-	discard := n - int64(len(data))
 	if !kept {
-		discard = n
+		st.inflow.Add(n)
+		return c.giveBack(n)
 	}
-	if discard > 0 {
-		st.inflow.Add(discard)
-		return c.giveBack(discard)
+	if pad := n - int64(len(data)); pad > 0 {
+		return c.giveBackPadding(st, pad)
+	}
+	return nil
+}
+
+// appendBodyLocked buffers request body bytes; st.mu is held. The bytes the
+// handler has already read are dropped first whenever the buffer would
+// otherwise grow: a reader that never quite catches up leaves the buffer
+// never empty, and it must hold at most a window's worth, not the whole body.
+func (st *stream) appendBodyLocked(data []byte) {
+	if st.off > 0 && len(st.buf)+len(data) > cap(st.buf) {
+		n := copy(st.buf, st.buf[st.off:])
+		st.buf = st.buf[:n]
+		st.off = 0
+	}
+	st.buf = append(st.buf, data...)
+}
+
+// giveBackPadding returns the window a kept DATA frame's padding used. The
+// client counts padding against the stream window too (RFC 9113 §6.1) and
+// no body read gives it back, so the stream needs its WINDOW_UPDATE as well,
+// or a client that pads runs out of window and stalls. It runs on the
+// reading goroutine, so it queues without flushing itself.
+func (c *conn) giveBackPadding(st *stream, n int64) error {
+	var streamInc int64
+	if !st.remoteClosed.Load() && st.unacked.Add(n) >= int64(c.srv.streamWindow)/4 {
+		streamInc = st.unacked.Swap(0)
+		st.inflow.Add(streamInc)
+	}
+	connInc := c.takeConnCredit(n)
+	if streamInc <= 0 && connInc <= 0 {
+		return nil
+	}
+	if !c.queueControl(func() {
+		if streamInc > 0 && !st.wclosed {
+			c.wfr.WriteWindowUpdate(st.id, uint32(streamInc))
+		}
+		if connInc > 0 {
+			c.wfr.WriteWindowUpdate(0, uint32(connInc))
+		}
+	}) {
+		return errFlood
 	}
 	return nil
 }
