@@ -318,6 +318,16 @@ func (rc *replayConn) Read(p []byte) (int, error) {
 	return rc.Conn.Read(p)
 }
 
+// CloseWrite shuts the connection's write side where it has one, so that a server
+// handed the connection can close it gracefully (HTTP/2 sends GOAWAY, then stops
+// writing and drains what the client still sends).
+func (rc *replayConn) CloseWrite() error {
+	if cw, ok := rc.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
+}
+
 // close closes the connection, after sending what is buffered.
 func (c *conn) close() {
 	c.state.Store(stateGone)
