@@ -80,7 +80,14 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	if why := c.setBody(st, r, f.StreamEnded()); why != "" {
 		return bad(why)
 	}
+	// Like net/http, hide what this server has taken care of: the 100
+	// (Continue) it sends on the first body read, and the announced trailer
+	// names, now the keys of r.Trailer.
+	if st.needsContinue || httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue") {
+		delete(header, "Expect")
+	}
 	r.Trailer = declaredTrailers(header)
+	delete(header, "Trailer")
 	st.req = r.WithContext(st.ctx)
 	return nil
 }
@@ -103,8 +110,12 @@ func checkPseudo(ps *pseudo) string {
 		}
 		return ""
 	}
-	if ps.scheme == "" || ps.path == "" {
-		return "missing :scheme or :path"
+	if ps.scheme != "http" && ps.scheme != "https" || ps.path == "" {
+		return "missing or bad :scheme, or missing :path"
+	}
+	if strings.IndexByte(ps.authority, '@') >= 0 {
+		// RFC 9113 §8.3.1: no userinfo in http and https authorities.
+		return "userinfo in :authority"
 	}
 	if ps.path[0] != '/' && !(ps.path == "*" && ps.method == http.MethodOptions) {
 		return "bad :path"

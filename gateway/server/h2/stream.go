@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -44,6 +45,12 @@ type stream struct {
 	// needsContinue is set when the client sent "Expect: 100-continue"; the
 	// first body read then sends the interim 100 response it waits for.
 	needsContinue bool
+	// The deadlines set through http.ResponseController (deadline.go),
+	// guarded by mu.
+	readTimer   *time.Timer
+	readGen     uint64
+	readExpired bool
+	writeTimer  *time.Timer
 
 	// ended is set once the handler's end has been accounted for; only the
 	// handler's goroutine uses it.
@@ -92,8 +99,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		st.c.send100Continue(st)
 		st.mu.Lock()
 	}
-	for st.off == len(st.buf) && st.bodyErr == nil {
+	for st.off == len(st.buf) && st.bodyErr == nil && !st.readExpired {
 		st.cond.Wait()
+	}
+	if st.off == len(st.buf) && st.bodyErr == nil {
+		st.mu.Unlock()
+		return 0, errReadDeadline
 	}
 	if st.bodyErr != nil && st.bodyErr != io.EOF {
 		err := st.bodyErr
