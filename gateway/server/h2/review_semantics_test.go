@@ -261,3 +261,28 @@ func TestHTTPServerWriteTimeoutResetsStream(t *testing.T) {
 		t.Fatalf("reset %v code %v; want INTERNAL_ERROR", reset, code)
 	}
 }
+
+func TestOversizedHeadersGet431AndConnectionSurvives(t *testing.T) {
+	var calls atomic.Int32
+	ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		io.WriteString(w, "ok")
+	}), func(c *Config) { c.MaxHeaderBytes = 4096 })
+	rc := dialRaw(t, ts.addr)
+	// Each field fits, together they do not. (A single field larger than
+	// the whole limit is a COMPRESSION_ERROR in the Framer, as with net/http.)
+	big := strings.Repeat("a", 2000)
+	rc.request(1, false, "POST", "/", "x-a", big, "x-b", big, "x-c", big)
+	if mh := rc.responseHeaders(1); mh.PseudoValue("status") != "431" || !mh.StreamEnded() {
+		t.Fatalf("status %q, end %v; want 431 ending the stream", mh.PseudoValue("status"), mh.StreamEnded())
+	}
+	if calls.Load() != 0 {
+		t.Fatal("oversized request reached the handler")
+	}
+	// The HPACK state stayed in step: the next request on the connection,
+	// which the encoder may compress against the big one, is served.
+	rc.request(3, true, "GET", "/")
+	if reset, _, body := rc.endOrReset(3); reset || body != "ok" {
+		t.Fatalf("next stream: reset %v body %q", reset, body)
+	}
+}

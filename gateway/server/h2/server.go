@@ -13,13 +13,12 @@
 // control).
 //
 // Handlers see what net/http's HTTP/2 server gives them, with these
-// differences: no Hijack and no server push; a body read deadline set through
-// http.ResponseController can be extended after it passed, as on a net.Conn;
-// a handler that writes less than its declared Content-Length has its stream
-// reset rather than ended; WriteHeader(101)
-// is ignored; a "Connection: close" response header does not shut the
-// connection down; and a request whose header list exceeds MaxHeaderBytes
-// closes the connection (GOAWAY PROTOCOL_ERROR) instead of getting a 431.
+// differences: no Hijack and no server push; HEAD responses get no sniffed
+// Content-Type; a body read deadline set through http.ResponseController can
+// be extended after it passed, as on a net.Conn; a handler that writes less
+// than its declared Content-Length has its stream reset rather than ended;
+// WriteHeader(101) is ignored; and a "Connection: close" response header does
+// not shut the connection down.
 package h2
 
 import (

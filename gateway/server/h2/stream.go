@@ -267,13 +267,12 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		// A stream cannot depend on itself (RFC 9113 §5.3.1).
 		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
 	}
-	if f.Truncated {
-		// The header list exceeded SETTINGS_MAX_HEADER_LIST_SIZE.
-		return http2.ConnectionError(errCodeProtocol)
-	}
 	c.smu.Lock()
 	if st := c.streams[id]; st != nil {
 		c.smu.Unlock()
+		if f.Truncated {
+			return http2.StreamError{StreamID: id, Code: errCodeProtocol, Cause: errors.New("trailers too large")}
+		}
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxStreamID {
@@ -296,6 +295,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: errCodeRefused}
 	}
 	c.smu.Unlock()
+	if f.Truncated {
+		return c.answerHeaderListTooLong(id, f.StreamEnded())
+	}
 
 	st := c.newStream(id)
 	if err := c.buildRequest(st, f); err != nil {
@@ -308,6 +310,24 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.running++
 	c.smu.Unlock()
 	c.srv.workers.submit(st)
+	return nil
+}
+
+// answerHeaderListTooLong answers a request whose header list exceeded
+// SETTINGS_MAX_HEADER_LIST_SIZE with 431, as net/http does, without running
+// a handler; the HPACK state is intact (the Framer decoded the whole block),
+// so the connection and its other streams carry on.
+func (c *conn) answerHeaderListTooLong(id uint32, ended bool) error {
+	ok := c.queueControl(func() {
+		c.writeHeaderBlockLocked(id, http.StatusRequestHeaderFieldsTooLarge, nil, "0", true, true)
+		if !ended {
+			// We will not read its body (RFC 9113 §8.1).
+			c.wfr.WriteRSTStream(id, errCodeNo)
+		}
+	})
+	if !ok {
+		return errFlood
+	}
 	return nil
 }
 
