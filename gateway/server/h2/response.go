@@ -156,6 +156,10 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	}
 	rw.written += int64(len(p))
 	if rw.st.req.Method == http.MethodHead {
+		if rw.headLen == 0 && !rw.sentHeader {
+			// The body is dropped, but its type is sniffed as for GET.
+			rw.addSniffedType(p)
+		}
 		rw.headLen += int64(len(p))
 		return len(p), nil
 	}

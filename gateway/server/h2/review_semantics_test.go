@@ -118,6 +118,7 @@ func TestContentTypeIsSniffed(t *testing.T) {
 		{"small", "", "text/html; charset=utf-8", 0},
 		{"large", "", "text/html; charset=utf-8", 100000},
 		{"encoded", "gzip", "", 0},
+		{"head", "", "text/html; charset=utf-8", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +128,11 @@ func TestContentTypeIsSniffed(t *testing.T) {
 				io.WriteString(w, "<html><body>hi"+strings.Repeat(" ", tc.size))
 			}), nil)
 			rc := dialRaw(t, ts.addr)
-			rc.request(1, true, "GET", "/")
+			method := "GET"
+			if tc.name == "head" {
+				method = "HEAD"
+			}
+			rc.request(1, true, method, "/")
 			got := ""
 			for _, hf := range rc.responseHeaders(1).RegularFields() {
 				if hf.Name == "content-type" {

@@ -13,8 +13,7 @@
 // control).
 //
 // Handlers see what net/http's HTTP/2 server gives them, with these
-// differences: no Hijack and no server push; HEAD responses get no sniffed
-// Content-Type; a body read deadline set through http.ResponseController can
+// differences: no Hijack and no server push; a body read deadline set through http.ResponseController can
 // be extended after it passed, as on a net.Conn; a handler that writes less
 // than its declared Content-Length has its stream reset rather than ended;
 // WriteHeader(101) is ignored; and a "Connection: close" response header does
