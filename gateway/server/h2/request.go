@@ -57,6 +57,10 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
 	r.Header = header
 	r.RemoteAddr = c.remoteAddr
+	// Unlike net/http, which sets r.TLS only for :scheme https, a TLS
+	// connection's state is always given: the gateway's misdirected-request
+	// and client-certificate checks run only when r.TLS is set, and a
+	// client must not skip them by sending :scheme http over TLS.
 	r.TLS = c.tlsState
 	r.Host = ps.authority
 	if r.Host == "" {
