@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"time"
 )
 
 // runHandler runs st's handler on a worker goroutine and finishes the
@@ -25,8 +26,16 @@ func (c *conn) runHandler(st *stream) {
 		}
 		c.abortFromHandler(st)
 	}()
+	if to := c.srv.writeTO; to > 0 {
+		st.setWriteDeadline(time.Now().Add(to))
+	}
 	c.srv.handler.ServeHTTP(&st.rw, st.req)
-	c.finishStream(st)
+	if st.rw.short() {
+		// Ending the stream would make a truncated body look complete.
+		c.abortFromHandler(st)
+	} else {
+		c.finishStream(st)
+	}
 	finished = true
 }
 
@@ -48,6 +57,7 @@ func (c *conn) finishStream(st *stream) {
 		if !rw.sentHeader {
 			rw.sentHeader = true
 			end := len(body) == 0 && len(trailers) == 0
+			rw.addSniffedType(body)
 			c.writeHeaderBlockLocked(st.id, rw.status, rw.fields, rw.contentLength(len(body)), !rw.hasDate, end)
 			if !end {
 				c.writeDataLocked(st, body, len(trailers) == 0)
@@ -133,6 +143,7 @@ func (c *conn) endStream(st *stream) int {
 		return 0
 	}
 	st.ended = true
+	st.stopTimers()
 	st.cancel()
 	st.body.Close()
 	c.smu.Lock()

@@ -57,6 +57,10 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
 	r.Header = header
 	r.RemoteAddr = c.remoteAddr
+	// Unlike net/http, which sets r.TLS only for :scheme https, a TLS
+	// connection's state is always given: the gateway's misdirected-request
+	// and client-certificate checks run only when r.TLS is set, and a
+	// client must not skip them by sending :scheme http over TLS.
 	r.TLS = c.tlsState
 	r.Host = ps.authority
 	if r.Host == "" {
@@ -80,7 +84,14 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	if why := c.setBody(st, r, f.StreamEnded()); why != "" {
 		return bad(why)
 	}
+	// Like net/http, hide what this server has taken care of: the 100
+	// (Continue) it sends on the first body read, and the announced trailer
+	// names, now the keys of r.Trailer.
+	if st.needsContinue || httpguts.HeaderValuesContainsToken(header["Expect"], "100-continue") {
+		delete(header, "Expect")
+	}
 	r.Trailer = declaredTrailers(header)
+	delete(header, "Trailer")
 	st.req = r.WithContext(st.ctx)
 	return nil
 }
@@ -103,8 +114,12 @@ func checkPseudo(ps *pseudo) string {
 		}
 		return ""
 	}
-	if ps.scheme == "" || ps.path == "" {
-		return "missing :scheme or :path"
+	if ps.scheme != "http" && ps.scheme != "https" || ps.path == "" {
+		return "missing or bad :scheme, or missing :path"
+	}
+	if strings.IndexByte(ps.authority, '@') >= 0 {
+		// RFC 9113 §8.3.1: no userinfo in http and https authorities.
+		return "userinfo in :authority"
 	}
 	if ps.path[0] != '/' && !(ps.path == "*" && ps.method == http.MethodOptions) {
 		return "bad :path"

@@ -36,6 +36,10 @@ type responseWriter struct {
 	trailers    []string
 	fields      []hpack.HeaderField // the header, snapshotted by WriteHeader
 	hasDate     bool
+	noSniff     bool  // the header has a Content-Type or Content-Encoding
+	declared    bool  // the header declared a valid Content-Length, declLen
+	declLen     int64 // the declared Content-Length
+	written     int64 // body bytes the handler wrote
 	// fieldsArr backs fields for typical small headers, saving an
 	// allocation per response.
 	fieldsArr [8]hpack.HeaderField
@@ -76,14 +80,61 @@ func (rw *responseWriter) WriteHeader(code int) {
 		}
 	}
 	rw.fields, rw.hasDate = appendFields(rw.fieldsArr[:0], rw.header, rw.trailers)
+	rw.noteLength()
+	_, hasType := rw.header["Content-Type"]
+	rw.noSniff = hasType || rw.header.Get("Content-Encoding") != ""
 }
+
+// noteLength records the Content-Length the handler declared, which its
+// writes are then held to. Like net/http, it keeps the first content-length
+// field if it is valid, and drops the others.
+func (rw *responseWriter) noteLength() {
+	out := rw.fields[:0]
+	seen := false
+	for _, hf := range rw.fields {
+		if hf.Name == "content-length" {
+			if seen {
+				continue
+			}
+			seen = true
+			n, ok := parseContentLength(hf.Value)
+			if !ok {
+				continue
+			}
+			rw.declared, rw.declLen = true, n
+		}
+		out = append(out, hf)
+	}
+	rw.fields = out
+}
+
+// short reports whether the handler wrote less body than it declared.
+func (rw *responseWriter) short() bool {
+	return rw.declared && rw.written < rw.declLen && !rw.noBody &&
+		rw.st.req.Method != http.MethodHead
+}
+
+// addSniffedType adds a Content-Type sniffed from the first body bytes when
+// the handler set none, as net/http does; it runs just before the HEADERS
+// frame is written.
+func (rw *responseWriter) addSniffedType(first []byte) {
+	if rw.noSniff || rw.noBody || len(first) == 0 {
+		return
+	}
+	rw.noSniff = true
+	rw.fields = append(rw.fields, hpack.HeaderField{Name: "content-type", Value: http.DetectContentType(first)})
+}
+
+// informationalSkip lists the keys a 1xx response leaves out even when the
+// handler has already set them for its final response (RFC 9110 §8.6).
+var informationalSkip = []string{"Content-Length"}
 
 // sendInformational writes a 1xx HEADERS frame and flushes it.
 func (rw *responseWriter) sendInformational(code int) {
 	c := rw.st.c
 	c.lockWrite()
 	if !rw.st.wclosed && c.werr == nil {
-		fields, _ := appendFields(nil, rw.header, nil)
+		fields, _ := appendFields(nil, rw.header, informationalSkip)
 		c.writeHeaderBlockLocked(rw.st.id, code, fields, "", false, false)
 	}
 	c.unlockWrite()
@@ -100,7 +151,15 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if rw.noBody {
 		return 0, http.ErrBodyNotAllowed
 	}
+	if rw.declared && rw.written+int64(len(p)) > rw.declLen {
+		return 0, http.ErrContentLength
+	}
+	rw.written += int64(len(p))
 	if rw.st.req.Method == http.MethodHead {
+		if rw.headLen == 0 && !rw.sentHeader {
+			// The body is dropped, but its type is sniffed as for GET.
+			rw.addSniffedType(p)
+		}
 		rw.headLen += int64(len(p))
 		return len(p), nil
 	}
@@ -132,6 +191,11 @@ func (rw *responseWriter) send(p []byte, flush bool) error {
 	err := c.writableLocked(st)
 	if err == nil && !rw.sentHeader {
 		rw.sentHeader = true
+		if rw.bufp != nil && len(*rw.bufp) > 0 {
+			rw.addSniffedType(*rw.bufp)
+		} else {
+			rw.addSniffedType(p)
+		}
 		c.writeHeaderBlockLocked(st.id, rw.status, rw.fields, "", !rw.hasDate, false)
 	}
 	if err == nil && rw.bufp != nil && len(*rw.bufp) > 0 {

@@ -13,12 +13,11 @@
 // control).
 //
 // Handlers see what net/http's HTTP/2 server gives them, with these
-// differences: no Content-Type sniffing, no Hijack and no server push;
-// SetReadDeadline and SetWriteDeadline through http.ResponseController
-// return http.ErrNotSupported (EnableFullDuplex succeeds); WriteHeader(101)
-// is ignored; a "Connection: close" response header does not shut the
-// connection down; and a request whose header list exceeds MaxHeaderBytes
-// closes the connection (GOAWAY PROTOCOL_ERROR) instead of getting a 431.
+// differences: no Hijack and no server push; a body read deadline set through http.ResponseController can
+// be extended after it passed, as on a net.Conn; a handler that writes less
+// than its declared Content-Length has its stream reset rather than ended;
+// WriteHeader(101) is ignored; and a "Connection: close" response header does
+// not shut the connection down.
 package h2
 
 import (
@@ -60,6 +59,11 @@ type Config struct {
 	Logger *slog.Logger
 	// HTTPServer is given to handlers under http.ServerContextKey.
 	HTTPServer *http.Server
+	// WriteTimeout resets a stream (RST_STREAM INTERNAL_ERROR) whose handler
+	// has not finished this long after it started, like net/http's HTTP/2
+	// server does with http.Server.WriteTimeout; zero means HTTPServer's
+	// WriteTimeout, if any.
+	WriteTimeout time.Duration
 }
 
 // Server serves HTTP/2 connections handed to it by ServeConn.
@@ -72,6 +76,7 @@ type Server struct {
 	readHeaderTO  time.Duration
 	idleTO        time.Duration
 	writeByteTO   time.Duration
+	writeTO       time.Duration
 	logger        *slog.Logger
 	httpServer    *http.Server
 
@@ -111,10 +116,14 @@ func New(cfg Config) *Server {
 		readHeaderTO:  cfg.ReadHeaderTimeout,
 		idleTO:        cfg.IdleTimeout,
 		writeByteTO:   cfg.WriteByteTimeout,
+		writeTO:       cfg.WriteTimeout,
 		logger:        cfg.Logger,
 		httpServer:    cfg.HTTPServer,
 		conns:         make(map[*conn]struct{}),
 		done:          make(chan struct{}),
+	}
+	if s.writeTO == 0 && cfg.HTTPServer != nil {
+		s.writeTO = cfg.HTTPServer.WriteTimeout
 	}
 	if s.maxStreams == 0 {
 		s.maxStreams = defaultMaxStreams

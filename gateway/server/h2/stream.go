@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -44,6 +45,12 @@ type stream struct {
 	// needsContinue is set when the client sent "Expect: 100-continue"; the
 	// first body read then sends the interim 100 response it waits for.
 	needsContinue bool
+	// The deadlines set through http.ResponseController (deadline.go),
+	// guarded by mu.
+	readTimer   *time.Timer
+	readGen     uint64
+	readExpired bool
+	writeTimer  *time.Timer
 
 	// ended is set once the handler's end has been accounted for; only the
 	// handler's goroutine uses it.
@@ -92,8 +99,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		st.c.send100Continue(st)
 		st.mu.Lock()
 	}
-	for st.off == len(st.buf) && st.bodyErr == nil {
+	for st.off == len(st.buf) && st.bodyErr == nil && !st.readExpired {
 		st.cond.Wait()
+	}
+	if st.off == len(st.buf) && st.bodyErr == nil {
+		st.mu.Unlock()
+		return 0, errReadDeadline
 	}
 	if st.bodyErr != nil && st.bodyErr != io.EOF {
 		err := st.bodyErr
@@ -296,13 +307,12 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		// A stream cannot depend on itself (RFC 9113 §5.3.1).
 		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
 	}
-	if f.Truncated {
-		// The header list exceeded SETTINGS_MAX_HEADER_LIST_SIZE.
-		return http2.ConnectionError(errCodeProtocol)
-	}
 	c.smu.Lock()
 	if st := c.streams[id]; st != nil {
 		c.smu.Unlock()
+		if f.Truncated {
+			return http2.StreamError{StreamID: id, Code: errCodeProtocol, Cause: errors.New("trailers too large")}
+		}
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxStreamID {
@@ -325,6 +335,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: errCodeRefused}
 	}
 	c.smu.Unlock()
+	if f.Truncated {
+		return c.answerHeaderListTooLong(id, f.StreamEnded())
+	}
 
 	st := c.newStream(id)
 	if err := c.buildRequest(st, f); err != nil {
@@ -337,6 +350,24 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.running++
 	c.smu.Unlock()
 	c.srv.workers.submit(st)
+	return nil
+}
+
+// answerHeaderListTooLong answers a request whose header list exceeded
+// SETTINGS_MAX_HEADER_LIST_SIZE with 431, as net/http does, without running
+// a handler; the HPACK state is intact (the Framer decoded the whole block),
+// so the connection and its other streams carry on.
+func (c *conn) answerHeaderListTooLong(id uint32, ended bool) error {
+	ok := c.queueControl(func() {
+		c.writeHeaderBlockLocked(id, http.StatusRequestHeaderFieldsTooLarge, nil, "0", true, true)
+		if !ended {
+			// We will not read its body (RFC 9113 §8.1).
+			c.wfr.WriteRSTStream(id, errCodeNo)
+		}
+	})
+	if !ok {
+		return errFlood
+	}
 	return nil
 }
 
