@@ -1,7 +1,6 @@
 package standalone_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -155,29 +154,7 @@ func h2Events(t *testing.T, client *http.Client, base string, release chan struc
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	lines := make(chan string, 4)
-	go func() {
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	select {
-	case line := <-lines:
-		if line != "data: first" {
-			t.Fatalf("first line %q", line)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the first event was not flushed to the client while the stream was open")
-	}
-	close(release)
-	for line := range lines {
-		if line == "data: second" {
-			return
-		}
-	}
-	t.Fatal("the second event never arrived")
+	expectFlushedEvents(t, res.Body, release)
 }
 
 func h2Concurrent(t *testing.T, client *http.Client, base string) {

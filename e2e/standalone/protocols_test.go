@@ -229,9 +229,17 @@ func TestStreamingIsFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	expectFlushedEvents(t, resp.Body, release)
+}
+
+// expectFlushedEvents reads a stream of two events, "first" and "second", whose
+// backend sends the second only once release is closed: the first must arrive
+// while the stream is still open.
+func expectFlushedEvents(t *testing.T, body io.Reader, release chan struct{}) {
+	t.Helper()
 	lines := make(chan string, 4)
 	go func() {
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(body)
 		for sc.Scan() {
 			lines <- sc.Text()
 		}

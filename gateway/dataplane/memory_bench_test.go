@@ -117,7 +117,7 @@ func BenchmarkIdleConnectionMemory(b *testing.B) {
 	runs := 0
 	for b.Loop() {
 		rawHeap, rawStack := rawConnectionMemory(b)
-		gwHeap, gwStack := heldConnectionMemory(b, gatewayAddr, true)
+		gwHeap, gwStack := heldConnectionMemory(b, gatewayAddr, answerOf)
 		heap += float64(gwHeap) - float64(rawHeap)/2
 		stack += float64(gwStack) - float64(rawStack)/2
 		runs++
@@ -150,14 +150,14 @@ func rawConnectionMemory(b *testing.B) (heap, stack uint64) {
 			(<-accepted).Close()
 		}
 	}()
-	return heldConnectionMemory(b, l.Addr().String(), false)
+	return heldConnectionMemory(b, l.Addr().String(), nil)
 }
 
-// heldConnectionMemory opens idleConnections connections to addr, sending one GET on
-// each and reading its answer when request is set, and returns how much the live
+// heldConnectionMemory opens idleConnections connections to addr, making one
+// exchange on each with exchange unless it is nil, and returns how much the live
 // heap and the goroutine stacks grew while they are open. It closes them before
 // returning.
-func heldConnectionMemory(b *testing.B, addr string, request bool) (heap, stack uint64) {
+func heldConnectionMemory(b *testing.B, addr string, exchange func(*testing.B, net.Conn)) (heap, stack uint64) {
 	heapBefore, stackBefore := memoryInUse()
 	conns := make([]net.Conn, 0, idleConnections)
 	defer func() {
@@ -171,8 +171,8 @@ func heldConnectionMemory(b *testing.B, addr string, request bool) (heap, stack 
 			b.Fatal(err)
 		}
 		conns = append(conns, c)
-		if request {
-			answerOf(b, c)
+		if exchange != nil {
+			exchange(b, c)
 		}
 	}
 	heapAfter, stackAfter := memoryInUse()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -33,7 +32,7 @@ func BenchmarkIdleHTTP2ConnectionMemory(b *testing.B) {
 	runs := 0
 	for b.Loop() {
 		rawHeap, rawStack := rawConnectionMemory(b)
-		gwHeap, gwStack := heldH2Memory(b, gatewayAddr, opening)
+		gwHeap, gwStack := heldConnectionMemory(b, gatewayAddr, func(b *testing.B, c net.Conn) { h2AnswerOf(b, c, opening) })
 		heap += float64(gwHeap) - float64(rawHeap)/2
 		stack += float64(gwStack) - float64(rawStack)/2
 		runs++
@@ -63,30 +62,6 @@ func h2cOpening(b *testing.B) []byte {
 		b.Fatal(err)
 	}
 	return out.Bytes()
-}
-
-// heldH2Memory opens idleConnections h2c connections to addr, asks for one GET on
-// each and reads its answer, and returns how much the live heap and the goroutine
-// stacks grew while they are open. The client's own framers are garbage by then.
-func heldH2Memory(b *testing.B, addr string, opening []byte) (heap, stack uint64) {
-	heapBefore, stackBefore := memoryInUse()
-	conns := make([]net.Conn, 0, idleConnections)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range idleConnections {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conns = append(conns, c)
-		h2AnswerOf(b, c, opening)
-	}
-	heapAfter, stackAfter := memoryInUse()
-	runtime.KeepAlive(conns)
-	return grewBy(heapBefore, heapAfter), grewBy(stackBefore, stackAfter)
 }
 
 // h2AnswerOf sends the opening on c and reads frames until stream 1 ends, which
