@@ -129,9 +129,15 @@ func (c *conn) abortFromHandler(st *stream) {
 		c.wfr.WriteRSTStream(st.id, errCodeInternal)
 		st.wclosed = true
 	}
-	c.unlockWrite()
+	// As in finishStream, the stream leaves the table before the reset is
+	// flushed, so that a client that sees the reset and opens another stream
+	// is not refused for this one; this goroutine stays announced as a
+	// writer meanwhile, so the flush waits for it.
+	c.wmu.Unlock()
 	st.abort(errStreamClosed)
 	c.endStream(st)
+	c.wmu.Lock()
+	c.unlockWrite()
 	st.rw.release()
 }
 
