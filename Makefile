@@ -35,7 +35,7 @@ STD_HTTP1_PKGS := ./gateway/server/... ./gateway/backend ./gateway/proxy ./gatew
 # HTTP/2 too (--http2, SWITCHYARD_HTTP2): the suites that serve it run once more with
 # the server that is not the default (server.DefaultHTTP2Mode).
 OTHER_HTTP2 := std
-OTHER_HTTP2_PKGS := ./gateway/server/... ./gateway/dataplane ./e2e/standalone
+OTHER_HTTP2_PKGS := ./gateway/server ./gateway/dataplane ./e2e/standalone
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	SWITCHYARD_HTTP1=std $(GO) test -race -count=1 -timeout 20m $(STD_HTTP1_PKGS)

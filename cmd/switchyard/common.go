@@ -102,6 +102,9 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 	if err != nil {
 		return nil, nil, fmt.Errorf("--http2: %w", err)
 	}
+	if http1 == server.HTTP1Std && d.http2 != "" && http2 != server.HTTP2Std {
+		logger.Warn("--http2 has no effect with --http1 std: net/http serves HTTP/2 too", "http2", string(http2))
+	}
 	d.tuneRuntime(logger)
 	opts := dataplane.Options{
 		Limits:   server.DefaultLimits(),

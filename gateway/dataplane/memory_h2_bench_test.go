@@ -80,6 +80,7 @@ func h2AnswerOf(b *testing.B, c net.Conn, opening []byte) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		ended := false
 		switch f := f.(type) {
 		case *http2.SettingsFrame:
 			if !f.IsAck() {
@@ -88,19 +89,17 @@ func h2AnswerOf(b *testing.B, c net.Conn, opening []byte) {
 				}
 			}
 		case *http2.MetaHeadersFrame:
-			status = f.PseudoValue("status")
-			if f.StreamEnded() {
-				return
-			}
+			status, ended = f.PseudoValue("status"), f.StreamEnded()
 		case *http2.DataFrame:
-			if f.StreamEnded() {
-				if status != "302" {
-					b.Fatalf("status %q, want 302", status)
-				}
-				return
-			}
+			ended = f.StreamEnded()
 		case *http2.GoAwayFrame:
 			b.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+		if ended {
+			if status != "302" {
+				b.Fatalf("status %q, want 302", status)
+			}
+			return
 		}
 	}
 	b.Fatal("stream 1 did not end within 100 frames")

@@ -42,7 +42,8 @@ func ParseHTTP1Mode(v string) (HTTP1Mode, error) {
 }
 
 // newFastServer configures package h1 for one socket: requests go to the socket's
-// handler with the socket's limits, and h2c connections to its net/http server.
+// handler with the socket's limits, and h2c connections to its HTTP/2 server
+// (package h2, or net/http's with HTTP2Std).
 func (m *Manager) newFastServer(s *socket) *h1.Server {
 	l := m.limits
 	return h1.New(h1.Config{
@@ -68,7 +69,8 @@ func (m *Manager) newFastServer(s *socket) *h1.Server {
 }
 
 // serveFast accepts connections until the socket stops accepting: HTTP/1.x ones go
-// to package h1, HTTP/2 over TLS to net/http. Accept errors other than closing are
+// to package h1, HTTP/2 over TLS to the socket's HTTP/2 server (package h2, or
+// net/http's with HTTP2Std). Accept errors other than closing are
 // retried with a growing pause, as net/http does.
 func (s *socket) serveFast() {
 	var wg sync.WaitGroup

@@ -1,10 +1,17 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
 )
 
 func TestParseHTTP2Mode(t *testing.T) {
@@ -58,8 +65,87 @@ func TestHTTP2ModeChoosesTheServer(t *testing.T) {
 		}
 		res.Body.Close()
 		h2c.CloseIdleConnections()
-		if own := <-servedByH2; own != (mode == HTTP2Fast) || res.ProtoMajor != 2 {
-			t.Errorf("mode %s: served by package h2 %v, over %s", mode, own, res.Proto)
+		select {
+		case own := <-servedByH2:
+			if own != (mode == HTTP2Fast) || res.ProtoMajor != 2 {
+				t.Errorf("mode %s: served by package h2 %v, over %s", mode, own, res.Proto)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("mode %s: answered %d without calling the handler", mode, res.StatusCode)
 		}
 	}
+}
+
+// TestDrainTellsHTTP2ClientsAtOnce: while an HTTP/1.1 request keeps a socket
+// draining, an idle HTTP/2 connection still gets GOAWAY right away, whichever
+// HTTP/2 server the socket runs.
+func TestDrainTellsHTTP2ClientsAtOnce(t *testing.T) {
+	for _, mode := range []HTTP2Mode{HTTP2Fast, HTTP2Std} {
+		limits := DefaultLimits()
+		limits.HTTP1, limits.HTTP2 = HTTP1Fast, mode
+		m := newTestManager(t, limits)
+		started, release := make(chan struct{}), make(chan struct{})
+		addr := serveOne(t, m, Spec{Port: 0, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/block" {
+				close(started)
+				select {
+				case <-release:
+				case <-time.After(testTimeout):
+				}
+			}
+		})})
+		go func() {
+			if res, err := (&http.Client{Timeout: testTimeout}).Get("http://" + addr + "/block"); err == nil {
+				res.Body.Close()
+			}
+		}()
+		<-started
+		h2 := dialH2C(t, addr)
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- m.Shutdown(ctx) }()
+		got := awaitGoAway(h2, 2*time.Second)
+		close(release)
+		if err := <-shutdown; err != nil {
+			t.Errorf("%s: Shutdown: %v", mode, err)
+		}
+		cancel()
+		h2.Close()
+		if got != nil {
+			t.Errorf("%s: no GOAWAY while an HTTP/1.1 request drains: %v", mode, got)
+		}
+	}
+}
+
+// dialH2C opens an h2c connection to addr with the client preface and SETTINGS.
+func dialH2C(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	if err := http2.NewFramer(c, c).WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// awaitGoAway reads frames from c until a GOAWAY, for at most wait; it returns
+// why it saw none, or nil.
+func awaitGoAway(c net.Conn, wait time.Duration) error {
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	fr := http2.NewFramer(c, c)
+	for range 100 {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			return nil
+		}
+	}
+	return errors.New("no GOAWAY in 100 frames")
 }

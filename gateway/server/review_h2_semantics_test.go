@@ -75,12 +75,18 @@ func TestHTTP2OversizedHeaderListGets431(t *testing.T) {
 		nc.SetDeadline(time.Now().Add(testTimeout))
 		fr := http2.NewFramer(nc, nc)
 		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-		io.WriteString(nc, http2.ClientPreface)
-		fr.WriteSettings()
+		if _, err := io.WriteString(nc, http2.ClientPreface); err != nil {
+			t.Fatal(err)
+		}
+		if err := fr.WriteSettings(); err != nil {
+			t.Fatal(err)
+		}
 		var hb bytes.Buffer
 		enc := hpack.NewEncoder(&hb)
 		big := strings.Repeat("a", 1500)
-		for i, n := range []int{4, 0} { // four big fields, then none
+		// The first request carries four big fields, over the limit; the second
+		// none, on the same connection.
+		for i, n := range []int{4, 0} {
 			hb.Reset()
 			for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/"}} {
 				enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]})
@@ -89,9 +95,12 @@ func TestHTTP2OversizedHeaderListGets431(t *testing.T) {
 				enc.WriteField(hpack.HeaderField{Name: "x-big", Value: big})
 			}
 			id := uint32(1 + 2*i)
-			fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
+			if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+				t.Fatal(err)
+			}
 			want := map[int]string{0: "431", 1: "200"}[i]
-			for {
+			answered := false
+			for range 50 {
 				f, err := fr.ReadFrame()
 				if err != nil {
 					t.Fatalf("stream %d: %v", id, err)
@@ -100,8 +109,12 @@ func TestHTTP2OversizedHeaderListGets431(t *testing.T) {
 					if got := mh.PseudoValue("status"); got != want {
 						t.Fatalf("stream %d: status %s, want %s", id, got, want)
 					}
+					answered = true
 					break
 				}
+			}
+			if !answered {
+				t.Fatalf("stream %d: no answer within 50 frames", id)
 			}
 		}
 	})

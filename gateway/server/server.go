@@ -422,8 +422,9 @@ type socket struct {
 	spec atomic.Pointer[Spec] // swapped by Sync; read per request and handshake
 	ln   *listener
 	srv  *http.Server
-	// h1 serves HTTP/1.x in HTTP1Fast mode, and handoff passes connections from it
-	// (and HTTP/2 ones from the listener) to srv; both are nil in HTTP1Std mode.
+	// h1 serves HTTP/1.x in HTTP1Fast mode, and handoff passes connections to srv:
+	// h2c ones from h1 and HTTP/2 over TLS from the listener, when h2 is nil. Both
+	// are nil in HTTP1Std mode.
 	h1      *h1.Server
 	handoff *handoffListener
 	// h2 serves HTTP/2 when the socket runs h1 and the limits ask for HTTP2Fast.
@@ -535,16 +536,27 @@ func (s *socket) stopAccepting() {
 }
 
 // drain shuts the socket down gracefully: idle connections close at once, busy ones
-// after their current request, and hijacked connections when their handlers and
+// after their current request, HTTP/2 connections after their open streams (they
+// are told at once, with GOAWAY), and hijacked connections when their handlers and
 // connections are done. When ctx ends first, everything left is closed.
 func (s *socket) drain(ctx context.Context) error {
 	s.stopAccepting()
+	// Package h2 starts first and on its own, so that HTTP/2 clients learn of the
+	// drain at once rather than after the last HTTP/1.x request has finished.
+	var h2Done chan error
+	if s.h2 != nil {
+		h2Done = make(chan error, 1)
+		go func() { h2Done <- s.h2.Shutdown(ctx) }()
+	}
 	err := s.srv.Shutdown(ctx)
 	if err == nil && s.h1 != nil {
 		err = s.h1.Shutdown(ctx)
 	}
-	if err == nil && s.h2 != nil {
-		err = s.h2.Shutdown(ctx)
+	if h2Done != nil {
+		// When ctx ended, the HTTP/2 shutdown ends too (closing what is left).
+		if h2Err := <-h2Done; err == nil {
+			err = h2Err
+		}
 	}
 	if err == nil {
 		err = s.waitQuiet(ctx)

@@ -185,12 +185,12 @@ func (c *conn) endWithError(err error) {
 // lingerClose half-closes the connection and briefly discards what the
 // client still sends, so that our GOAWAY is not destroyed by the TCP reset
 // that closing a socket with unread input provokes. It is bounded in time
-// and bytes. A conn that cannot half-close (such as one wrapped by the
-// HTTP/1 server that hands h2c over) is drained all the same: the client
-// sees no EOF then, but it closes on our GOAWAY.
+// and bytes. A conn that cannot half-close is drained all the same: the
+// client sees no EOF then, but it closes on our GOAWAY. (A dead connection
+// ends the drain at once.)
 func (c *conn) lingerClose() {
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() != nil {
-		return
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 	c.nc.SetReadDeadline(time.Now().Add(closeWriteGrace))
 	io.CopyN(io.Discard, c.br, 1<<20)
