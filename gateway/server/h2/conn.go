@@ -95,7 +95,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 		sendWindow: initialWindow,
 	}
 	c.wcond.L = &c.wmu
-	c.br = bufio.NewReaderSize(nc, 16<<10)
+	// A small read buffer: every connection keeps it for as long as it is open,
+	// idle ones included, and a frame's payload larger than what it holds is
+	// read straight into the Framer's own buffer.
+	c.br = bufio.NewReaderSize(nc, readBufferSize)
 	c.fr = http2.NewFramer(io.Discard, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.maxHeaderList
@@ -197,6 +200,9 @@ func (c *conn) lingerClose() {
 }
 
 var errFlood = errors.New("h2: peer is flooding us")
+
+// readBufferSize is the size of a connection's read buffer.
+const readBufferSize = 4 << 10
 
 // handshake reads the client preface and the first SETTINGS frame, and sends
 // our SETTINGS and connection window.
