@@ -2,15 +2,12 @@ package dataplane
 
 import (
 	"bytes"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-
-	"github.com/switchyard-dev/switchyard/gateway/config"
 )
 
 // BenchmarkIdleHTTP2ConnectionMemory reports, as BenchmarkIdleConnectionMemory does
@@ -18,28 +15,8 @@ import (
 // hold in the gateway after one request each, less the sockets' own cost. The
 // HTTP/2 server is the one SWITCHYARD_HTTP2 chooses.
 func BenchmarkIdleHTTP2ConnectionMemory(b *testing.B) {
-	snap := snapshotFor("idle", "127.0.0.1:1")
-	rule := &snap.Listeners[0].VirtualHosts[0].Routes[0].Rules[0]
-	rule.Filters = []config.Filter{{Type: config.FilterRequestRedirect, RequestRedirect: &config.Redirect{Hostname: "elsewhere.example.com"}}}
-	e := New(Options{Logger: slog.New(slog.DiscardHandler)})
-	defer shutdownEngine(e)
-	if err := e.Apply(snap); err != nil {
-		b.Fatal(err)
-	}
-	gatewayAddr := e.Addr(snap.Listeners[0].Name)
 	opening := h2cOpening(b)
-	var heap, stack float64
-	runs := 0
-	for b.Loop() {
-		rawHeap, rawStack := rawConnectionMemory(b)
-		gwHeap, gwStack := heldConnectionMemory(b, gatewayAddr, func(b *testing.B, c net.Conn) { h2AnswerOf(b, c, opening) })
-		heap += float64(gwHeap) - float64(rawHeap)/2
-		stack += float64(gwStack) - float64(rawStack)/2
-		runs++
-	}
-	per := 1000 / float64(idleConnections*runs)
-	b.ReportMetric(heap*per, "heap-B/1k-conns")
-	b.ReportMetric(stack*per, "stack-B/1k-conns")
+	idleConnectionMemory(b, func(b *testing.B, c net.Conn) { h2AnswerOf(b, c, opening) })
 }
 
 // h2cOpening returns what an h2c client sends to open a connection and ask for one

@@ -303,27 +303,35 @@ func (c countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-func TestOneSocketWritePerSmallResponse(t *testing.T) {
-	var writes atomic.Int64
-	srv := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(200)
-		io.WriteString(w, "ok")
-	})})
-	defer srv.Close()
+// serveCountingWrites serves h on a loopback listener and counts the socket
+// writes of every connection it accepts.
+func serveCountingWrites(t *testing.T, h http.Handler) (net.Listener, *atomic.Int64) {
+	t.Helper()
+	writes := new(atomic.Int64)
+	srv := New(Config{Handler: h})
+	t.Cleanup(srv.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go srv.ServeConn(countingConn{c, &writes})
+			go srv.ServeConn(countingConn{c, writes})
 		}
 	}()
+	return ln, writes
+}
+
+func TestOneSocketWritePerSmallResponse(t *testing.T) {
+	ln, writes := serveCountingWrites(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		io.WriteString(w, "ok")
+	}))
 	c := h2cClient(t)
 	get := func() {
 		res, err := c.Get("http://" + ln.Addr().String() + "/")
@@ -380,23 +388,7 @@ func TestWorkersAreReusedAndExitWhenIdle(t *testing.T) {
 // one TCP write, as h2load -m4 does, and checks that their responses share
 // socket writes: without coalescing each batch costs about four.
 func TestStreamsFinishingTogetherShareWrites(t *testing.T) {
-	var writes atomic.Int64
-	srv := New(Config{Handler: tinyHandler})
-	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go srv.ServeConn(countingConn{c, &writes})
-		}
-	}()
+	ln, writes := serveCountingWrites(t, tinyHandler)
 	rc := dialRaw(t, ln.Addr().String())
 	var batch bytes.Buffer
 	batchFramer := http2.NewFramer(&batch, nil)
