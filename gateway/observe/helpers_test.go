@@ -60,7 +60,9 @@ func answer(status int, body string) http.HandlerFunc {
 // closedAddr returns a loopback address that refuses connections.
 func closedAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// On 127.0.0.2, so that the port freed here cannot be taken again by a
+	// gateway listener of the test, which binds 127.0.0.1.
+	l, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Fatal(err)
 	}
