@@ -86,6 +86,9 @@ type clientConn struct {
 	raw         *rawReader
 	// rawConn writes the connection, where the platform allows (see rawio).
 	rawConn *rawio.Conn
+	// yieldFirst is set when a goroutine should let others run before reading
+	// an answer (rawio.YieldPays).
+	yieldFirst bool
 }
 
 func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
@@ -93,6 +96,7 @@ func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 	cc.interruptFn = cc.interrupt
 	cc.hook.Func = cc.interruptFn
 	cc.rawConn = rawio.New(conn)
+	cc.yieldFirst = rawio.YieldPays()
 	cc.initReader()
 	return cc
 }
@@ -160,8 +164,11 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 		_ = cc.conn.SetReadDeadline(earliest(cc.ctxDeadline, cc.headerDeadline))
 	}
 	// The answer cannot be there yet: reading now would cost a system call that
-	// finds nothing. Other goroutines' work runs first, giving the backend time.
-	runtime.Gosched()
+	// finds nothing. Other goroutines' work runs first where that pays (see
+	// rawio.YieldPays), giving the backend time.
+	if cc.yieldFirst {
+		runtime.Gosched()
+	}
 	res, err := cc.readResponse(ctx, req)
 	if err != nil {
 		return nil, cc.fail(ctx, err)

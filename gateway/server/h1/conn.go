@@ -59,6 +59,9 @@ type conn struct {
 	baseCtx  context.Context
 	tlsState *tls.ConnectionState
 	remote   string
+	// yieldFirst is set when a goroutine should let others run before reading
+	// the next request (rawio.YieldPays).
+	yieldFirst bool
 	// watch follows the client while a long handler runs; see watcher.
 	watch watcher
 	// idle, when the connection is one, lets it wait for a request without its
@@ -147,8 +150,11 @@ func (c *conn) awaitRequest() error {
 	}
 	// The client sends its next request only after reading this response, so a read
 	// now would most likely find nothing and cost a system call before parking. Other
-	// connections' work runs first instead, which gives the request time to arrive.
-	runtime.Gosched()
+	// connections' work runs first instead, where that pays (see rawio.YieldPays),
+	// which gives the request time to arrive.
+	if c.yieldFirst {
+		runtime.Gosched()
+	}
 	err := c.fillIdle()
 	c.state.Store(stateActive)
 	return err

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
 )
 
 // Config sets up a Server.
@@ -113,7 +115,7 @@ func New(cfg Config) *Server {
 // ServeConn serves c until it closes, is hijacked or handed off. It returns at once
 // when the server is draining.
 func (s *Server) ServeConn(rwc net.Conn) {
-	c := &conn{srv: s, rwc: rwc, rbuf: getBuffer(), remote: rwc.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rwc, rbuf: getBuffer(), remote: rwc.RemoteAddr().String(), yieldFirst: rawio.YieldPays()}
 	if r, ok := rwc.(idleReader); ok && r.CanWaitIdle() {
 		c.idle, c.releaseIdleFn = r, c.releaseIdle
 	}
