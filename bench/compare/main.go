@@ -200,6 +200,27 @@ func http2Targets(bins binaries) []string {
 	return targets
 }
 
+// baselineTargets are the targets of the reference and pinned scenarios: the peers,
+// and, where the binary has the observability flags, Switchyard with its policies
+// off (switchyard-bare) right after its default run. The performance goals are
+// stated with policies off, and request metrics and the access log count among
+// the policies (see the policies scenario); the default run, with route metrics
+// on, stays in the table so that what an operator gets without flags is measured
+// too.
+func baselineTargets(bins binaries) []string {
+	if !bins.observeFlags {
+		return peers
+	}
+	targets := make([]string, 0, len(peers)+1)
+	for _, name := range peers {
+		targets = append(targets, name)
+		if name == targetSwitchyard {
+			targets = append(targets, targetBare)
+		}
+	}
+	return targets
+}
+
 // policyTargets are the targets of the policy comparison: bare and with policies,
 // plus the binary's defaults when they differ from bare (route metrics are on by
 // default where the flag exists).

@@ -60,6 +60,22 @@ func TestPolicyComparisonFollowsTheBinarysFlags(t *testing.T) {
 	}
 }
 
+func TestBaselineScenariosMeasureSwitchyardBare(t *testing.T) {
+	if got := baselineTargets(binaries{}); !slices.Equal(got, peers) {
+		t.Errorf("without the flags: %v", got)
+	}
+	got := baselineTargets(binaries{observeFlags: true})
+	i := slices.Index(got, targetSwitchyard)
+	if len(got) != len(peers)+1 || i < 0 || got[i+1] != targetBare {
+		t.Errorf("with the flags: %v, want switchyard-bare right after switchyard", got)
+	}
+	for _, sc := range scenarios(binaries{observeFlags: true}, loadSettings{}) {
+		if (sc.key == "reference" || sc.key == "pinned") && !slices.Contains(sc.targets, targetBare) {
+			t.Errorf("scenario %s does not measure switchyard-bare: %v", sc.key, sc.targets)
+		}
+	}
+}
+
 func TestWholeSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]string{0: "1", 400 * time.Millisecond: "1", 3 * time.Second: "3", 2600 * time.Millisecond: "3"} {
 		if got := wholeSeconds(d); got != want {

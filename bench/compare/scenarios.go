@@ -51,9 +51,9 @@ const (
 // whether the binary has the observability flags.
 func scenarios(bins binaries, ls loadSettings) []scenario {
 	return []scenario{
-		{key: "reference", title: "One route, default parallelism (reference)", targets: peers, table: catchAll(), size: tinyBody,
+		{key: "reference", title: "One route, default parallelism (reference)", targets: baselineTargets(bins), table: catchAll(), size: tinyBody,
 			about: fmt.Sprintf("Load from wrk -t1 -c%d; each proxy at its default parallelism; a %d-byte body.", ls.Conns, tinyBody)},
-		{key: "pinned", title: "One route, each proxy pinned to one core", targets: peers, table: catchAll(), size: tinyBody, pinned: true,
+		{key: "pinned", title: "One route, each proxy pinned to one core", targets: baselineTargets(bins), table: catchAll(), size: tinyBody, pinned: true,
 			about: "The proxy alone on the last core with one worker (nginx worker_processes 1, HAProxy nbthread 1, Go programs see one CPU); wrk and the backend on the other cores. CPU time per request is the proxy's user+system time from /proc divided by the requests answered, which a busy machine disturbs far less than req/s."},
 		{key: "latency", title: "Latency at a fixed rate (open loop)", targets: peers, table: catchAll(), size: tinyBody, load: openLoad,
 			about: fmt.Sprintf("%d requests per second for %s from the open-loop generator of bench/compare (HTTP/1.1 over a pool of %d keep-alive connections; each latency counts from when the schedule released the request, so a stalled proxy is not hidden by a waiting client).",
