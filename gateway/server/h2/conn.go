@@ -53,9 +53,8 @@ type conn struct {
 	wcond      sync.Cond // signalled on window, buffer and state changes
 	out        outBuf
 	spare      []byte
-	wfr        *http2.Framer // write side, appending to out
+	wfr        *http2.Framer // write side, appending control frames to out
 	henc       *hpack.Encoder
-	hbuf       outBuf
 	flushing   bool
 	werr       error
 	pendingCtl int
@@ -108,7 +107,9 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.fr.SetMaxReadFrameSize(maxFrameRead)
 	c.fr.SetReuseFrames()
 	c.wfr = http2.NewFramer(&c.out, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	// Header blocks are encoded straight into the output buffer, behind the
+	// header of their frame (see writeHeaderBlockLocked).
+	c.henc = hpack.NewEncoder(&c.out)
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := cs.ConnectionState()
 		c.tlsState = &st

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // The output side of a connection. Every frame we send is appended to one
@@ -43,12 +45,30 @@ var (
 	errStreamClosed = errors.New("h2: stream reset")
 )
 
-// outBuf is the io.Writer the output Framer appends frames to.
+// outBuf is the io.Writer the output Framer and the HPACK encoder append to;
+// DATA and HEADERS frames are appended to it directly.
 type outBuf struct{ b []byte }
 
 func (o *outBuf) Write(p []byte) (int, error) {
 	o.b = append(o.b, p...)
 	return len(p), nil
+}
+
+// writeFrame appends a frame, header and payload, in one copy; DATA frames
+// do not go through the Framer, which would copy them twice and keep a
+// buffer the size of the largest one.
+func (o *outBuf) writeFrame(t http2.FrameType, flags http2.Flags, id uint32, payload []byte) {
+	o.b = appendFrameHeader(o.b, t, flags, id, len(payload))
+	o.b = append(o.b, payload...)
+}
+
+// frameHeaderLen is the length of a frame header (RFC 9113 §4.1).
+const frameHeaderLen = 9
+
+// appendFrameHeader appends the header of a frame with a payload of n bytes.
+func appendFrameHeader(b []byte, t http2.FrameType, flags http2.Flags, id uint32, n int) []byte {
+	return append(b, byte(n>>16), byte(n>>8), byte(n), byte(t), byte(flags),
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
 }
 
 // lockWrite announces a writer and takes the output lock.
