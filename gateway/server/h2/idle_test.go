@@ -228,14 +228,7 @@ func TestIdleConnectionGivesBuffersBack(t *testing.T) {
 	if digest, _ := rc.answer(3); digest != digestOf(upload) {
 		t.Fatalf("stream 3: body digest %q, want %q", digest, digestOf(upload))
 	}
-	cc := serverConn(t, ts.srv)
-	waitFor(t, "the idle connection to give its buffers back", func() bool {
-		parks, heldRead, heldFramer := ic.parked()
-		cc.wmu.Lock()
-		heldOut := cc.out.b != nil || cc.spare != nil
-		cc.wmu.Unlock()
-		return parks > 0 && !heldRead && !heldFramer && !heldOut
-	})
+	waitGaveBack(t, ic, serverConn(t, ts.srv))
 	// The connection takes buffers and a Framer again for the next request.
 	rc.request(5, false, "POST", "/?size=10")
 	if err := rc.fr.WriteData(5, true, upload[:5000]); err != nil {
@@ -243,6 +236,27 @@ func TestIdleConnectionGivesBuffersBack(t *testing.T) {
 	}
 	if digest, body := rc.answer(5); digest != digestOf(upload[:5000]) || len(body) != 10 {
 		t.Fatalf("stream 5 after idling: digest %q and %d bytes, want %q and 10", digest, len(body), digestOf(upload[:5000]))
+	}
+}
+
+// waitGaveBack waits until the server's connection has waited for input and
+// holds neither a read buffer, nor a read Framer, nor output buffers.
+func waitGaveBack(t *testing.T, ic *idleTestConn, cc *conn) {
+	t.Helper()
+	deadline := time.Now().Add(ioBound)
+	for {
+		parks, heldRead, heldFramer := ic.parked()
+		cc.wmu.Lock()
+		heldOut := cc.out.b != nil || cc.spare != nil
+		cc.wmu.Unlock()
+		if parks > 0 && !heldRead && !heldFramer && !heldOut {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle connection (waited %d times) still holds: read buffer %v, read Framer %v, output buffers %v",
+				parks, heldRead, heldFramer, heldOut)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -302,5 +316,33 @@ func TestIdleConnectionReadsFramesSplitAcrossWaits(t *testing.T) {
 	rc.writePieces(req, head+5, head+frameHeaderLen+100)
 	if digest, _ := rc.answer(7); digest != digestOf(small) {
 		t.Fatalf("stream 7: body digest %q, want %q", digest, digestOf(small))
+	}
+}
+
+// TestIdleConnectionAnswersPingsBetweenWaits checks that control replies the
+// reading goroutine queues just before it waits for input are written: the
+// output buffer holding them is not given back while a flush is pending.
+func TestIdleConnectionAnswersPingsBetweenWaits(t *testing.T) {
+	ts, conns := startIdleServer(t, bodyDigest)
+	rc := dialRaw(t, ts.addr)
+	ic := <-conns
+	rc.request(1, true, "GET", "/")
+	rc.answer(1)
+	parks := waitParked(t, ic, 0)
+	for i := range 50 {
+		data := [8]byte{byte(i), 'p', 'i', 'n', 'g'}
+		if err := rc.fr.WritePing(false, data); err != nil {
+			t.Fatal(err)
+		}
+		rc.readUntil("PING ack "+strconv.Itoa(i), func(f http2.Frame) bool {
+			p, ok := f.(*http2.PingFrame)
+			return ok && p.IsAck() && p.Data == data
+		})
+		// Each PING is read after the connection waited for it.
+		parks = waitParked(t, ic, parks)
+	}
+	rc.request(3, true, "GET", "/?size=2")
+	if _, body := rc.answer(3); string(body) != "xx" {
+		t.Fatalf("stream 3 after the PINGs: body %q, want xx", body)
 	}
 }
