@@ -319,6 +319,10 @@ func (rc *replayConn) Read(p []byte) (int, error) {
 	if len(rc.pending) > 0 {
 		n := copy(p, rc.pending)
 		rc.pending = rc.pending[n:]
+		if len(rc.pending) == 0 {
+			// The bytes are not kept for as long as the connection lives.
+			rc.pending = nil
+		}
 		return n, nil
 	}
 	return rc.Conn.Read(p)

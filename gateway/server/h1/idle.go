@@ -49,3 +49,24 @@ func (c *conn) releaseIdle(rbuf []byte) {
 	putBuffer(c.resp.head)
 	c.rbuf, c.resp.wbuf, c.resp.head = nil, nil, nil
 }
+
+// CanWaitIdle reports whether the connection handed over can wait without a
+// buffer, so that the server it goes to (HTTP/2 for h2c) may do so too.
+func (rc *replayConn) CanWaitIdle() bool {
+	ir, ok := rc.Conn.(idleReader)
+	return ok && ir.CanWaitIdle()
+}
+
+// ReadIdle is the connection's ReadIdle, after the bytes read ahead have been
+// returned (into p, or a buffer from acquire when p is nil); only when
+// CanWaitIdle.
+func (rc *replayConn) ReadIdle(p []byte, release func([]byte), acquire func() []byte) ([]byte, int, error) {
+	if len(rc.pending) > 0 {
+		if p == nil {
+			p = acquire()
+		}
+		n, err := rc.Read(p)
+		return p, n, err
+	}
+	return rc.Conn.(idleReader).ReadIdle(p, release, acquire)
+}

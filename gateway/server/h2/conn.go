@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -42,21 +41,35 @@ const maxFrameRead = 16384
 type conn struct {
 	srv        *Server
 	nc         net.Conn
-	br         *bufio.Reader
-	fr         *http2.Framer // read side; used only by the serve goroutine
 	tlsState   *tls.ConnectionState
 	remoteAddr string
 	baseCtx    context.Context
 
+	// The read side, used only by the serve goroutine. fr is nil while an
+	// idle connection waits without it (see onReadIdle); hdec is its HPACK
+	// decoder, kept across Framers.
+	rd   connReader
+	fr   *http2.Framer
+	hdec *hpack.Decoder
+	// frBig is set when a frame larger than bigFrame was read: the read
+	// Framer's buffer, which grows to the largest frame and never shrinks,
+	// is then worth dropping with the Framer when the connection goes idle.
+	frBig bool
+
 	// The output side; see write.go.
-	wmu        sync.Mutex
-	wcond      sync.Cond // signalled on window, buffer and state changes
-	out        outBuf
-	spare      []byte
-	wfr        *http2.Framer // write side, appending to out
-	henc       *hpack.Encoder
-	hbuf       outBuf
-	flushing   bool
+	wmu      sync.Mutex
+	wcond    sync.Cond // signalled on window, buffer and state changes
+	out      outBuf
+	spare    []byte
+	wfr      *http2.Framer // write side, appending control frames to out
+	henc     *hpack.Encoder
+	flushing bool
+	// readParked is set while the reading goroutine waits for input without
+	// its read buffer; the output buffers may then go back to their pool too
+	// (see releaseOutLocked).
+	readParked atomic.Bool
+	// handlers mirrors running, for readers holding wmu rather than smu.
+	handlers   atomic.Int32
 	werr       error
 	pendingCtl int
 	writers    atomic.Int32
@@ -95,20 +108,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 		sendWindow: initialWindow,
 	}
 	c.wcond.L = &c.wmu
-	// A small read buffer: every connection keeps it for as long as it is open,
-	// idle ones included, and a frame's payload larger than what it holds is
-	// read straight into the Framer's own buffer.
-	c.br = bufio.NewReaderSize(nc, readBufferSize)
-	c.fr = http2.NewFramer(io.Discard, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = s.maxHeaderList
-	// We advertise no SETTINGS_MAX_FRAME_SIZE, so the initial 16 KiB is the
-	// most a peer may send; the Framer's default (16 MiB) would also let one
-	// frame header make us allocate that much.
-	c.fr.SetMaxReadFrameSize(maxFrameRead)
-	c.fr.SetReuseFrames()
+	// A small read buffer, taken from a pool when bytes arrive and, on a
+	// connection that can wait without it, given back while it waits; a
+	// frame's payload larger than it holds is read straight into the
+	// Framer's own buffer.
+	c.rd.init(nc, c.onReadIdle)
+	c.hdec = hpack.NewDecoder(4096, nil)
+	c.fr = c.newReadFramer()
 	c.wfr = http2.NewFramer(&c.out, nil)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	// Header blocks are encoded straight into the output buffer, behind the
+	// header of their frame (see writeHeaderBlockLocked).
+	c.henc = hpack.NewEncoder(&c.out)
 	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
 		st := cs.ConnectionState()
 		c.tlsState = &st
@@ -120,6 +130,21 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.baseCtx = ctx
 	c.inflow.Store(int64(s.connWindow))
 	return c
+}
+
+// newReadFramer returns a Framer that reads frames from the connection's
+// reader, with the connection's HPACK decoder, so that a Framer dropped while
+// the connection is idle is replaced without losing the decoder's state.
+func (c *conn) newReadFramer() *http2.Framer {
+	fr := http2.NewFramer(io.Discard, &c.rd)
+	fr.ReadMetaHeaders = c.hdec
+	fr.MaxHeaderListSize = c.srv.maxHeaderList
+	// We advertise no SETTINGS_MAX_FRAME_SIZE, so the initial 16 KiB is the
+	// most a peer may send; the Framer's default (16 MiB) would also let one
+	// frame header make us allocate that much.
+	fr.SetMaxReadFrameSize(maxFrameRead)
+	fr.SetReuseFrames()
+	return fr
 }
 
 // serve runs the connection's reading goroutine until the connection ends.
@@ -136,7 +161,7 @@ func (c *conn) serve() {
 		c.smu.Unlock()
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.readFrame()
 		if err == nil {
 			err = c.processFrame(f)
 		}
@@ -196,7 +221,7 @@ func (c *conn) lingerClose() {
 		_ = cw.CloseWrite()
 	}
 	c.nc.SetReadDeadline(time.Now().Add(closeWriteGrace))
-	io.CopyN(io.Discard, c.br, 1<<20)
+	io.CopyN(io.Discard, &c.rd, 1<<20)
 }
 
 var errFlood = errors.New("h2: peer is flooding us")
@@ -214,8 +239,11 @@ func (c *conn) handshake() bool {
 	// interrupts the read.
 	stop := context.AfterFunc(doneContext{c.srv.done}, func() { c.nc.Close() })
 	defer stop()
+	// A client that connects and stays silent does not make us hold a
+	// buffer either.
+	c.awaitInput()
 	var preface [len(http2.ClientPreface)]byte
-	if _, err := io.ReadFull(c.br, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
+	if _, err := io.ReadFull(&c.rd, preface[:]); err != nil || string(preface[:]) != http2.ClientPreface {
 		return false
 	}
 	c.lockWrite()
@@ -229,7 +257,7 @@ func (c *conn) handshake() bool {
 		c.wfr.WriteWindowUpdate(0, uint32(d))
 	}
 	c.unlockWrite()
-	f, err := c.fr.ReadFrame()
+	f, err := c.readFrame()
 	if err != nil {
 		return false
 	}
@@ -531,4 +559,5 @@ func (c *conn) teardown() {
 	}
 	c.failWrites(errConnClosed)
 	c.nc.Close()
+	c.rd.close()
 }

@@ -155,6 +155,7 @@ func (c *conn) endStream(st *stream) int {
 	c.smu.Lock()
 	c.closeStreamLocked(st)
 	c.running--
+	c.handlers.Add(-1)
 	others := c.running
 	c.smu.Unlock()
 	c.maybeFinish()

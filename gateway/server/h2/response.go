@@ -243,7 +243,7 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 		}
 		if len(p) == 0 {
 			if end {
-				c.wfr.WriteData(st.id, true, nil)
+				c.out.writeFrame(http2.FrameData, http2.FlagDataEndStream, st.id, nil)
 			}
 			return nil
 		}
@@ -259,7 +259,11 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 		st.sendWindow -= n
 		c.sendWindow -= n
 		last := int(n) == len(p)
-		c.wfr.WriteData(st.id, end && last, p[:n])
+		var flags http2.Flags
+		if end && last {
+			flags = http2.FlagDataEndStream
+		}
+		c.out.writeFrame(http2.FrameData, flags, st.id, p[:n])
 		if last {
 			return nil
 		}
@@ -272,7 +276,11 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 // it is a trailer block. A Date field is added when date is set, and a
 // content-length field when clen is not empty.
 func (c *conn) writeHeaderBlockLocked(id uint32, status int, fields []hpack.HeaderField, clen string, date bool, end bool) {
-	c.hbuf.b = c.hbuf.b[:0]
+	// The block is encoded into the output buffer behind room for its
+	// HEADERS frame's header, which is filled in once its length is known.
+	var room [frameHeaderLen]byte
+	c.out.Write(room[:])
+	start := len(c.out.b)
 	if status > 0 {
 		c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(status)})
 	}
@@ -285,7 +293,20 @@ func (c *conn) writeHeaderBlockLocked(id uint32, status int, fields []hpack.Head
 	if clen != "" {
 		c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: clen})
 	}
-	c.writeBlockLocked(id, c.hbuf.b, end)
+	block := c.out.b[start:]
+	if len(block) <= int(c.peerFrame) {
+		flags := http2.FlagHeadersEndHeaders
+		if end {
+			flags |= http2.FlagHeadersEndStream
+		}
+		appendFrameHeader(c.out.b[start-frameHeaderLen:start-frameHeaderLen], http2.FrameHeaders, flags, id, len(block))
+		return
+	}
+	// A block too large for one frame, which is rare: it is taken out and
+	// appended again, split into frames.
+	block = append([]byte(nil), block...)
+	c.out.b = c.out.b[:start-frameHeaderLen]
+	c.writeBlockLocked(id, block, end)
 }
 
 // appendFields appends h's fields in wire form to dst, leaving out the keys
@@ -315,15 +336,21 @@ func appendFields(dst []hpack.HeaderField, h http.Header, skip []string) ([]hpac
 func (c *conn) writeBlockLocked(id uint32, block []byte, end bool) {
 	max := int(c.peerFrame)
 	first := min(len(block), max)
-	c.wfr.WriteHeaders(http2.HeadersFrameParam{
-		StreamID:      id,
-		BlockFragment: block[:first],
-		EndStream:     end,
-		EndHeaders:    first == len(block),
-	})
+	var flags http2.Flags
+	if end {
+		flags |= http2.FlagHeadersEndStream
+	}
+	if first == len(block) {
+		flags |= http2.FlagHeadersEndHeaders
+	}
+	c.out.writeFrame(http2.FrameHeaders, flags, id, block[:first])
 	for rest := block[first:]; len(rest) > 0; {
 		n := min(len(rest), max)
-		c.wfr.WriteContinuation(id, n == len(rest), rest[:n])
+		flags = 0
+		if n == len(rest) {
+			flags = http2.FlagContinuationEndHeaders
+		}
+		c.out.writeFrame(http2.FrameContinuation, flags, id, rest[:n])
 		rest = rest[n:]
 	}
 }

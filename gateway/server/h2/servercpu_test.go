@@ -38,13 +38,16 @@ func benchServerChild(kind string) int {
 		return 1
 	}
 	switch kind {
-	case "own":
+	case "own", "own-readidle":
 		srv := New(Config{Handler: tinyHandler})
 		go func() {
 			for {
 				c, err := ln.Accept()
 				if err != nil {
 					return
+				}
+				if kind == "own-readidle" && readIdleConn != nil {
+					c = readIdleConn(c)
 				}
 				go srv.ServeConn(c)
 			}
@@ -76,12 +79,21 @@ func benchServerChild(kind string) int {
 	return 0
 }
 
+// readIdleConn, where the platform has it, wraps a connection so that it can
+// wait without a buffer, as package server's connections can.
+var readIdleConn func(net.Conn) net.Conn
+
 // BenchmarkServeH2ServerCPU is BenchmarkServeH2 with each server in a child
 // process, reporting the server's own CPU time (server-ns/op) and heap
 // allocations (server-allocs/op) per request, which the in-process benchmark
-// cannot separate from the client's.
+// cannot separate from the client's. "own-readidle" serves connections that
+// can wait without their buffers (see readIdleConn).
 func BenchmarkServeH2ServerCPU(b *testing.B) {
-	for _, kind := range []string{"own", "nethttp"} {
+	kinds := []string{"own", "nethttp"}
+	if readIdleConn != nil {
+		kinds = append(kinds, "own-readidle")
+	}
+	for _, kind := range kinds {
 		b.Run(kind, func(b *testing.B) {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), serveEnv+"="+kind)

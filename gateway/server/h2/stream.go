@@ -348,6 +348,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	c.streams[id] = st
 	c.open++
 	c.running++
+	c.handlers.Add(1)
 	c.smu.Unlock()
 	c.srv.workers.submit(st)
 	return nil

@@ -3,7 +3,10 @@ package h2
 import (
 	"errors"
 	"net"
+	"sync"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // The output side of a connection. Every frame we send is appended to one
@@ -43,12 +46,94 @@ var (
 	errStreamClosed = errors.New("h2: stream reset")
 )
 
-// outBuf is the io.Writer the output Framer appends frames to.
+// outBuf is the connection's output buffer: the io.Writer the output Framer
+// and the HPACK encoder append to, and what DATA and HEADERS frames are
+// appended to directly. Its memory comes from a pool when the first frame is
+// appended and may go back to it when the connection is idle (see
+// releaseOutLocked).
 type outBuf struct{ b []byte }
 
 func (o *outBuf) Write(p []byte) (int, error) {
+	if len(p) > cap(o.b)-len(o.b) {
+		o.grow(len(p))
+	}
 	o.b = append(o.b, p...)
 	return len(p), nil
+}
+
+// writeFrame appends a frame, header and payload, in one copy; DATA frames
+// do not go through the Framer, which would copy them twice and keep a
+// buffer the size of the largest one.
+func (o *outBuf) writeFrame(t http2.FrameType, flags http2.Flags, id uint32, payload []byte) {
+	if n := frameHeaderLen + len(payload); n > cap(o.b)-len(o.b) {
+		o.grow(n)
+	}
+	o.b = appendFrameHeader(o.b, t, flags, id, len(payload))
+	o.b = append(o.b, payload...)
+}
+
+// frameHeaderLen is the length of a frame header (RFC 9113 §4.1).
+const frameHeaderLen = 9
+
+// appendFrameHeader appends the header of a frame with a payload of n bytes.
+func appendFrameHeader(b []byte, t http2.FrameType, flags http2.Flags, id uint32, n int) []byte {
+	return append(b, byte(n>>16), byte(n>>8), byte(n), byte(t), byte(flags),
+		byte(id>>24)&0x7f, byte(id>>16), byte(id>>8), byte(id))
+}
+
+// Output buffers come in two pooled sizes: a small one, which the control
+// frames and a small response fit, and a large one for bursts. A buffer that
+// outgrows the large size is left to the collector once written.
+const (
+	smallOutBuffer = 4 << 10
+	largeOutBuffer = maxSpareBuffer
+)
+
+var (
+	smallOutBuffers = sync.Pool{New: func() any { return new([smallOutBuffer]byte) }}
+	largeOutBuffers = sync.Pool{New: func() any { return new([largeOutBuffer]byte) }}
+)
+
+// grow makes room for n more bytes, moving to the next size of buffer.
+func (o *outBuf) grow(n int) {
+	need := len(o.b) + n
+	var nb []byte
+	switch {
+	case need <= smallOutBuffer:
+		nb = smallOutBuffers.Get().(*[smallOutBuffer]byte)[:0]
+	case need <= largeOutBuffer:
+		nb = largeOutBuffers.Get().(*[largeOutBuffer]byte)[:0]
+	default:
+		nb = make([]byte, 0, max(need, 2*cap(o.b)))
+	}
+	nb = append(nb, o.b...)
+	putOutBuffer(o.b)
+	o.b = nb
+}
+
+// putOutBuffer returns a buffer of one of the pooled sizes to its pool; the
+// caller holds no other reference to it.
+func putOutBuffer(b []byte) {
+	switch cap(b) {
+	case smallOutBuffer:
+		smallOutBuffers.Put((*[smallOutBuffer]byte)(b[:smallOutBuffer]))
+	case largeOutBuffer:
+		largeOutBuffers.Put((*[largeOutBuffer]byte)(b[:largeOutBuffer]))
+	}
+}
+
+// releaseOutLocked gives the output buffers back to their pools when the
+// connection is idle: its reader waits without a buffer, no handler runs,
+// and nothing is queued, written, or about to be appended. wmu is held; the
+// buffers are only ever used under wmu, except the one a flush is writing,
+// which flushing guards. A writer that comes later takes new ones.
+func (c *conn) releaseOutLocked() {
+	if !c.readParked.Load() || c.handlers.Load() != 0 || c.writers.Load() != 0 || c.flushing || len(c.out.b) != 0 {
+		return
+	}
+	putOutBuffer(c.out.b)
+	putOutBuffer(c.spare)
+	c.out.b, c.spare = nil, nil
 }
 
 // lockWrite announces a writer and takes the output lock.
@@ -60,8 +145,12 @@ func (c *conn) lockWrite() {
 // unlockWrite releases the output lock, flushing first if no other writer
 // has announced itself.
 func (c *conn) unlockWrite() {
-	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 {
-		c.flushLocked()
+	if c.writers.Add(-1) == 0 {
+		if len(c.out.b) > 0 {
+			c.flushLocked()
+		} else {
+			c.releaseOutLocked()
+		}
 	}
 	c.wmu.Unlock()
 }
@@ -107,19 +196,25 @@ func (c *conn) flushLocked() {
 		c.pendingCtl = 0
 		c.wmu.Unlock()
 		err := c.writeSocket(buf)
+		if err != nil {
+			// Closed before wmu is taken again: closing a socket waits for a
+			// read in progress to return, and the reading goroutine may be
+			// waiting for wmu inside its read (see onReadIdle).
+			c.nc.Close()
+		}
 		c.wmu.Lock()
 		if cap(buf) <= maxSpareBuffer {
 			c.spare = buf[:0]
 		}
 		if err != nil && c.werr == nil {
 			c.werr = err
-			c.nc.Close()
 		}
 		c.wcond.Broadcast()
 	}
 	c.flushing = false
 	// finalFlush may be waiting for this flush to end.
 	c.wcond.Broadcast()
+	c.releaseOutLocked()
 }
 
 // writeSocket writes buf, bounding each stall by WriteByteTimeout: the
