@@ -65,8 +65,10 @@ type Limits struct {
 	// Zero means the default.
 	HTTP2MaxReceiveBufferPerStream int
 	// HTTP2WriteByteTimeout closes an HTTP/2 connection that accepts no bytes for
-	// this long while data waits to be written. Default 60s. Unlike WriteTimeout it
-	// only measures progress, so long streams are unaffected. Zero means no limit.
+	// this long while data waits to be written; with the fast HTTP/2 server
+	// (HTTP2Fast) it also resets a stream whose client grants it no flow-control
+	// window for this long. Default 60s. Unlike WriteTimeout it only measures
+	// progress, so long streams are unaffected. Zero means no limit.
 	HTTP2WriteByteTimeout time.Duration
 	// DrainTimeout bounds the graceful drain of a socket removed by Sync. Default 30s:
 	// long enough for ordinary requests to finish, short enough that a removed port

@@ -315,6 +315,10 @@ type replayConn struct {
 	pending []byte
 }
 
+// NetConn returns the connection replayConn wraps, so that a server it is
+// handed to can find what that connection is (its TLS state, say).
+func (rc *replayConn) NetConn() net.Conn { return rc.Conn }
+
 func (rc *replayConn) Read(p []byte) (int, error) {
 	if len(rc.pending) > 0 {
 		n := copy(p, rc.pending)

@@ -76,6 +76,7 @@ type conn struct {
 	sendWindow int64  // connection-level send window
 	peerWindow int32  // peer's SETTINGS_INITIAL_WINDOW_SIZE
 	peerFrame  uint32 // peer's SETTINGS_MAX_FRAME_SIZE, capped at maxFrameWrite
+	flushState        // see flush.go
 
 	// The stream table.
 	smu         sync.Mutex
@@ -84,9 +85,13 @@ type conn struct {
 	open        int    // streams open or half-closed
 	running     int    // handlers running, including those of reset streams
 	goingAway   bool   // GOAWAY sent; no new streams
-	dead        bool   // torn down
-	idleSince   time.Time
-	idleTimer   *time.Timer
+	// goAwayID is the last-stream-id of the first GOAWAY sent; later ones
+	// repeat it, since it may never increase (RFC 9113 §6.8).
+	goAwayID  uint32
+	closed    closedStreams
+	dead      bool // torn down
+	idleSince time.Time
+	idleTimer *time.Timer
 
 	// Inbound flow control: the receive windows we still grant, and bytes
 	// consumed but not yet given back in a WINDOW_UPDATE.
@@ -119,10 +124,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	// Header blocks are encoded straight into the output buffer, behind the
 	// header of their frame (see writeHeaderBlockLocked).
 	c.henc = hpack.NewEncoder(&c.out)
-	if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
-		st := cs.ConnectionState()
-		c.tlsState = &st
-	}
+	c.tlsState = connTLSState(nc)
 	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, nc.LocalAddr())
 	if s.httpServer != nil {
 		ctx = context.WithValue(ctx, http.ServerContextKey, s.httpServer)
@@ -130,6 +132,26 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.baseCtx = ctx
 	c.inflow.Store(int64(s.connWindow))
 	return c
+}
+
+// connTLSState returns the TLS state of nc, or nil when it is not a TLS
+// connection. It looks through wrappers that name the connection they wrap
+// with NetConn, as the HTTP/1 server's hand-over of a connection that began
+// with the HTTP/2 preface does: requests must see the TLS state, and writes
+// on TLS must never be given a deadline that could break the connection.
+func connTLSState(nc net.Conn) *tls.ConnectionState {
+	for range 4 {
+		if cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState }); ok {
+			st := cs.ConnectionState()
+			return &st
+		}
+		inner, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = inner.NetConn()
+	}
+	return nil
 }
 
 // newReadFramer returns a Framer that reads frames from the connection's
@@ -432,10 +454,10 @@ func (c *conn) processReset(f *http2.RSTStreamFrame) error {
 		}
 		return nil
 	}
-	c.closeStreamLocked(st)
+	c.closeStreamLocked(st, false)
 	c.smu.Unlock()
 	st.abort(errStreamClosed)
-	return nil
+	return c.giveBack(st.discardBody())
 }
 
 // resetStream sends RST_STREAM with code for stream id and closes the stream
@@ -444,11 +466,16 @@ func (c *conn) resetStream(id uint32, code http2.ErrCode) error {
 	c.smu.Lock()
 	st := c.streams[id]
 	if st != nil {
-		c.closeStreamLocked(st)
+		c.closeStreamLocked(st, true)
+	} else {
+		c.markResetLocked(id)
 	}
 	c.smu.Unlock()
 	if st != nil {
 		st.abort(errStreamClosed)
+		if err := c.giveBack(st.discardBody()); err != nil {
+			return err
+		}
 	}
 	if !c.queueControl(func() { c.wfr.WriteRSTStream(id, code) }) {
 		return errFlood
@@ -457,11 +484,13 @@ func (c *conn) resetStream(id uint32, code http2.ErrCode) error {
 }
 
 // closeStreamLocked removes st from the stream table; smu is held.
-func (c *conn) closeStreamLocked(st *stream) {
+// resetHere says this side reset the stream, or is about to.
+func (c *conn) closeStreamLocked(st *stream, resetHere bool) {
 	if c.streams[st.id] != st {
 		return
 	}
 	delete(c.streams, st.id)
+	c.closed.add(st.id, resetHere)
 	c.open--
 	if c.open == 0 && c.idleTimer != nil {
 		c.idleSince = time.Now()
@@ -478,8 +507,11 @@ func (c *conn) goAway(code http2.ErrCode, graceful bool) {
 	}
 	c.smu.Lock()
 	already := c.goingAway
-	c.goingAway = true
-	last := c.maxStreamID
+	if !already {
+		c.goingAway = true
+		c.goAwayID = c.maxStreamID
+	}
+	last := c.goAwayID
 	c.smu.Unlock()
 	if !already || code != errCodeNo {
 		c.wmu.Lock()

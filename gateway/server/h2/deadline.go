@@ -97,7 +97,7 @@ func (st *stream) stopTimers() {
 // response is already complete.
 func (c *conn) expireWrite(st *stream) {
 	c.smu.Lock()
-	c.closeStreamLocked(st)
+	c.closeStreamLocked(st, true)
 	c.smu.Unlock()
 	c.lockWrite()
 	if c.writableLocked(st) == nil {

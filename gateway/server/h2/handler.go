@@ -74,6 +74,7 @@ func (c *conn) finishStream(st *stream) {
 			c.wfr.WriteRSTStream(st.id, errCodeNo)
 		}
 		st.wclosed = true
+		c.queuedEndLocked(st)
 	}
 	// Leave the stream table before the batch is flushed, so that a client
 	// that sees the end of this stream and opens another is not refused
@@ -128,6 +129,7 @@ func (c *conn) abortFromHandler(st *stream) {
 	if c.writableLocked(st) == nil {
 		c.wfr.WriteRSTStream(st.id, errCodeInternal)
 		st.wclosed = true
+		c.queuedEndLocked(st)
 	}
 	// As in finishStream, the stream leaves the table before the reset is
 	// flushed, so that a client that sees the reset and opens another stream
@@ -141,8 +143,9 @@ func (c *conn) abortFromHandler(st *stream) {
 	st.rw.release()
 }
 
-// endStream accounts for a finished handler: the stream leaves the table,
-// its context is cancelled and its unread body given back.
+// endStream accounts for a finished handler: the stream leaves the table
+// (but stays counted as open while its last frames wait to be written), its
+// context is cancelled and its unread body given back.
 // It returns how many other handlers of the connection are still running.
 func (c *conn) endStream(st *stream) int {
 	if st.ended {
@@ -153,7 +156,16 @@ func (c *conn) endStream(st *stream) int {
 	st.cancel()
 	st.body.Close()
 	c.smu.Lock()
-	c.closeStreamLocked(st)
+	// A stream whose client is still sending was reset with NO_ERROR by
+	// finishStream (RFC 9113 §8.1); what it sends meanwhile is ignored.
+	resetHere := !st.remoteClosed.Load()
+	if c.streams[st.id] == st && c.holdOpen(st) {
+		// Still counted as open until its last frames are written.
+		delete(c.streams, st.id)
+		c.closed.add(st.id, resetHere)
+	} else {
+		c.closeStreamLocked(st, resetHere)
+	}
 	c.running--
 	c.handlers.Add(-1)
 	others := c.running

@@ -206,6 +206,9 @@ func (rw *responseWriter) send(p []byte, flush bool) error {
 		err = c.writeDataLocked(st, p, false)
 	}
 	c.unlockWrite()
+	if err == errWindowStalled {
+		c.closeStalled(st)
+	}
 	return err
 }
 
@@ -236,7 +239,10 @@ func (c *conn) writableLocked(st *stream) error {
 
 // writeDataLocked appends p as DATA frames, waiting for send window and for
 // room in the output buffer. The caller is an announced writer holding wmu.
+// When the client grants no window for WriteByteTimeout, the stream is reset
+// and errWindowStalled returned (see waitWindowLocked).
 func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
+	var stalled time.Time // since when we have been waiting for window
 	for {
 		if err := c.writableLocked(st); err != nil {
 			return err
@@ -253,9 +259,12 @@ func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 		}
 		n := min(int64(len(p)), st.sendWindow, c.sendWindow, int64(c.peerFrame))
 		if n <= 0 {
-			c.waitLocked()
+			if !c.waitWindowLocked(&stalled) {
+				return c.resetStalledLocked(st)
+			}
 			continue
 		}
+		stalled = time.Time{}
 		st.sendWindow -= n
 		c.sendWindow -= n
 		last := int(n) == len(p)

@@ -52,7 +52,8 @@ type Config struct {
 	// open stream for this long; zero means none.
 	IdleTimeout time.Duration
 	// WriteByteTimeout closes a connection that accepts no bytes for this long
-	// while output waits; zero means none.
+	// while output waits, and resets (RST_STREAM CANCEL) a stream whose writer
+	// has waited this long for flow-control window; zero means none.
 	WriteByteTimeout time.Duration
 	// Logger receives handler panics (except http.ErrAbortHandler) and protocol
 	// errors at debug level; nil means silent.

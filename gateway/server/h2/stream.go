@@ -20,6 +20,10 @@ type stream struct {
 	// sendWindow and wclosed are guarded by c.wmu.
 	sendWindow int64
 	wclosed    bool
+	// endQueued is set, on the handler's goroutine, once it appended the
+	// stream's last frame, into output buffer endGen (see holdOpen).
+	endQueued bool
+	endGen    uint64
 	// reset mirrors wclosed for checks that do not take the lock.
 	reset atomic.Bool
 
@@ -118,8 +122,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	n := copy(p, st.buf[st.off:])
 	st.off += n
 	if st.off == len(st.buf) {
-		st.buf = st.buf[:0]
-		st.off = 0
+		st.releaseDrainedLocked()
 	}
 	st.mu.Unlock()
 	st.c.consumed(st, int64(n))
@@ -209,12 +212,17 @@ func (c *conn) processData(f *http2.DataFrame) error {
 	st := c.streams[id]
 	if st == nil || st.remoteClosed.Load() {
 		idle := st == nil && id > c.maxStreamID
+		_, resetHere := c.closed.lookup(id)
 		c.smu.Unlock()
 		if err := c.giveBack(n); err != nil {
 			return err
 		}
-		if idle {
+		switch {
+		case idle:
 			return http2.ConnectionError(errCodeProtocol)
+		case st == nil && resetHere:
+			// Sent before the client saw our RST_STREAM (RFC 9113 §5.1).
+			return nil
 		}
 		return http2.StreamError{StreamID: id, Code: errCodeStreamClose}
 	}
@@ -303,24 +311,31 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	if id%2 == 0 {
 		return http2.ConnectionError(errCodeProtocol)
 	}
-	if f.HasPriority() && f.Priority.StreamDep == id {
-		// A stream cannot depend on itself (RFC 9113 §5.3.1).
-		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
-	}
+	// A stream cannot depend on itself (RFC 9113 §5.3.1). The check comes
+	// once the id is recorded as used, so that the refused stream cannot be
+	// opened again.
+	selfDependent := f.HasPriority() && f.Priority.StreamDep == id
 	c.smu.Lock()
 	if st := c.streams[id]; st != nil {
 		c.smu.Unlock()
+		if selfDependent {
+			return http2.StreamError{StreamID: id, Code: errCodeProtocol}
+		}
 		if f.Truncated {
 			return http2.StreamError{StreamID: id, Code: errCodeProtocol, Cause: errors.New("trailers too large")}
 		}
 		return c.processTrailers(st, f)
 	}
 	if id <= c.maxStreamID {
+		err := c.headersOnClosedStreamLocked(id)
 		c.smu.Unlock()
-		return http2.ConnectionError(errCodeStreamClose)
+		return err
 	}
 	c.maxStreamID = id
 	switch {
+	case selfDependent:
+		c.smu.Unlock()
+		return http2.StreamError{StreamID: id, Code: errCodeProtocol}
 	case c.goingAway:
 		c.smu.Unlock()
 		return http2.StreamError{StreamID: id, Code: errCodeRefused}

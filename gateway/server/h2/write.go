@@ -2,7 +2,6 @@ package h2
 
 import (
 	"errors"
-	"net"
 	"sync"
 	"time"
 
@@ -21,7 +20,8 @@ import (
 // flushes). The flush itself swaps the buffer out and writes it without
 // holding the lock, so other writers keep appending meanwhile; the flusher
 // loops until the buffer is empty, and writers that arrive while a flush is
-// running leave their bytes for it.
+// running leave their bytes for it. A handler never waits long in a socket
+// write, though: see flush.go.
 
 const (
 	// highWater is how much unflushed output a handler may add to while a
@@ -122,18 +122,27 @@ func putOutBuffer(b []byte) {
 	}
 }
 
-// releaseOutLocked gives the output buffers back to their pools when the
-// connection is idle: its reader waits without a buffer, no handler runs,
-// and nothing is queued, written, or about to be appended. wmu is held; the
-// buffers are only ever used under wmu, except the one a flush is writing,
-// which flushing guards. A writer that comes later takes new ones.
+// releaseOutLocked gives output buffers back to their pools once nothing is
+// queued, written, or about to be appended: the large ones always, so that a
+// connection that never waits idle (over TLS, or with a long-lived stream
+// open) does not keep two of them after a burst; the small ones only when the
+// connection is idle, its reader waiting without a buffer and no handler
+// running, since a busy connection would take them straight back. wmu is
+// held; the buffers are only ever used under wmu, except the one a flush is
+// writing, which flushing guards. A writer that comes later takes new ones.
 func (c *conn) releaseOutLocked() {
-	if !c.readParked.Load() || c.handlers.Load() != 0 || c.writers.Load() != 0 || c.flushing || len(c.out.b) != 0 {
+	if c.writers.Load() != 0 || c.flushing || len(c.out.b) != 0 {
 		return
 	}
-	putOutBuffer(c.out.b)
-	putOutBuffer(c.spare)
-	c.out.b, c.spare = nil, nil
+	idle := c.readParked.Load() && c.handlers.Load() == 0
+	if idle || cap(c.out.b) == largeOutBuffer {
+		putOutBuffer(c.out.b)
+		c.out.b = nil
+	}
+	if idle || cap(c.spare) == largeOutBuffer {
+		putOutBuffer(c.spare)
+		c.spare = nil
+	}
 }
 
 // lockWrite announces a writer and takes the output lock.
@@ -155,106 +164,6 @@ func (c *conn) unlockWrite() {
 	c.wmu.Unlock()
 }
 
-// waitLocked waits for a change in flow-control windows, the output buffer,
-// or the stream and connection state. It is called by an announced writer
-// holding wmu; while it waits it is not counted as a writer, and it flushes
-// first if nobody else will, since the peer may be waiting for those bytes
-// before it grants more window.
-//
-// A flush releases the lock, and a window update or reset that arrived
-// meanwhile has already been broadcast; so after flushing it returns at once
-// for the caller to re-check its condition, and waits only when it has held
-// the lock since that check.
-func (c *conn) waitLocked() {
-	if c.writers.Add(-1) == 0 && len(c.out.b) > 0 && !c.flushing {
-		c.flushLocked()
-		c.writers.Add(1)
-		return
-	}
-	if c.werr == nil {
-		c.wcond.Wait()
-	}
-	c.writers.Add(1)
-}
-
-// flushLocked writes c.out to the socket unless another flush is running,
-// which will then write it. It is called with wmu held and returns with wmu
-// held, but releases it while writing.
-func (c *conn) flushLocked() {
-	if c.flushing {
-		return
-	}
-	c.flushing = true
-	for len(c.out.b) > 0 {
-		if c.werr != nil {
-			c.out.b = c.out.b[:0]
-			break
-		}
-		buf := c.out.b
-		c.out.b = c.spare[:0]
-		c.spare = nil
-		c.pendingCtl = 0
-		c.wmu.Unlock()
-		err := c.writeSocket(buf)
-		if err != nil {
-			// Closed before wmu is taken again: closing a socket waits for a
-			// read in progress to return, and the reading goroutine may be
-			// waiting for wmu inside its read (see onReadIdle).
-			c.nc.Close()
-		}
-		c.wmu.Lock()
-		if cap(buf) <= maxSpareBuffer {
-			c.spare = buf[:0]
-		}
-		if err != nil && c.werr == nil {
-			c.werr = err
-		}
-		c.wcond.Broadcast()
-	}
-	c.flushing = false
-	// finalFlush may be waiting for this flush to end.
-	c.wcond.Broadcast()
-	c.releaseOutLocked()
-}
-
-// writeSocket writes buf, bounding each stall by WriteByteTimeout: the
-// deadline is renewed whenever the peer has accepted some bytes.
-func (c *conn) writeSocket(buf []byte) error {
-	to := c.srv.writeByteTO
-	for len(buf) > 0 {
-		if to > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(to))
-		}
-		n, err := c.nc.Write(buf)
-		buf = buf[n:]
-		if err != nil {
-			var ne net.Error
-			if n > 0 && errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-// kickLocked makes sure output appended by the reading goroutine gets
-// written. The reader must never block on the socket (a peer that writes
-// without reading would deadlock us), so when no writer is around to flush,
-// a short-lived goroutine does it.
-func (c *conn) kickLocked() {
-	if c.flushing || c.writers.Load() > 0 || len(c.out.b) == 0 || c.werr != nil {
-		return
-	}
-	c.flushing = true
-	go func() {
-		c.wmu.Lock()
-		c.flushing = false
-		c.flushLocked()
-		c.wmu.Unlock()
-	}()
-}
-
 // queueControl runs fn, which appends one control frame, on behalf of the
 // reading goroutine, and reports false if the peer is flooding us with
 // frames that need replies it does not read.
@@ -271,24 +180,6 @@ func (c *conn) queueControl(fn func()) bool {
 	}
 	c.kickLocked()
 	return true
-}
-
-// finalFlush writes whatever is queued (such as a GOAWAY) before the
-// connection is closed, bounded in time.
-func (c *conn) finalFlush() {
-	grace := closeWriteGrace
-	if to := c.srv.writeByteTO; to > 0 && to < grace {
-		grace = to
-	}
-	c.nc.SetWriteDeadline(time.Now().Add(grace))
-	c.wmu.Lock()
-	// A flush running elsewhere may still be writing; wait for it, so that
-	// what we queued last (the GOAWAY) is written before the close.
-	for i := 0; c.flushing && c.werr == nil && i < 1000; i++ {
-		c.wcond.Wait()
-	}
-	c.flushLocked()
-	c.wmu.Unlock()
 }
 
 // failWrites marks the output side dead and wakes every waiting writer.
