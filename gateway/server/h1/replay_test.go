@@ -11,20 +11,7 @@ import (
 // still shut its write side, and the peer reads the end of the stream while the
 // connection stays open for reading.
 func TestReplayConnHalfCloses(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	rc := &replayConn{Conn: server, pending: []byte("ahead")}
 	defer rc.Close()
 	if err := rc.CloseWrite(); err != nil {
@@ -65,21 +52,7 @@ func (f *idleFake) ReadIdle(p []byte, release func([]byte), acquire func() []byt
 // when the connection it wraps does; the bytes read ahead come first, without a
 // wait, and are then let go; later reads are the wrapped connection's ReadIdle.
 func TestReplayConnReadsIdleAfterItsBytes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	client, server := tcpPair(t)
 	_ = server.SetDeadline(time.Now().Add(5 * time.Second))
 	if (&replayConn{Conn: server}).CanWaitIdle() {
 		t.Fatal("CanWaitIdle over a connection without ReadIdle")
@@ -104,4 +77,26 @@ func TestReplayConnReadsIdleAfterItsBytes(t *testing.T) {
 	if err != nil || string(buf[:n]) != "more" || fake.calls != 1 || released != 1 {
 		t.Fatalf("second ReadIdle = %q, %v (waits %d, released %d); want the connection's ReadIdle", buf[:n], err, fake.calls, released)
 	}
+}
+
+// tcpPair returns both ends of a TCP connection on loopback; both are closed
+// when the test ends.
+func tcpPair(t *testing.T) (client, server net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	server, err = l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return client, server
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 )
 
 // startTLSServer serves h over TLS on 127.0.0.1 and returns the server and
@@ -58,27 +57,11 @@ func TestClientResetReleasesHandlerBlockedBySlowReaderTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc := rawTLSConn(t, nc)
+	rc := rawClientConn(t, nc)
 	took := resetWhileSocketStalled(t, rc, h, 5*time.Second)
 	if took >= 5*time.Second {
 		t.Fatalf("handler still blocked in Write 5s after the client reset its stream (wrote %d MiB first)", h.written.Load()>>20)
 	}
-}
-
-// rawTLSConn starts a raw HTTP/2 client connection over nc.
-func rawTLSConn(t *testing.T, nc net.Conn) *rawConn {
-	t.Helper()
-	t.Cleanup(func() { nc.Close() })
-	rc := &rawConn{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
-	rc.henc = hpack.NewEncoder(&rc.hbuf)
-	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	if _, err := nc.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	if err := rc.fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	return rc
 }
 
 // TestTLSConnectionSurvivesPausedReader: a client that stops reading for a
@@ -101,7 +84,7 @@ func TestTLSConnectionSurvivesPausedReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	nc.SetDeadline(time.Now().Add(ioBound))
-	rc := rawTLSConn(t, nc)
+	rc := rawClientConn(t, nc)
 	rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
 	rc.fr.WriteWindowUpdate(0, 1<<31-1-initialWindow)
 	rc.request(1, true, "GET", "/")

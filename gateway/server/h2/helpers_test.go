@@ -32,6 +32,14 @@ type testServer struct {
 // startServer serves h on 127.0.0.1; mod may adjust the Config.
 func startServer(t testing.TB, h http.Handler, mod func(*Config)) *testServer {
 	t.Helper()
+	return startServerWrapped(t, h, mod, nil)
+}
+
+// startServerWrapped is startServer with each accepted conn passed through
+// wrap, when not nil, before it is served; a nil result drops the conn. wrap
+// runs on the accepting goroutine, so it sees the conns in their order.
+func startServerWrapped(t testing.TB, h http.Handler, mod func(*Config), wrap func(net.Conn) net.Conn) *testServer {
+	t.Helper()
 	cfg := Config{Handler: h, HTTPServer: &http.Server{}}
 	if mod != nil {
 		mod(&cfg)
@@ -49,6 +57,11 @@ func startServer(t testing.TB, h http.Handler, mod func(*Config)) *testServer {
 			if err != nil {
 				return
 			}
+			if wrap != nil {
+				if c = wrap(c); c == nil {
+					continue
+				}
+			}
 			ts.wg.Add(1)
 			go func() {
 				defer ts.wg.Done()
@@ -58,6 +71,21 @@ func startServer(t testing.TB, h http.Handler, mod func(*Config)) *testServer {
 	}()
 	t.Cleanup(ts.close)
 	return ts
+}
+
+// tlsHandshake returns a wrap for startServerWrapped that makes each conn a
+// TLS server conn with config, its handshake done (nil when it failed).
+func tlsHandshake(config *tls.Config) func(net.Conn) net.Conn {
+	return func(c net.Conn) net.Conn {
+		tc := tls.Server(c, config)
+		tc.SetDeadline(time.Now().Add(ioBound))
+		if tc.Handshake() != nil {
+			tc.Close()
+			return nil
+		}
+		tc.SetDeadline(time.Time{})
+		return tc
+	}
 }
 
 func (ts *testServer) close() {
@@ -100,8 +128,15 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(ioBound))
+	return rawClientConn(t, nc)
+}
+
+// rawClientConn starts a raw HTTP/2 client connection over nc: the preface
+// and an empty SETTINGS frame. nc is closed when the test ends.
+func rawClientConn(t testing.TB, nc net.Conn) *rawConn {
+	t.Helper()
+	t.Cleanup(func() { nc.Close() })
 	rc := &rawConn{t: t, nc: nc, fr: http2.NewFramer(nc, nc)}
 	rc.henc = hpack.NewEncoder(&rc.hbuf)
 	rc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)

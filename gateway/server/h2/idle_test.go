@@ -74,36 +74,23 @@ func (c *idleTestConn) parked() (parks int, heldRead, heldFramer bool) {
 // without a buffer; the server side of each connection is sent on the channel.
 func startIdleServer(t *testing.T, h http.Handler) (*testServer, chan *idleTestConn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{srv: New(Config{Handler: h}), ln: ln, addr: ln.Addr().String()}
 	conns := make(chan *idleTestConn, 16)
-	ts.wg.Add(1)
-	go func() {
-		defer ts.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			raw := rawio.New(c)
-			if raw == nil {
-				t.Error("rawio.New returned nil for a TCP connection")
-				c.Close()
-				return
-			}
-			ic := &idleTestConn{Conn: c, raw: raw, srv: ts.srv}
-			conns <- ic
-			ts.wg.Add(1)
-			go func() {
-				defer ts.wg.Done()
-				ts.srv.ServeConn(ic)
-			}()
+	// The conns need the server, which exists once startServerWrapped returns.
+	var ts *testServer
+	started := make(chan struct{})
+	ts = startServerWrapped(t, h, func(cfg *Config) { cfg.HTTPServer = nil }, func(c net.Conn) net.Conn {
+		<-started
+		raw := rawio.New(c)
+		if raw == nil {
+			t.Error("rawio.New returned nil for a TCP connection")
+			c.Close()
+			return nil
 		}
-	}()
-	t.Cleanup(ts.close)
+		ic := &idleTestConn{Conn: c, raw: raw, srv: ts.srv}
+		conns <- ic
+		return ic
+	})
+	close(started)
 	return ts, conns
 }
 

@@ -41,43 +41,21 @@ func (c *idleWaitConn) ReadIdle(p []byte, release func([]byte), acquire func() [
 // connection is sent on the returned channel (dropped when it is full).
 func startIdleWaitServer(t *testing.T, h http.Handler, mod func(*Config)) (*testServer, chan *idleWaitConn) {
 	t.Helper()
-	cfg := Config{Handler: h, HTTPServer: &http.Server{}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{srv: New(cfg), ln: ln, addr: ln.Addr().String()}
 	conns := make(chan *idleWaitConn, 256)
-	ts.wg.Add(1)
-	go func() {
-		defer ts.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			raw := rawio.New(c)
-			if raw == nil {
-				t.Error("rawio.New returned nil for a TCP connection")
-				c.Close()
-				return
-			}
-			rc := &idleWaitConn{Conn: c, raw: raw}
-			select {
-			case conns <- rc:
-			default:
-			}
-			ts.wg.Add(1)
-			go func() {
-				defer ts.wg.Done()
-				ts.srv.ServeConn(rc)
-			}()
+	ts := startServerWrapped(t, h, mod, func(c net.Conn) net.Conn {
+		raw := rawio.New(c)
+		if raw == nil {
+			t.Error("rawio.New returned nil for a TCP connection")
+			c.Close()
+			return nil
 		}
-	}()
-	t.Cleanup(ts.close)
+		rc := &idleWaitConn{Conn: c, raw: raw}
+		select {
+		case conns <- rc:
+		default:
+		}
+		return rc
+	})
 	return ts, conns
 }
 

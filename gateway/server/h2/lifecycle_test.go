@@ -136,46 +136,17 @@ func selfSignedTLS(t *testing.T) (*tls.Config, *tls.Config) {
 
 func TestTLSSetsRequestTLS(t *testing.T) {
 	serverTLS, clientTLS := selfSignedTLS(t)
-	srv := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := startServerWrapped(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil {
 			io.WriteString(w, "no TLS")
 			return
 		}
 		io.WriteString(w, "proto="+r.TLS.NegotiatedProtocol)
-	})})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := tls.Server(c, serverTLS)
-				tc.SetDeadline(time.Now().Add(ioBound))
-				if tc.Handshake() != nil || tc.ConnectionState().NegotiatedProtocol != "h2" {
-					tc.Close()
-					return
-				}
-				tc.SetDeadline(time.Time{})
-				srv.ServeConn(tc)
-			}()
-		}
-	}()
-	defer func() {
-		ln.Close()
-		<-done
-		srv.Close()
-	}()
+	}), nil, tlsHandshake(serverTLS))
 	tr := &http2.Transport{TLSClientConfig: clientTLS}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: ioBound}
-	res, err := c.Get("https://" + ln.Addr().String() + "/")
+	res, err := c.Get("https://" + ts.addr + "/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,7 @@
 package h2
 
 import (
-	"crypto/tls"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -22,42 +20,13 @@ import (
 // stays open.
 func TestTLSConnectionGivesLargeOutputBuffersBack(t *testing.T) {
 	serverTLS, clientTLS := selfSignedTLS(t)
-	srv := New(Config{Handler: bodyDigest})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				tc := tls.Server(c, serverTLS)
-				tc.SetDeadline(time.Now().Add(ioBound))
-				if tc.Handshake() != nil {
-					tc.Close()
-					return
-				}
-				tc.SetDeadline(time.Time{})
-				srv.ServeConn(tc)
-			}()
-		}
-	}()
-	defer func() {
-		ln.Close()
-		<-done
-		srv.Close()
-	}()
+	ts := startServerWrapped(t, bodyDigest, nil, tlsHandshake(serverTLS))
 	tr := &http2.Transport{TLSClientConfig: clientTLS}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: ioBound}
 	const size = 6000
 	for range 2 {
-		res, err := client.Get("https://" + ln.Addr().String() + "/?size=" + strconv.Itoa(size))
+		res, err := client.Get("https://" + ts.addr + "/?size=" + strconv.Itoa(size))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,7 +36,7 @@ func TestTLSConnectionGivesLargeOutputBuffersBack(t *testing.T) {
 			t.Fatalf("body of %d bytes, want %d", len(b), size)
 		}
 	}
-	cc := serverConn(t, srv)
+	cc := serverConn(t, ts.srv)
 	var held int
 	waitFor(t, "the responses to be flushed", func() bool {
 		cc.wmu.Lock()

@@ -2,7 +2,6 @@ package h2
 
 import (
 	"net"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -33,37 +32,6 @@ func goAwayString(ga *http2.GoAwayFrame) string {
 		return "none"
 	}
 	return ga.ErrCode.String() + " last-stream-id " + strconv.Itoa(int(ga.LastStreamID))
-}
-
-// startServerWrapped is startServer with each accepted conn wrapped.
-func startServerWrapped(t testing.TB, h http.Handler, mod func(*Config), wrap func(net.Conn) net.Conn) *testServer {
-	t.Helper()
-	cfg := Config{Handler: h, HTTPServer: &http.Server{}}
-	if mod != nil {
-		mod(&cfg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{srv: New(cfg), ln: ln, addr: ln.Addr().String()}
-	ts.wg.Add(1)
-	go func() {
-		defer ts.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ts.wg.Add(1)
-			go func() {
-				defer ts.wg.Done()
-				ts.srv.ServeConn(wrap(c))
-			}()
-		}
-	}()
-	t.Cleanup(ts.close)
-	return ts
 }
 
 // writeGauge is a net.Conn that records the size of the buffer handed to

@@ -1,11 +1,9 @@
 package h2
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -27,14 +25,12 @@ func TestTLSStateThroughWrappedConn(t *testing.T) {
 		sawTLS <- r.TLS != nil
 		w.Write([]byte("ok"))
 	})
+	handshake := tlsHandshake(serverTLS)
 	ts := startServerWrapped(t, h, nil, func(c net.Conn) net.Conn {
-		tc := tls.Server(c, serverTLS)
-		tc.SetDeadline(time.Now().Add(ioBound))
-		if err := tc.Handshake(); err != nil {
-			t.Errorf("handshake: %v", err)
+		if tc := handshake(c); tc != nil {
+			return &wrappedConn{Conn: tc}
 		}
-		tc.SetDeadline(time.Time{})
-		return &wrappedConn{Conn: tc}
+		return nil
 	})
 	tr := &http2.Transport{TLSClientConfig: clientTLS}
 	defer tr.CloseIdleConnections()
