@@ -95,8 +95,22 @@ func (c *conn) flushLocked() {
 		go c.flushBehind(nil, nil)
 		return
 	}
-	c.writeOutLocked(true)
+	c.writeOutLocked(flushDirect)
 }
+
+// flushMode says who is writing the output buffer out.
+type flushMode int
+
+const (
+	// flushDirect is a handler flushing on its own goroutine, which holds
+	// each write to directWriteGrace.
+	flushDirect flushMode = iota
+	// flushByGoroutine is a flusher goroutine, which waits for a slow socket.
+	flushByGoroutine
+	// flushFinal is the last flush before the connection closes, which
+	// writes everything queued whoever else is about.
+	flushFinal
+)
 
 // writeOutLocked writes c.out until it is empty; c.flushing is set and owned
 // by the caller, and it is cleared on return unless the rest of the output
@@ -104,8 +118,17 @@ func (c *conn) flushLocked() {
 // writes each buffer with a short deadline and hands over what the socket did
 // not take in time; the flusher goroutine waits as long as WriteByteTimeout
 // allows.
-func (c *conn) writeOutLocked(direct bool) {
+//
+// Except for the final flush, it stops once a writer has announced itself:
+// that writer flushes when it is done (see unlockWrite). A handler ending its
+// stream stays announced until the stream has left the table, and the stream
+// end it queued must not reach the client before that, or a client at its
+// concurrent stream limit that opens another stream at once would be refused.
+func (c *conn) writeOutLocked(mode flushMode) {
 	for len(c.out.b) > 0 {
+		if mode != flushFinal && c.writers.Load() > 0 && c.werr == nil {
+			break
+		}
 		if c.werr != nil {
 			// The connection is going down, and teardown forgets the open
 			// streams, including those whose ends were still queued.
@@ -126,7 +149,7 @@ func (c *conn) writeOutLocked(direct bool) {
 		}
 		var rest []byte
 		var err error
-		if direct {
+		if mode == flushDirect {
 			rest, err = c.writeDirect(buf)
 		} else {
 			err = c.writeSocket(buf)
@@ -178,7 +201,7 @@ func (c *conn) flushBehind(buf, rest []byte) {
 	} else {
 		c.wmu.Lock()
 	}
-	c.writeOutLocked(false)
+	c.writeOutLocked(flushByGoroutine)
 	c.wmu.Unlock()
 }
 
@@ -273,7 +296,7 @@ func (c *conn) finalFlush() {
 	}
 	if !c.flushing {
 		c.flushing = true
-		c.writeOutLocked(false)
+		c.writeOutLocked(flushFinal)
 	}
 	c.wmu.Unlock()
 }
