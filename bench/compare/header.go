@@ -18,7 +18,7 @@ func writeHeader(w io.Writer, o options, rs runSettings, bins binaries, took tim
 	fmt.Fprintf(w, "- Date: %s; whole run %s.\n", time.Now().UTC().Format("2006-01-02"), took.Round(time.Second))
 	fmt.Fprintf(w, "- Machine: %s; load average %s at the start, %s at the end (other work on the machine shows here).\n",
 		machine(), rs.loadAtStart, loadAverage())
-	fmt.Fprintf(w, "- Go: %s (this command, the backend, the relay and Switchyard).\n", runtime.Version())
+	fmt.Fprintf(w, "- Go: %s (this command, the backend, the relay, the floor and Switchyard).\n", runtime.Version())
 	fmt.Fprintf(w, "- Versions: %s.\n", strings.Join(versions(bins), ", "))
 	fmt.Fprintf(w, "- Command: `%s`%s.\n", commandLine(o), quickNote(o))
 	fmt.Fprintf(w, "- Method: %d rounds; in each round every target of a scenario is measured once, in the order of its table "+
@@ -27,7 +27,7 @@ func writeHeader(w io.Writer, o options, rs runSettings, bins binaries, took tim
 		"CPU µs/req is the target's own user+system time (all its processes and threads, from /proc) over the requests it answered; "+
 		"direct has none. Errors are non-2xx answers, socket errors and timeouts, summed over the rounds.\n",
 		rs.rounds, warmupNote(rs.warmup), wholeSeconds(rs.load.Duration)+" s", seconds(rs.load.RateDuration))
-	fmt.Fprintln(w, "- Peers: nginx with worker_processes auto, HAProxy with nbthread = cores, Caddy, Switchyard and the relay with Go's default GOMAXPROCS; "+
+	fmt.Fprintln(w, "- Peers: nginx with worker_processes auto, HAProxy with nbthread = cores, Caddy, Switchyard, the relay and the floor with Go's default GOMAXPROCS; "+
 		"every proxy keeps idle HTTP/1.1 connections to the backend (64) and logs no requests; nginx's 1,000-requests-per-connection limits are lifted and it passes large bodies through without temporary files.")
 	fmt.Fprintf(w, "- Switchyard observability: %s\n", observeNote(bins))
 	fmt.Fprintln(w, "- Numbers are reported, never asserted. On a small machine the load generator, the backend and the proxy share the cores: "+

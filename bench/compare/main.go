@@ -157,7 +157,8 @@ func checkTools() error {
 	return nil
 }
 
-// buildBinaries builds the backend and the relay, and Switchyard unless given.
+// buildBinaries builds the backend, the relay and the floor, and Switchyard unless
+// given.
 func buildBinaries(switchyard, dir string) (binaries, error) {
 	root, err := benchkit.ModuleRoot()
 	if err != nil {
@@ -168,6 +169,9 @@ func buildBinaries(switchyard, dir string) (binaries, error) {
 		return bins, err
 	}
 	if bins.relay, err = goBuild(root, dir, "./bench/relay", "relay"); err != nil {
+		return bins, err
+	}
+	if bins.floor, err = goBuild(root, dir, "./bench/floor", "floor"); err != nil {
 		return bins, err
 	}
 	// Processes run in folders of their own, so a relative path would not do.
@@ -200,21 +204,23 @@ func http2Targets(bins binaries) []string {
 	return targets
 }
 
-// baselineTargets are the targets of the reference and pinned scenarios: the peers,
-// and, where the binary has the observability flags, Switchyard with its policies
-// off (switchyard-bare) right after its default run. The performance goals are
-// stated with policies off, and request metrics and the access log count among
-// the policies (see the policies scenario); the default run, with route metrics
-// on, stays in the table so that what an operator gets without flags is measured
-// too.
+// baselineTargets are the targets of the reference and pinned scenarios: the peers
+// with the HTTP/1.1 floor (bench/floor) after the relay, and, where the binary has
+// the observability flags, Switchyard with its policies off (switchyard-bare)
+// right after its default run. The floor tells what the Go runtime and the kernel
+// cost per request apart from the HTTP work a gateway adds. The performance goals
+// are stated with policies off, and request metrics and the access log count
+// among the policies (see the policies scenario); the default run, with route
+// metrics on, stays in the table so that what an operator gets without flags is
+// measured too.
 func baselineTargets(bins binaries) []string {
-	if !bins.observeFlags {
-		return peers
-	}
-	targets := make([]string, 0, len(peers)+1)
+	targets := make([]string, 0, len(peers)+2)
 	for _, name := range peers {
 		targets = append(targets, name)
-		if name == targetSwitchyard {
+		switch {
+		case name == targetRelay:
+			targets = append(targets, targetFloor)
+		case name == targetSwitchyard && bins.observeFlags:
 			targets = append(targets, targetBare)
 		}
 	}

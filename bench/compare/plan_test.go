@@ -60,18 +60,23 @@ func TestPolicyComparisonFollowsTheBinarysFlags(t *testing.T) {
 	}
 }
 
-func TestBaselineScenariosMeasureSwitchyardBare(t *testing.T) {
-	if got := baselineTargets(binaries{}); !slices.Equal(got, peers) {
-		t.Errorf("without the flags: %v", got)
+func TestBaselineScenariosMeasureSwitchyardBareAndTheFloor(t *testing.T) {
+	withoutBare := slices.Insert(slices.Clone(peers), slices.Index(peers, targetRelay)+1, targetFloor)
+	if got := baselineTargets(binaries{}); !slices.Equal(got, withoutBare) {
+		t.Errorf("without the flags: %v, want %v", got, withoutBare)
 	}
 	got := baselineTargets(binaries{observeFlags: true})
 	i := slices.Index(got, targetSwitchyard)
-	if len(got) != len(peers)+1 || i < 0 || got[i+1] != targetBare {
+	if len(got) != len(peers)+2 || i < 0 || got[i+1] != targetBare {
 		t.Errorf("with the flags: %v, want switchyard-bare right after switchyard", got)
 	}
 	for _, sc := range scenarios(binaries{observeFlags: true}, loadSettings{}) {
-		if (sc.key == "reference" || sc.key == "pinned") && !slices.Contains(sc.targets, targetBare) {
+		baseline := sc.key == "reference" || sc.key == "pinned"
+		if baseline && !slices.Contains(sc.targets, targetBare) {
 			t.Errorf("scenario %s does not measure switchyard-bare: %v", sc.key, sc.targets)
+		}
+		if slices.Contains(sc.targets, targetFloor) != baseline {
+			t.Errorf("scenario %s: the floor in %v; it belongs to the reference and pinned scenarios only", sc.key, sc.targets)
 		}
 	}
 }

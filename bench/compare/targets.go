@@ -18,8 +18,11 @@ import (
 
 // Target names, as printed.
 const (
-	targetDirect     = "direct"
-	targetRelay      = "l4-relay"
+	targetDirect = "direct"
+	targetRelay  = "l4-relay"
+	// targetFloor is bench/floor, the least an HTTP/1.1 proxy in Go does per
+	// request; it runs in the reference and pinned scenarios only.
+	targetFloor      = "l7-floor"
 	targetSwitchyard = "switchyard"
 	targetBare       = "switchyard-bare"
 	targetPolicies   = "switchyard-policies"
@@ -47,7 +50,7 @@ type target struct {
 
 // binaries are the programs the run built or found.
 type binaries struct {
-	switchyard, relay, backend string
+	switchyard, relay, floor, backend string
 	// observeFlags is set when `switchyard standalone` has --route-metrics and
 	// --access-log.
 	observeFlags bool
@@ -102,6 +105,8 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 	switch name {
 	case targetRelay:
 		return []string{bins.relay, "-listen", listenAddr(s.Listen), "-upstream", listenAddr(s.Backend)}, nil, nil
+	case targetFloor:
+		return []string{bins.floor, "-listen", listenAddr(s.Listen), "-upstream", listenAddr(s.Backend)}, nil, nil
 	case targetNginx:
 		path, err := write("nginx.conf", nginxConfig(s))
 		return []string{"nginx", "-e", filepath.Join(s.Dir, "error.log"), "-p", s.Dir, "-c", path, "-g", "daemon off;"}, nil, err
@@ -216,7 +221,7 @@ func verify(ctx context.Context, t *target, s peerSetup, size int, wantPolicies 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if last != nil || s.Table.MissPath == "" || t.name == targetDirect || t.name == targetRelay {
+	if last != nil || s.Table.MissPath == "" || t.name == targetDirect || t.name == targetRelay || t.name == targetFloor {
 		return last
 	}
 	status, _, n, err := fetch(ctx, client, base+s.Table.MissPath, s.Table.Host)
