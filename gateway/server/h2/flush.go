@@ -45,6 +45,10 @@ type flushState struct {
 	// open (see holdOpen). It is swapped for the next generation when the
 	// buffer is.
 	ends atomic.Uint64
+	// leaving counts the handlers that have queued their stream's end and
+	// not yet taken the stream out of the table; a flush in progress leaves
+	// the output to them (see writeOutLocked).
+	leaving atomic.Int32
 	// wdeadline is the write deadline set on the socket, owned by whoever
 	// holds c.flushing; a zero time means none.
 	wdeadline time.Time
@@ -119,14 +123,15 @@ const (
 // not take in time; the flusher goroutine waits as long as WriteByteTimeout
 // allows.
 //
-// Except for the final flush, it stops once a writer has announced itself:
-// that writer flushes when it is done (see unlockWrite). A handler ending its
-// stream stays announced until the stream has left the table, and the stream
-// end it queued must not reach the client before that, or a client at its
-// concurrent stream limit that opens another stream at once would be refused.
+// Except for the final flush, it stops while a handler that queued its
+// stream's end has not yet taken the stream out of the table: that end must
+// not reach the client before, or a client at its concurrent stream limit
+// that opens another stream at once would be refused for the stream still
+// counted. The handler is an announced writer, so it, or the last writer
+// announced after it, flushes when done (see unlockWrite).
 func (c *conn) writeOutLocked(mode flushMode) {
 	for len(c.out.b) > 0 {
-		if mode != flushFinal && c.writers.Load() > 0 && c.werr == nil {
+		if mode != flushFinal && c.leaving.Load() > 0 && c.werr == nil {
 			break
 		}
 		if c.werr != nil {
@@ -363,6 +368,17 @@ func (c *conn) holdOpen(st *stream) bool {
 func (c *conn) queuedEndLocked(st *stream) {
 	st.endQueued = true
 	st.endGen = c.ends.Load() >> endsGenShift
+	st.leaving = true
+	c.leaving.Add(1)
+}
+
+// leftTable ends what queuedEndLocked began, once the handler has taken st
+// out of the stream table.
+func (c *conn) leftTable(st *stream) {
+	if st.leaving {
+		st.leaving = false
+		c.leaving.Add(-1)
+	}
 }
 
 // errWindowStalled is what a write returns when the client granted no

@@ -81,7 +81,9 @@ func (c *conn) finishStream(st *stream) {
 	// for a stream we still counted. The lock is dropped, but this
 	// goroutine stays announced as a writer, so the flush waits for it.
 	c.wmu.Unlock()
-	if others := c.endStream(st); others > 0 {
+	others := c.endStream(st)
+	c.leftTable(st)
+	if others > 0 {
 		// Other handlers of this connection are running; those that are
 		// runnable now get to append their responses before this flush,
 		// which then carries them all (they see this writer announced and
@@ -138,6 +140,7 @@ func (c *conn) abortFromHandler(st *stream) {
 	c.wmu.Unlock()
 	st.abort(errStreamClosed)
 	c.endStream(st)
+	c.leftTable(st)
 	c.wmu.Lock()
 	c.unlockWrite()
 	st.rw.release()

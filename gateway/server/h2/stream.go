@@ -24,6 +24,8 @@ type stream struct {
 	// stream's last frame, into output buffer endGen (see holdOpen).
 	endQueued bool
 	endGen    uint64
+	// leaving is set while the stream counts in conn.leaving.
+	leaving bool
 	// reset mirrors wclosed for checks that do not take the lock.
 	reset atomic.Bool
 
