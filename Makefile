@@ -60,10 +60,10 @@ fuzz:
 	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzParseHead -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzServeStream -fuzztime $(FUZZTIME)
 
-# Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay and
-# the backend direct on loopback (bench/run.sh installs the peers and load tools it
-# lacks; about thirteen minutes on two cores; writes bench/results/comparison.md), then
-# the Go micro-benchmarks. BENCH_QUICK=1 runs a three-minute trial of the comparison
+# Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay, an
+# HTTP/1.1 floor in Go and the backend direct on loopback (bench/run.sh installs the
+# peers and load tools it lacks; about fifteen minutes on two cores; writes
+# bench/results/comparison.md), then the Go micro-benchmarks. BENCH_QUICK=1 runs a three-minute trial of the comparison
 # alone, which writes no file.
 bench: build
 	./bench/run.sh
