@@ -27,9 +27,9 @@ func contentLength(head []byte) (int64, error) {
 			continue
 		}
 		switch {
-		case equalFold(name, "transfer-encoding"):
+		case bytes.EqualFold(name, []byte("transfer-encoding")):
 			return 0, errUnframed
-		case equalFold(name, "content-length"):
+		case bytes.EqualFold(name, []byte("content-length")):
 			n, err := parseLength(bytes.TrimSpace(value))
 			if err != nil || (length >= 0 && n != length) {
 				return 0, errBadLength
@@ -53,22 +53,6 @@ func parseLength(b []byte) (int64, error) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, nil
-}
-
-// equalFold reports whether b is s, which is lower case, ignoring ASCII case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // isHead reports whether a request head is for the HEAD method, whose answer
