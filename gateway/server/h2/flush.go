@@ -45,9 +45,9 @@ type flushState struct {
 	// open (see holdOpen). It is swapped for the next generation when the
 	// buffer is.
 	ends atomic.Uint64
-	// leaving counts the handlers that have queued their stream's end and
-	// not yet taken the stream out of the table; a flush in progress leaves
-	// the output to them (see writeOutLocked).
+	// leaving counts the handlers that have queued their stream's end (or
+	// a reset) and not yet taken the stream out of the table; a flush in
+	// progress leaves the output to them (see writeOutLocked).
 	leaving atomic.Int32
 	// wdeadline is the write deadline set on the socket, owned by whoever
 	// holds c.flushing; a zero time means none.
@@ -368,8 +368,17 @@ func (c *conn) holdOpen(st *stream) bool {
 func (c *conn) queuedEndLocked(st *stream) {
 	st.endQueued = true
 	st.endGen = c.ends.Load() >> endsGenShift
-	st.leaving = true
-	c.leaving.Add(1)
+	c.countLeavingLocked(st)
+}
+
+// countLeavingLocked counts st, whose last frame (its end or a reset) has
+// just been queued by its announced writer, in c.leaving until leftTable;
+// wmu is held.
+func (c *conn) countLeavingLocked(st *stream) {
+	if !st.leaving {
+		st.leaving = true
+		c.leaving.Add(1)
+	}
 }
 
 // leftTable ends what queuedEndLocked began, once the handler has taken st
@@ -441,6 +450,7 @@ func (c *conn) resetStalledLocked(st *stream) error {
 	c.wfr.WriteRSTStream(st.id, errCodeCancel)
 	st.wclosed = true
 	st.reset.Store(true)
+	c.countLeavingLocked(st)
 	return errWindowStalled
 }
 

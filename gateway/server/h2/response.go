@@ -205,10 +205,17 @@ func (rw *responseWriter) send(p []byte, flush bool) error {
 	if err == nil && len(p) > 0 {
 		err = c.writeDataLocked(st, p, false)
 	}
-	c.unlockWrite()
 	if err == errWindowStalled {
+		// As in finishStream, the stream leaves the table before its reset
+		// is flushed, so that a client that sees the reset and opens another
+		// stream is not refused for this one; this goroutine stays announced
+		// as a writer meanwhile, so the flush waits for it.
+		c.wmu.Unlock()
 		c.closeStalled(st)
+		c.leftTable(st)
+		c.wmu.Lock()
 	}
+	c.unlockWrite()
 	return err
 }
 
