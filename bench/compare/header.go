@@ -28,7 +28,7 @@ func writeHeader(w io.Writer, o options, rs runSettings, bins binaries, took tim
 		"direct has none. Errors are non-2xx answers, socket errors and timeouts, summed over the rounds.\n",
 		rs.rounds, warmupNote(rs.warmup), wholeSeconds(rs.load.Duration)+" s", seconds(rs.load.RateDuration))
 	fmt.Fprintln(w, "- Peers: nginx with worker_processes auto, HAProxy with nbthread = cores, Caddy, Switchyard, the relay and the floor with Go's default GOMAXPROCS; "+
-		"every proxy keeps idle HTTP/1.1 connections to the backend (64) and logs no requests; nginx's 1,000-requests-per-connection limits are lifted and it passes large bodies through without temporary files.")
+		"every proxy keeps idle HTTP/1.1 connections to the backend (64; the relay and the floor one per client connection) and logs no requests; nginx's 1,000-requests-per-connection limits are lifted and it passes large bodies through without temporary files.")
 	fmt.Fprintf(w, "- Switchyard observability: %s\n", observeNote(bins))
 	fmt.Fprintln(w, "- Numbers are reported, never asserted. On a small machine the load generator, the backend and the proxy share the cores: "+
 		"compare ratios within a table rather than absolute figures across machines.")

@@ -1,7 +1,8 @@
 // Command compare measures Switchyard against its peers on loopback, all in front of
 // the same fast backend (bench/backend): the backend direct, an L4 relay as the
-// floor (bench/relay), Switchyard (the standalone binary), nginx, HAProxy and
-// Caddy, each configured by this command as an equivalent reverse proxy with
+// floor for any proxy (bench/relay), an HTTP/1.1 floor in Go (bench/floor, in the
+// reference and pinned scenarios), Switchyard (the standalone binary), nginx,
+// HAProxy and Caddy, each configured by this command as an equivalent reverse proxy with
 // upstream keep-alive and no request logging. Load comes from wrk, h2load and an
 // open-loop generator of its own. Targets are measured in alternation, round after
 // round, and the report gives medians, ranges and every ratio between targets.

@@ -169,3 +169,36 @@ func TestContentLength(t *testing.T) {
 		}
 	}
 }
+
+func TestResponseFramedByCloseIsForwardedWhole(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const answer = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody until the end"
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err == nil {
+			io.WriteString(c, answer)
+		}
+	}()
+	c, err := net.Dial("tcp", startFloor(t, ln.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: floor\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != answer {
+		t.Fatalf("got %q (%v), want %q and the end of the connection", got, err, answer)
+	}
+}

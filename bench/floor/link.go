@@ -16,6 +16,7 @@ var (
 	errBadLength    = errors.New("malformed Content-Length")
 	errMalformed    = errors.New("malformed status line")
 	errUnexpectedUp = errors.New("backend sent bytes beyond its response")
+	errSwitching    = errors.New("backend switched protocols, which the floor does not forward")
 )
 
 // quiet reports whether err is a connection simply ending.
@@ -72,6 +73,9 @@ func (l *link) exchange() error {
 		status, err := statusCode(head)
 		if err != nil {
 			return err
+		}
+		if status == 101 {
+			return errSwitching
 		}
 		length, err := contentLength(head)
 		if err != nil {

@@ -9,7 +9,8 @@
 // cost apart from the HTTP work a real gateway adds. It forwards only what the
 // benchmark sends: requests with no body or a Content-Length, and responses
 // framed by Content-Length (or by the end of the connection). Anything else ends
-// the connection.
+// the connection; a request that waits for 100 Continue before sending its body
+// waits in vain.
 package main
 
 import (
