@@ -13,9 +13,9 @@ import (
 	"time"
 )
 
-// startFloor serves a floor on loopback in front of backend and returns its
-// address.
-func startFloor(t *testing.T, backend string) string {
+// dialFloor serves a floor on loopback in front of backend and returns a
+// client connection to it, closed when the test ends and bounded in time.
+func dialFloor(t *testing.T, backend string) net.Conn {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -23,7 +23,13 @@ func startFloor(t *testing.T, backend string) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	go acceptLoop(ln, backend)
-	return ln.Addr().String()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c
 }
 
 // startBackend serves h on loopback and counts the connections it accepted.
@@ -55,12 +61,7 @@ func TestForwardsExchangesOverOneBackendConnection(t *testing.T) {
 			io.WriteString(w, answer)
 		}
 	})
-	c, err := net.Dial("tcp", startFloor(t, backend))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFloor(t, backend)
 	br := bufio.NewReader(c)
 	cases := []struct {
 		method, path, body string
@@ -99,12 +100,7 @@ func TestPipelinedRequestsAreAnsweredInOrder(t *testing.T) {
 	backend, _ := startBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	})
-	c, err := net.Dial("tcp", startFloor(t, backend))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFloor(t, backend)
 	var batch strings.Builder
 	for i := 0; i < 20; i++ {
 		fmt.Fprintf(&batch, "GET /p%d HTTP/1.1\r\nHost: floor\r\n\r\n", i)
@@ -132,12 +128,7 @@ func TestUnframedResponseEndsTheConnection(t *testing.T) {
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "rest")
 	})
-	c, err := net.Dial("tcp", startFloor(t, backend))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFloor(t, backend)
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: floor\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -188,12 +179,7 @@ func TestResponseFramedByCloseIsForwardedWhole(t *testing.T) {
 			io.WriteString(c, answer)
 		}
 	}()
-	c, err := net.Dial("tcp", startFloor(t, ln.Addr().String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c := dialFloor(t, ln.Addr().String())
 	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: floor\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
