@@ -36,10 +36,16 @@ STD_HTTP1_PKGS := ./gateway/server/... ./gateway/backend ./gateway/proxy ./gatew
 # the server that is not the default (server.DefaultHTTP2Mode).
 OTHER_HTTP2 := std
 OTHER_HTTP2_PKGS := ./gateway/server ./gateway/dataplane ./e2e/standalone
+# The default HTTP/1.1 server hands the requests of rules without filters, retries
+# or timeouts to a raw forwarding path (--forwarding, SWITCHYARD_FORWARDING); the
+# suites that carry such requests run once more with every request served by its
+# rule's handler, so that both keep passing.
+HANDLER_FORWARDING_PKGS := ./gateway/dataplane ./e2e/standalone ./cmd/switchyard
 test: fmt-check vet
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	SWITCHYARD_HTTP1=std $(GO) test -race -count=1 -timeout 20m $(STD_HTTP1_PKGS)
 	SWITCHYARD_HTTP2=$(OTHER_HTTP2) $(GO) test -race -count=1 -timeout 20m $(OTHER_HTTP2_PKGS)
+	SWITCHYARD_FORWARDING=handler $(GO) test -race -count=1 -timeout 20m $(HANDLER_FORWARDING_PKGS)
 
 test-short:
 	$(GO) test -short $(PKGS)
@@ -58,6 +64,7 @@ fuzz:
 	$(GO) test ./gateway/router -run '^$$' -fuzz FuzzLookup -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server -run '^$$' -fuzz FuzzFramingTracker -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzParseHead -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway/proxy -run '^$$' -fuzz FuzzRawTarget -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway/server/h1 -run '^$$' -fuzz FuzzServeStream -fuzztime $(FUZZTIME)
 
 # Comparative benchmarks: Switchyard against nginx, HAProxy, Caddy, an L4 relay, an

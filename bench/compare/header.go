@@ -52,10 +52,19 @@ func quickNote(o options) string {
 func observeNote(bins binaries) string {
 	if bins.observeFlags {
 		return "switchyard and the peer comparisons use the binary's defaults; switchyard-bare runs with `--route-metrics off --access-log off`, " +
-			"switchyard-policies with `--route-metrics full --access-log FILE`."
+			"switchyard-policies with `--route-metrics full --access-log FILE`" + handlerNote(bins) + "."
 	}
 	return "this binary has no `--route-metrics` or `--access-log` flag, so every Switchyard run has its built-in metrics and no access log; " +
 		"the policies run differs from the bare one by the TrafficPolicy alone."
+}
+
+// handlerNote names the run without the raw forwarding path, where there is one.
+func handlerNote(bins binaries) string {
+	if !bins.forwardingFlag {
+		return ""
+	}
+	return "; switchyard-bare-handler runs as switchyard-bare with `--forwarding handler` (every request through its rule's handler, " +
+		"no raw forwarding path)"
 }
 
 // commandLine is how the run was started.

@@ -186,6 +186,7 @@ func buildBinaries(switchyard, dir string) (binaries, error) {
 	}
 	bins.observeFlags = flagSupported(bins.switchyard, "route-metrics") && flagSupported(bins.switchyard, "access-log")
 	bins.http2Alt = http2Alternative(bins.switchyard)
+	bins.forwardingFlag = flagSupported(bins.switchyard, "forwarding")
 	return bins, nil
 }
 
@@ -208,14 +209,16 @@ func http2Targets(bins binaries) []string {
 // baselineTargets are the targets of the reference and pinned scenarios: the peers
 // with the HTTP/1.1 floor (bench/floor) after the relay, and, where the binary has
 // the observability flags, Switchyard with its policies off (switchyard-bare)
-// right after its default run. The floor tells what the Go runtime and the kernel
+// right after its default run, and then, where the binary has --forwarding, the same
+// with every request served by its rule's handler (switchyard-bare-handler), which
+// tells what the raw forwarding path gains. The floor tells what the Go runtime and the kernel
 // cost per request apart from the HTTP work a gateway adds. The performance goals
 // are stated with policies off, and request metrics and the access log count
 // among the policies (see the policies scenario); the default run, with route
 // metrics on, stays in the table so that what an operator gets without flags is
 // measured too.
 func baselineTargets(bins binaries) []string {
-	targets := make([]string, 0, len(peers)+2)
+	targets := make([]string, 0, len(peers)+3)
 	for _, name := range peers {
 		targets = append(targets, name)
 		switch {
@@ -223,6 +226,9 @@ func baselineTargets(bins binaries) []string {
 			targets = append(targets, targetFloor)
 		case name == targetSwitchyard && bins.observeFlags:
 			targets = append(targets, targetBare)
+			if bins.forwardingFlag {
+				targets = append(targets, targetBareHandler)
+			}
 		}
 	}
 	return targets

@@ -70,10 +70,17 @@ func TestBaselineScenariosMeasureSwitchyardBareAndTheFloor(t *testing.T) {
 	if len(got) != len(peers)+2 || i < 0 || got[i+1] != targetBare {
 		t.Errorf("with the flags: %v, want switchyard-bare right after switchyard", got)
 	}
-	for _, sc := range scenarios(binaries{observeFlags: true}, loadSettings{}) {
+	got = baselineTargets(binaries{observeFlags: true, forwardingFlag: true})
+	if i := slices.Index(got, targetBare); len(got) != len(peers)+3 || i < 0 || got[i+1] != targetBareHandler {
+		t.Errorf("with --forwarding: %v, want switchyard-bare-handler right after switchyard-bare", got)
+	}
+	for _, sc := range scenarios(binaries{observeFlags: true, forwardingFlag: true}, loadSettings{}) {
 		baseline := sc.key == "reference" || sc.key == "pinned"
 		if baseline && !slices.Contains(sc.targets, targetBare) {
 			t.Errorf("scenario %s does not measure switchyard-bare: %v", sc.key, sc.targets)
+		}
+		if slices.Contains(sc.targets, targetBareHandler) != baseline {
+			t.Errorf("scenario %s: switchyard-bare-handler in %v; it belongs to the reference and pinned scenarios only", sc.key, sc.targets)
 		}
 		if slices.Contains(sc.targets, targetFloor) != baseline {
 			t.Errorf("scenario %s: the floor in %v; it belongs to the reference and pinned scenarios only", sc.key, sc.targets)

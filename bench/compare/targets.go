@@ -25,10 +25,14 @@ const (
 	targetFloor      = "l7-floor"
 	targetSwitchyard = "switchyard"
 	targetBare       = "switchyard-bare"
-	targetPolicies   = "switchyard-policies"
-	targetNginx      = "nginx"
-	targetHAProxy    = "haproxy"
-	targetCaddy      = "caddy"
+	// targetBareHandler is switchyard-bare with every request served by its rule's
+	// handler (--forwarding handler), which tells what the raw forwarding path
+	// gains; it runs in the reference and pinned scenarios only.
+	targetBareHandler = "switchyard-bare-handler"
+	targetPolicies    = "switchyard-policies"
+	targetNginx       = "nginx"
+	targetHAProxy     = "haproxy"
+	targetCaddy       = "caddy"
 	// targetH2Prefix starts the name of the run of Switchyard with the HTTP/2 server
 	// it does not use by default ("switchyard-h2fast" or "switchyard-h2std").
 	targetH2Prefix = "switchyard-h2"
@@ -57,6 +61,8 @@ type binaries struct {
 	// http2Alt is the HTTP/2 server (--http2) the binary does not use by default,
 	// "" when it has no choice.
 	http2Alt string
+	// forwardingFlag is set when `switchyard standalone` has --forwarding.
+	forwardingFlag bool
 }
 
 // startTarget starts the named target in front of the backend on backendPort with
@@ -124,7 +130,7 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 		// Caddy keeps its data and autosaved configuration under these folders.
 		env = []string{"HOME=" + s.Dir, "XDG_DATA_HOME=" + s.Dir, "XDG_CONFIG_HOME=" + s.Dir}
 		return []string{"caddy", "run", "--config", path, "--adapter", "caddyfile"}, env, err
-	case targetSwitchyard, targetBare, targetPolicies:
+	case targetSwitchyard, targetBare, targetBareHandler, targetPolicies:
 		return switchyardCommand(name, bins, s, ports)
 	}
 	if bins.http2Alt != "" && name == targetH2Prefix+bins.http2Alt {
@@ -161,11 +167,14 @@ func switchyardCommand(name string, bins binaries, s peerSetup, ports map[int]bo
 	}
 	if bins.observeFlags {
 		switch name {
-		case targetBare:
+		case targetBare, targetBareHandler:
 			argv = append(argv, "--route-metrics", "off", "--access-log", "off")
 		case targetPolicies:
 			argv = append(argv, "--route-metrics", "full", "--access-log", filepath.Join(s.Dir, "access.log"))
 		}
+	}
+	if name == targetBareHandler {
+		argv = append(argv, "--forwarding", "handler")
 	}
 	return argv, nil, nil
 }

@@ -65,6 +65,7 @@ type dataPlaneFlags struct {
 	redisPasswordFile string
 	http1             string
 	http2             string
+	forwarding        string
 	gcPercent         int
 }
 
@@ -79,6 +80,8 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 		"default: $"+server.HTTP1ModeEnv+", else fast")
 	fs.StringVar(&d.http2, "http2", "", "HTTP/2 server for clients when --http1 is fast: fast (built for the data path) or std (net/http); "+
 		"default: $"+server.HTTP2ModeEnv+", else "+string(server.DefaultHTTP2Mode))
+	fs.StringVar(&d.forwarding, "forwarding", "", "how HTTP/1.1 requests of rules without filters, retries or timeouts are forwarded: raw (from their wire form, "+
+		"where the request and the answer allow) or handler (always by the rule's handler); default: $"+dataplane.ForwardingModeEnv+", else raw")
 	fs.IntVar(&d.gcPercent, "gc-percent", 0, "garbage collection target, as GOGC: heap growth in percent over the live heap before a collection; "+
 		"negative turns collection off (set GOMEMLIMIT then); 0: $GOGC when set, else "+strconv.Itoa(defaultGCPercent))
 	d.observeFlags.register(fs)
@@ -105,14 +108,19 @@ func (d *dataPlaneFlags) engine(logger *slog.Logger, replicas func() int, reg pr
 	if http1 == server.HTTP1Std && d.http2 != "" && http2 != server.HTTP2Std {
 		logger.Warn("--http2 has no effect with --http1 std: net/http serves HTTP/2 too", "http2", string(http2))
 	}
+	forwarding, err := dataplane.ParseForwardingMode(d.forwarding)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--forwarding: %w", err)
+	}
 	d.tuneRuntime(logger)
 	opts := dataplane.Options{
-		Limits:   server.DefaultLimits(),
-		Backend:  backend.Options{HTTP1: string(http1)},
-		Proxy:    proxy.Options{TrustedProxies: trusted},
-		Logger:   logger,
-		Replicas: replicas,
-		Node:     node,
+		Forwarding: forwarding,
+		Limits:     server.DefaultLimits(),
+		Backend:    backend.Options{HTTP1: string(http1)},
+		Proxy:      proxy.Options{TrustedProxies: trusted},
+		Logger:     logger,
+		Replicas:   replicas,
+		Node:       node,
 	}
 	opts.Limits.HTTP1 = http1
 	opts.Limits.HTTP2 = http2

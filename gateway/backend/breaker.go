@@ -98,6 +98,10 @@ func (b *Breaker) handOff() {
 	}
 }
 
+// Limited reports whether the breaker has caps: admission then counts, and may
+// wait or be refused.
+func (b *Breaker) Limited() bool { return b.limits.Load() != nil }
+
 // Acquire admits a request, waiting (FIFO) for a connection slot when
 // MaxConnections are in use and fewer than MaxPendingRequests wait. It returns the
 // function that releases the admission, or ErrOverflow at once when a cap is

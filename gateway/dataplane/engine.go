@@ -55,6 +55,12 @@ type Options struct {
 	// Node, when set, makes the engine a node replica's, serving Snapshot.Mesh
 	// east-west on a socket of its own; see NodeOptions.
 	Node *NodeOptions
+	// Forwarding chooses how the requests of rules without filters, retries or
+	// timeouts are served over HTTP/1.1: "raw" forwards them from their wire form
+	// where it can, "handler" by the rule's handler always. Empty means the
+	// environment's choice (ForwardingModeEnv), else raw. An invalid value is
+	// taken as raw; commands check theirs with ParseForwardingMode.
+	Forwarding ForwardingMode
 }
 
 // Engine is one gateway replica's data plane.
@@ -66,6 +72,9 @@ type Engine struct {
 	// plugins is the context every compilation provisions filters with; its Store
 	// keeps filter state (rate limit buckets) across generations.
 	plugins plugins.Context
+	// handlersOnly is set when every request goes to its rule's handler
+	// (ForwardHandler).
+	handlersOnly bool
 	// observer observes requests and applies; it may be nil.
 	observer *observe.Observer
 
@@ -125,6 +134,9 @@ func New(opts Options) *Engine {
 		plugins: plugins.Context{Upstream: backends, Logger: logger, Store: plugins.NewStore(),
 			TrustedProxies: opts.Proxy.TrustedProxies, Redis: opts.Redis, Replicas: opts.Replicas},
 		observer: opts.Observer,
+	}
+	if mode, err := ParseForwardingMode(string(opts.Forwarding)); err == nil && mode == ForwardHandler {
+		e.handlersOnly = true
 	}
 	if opts.Node != nil {
 		e.node = newNode(e, opts.Node)
@@ -271,10 +283,15 @@ func (e *Engine) ruleFactory(pctx plugins.Context) router.HandlerFactory {
 			return nil, err
 		}
 		chain, err := plugins.Chain(pctx, rule.Filters, final)
-		if err != nil || e.observer == nil {
-			return chain, err
+		if err != nil {
+			return nil, err
 		}
-		return &observedRule{next: chain, observer: e.observer.Rule(route.Name, ruleIndex, rule)}, nil
+		observer := e.observer.Rule(route.Name, ruleIndex, rule)
+		raw := e.rawRoute(rule, observer)
+		if e.observer == nil && raw == nil {
+			return chain, nil
+		}
+		return &observedRule{next: chain, observer: observer, raw: raw}, nil
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/switchyard-dev/switchyard/gateway/observe"
+	"github.com/switchyard-dev/switchyard/gateway/proxy"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -70,6 +71,9 @@ func (h *listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type observedRule struct {
 	next     http.Handler
 	observer *observe.Rule
+	// raw forwards the rule's requests from their wire form where it can; nil when
+	// every request goes to next.
+	raw *proxy.RawRoute
 }
 
 func (o *observedRule) ServeHTTP(w http.ResponseWriter, r *http.Request) { o.next.ServeHTTP(w, r) }

@@ -63,9 +63,29 @@ func (m *Manager) newFastServer(s *socket) *h1.Server {
 			// speak HTTP/1.x after all, the guard is in place.
 			s.handoff.give(newGuardConn(c, l.MaxHeaderBytes))
 		},
+		Forwarder:  socketForwarder{s},
 		Logger:     m.logger.With("listener", s.name),
 		HTTPServer: s.srv,
 	})
+}
+
+// socketForwarder offers requests to the socket's current handler when it is an
+// h1.Forwarder too, counting them in flight as serveHTTP does.
+type socketForwarder struct{ s *socket }
+
+func (f socketForwarder) Forward(x *h1.Exchange) bool {
+	fwd, ok := f.s.spec.Load().Handler.(h1.Forwarder)
+	if !ok {
+		return false
+	}
+	s := f.s
+	s.inFlight.Add(1)
+	s.manager.inFlight.Add(1)
+	defer func() {
+		s.inFlight.Add(-1)
+		s.manager.inFlight.Add(-1)
+	}()
+	return fwd.Forward(x)
 }
 
 // serveFast accepts connections until the socket stops accepting: HTTP/1.x ones go

@@ -64,6 +64,8 @@ type conn struct {
 	yieldFirst bool
 	// watch follows the client while a long handler runs; see watcher.
 	watch watcher
+	// exchange is what the forwarder gets of each request it is offered.
+	exchange Exchange
 	// idle, when the connection is one, lets it wait for a request without its
 	// buffers (see fillIdle); releaseIdleFn is releaseIdle, made once.
 	idle          idleReader
@@ -89,7 +91,7 @@ func (c *conn) serve() {
 			c.refuse(perr)
 			return
 		}
-		if !c.run() {
+		if !c.serveRequest() {
 			return
 		}
 	}

@@ -63,6 +63,8 @@ type head struct {
 	header                 http.Header
 	host                   string
 	trailer                http.Header
+	// text is the head's text, which the header's strings share.
+	text string
 	// valueRoom, when set before parsing, is where fields keeps the header's
 	// values if they fit, rather than in a slice of their own.
 	valueRoom []string
@@ -124,6 +126,7 @@ func (p *parser) parse(b []byte, h *head) *protocolError {
 		p.spans = append(p.spans, span)
 	}
 	text := string(b)
+	h.text = text
 	h.method = internMethod(text[:methodEnd])
 	h.target = text[methodEnd+1 : targetEnd]
 	return h.fields(text, p.spans)

@@ -10,6 +10,10 @@
 // closed, by the same rules as the framing guard of package server. What it does not
 // speak, HTTP/2 with prior knowledge, it hands to a fallback server with the bytes
 // already read.
+//
+// A proxy can also take requests before any http.Request is built for them (see
+// Forwarder): it gets the parsed head and the connection, and relays the answer as it
+// comes.
 package h1
 
 import (
@@ -50,6 +54,9 @@ type Config struct {
 	// WatchAfter is how long a handler runs before the server starts watching its
 	// client for going away. Zero means 100ms.
 	WatchAfter time.Duration
+	// Forwarder, when set, is offered each request without a body before a handler
+	// is: it may answer the request from its head alone (see Forwarder).
+	Forwarder Forwarder
 	// HTTPServer is given to handlers under http.ServerContextKey, as net/http
 	// gives its own. Handlers such as httputil.ReverseProxy look for it to know that
 	// a panic with http.ErrAbortHandler is recovered and aborts the response, which
@@ -66,6 +73,7 @@ type Server struct {
 	deadlineSlack     time.Duration
 	maxHead           int
 	handoff           func(net.Conn)
+	forwarder         Forwarder
 	httpServer        *http.Server
 	logger            *slog.Logger
 	watchAfter        time.Duration
@@ -89,6 +97,7 @@ func New(cfg Config) *Server {
 		writeTimeout:      cfg.WriteTimeout,
 		maxHead:           cfg.MaxHeaderBytes,
 		handoff:           cfg.Handoff,
+		forwarder:         cfg.Forwarder,
 		httpServer:        cfg.HTTPServer,
 		logger:            cfg.Logger,
 		watchAfter:        cfg.WatchAfter,

@@ -1,0 +1,195 @@
+package h1
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"time"
+)
+
+// Forwarder answers requests from their wire form, without the http.Request, header
+// map and ResponseWriter a handler needs: a proxy can send the head it received on
+// with a few edits and relay the answer as it comes. The server offers it each
+// request that has no body and expects nothing (no Expect, not HTTP/1.0); what it
+// declines goes to the Handler as usual.
+type Forwarder interface {
+	// Forward answers x and returns true, or returns false having written nothing,
+	// to leave the request to the Handler. x is valid only during the call.
+	Forward(x *Exchange) bool
+}
+
+// Exchange is one request offered to a Forwarder: its head, parsed, and the client
+// connection to answer on, either with bytes the forwarder frames itself (Write) or
+// through a ResponseWriter, as a handler would.
+type Exchange struct {
+	c *conn
+	// Request holds the request's method, URL, header, host and peer as a handler
+	// would get them, but has no context and no body; it is for looking at, not
+	// keeping.
+	Request *http.Request
+	ctx     *requestContext
+	// w is the ResponseWriter, once asked for.
+	w *response
+	// closeAfter is set by CloseAfter; wrote once anything was written.
+	closeAfter bool
+	wrote      bool
+}
+
+// Context is the request's context: it ends when the client goes away while the
+// request is served, or once the request has been answered.
+func (x *Exchange) Context() context.Context { return x.ctx }
+
+// Method returns the request's method.
+func (x *Exchange) Method() string { return x.c.head.method }
+
+// Target returns the request target as received.
+func (x *Exchange) Target() string { return x.c.head.target }
+
+// Host returns the Host header's value.
+func (x *Exchange) Host() string { return x.c.head.host }
+
+// RemoteAddr returns the client's address, as Request.RemoteAddr.
+func (x *Exchange) RemoteAddr() string { return x.c.remote }
+
+// TLS reports whether the client connection is over TLS.
+func (x *Exchange) TLS() bool { return x.c.tlsState != nil }
+
+// Closing reports whether the connection closes after this response, because the
+// client asked for that or the server drains: the response should then say
+// "Connection: close".
+func (x *Exchange) Closing() bool { return x.c.head.close || x.c.srv.draining.Load() }
+
+// Fields returns how many header field lines the head has.
+func (x *Exchange) Fields() int { return len(x.c.parser.spans) }
+
+// Field returns the name, in canonical form, and the value of the i'th field line,
+// in the order received.
+func (x *Exchange) Field(i int) (name, value string) {
+	s := x.c.parser.spans[i]
+	text := x.c.head.text
+	return text[s.nameStart:s.nameEnd], text[s.valueStart:s.valueEnd]
+}
+
+// DateLine returns the "Date: ...\r\n" line the server puts in its own responses.
+func (x *Exchange) DateLine() []byte { return x.c.srv.dateLine() }
+
+// Write writes p to the client as it is, unbuffered: the forwarder frames the
+// response itself. Interim responses written this way may precede a final one
+// sent through the ResponseWriter, but Write must not follow the ResponseWriter's
+// use.
+func (x *Exchange) Write(p []byte) (int, error) {
+	x.wrote = true
+	n, err := x.c.rwc.Write(p)
+	if err != nil {
+		x.closeAfter = true
+	}
+	return n, err
+}
+
+// ResponseWriter returns a writer to answer through as a handler would, for
+// responses the forwarder does not frame itself.
+func (x *Exchange) ResponseWriter() http.ResponseWriter {
+	if x.w == nil {
+		x.wrote = true
+		x.w = &x.c.resp
+		x.w.reset(x.c, x.c.tmpl.WithContext(x.ctx))
+	}
+	return x.w
+}
+
+// CloseAfter makes the server close the connection once Forward returns: the
+// response was cut short, or is framed by the connection's end.
+func (x *Exchange) CloseAfter() { x.closeAfter = true }
+
+// Abort ends the response where it is, as a handler's panic with
+// http.ErrAbortHandler does: the client sees the connection close, not an answer
+// that looks whole.
+func (x *Exchange) Abort() {
+	x.closeAfter = true
+	if x.w != nil {
+		x.w.aborted = true
+	}
+}
+
+// forwardable reports whether the parsed request may be offered to a forwarder: it
+// has no body and no expectation, and is HTTP/1.1.
+func (h *head) forwardable() bool {
+	return h.contentLength == 0 && !h.chunked && !h.http10 && !h.expect100 && !h.otherExpect
+}
+
+// serveRequest serves the request of the template: by the forwarder, when it takes
+// it, else by the handler. It reports whether the connection carries on.
+func (c *conn) serveRequest() bool {
+	if c.srv.forwarder == nil || !c.head.forwardable() {
+		return c.run()
+	}
+	ctx := &c.next.ctx
+	ctx.parent = c.baseCtx
+	x := &c.exchange
+	*x = Exchange{c: c, Request: &c.tmpl, ctx: ctx}
+	if c.srv.writeTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
+	}
+	c.watch.begin(time.Now(), ctx)
+	handled := c.forward(x)
+	if !handled && !x.wrote {
+		got, gone := c.watch.end(c)
+		if len(got) > 0 {
+			c.appendRead(got)
+		}
+		if gone {
+			ctx.cancel()
+		}
+		// end forgot that the body (there is none) has been read; the handler's
+		// watch needs to know.
+		c.watch.bodyDone.Store(true)
+		return c.run()
+	}
+	ctx.cancel()
+	got, gone := c.watch.end(c)
+	w := x.w
+	if w != nil && w.hijacked {
+		// The connection is the hijacker's now.
+		c.tmpl, c.next, c.exchange = http.Request{}, nil, Exchange{}
+		return false
+	}
+	if len(got) > 0 {
+		c.appendRead(got)
+	}
+	reusable := !gone && !x.closeAfter
+	if w != nil {
+		// finish runs even when the connection closes: it sends what is buffered.
+		reusable = w.finish() && reusable
+	}
+	c.tmpl, c.next, c.exchange = http.Request{}, nil, Exchange{}
+	if c.srv.writeTimeout > 0 {
+		_ = c.rwc.SetWriteDeadline(time.Time{})
+	}
+	if !reusable || c.head.close || c.srv.draining.Load() {
+		if w != nil && w.closeEarly {
+			c.closeAfterReply()
+		} else {
+			c.close()
+		}
+		return false
+	}
+	return true
+}
+
+// forward offers x to the forwarder, recovering from its panics as serveHandler
+// does from a handler's: the response is abandoned and the connection closed.
+func (c *conn) forward(x *Exchange) (handled bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			handled = true
+			x.Abort()
+			if v != http.ErrAbortHandler && c.srv.logger != nil {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.srv.logger.Error("panic forwarding request", "remote", c.remote, "panic", fmt.Sprint(v), "stack", string(buf))
+			}
+		}
+	}()
+	return c.srv.forwarder.Forward(x)
+}
