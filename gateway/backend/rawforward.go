@@ -113,6 +113,12 @@ func Replayable(method string, hasIdempotencyKey bool) bool {
 func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head bool, sink RawSink) RawResult {
 	cc.nothingRead = true
 	cc.ctx = ctx
+	if cc.outgrown && len(cc.rbuf) < largeReadBuffer && cc.r == cc.w {
+		// As in roundTrip: a response that did not fit the buffer moves the
+		// connection to the larger one.
+		cc.rbuf, cc.r, cc.w = make([]byte, largeReadBuffer), 0, 0
+	}
+	cc.outgrown = false
 	var res RawResult
 	var err error
 	if cc.rawConn != nil {
@@ -292,6 +298,7 @@ func (cc *clientConn) relayBody(out []byte, n int64, sink RawSink) (_ []byte, cl
 	if n == 0 {
 		return out, false, nil
 	}
+	cc.outgrown = true
 	cc.r, cc.w = 0, 0
 	buf := cc.rbuf
 	if n > int64(len(buf)) {
