@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"iter"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -211,13 +212,7 @@ func (cc *clientConn) relayInterim(end int, sink RawSink, res *RawResult) error 
 	}
 	out := appendStatusLine(cc.wbuf[:0], code)
 	_, rest, _ := bytes.Cut(b, []byte{'\n'})
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			break
-		}
+	for line := range headFieldLines(rest) {
 		name, _, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !httpsyntax.IsToken(name) {
 			return errMalformedResponse
@@ -371,12 +366,7 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	rh.status = code
 	clCount, hasType := 0, false
 	var cl []byte
-	for len(rest) > 0 {
-		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			break
-		}
+	for line := range headFieldLines(rest) {
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !httpsyntax.IsToken(name) {
 			return rh, errNotRelayable
@@ -436,6 +426,21 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	return rh, nil
 }
 
+// headFieldLines yields the field lines of a head after its status line, without their
+// line endings (CRLF or a bare LF), up to the empty line that ends the head.
+func headFieldLines(rest []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(rest) > 0 {
+			var line []byte
+			line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+			if len(line) == 0 || !yield(line) {
+				return
+			}
+		}
+	}
+}
+
 // parseStatus reads a three-digit status code.
 func parseStatus(b []byte) (int, bool) {
 	n := 0
@@ -455,13 +460,7 @@ func parseStatus(b []byte) (int, bool) {
 func appendClientHead(out, b []byte, rh *rawHead, sink RawSink) []byte {
 	out = appendStatusLine(out, rh.status)
 	_, rest, _ := bytes.Cut(b, []byte{'\n'})
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) == 0 {
-			break
-		}
+	for line := range headFieldLines(rest) {
 		name, _, _ := bytes.Cut(line, []byte{':'})
 		if rawHopByHop(name, rh.connection[:rh.connections]) {
 			continue

@@ -637,3 +637,22 @@ func TestScanRawHead(t *testing.T) {
 		}
 	}
 }
+
+// TestRawHeadWorkDoesNotAllocate guards the per-response work of the raw client:
+// reading a head and building the client's from it reuse the connection's buffers.
+func TestRawHeadWorkDoesNotAllocate(t *testing.T) {
+	// The head has a Date, so that the test sink's (made per call) is not asked for.
+	head := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nDate: D\r\nX-A: 1\r\nContent-Length: 5\r\n\r\n")
+	sink := &fakeSink{}
+	out := make([]byte, 0, 1024)
+	allocs := testing.AllocsPerRun(100, func() {
+		rh, err := scanRawHead(head, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = appendClientHead(out[:0], head, &rh, sink)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per head, want 0", allocs)
+	}
+}

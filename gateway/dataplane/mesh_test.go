@@ -331,6 +331,14 @@ func TestNodeCountsEdgesAndLogsCallers(t *testing.T) {
 // class), summed over the rest.
 func gatherMetrics(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
+	return gatherSamples(t, reg, "code")
+}
+
+// gatherSamples returns the counters and gauges of reg by name and labels, but the
+// label named drop, summed over the rest, and the sample counts of its histograms
+// under the name and labels with "_count" after them.
+func gatherSamples(t *testing.T, reg *prometheus.Registry, drop string) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +348,7 @@ func gatherMetrics(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 		for _, m := range f.GetMetric() {
 			var labels []string
 			for _, l := range m.GetLabel() {
-				if l.GetName() != "code" {
+				if l.GetName() != drop {
 					labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 				}
 			}
@@ -350,6 +358,8 @@ func gatherMetrics(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 				out[key] += m.GetCounter().GetValue()
 			case m.GetGauge() != nil:
 				out[key] += m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				out[key+"_count"] += float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

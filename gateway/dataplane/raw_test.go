@@ -430,7 +430,7 @@ func TestRawForwardingCountsAsTheHandlerPath(t *testing.T) {
 			exchange(t, e.Addr("127.0.0.1:0"), c.request)
 			backend.received(t, requestPath(c.request))
 		}
-		counts[mode] = gatherWithCodes(t, reg)
+		counts[mode] = gatherSamples(t, reg, "")
 		for key := range counts[mode] {
 			if strings.Contains(key, "timestamp") {
 				delete(counts[mode], key)
@@ -447,33 +447,4 @@ func TestRawForwardingCountsAsTheHandlerPath(t *testing.T) {
 	if outcomes[ForwardRaw] != outcomes[ForwardHandler] {
 		t.Errorf("backend outcomes differ: raw %s, handler %s", outcomes[ForwardRaw], outcomes[ForwardHandler])
 	}
-}
-
-// gatherWithCodes returns the counters and gauges of reg by name and labels, and
-// the sample counts of its histograms.
-func gatherWithCodes(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
-			}
-			key := f.GetName() + "{" + strings.Join(labels, "|") + "}"
-			switch {
-			case m.GetCounter() != nil:
-				out[key] += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				out[key] += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				out[key+"_count"] += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return out
 }
