@@ -8,7 +8,7 @@ import "time"
 // only when RecordsRaw says neither is on.
 
 // RecordsRaw reports whether requests answered from their wire form are observed in
-// full by BeginRaw and EndRaw: there is no access log and no tracing.
+// full by BeginRaw, EndRaw and RecordRaw: there is no access log and no tracing.
 func (o *Observer) RecordsRaw() bool { return o == nil || (o.access == nil && o.tracer == nil) }
 
 // BeginRaw counts a request answered from its wire form in flight; EndRaw, which
