@@ -144,6 +144,9 @@ func (c *conn) serveRequest() bool {
 		// end forgot that the body (there is none) has been read; the handler's
 		// watch needs to know.
 		c.watch.bodyDone.Store(true)
+		// The exchange must not keep the request's state alive on an idle
+		// connection.
+		c.exchange = Exchange{}
 		return c.run()
 	}
 	ctx.cancel()
