@@ -334,7 +334,7 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 	if _, ok := req.Header["User-Agent"]; !ok {
 		b = append(b, "User-Agent: Go-http-client/1.1\r\n"...)
 	}
-	if req.ContentLength > 0 || (req.ContentLength == 0 && bodyExpected(req.Method)) {
+	if req.ContentLength > 0 || (req.ContentLength == 0 && BodyExpected(req.Method)) {
 		b = append(b, "Content-Length: "...)
 		b = strconv.AppendInt(b, req.ContentLength, 10)
 		b = append(b, "\r\n"...)
@@ -354,7 +354,9 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 	return append(b, "\r\n"...), nil
 }
 
-func bodyExpected(method string) bool {
+// BodyExpected reports whether a request of this method without a body is sent
+// with "Content-Length: 0", as http.Transport sends it.
+func BodyExpected(method string) bool {
 	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 

@@ -376,12 +376,12 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 			return rh, errNotRelayable
 		}
 		switch {
-		case asciiEqualFold(name, "Content-Length"):
+		case httpsyntax.EqualFold(name, "Content-Length"):
 			clCount++
 			cl = value
-		case asciiEqualFold(name, "Transfer-Encoding"):
+		case httpsyntax.EqualFold(name, "Transfer-Encoding"):
 			return rh, errNotRelayable
-		case asciiEqualFold(name, "Connection"):
+		case httpsyntax.EqualFold(name, "Connection"):
 			if namesKeptField(value) {
 				// The server's writer decides what taking those out means.
 				return rh, errNotRelayable
@@ -394,9 +394,9 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 			if tokenIn(value, "close") {
 				rh.close = true
 			}
-		case asciiEqualFold(name, "Date"):
+		case httpsyntax.EqualFold(name, "Date"):
 			rh.hasDate = true
-		case asciiEqualFold(name, "Content-Type"):
+		case httpsyntax.EqualFold(name, "Content-Type"):
 			hasType = true
 		}
 	}
@@ -493,7 +493,7 @@ func namesKeptField(value []byte) bool {
 func rawHopByHop(name []byte, connection [][]byte) bool {
 	for _, h := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
 		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
-		if asciiEqualFold(name, h) {
+		if httpsyntax.EqualFold(name, h) {
 			return true
 		}
 	}
@@ -510,30 +510,9 @@ func tokenIn(v []byte, token string) bool {
 	for len(v) > 0 {
 		var t []byte
 		t, v, _ = bytes.Cut(v, []byte{','})
-		if asciiEqualFold(bytes.TrimSpace(t), token) {
+		if httpsyntax.EqualFold(bytes.TrimSpace(t), token) {
 			return true
 		}
 	}
 	return false
-}
-
-// asciiEqualFold reports whether b and s are equal but for the case of ASCII
-// letters, as field names compare.
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -253,7 +253,7 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
 		b = append(b, value...)
 		b = append(b, "\r\n"...)
 	}
-	if bodyExpected(x.Method()) {
+	if backend.BodyExpected(x.Method()) {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	peer, _, err := net.SplitHostPort(x.RemoteAddr())
@@ -276,12 +276,6 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
 		b = append(b, "\r\n"...)
 	}
 	return append(b, "\r\n"...)
-}
-
-// bodyExpected reports whether the backend client sends "Content-Length: 0" for a
-// request of this method without a body, as http.Transport does.
-func bodyExpected(method string) bool {
-	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch
 }
 
 // writeRawError answers x with the gateway's error response e, as e.write does

@@ -229,16 +229,16 @@ func (t *framingTracker) headerLine(line []byte) {
 	}
 	name, value := line[:colon], trimOWS(line[colon+1:])
 	switch {
-	case asciiEqualFold(name, "content-length"):
+	case httpsyntax.EqualFold(name, "content-length"):
 		t.clCount++
 		if t.clCount == 1 {
 			t.clFirst = append(t.clFirst[:0], value...)
 		} else if !bytes.Equal(t.clFirst, value) {
 			t.clConflict = true
 		}
-	case asciiEqualFold(name, "transfer-encoding"):
+	case httpsyntax.EqualFold(name, "transfer-encoding"):
 		t.teCount++
-		t.teChunked = asciiEqualFold(value, "chunked")
+		t.teChunked = httpsyntax.EqualFold(value, "chunked")
 	}
 }
 
@@ -336,21 +336,4 @@ func trimOWSRight(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// asciiEqualFold reports whether b equals the lower-case ASCII string lower, ignoring
-// ASCII case. It does not fold non-ASCII letters, matching HTTP's case rules.
-func asciiEqualFold(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }

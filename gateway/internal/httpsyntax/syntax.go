@@ -63,6 +63,27 @@ func Canonicalize(name []byte) {
 	}
 }
 
+// EqualFold reports whether a and b are equal but for the case of ASCII letters, as
+// field names and tokens compare; other bytes must match exactly.
+func EqualFold[S ~string | ~[]byte](a S, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 // HasToken reports whether a comma-separated field (such as Connection) holds
 // token, ignoring ASCII case.
 func HasToken(values []string, token string) bool {

@@ -46,3 +46,25 @@ func TestTokensAndValues(t *testing.T) {
 		t.Error("HasToken misjudges")
 	}
 }
+
+func TestEqualFold(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"Content-Length", "content-length", true},
+		{"CHUNKED", "chunked", true},
+		{"keep-alive", "Keep-Alive", true},
+		{"chunked", "chunke", false},
+		{"chunkes", "chunked", false},
+		{"a-b", "a_b", false},
+		{"\xc3\x89", "\xc3\xa9", false},
+	} {
+		if got := EqualFold(tc.a, tc.b); got != tc.want {
+			t.Errorf("EqualFold(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+		if got := EqualFold([]byte(tc.a), tc.b); got != tc.want {
+			t.Errorf("EqualFold([]byte(%q), %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
