@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 )
@@ -27,10 +28,17 @@ func TestBackends(t *testing.T) {
 	for range 4 {
 		g.send(t, "www.example.com", "/", nil)
 	}
+	// A request forwarded from its wire form leaves the endpoint's in-flight count
+	// just after the client has its answer: the view settles within moments.
 	var view BackendsView
-	getJSON(t, base+"/api/v1/backends", "", &view)
-	if len(view.Backends) != 3 {
-		t.Fatalf("backends %+v", view)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		getJSON(t, base+"/api/v1/backends", "", &view)
+		if len(view.Backends) != 3 {
+			t.Fatalf("backends %+v", view)
+		}
+		if inFlight(backendNamed(t, view, "shop/web:80")) == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	web := backendNamed(t, view, "shop/web:80")
 	if web.Service != "shop/web" || web.Port != 80 || web.Protocol != "http" || web.TLS ||
@@ -51,6 +59,15 @@ func TestBackends(t *testing.T) {
 	if api := backendNamed(t, view, "shop/api:80"); api.Outcomes.Requests != 0 || api.Outcomes.P99Millis != nil {
 		t.Errorf("api %+v", api)
 	}
+}
+
+// inFlight sums the in-flight counts of a backend's endpoints.
+func inFlight(b BackendView) int64 {
+	var n int64
+	for _, e := range b.Endpoints {
+		n += int64(e.InFlight)
+	}
+	return n
 }
 
 // drain posts a drain action and returns the response and its body.

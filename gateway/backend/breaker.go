@@ -98,10 +98,6 @@ func (b *Breaker) handOff() {
 	}
 }
 
-// Limited reports whether the breaker has caps: admission then counts, and may
-// wait or be refused.
-func (b *Breaker) Limited() bool { return b.limits.Load() != nil }
-
 // Acquire admits a request, waiting (FIFO) for a connection slot when
 // MaxConnections are in use and fewer than MaxPendingRequests wait. It returns the
 // function that releases the admission, or ErrOverflow at once when a cap is
@@ -144,6 +140,29 @@ func (b *Breaker) Acquire(ctx context.Context) (release func(), err error) {
 	b.handOff()
 	b.mu.Unlock()
 	return b.wait(ctx, ready)
+}
+
+// TryAcquire admits a request as Acquire does when that takes no wait. When Acquire
+// would queue the request or refuse it, TryAcquire reports false having counted
+// nothing (no overflow), so that the caller can go through Acquire instead.
+func (b *Breaker) TryAcquire() (release func(), ok bool) {
+	l := b.limits.Load()
+	b.releasers.Do(b.makeReleasers)
+	if l == nil {
+		return b.releaseNothing, true
+	}
+	if n := b.requests.Add(1); l.MaxRequests > 0 && n > int64(l.MaxRequests) {
+		b.requests.Add(-1)
+		return nil, false
+	}
+	if l.MaxConnections <= 0 {
+		return b.releaseAdmit, true
+	}
+	if b.waiting.Load() == 0 && b.takeSlot() {
+		return b.releaseSlot, true
+	}
+	b.requests.Add(-1)
+	return nil, false
 }
 
 // wait waits for a slot to be handed to a queued request.

@@ -210,3 +210,39 @@ func TestBreakerAdmissionDoesNotAllocate(t *testing.T) {
 		t.Fatalf("an admission allocated %v times", n)
 	}
 }
+
+func TestBreakerTryAcquireNeverWaitsOrCountsOverflows(t *testing.T) {
+	b := breakerWith(config.CircuitBreaker{MaxConnections: 1, MaxPendingRequests: 5, MaxRequests: 10})
+	release, ok := b.TryAcquire()
+	if !ok {
+		t.Fatal("a free slot was not taken")
+	}
+	if _, ok := b.TryAcquire(); ok {
+		t.Fatal("a second request was admitted past MaxConnections 1")
+	}
+	if n := b.Overflows(); n != 0 {
+		t.Errorf("TryAcquire counted %d overflows; Acquire counts them", n)
+	}
+	release()
+	release, ok = b.TryAcquire()
+	if !ok {
+		t.Fatal("a released slot was not taken again")
+	}
+	release()
+	unlimited := breakerWith(config.CircuitBreaker{})
+	if release, ok := unlimited.TryAcquire(); !ok {
+		t.Error("a breaker without caps refused a request")
+	} else {
+		release()
+	}
+	capped := breakerWith(config.CircuitBreaker{MaxRequests: 1})
+	r1, ok1 := capped.TryAcquire()
+	_, ok2 := capped.TryAcquire()
+	if !ok1 || ok2 {
+		t.Errorf("MaxRequests 1 admitted %v then %v, want true then false", ok1, ok2)
+	}
+	r1()
+	if _, ok := capped.TryAcquire(); !ok {
+		t.Error("MaxRequests 1 refused after the first request was released")
+	}
+}

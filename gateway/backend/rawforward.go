@@ -168,20 +168,22 @@ func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head bool, sin
 }
 
 // Relay sends the final response Forward read, head and body, to sink, and gives
-// the connection back to the pool, or closes it. It is called once, for a result
-// with a Status and neither Response nor Err. It returns the first error, and
-// whether it was the client's (clientFailed).
-func (r *RawResult) Relay(sink RawSink) (clientFailed bool, err error) {
+// the connection back to the pool, or closes it. fields, header fields in their wire
+// form, go on the head ahead of the backend's. It is called once, for a result with a
+// Status and neither Response nor Err, unless Discard is. It returns how many bytes
+// of the body reached sink, the first error, and whether it was the client's
+// (clientFailed).
+func (r *RawResult) Relay(sink RawSink, fields []byte) (written int64, clientFailed bool, err error) {
 	cc := r.cc
 	r.cc = nil
 	b := cc.rbuf[cc.r : cc.r+r.headLen]
-	out := appendClientHead(cc.wbuf[:0], b, &r.rh, sink)
+	out := appendClientHead(cc.wbuf[:0], b, &r.rh, fields, sink)
 	cc.r += r.headLen
-	out, clientFailed, err = cc.relayBody(out, r.rh.length, sink)
+	out, written, clientFailed, err = cc.relayBody(out, r.rh.length, sink)
 	cc.wbuf = out[:0]
 	if err != nil {
 		_ = cc.fail(cc.ctx, err)
-		return clientFailed, err
+		return written, clientFailed, err
 	}
 	cc.release()
 	if r.rh.close || cc.r != cc.w || cc.canceled.Load() {
@@ -190,8 +192,40 @@ func (r *RawResult) Relay(sink RawSink) (clientFailed bool, err error) {
 		cc.reused = true
 		cc.t.putIdle(cc)
 	}
-	return false, nil
+	return written, false, nil
 }
+
+// Discard drops the final response Forward read, in place of Relay, when the request
+// will be tried again. As closing a response body does on the handler path, a
+// connection whose buffer holds the whole response goes back to the pool; any other
+// is closed, its body unread.
+func (r *RawResult) Discard() {
+	if r.Response != nil {
+		_ = r.Response.Body.Close()
+		r.Response = nil
+		return
+	}
+	cc := r.cc
+	if cc == nil {
+		return
+	}
+	r.cc = nil
+	if r.rh.close || int64(cc.w-cc.r) < int64(r.headLen)+r.rh.length {
+		_ = cc.fail(cc.ctx, errDiscarded)
+		return
+	}
+	cc.r += r.headLen + int(r.rh.length)
+	cc.release()
+	if cc.r != cc.w || cc.canceled.Load() {
+		_ = cc.conn.Close()
+		return
+	}
+	cc.reused = true
+	cc.t.putIdle(cc)
+}
+
+// errDiscarded is why a connection whose response was discarded is closed.
+var errDiscarded = errors.New("response discarded for a retry")
 
 // isInterim reports whether a response head is an interim (1xx) one other than 101
 // Switching Protocols, which the request did not ask for.
@@ -282,16 +316,17 @@ func (cc *clientConn) fallBack(ctx context.Context, end int, head bool, res RawR
 // it holds the rest, else into a larger pooled one, as the handler path copies
 // bodies. It never reads past the body. It returns the first error, and whether it
 // was the client's (clientFailed).
-func (cc *clientConn) relayBody(out []byte, n int64, sink RawSink) (_ []byte, clientFailed bool, err error) {
+func (cc *clientConn) relayBody(out []byte, n int64, sink RawSink) (_ []byte, written int64, clientFailed bool, err error) {
 	take := min(int64(cc.w-cc.r), n)
 	out = append(out, cc.rbuf[cc.r:cc.r+int(take)]...)
 	cc.r += int(take)
 	n -= take
 	if _, err := sink.Write(out); err != nil {
-		return out, true, err
+		return out, 0, true, err
 	}
+	written = take
 	if n == 0 {
-		return out, false, nil
+		return out, written, false, nil
 	}
 	cc.outgrown = true
 	cc.r, cc.w = 0, 0
@@ -304,15 +339,16 @@ func (cc *clientConn) relayBody(out []byte, n int64, sink RawSink) (_ []byte, cl
 	for n > 0 {
 		m, err := cc.read(buf[:min(int64(len(buf)), n)])
 		if m == 0 {
-			return out, false, eofInBody(err)
+			return out, written, false, eofInBody(err)
 		}
 		cc.nothingRead = false
 		if _, err := sink.Write(buf[:m]); err != nil {
-			return out, true, err
+			return out, written, true, err
 		}
+		written += int64(m)
 		n -= int64(m)
 	}
-	return out, false, nil
+	return out, written, false, nil
 }
 
 // relayBufferSize is the size of the buffers long bodies are relayed through, that
@@ -454,11 +490,12 @@ func parseStatus(b []byte) (int, bool) {
 }
 
 // appendClientHead appends the head to send the client: the status line with the
-// standard reason, the backend's fields but the hop-by-hop ones and those its
-// Connection fields name, a Date when it has none, and "Connection: close" when the
-// client's connection ends.
-func appendClientHead(out, b []byte, rh *rawHead, sink RawSink) []byte {
+// standard reason, fields (the gateway's own, in wire form), the backend's fields but
+// the hop-by-hop ones and those its Connection fields name, a Date when it has none,
+// and "Connection: close" when the client's connection ends.
+func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink) []byte {
 	out = appendStatusLine(out, rh.status)
+	out = append(out, fields...)
 	_, rest, _ := bytes.Cut(b, []byte{'\n'})
 	for line := range headFieldLines(rest) {
 		name, _, _ := bytes.Cut(line, []byte{':'})

@@ -141,7 +141,7 @@ func relayed(res RawResult, sink RawSink) RawResult {
 		return res
 	}
 	res.Wrote = true
-	res.ClientFailed, res.Err = res.Relay(sink)
+	_, res.ClientFailed, res.Err = res.Relay(sink, nil)
 	return res
 }
 
@@ -650,9 +650,76 @@ func TestRawHeadWorkDoesNotAllocate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = appendClientHead(out[:0], head, &rh, sink)
+		out = appendClientHead(out[:0], head, &rh, []byte("X-Gw: 1\r\n"), sink)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per head, want 0", allocs)
+	}
+}
+
+func TestRawRelayAddsFieldsAndCountsTheBody(t *testing.T) {
+	body := strings.Repeat("b", 100<<10)
+	long := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 102400\r\n\r\n" + body
+	addr, accepts := scriptedBackend(t, answers(okResponse, long))
+	rc := newRawClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	for i, want := range []int64{2, int64(len(body))} {
+		sink := &fakeSink{}
+		res := rc.Forward(ctx, addr, []byte(rawGet), false, true, sink)
+		if res.Status != http.StatusOK || res.Err != nil {
+			t.Fatalf("exchange %d: status %d, error %v", i, res.Status, res.Err)
+		}
+		written, clientFailed, err := res.Relay(sink, []byte("Ratelimit-Limit: 5\r\n"))
+		if err != nil || clientFailed || written != want {
+			t.Fatalf("exchange %d: wrote %d body bytes (want %d), client failed %v, error %v", i, written, want, clientFailed, err)
+		}
+		got := sink.String()
+		if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\nRatelimit-Limit: 5\r\nContent-Type: text/plain\r\n") {
+			t.Errorf("exchange %d: head %q lacks the gateway's field ahead of the backend's", i, got[:min(len(got), 120)])
+		}
+	}
+	if n := accepts.Load(); n != 1 {
+		t.Errorf("%d connections for two relayed exchanges, want 1", n)
+	}
+}
+
+func TestRawDiscardKeepsOnlyAWholeResponsesConnection(t *testing.T) {
+	busy := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nbusy"
+	busyRelayed := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 4\r\nDate: X\r\n\r\nbusy"
+	long := "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 200000\r\n\r\n" + strings.Repeat("l", 200000)
+	longRelayed := strings.Replace(long, "\r\n\r\n", "\r\nDate: X\r\n\r\n", 1)
+	// The backend answers a connection's first request with first, its second with
+	// busy: a new connection after the discard gets first again.
+	for _, c := range []struct {
+		name        string
+		first, then string
+		connections int64
+	}{
+		{"whole response in the buffer", busy, busyRelayed, 1},
+		{"body beyond the buffer", long, longRelayed, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			addr, accepts := scriptedBackend(t, answers(c.first, busy))
+			rc := newRawClient(t)
+			ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+			defer cancel()
+			sink := &fakeSink{}
+			res := rc.Forward(ctx, addr, []byte(rawGet), false, true, sink)
+			if res.Status != http.StatusServiceUnavailable {
+				t.Fatalf("status %d, error %v", res.Status, res.Err)
+			}
+			res.Discard()
+			if sink.String() != "" {
+				t.Errorf("a discarded response reached the client: %q", sink.String())
+			}
+			res = relayed(rc.Forward(ctx, addr, []byte(rawGet), false, true, sink), sink)
+			if got := sink.String(); res.Err != nil || got != c.then {
+				t.Errorf("the exchange after a discard: error %v, client got %q", res.Err, got[:min(len(got), 200)])
+			}
+			if n := accepts.Load(); n != c.connections {
+				t.Errorf("%d connections, want %d", n, c.connections)
+			}
+		})
 	}
 }

@@ -55,9 +55,10 @@ type Options struct {
 	// Node, when set, makes the engine a node replica's, serving Snapshot.Mesh
 	// east-west on a socket of its own; see NodeOptions.
 	Node *NodeOptions
-	// Forwarding chooses how the requests of rules without filters, retries or
-	// timeouts are served over HTTP/1.1: "raw" forwards them from their wire form
-	// where it can, "handler" by the rule's handler always. Empty means the
+	// Forwarding chooses how the requests of rules sent to one backend, with no
+	// filters but rate limits, are served over HTTP/1.1: "raw" forwards them from
+	// their wire form where it can (see proxy.RawRoute), "handler" by the rule's
+	// handler always. Empty means the
 	// environment's choice (ForwardingModeEnv), else raw. An invalid value is
 	// taken as raw; commands check theirs with ParseForwardingMode.
 	Forwarding ForwardingMode
@@ -287,7 +288,7 @@ func (e *Engine) ruleFactory(pctx plugins.Context) router.HandlerFactory {
 			return nil, err
 		}
 		observer := e.observer.Rule(route.Name, ruleIndex, rule)
-		raw := e.rawRoute(rule, observer)
+		raw := e.rawRoute(rule, chain, observer)
 		if e.observer == nil && raw == nil {
 			return chain, nil
 		}

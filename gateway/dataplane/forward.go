@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"errors"
+	"net/http"
 	"os"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
@@ -43,14 +44,14 @@ func ParseForwardingMode(v string) (ForwardingMode, error) {
 }
 
 // rawRoute returns the raw route of a rule whose requests can be forwarded from
-// their wire form (see proxy.RawRoute), or nil: the rule needs its handler, or the
-// observer needs each request's http.Request (access logs, tracing), or raw
-// forwarding is switched off.
-func (e *Engine) rawRoute(rule *config.Rule, observer *observe.Rule) *proxy.RawRoute {
+// their wire form (see proxy.RawRoute), or nil: the rule needs its handler (chain,
+// its filters around its proxy handler), or the observer needs each request's
+// http.Request (tracing), or raw forwarding is switched off.
+func (e *Engine) rawRoute(rule *config.Rule, chain http.Handler, observer *observe.Rule) *proxy.RawRoute {
 	if e.handlersOnly || !e.observer.RecordsRaw() {
 		return nil
 	}
-	return e.proxy.RawRoute(rule, observer)
+	return e.proxy.RawRoute(rule, chain, observer)
 }
 
 // Forward forwards a request from its wire form when its rule allows that, and
@@ -79,5 +80,5 @@ func (h *listenerHandler) Forward(x *h1.Exchange) bool {
 	}
 	h.observer.BeginRaw()
 	defer h.observer.EndRaw()
-	return rule.raw.Forward(x)
+	return rule.raw.Forward(x, h.observer)
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
 // accessLogFlushInterval bounds how long a line waits in the buffer before it is
@@ -23,14 +25,16 @@ const accessLogBuffer = 64 << 10
 // handler: time (RFC 3339 with nanoseconds) and msg ("request") first. The lines are
 // encoded by hand rather than through slog, whose JSON handler took about 5 us and
 // two allocations per line of these sixteen fields where this takes about 1.3 us and
-// none, buffering included (BenchmarkAccessLogLine, on two cores). Lines are buffered and written out at least every
-// second and on Close.
+// none, buffering included (BenchmarkAccessLogLine, on two cores). Lines are
+// buffered and written out at least every second and on Close.
 //
 // Fields: time, msg, listener, route, rule (its name, or its index), backend,
-// endpoint, method, host, path (as received, without the query, which may hold
-// secrets), status, bytes (of the response body), attempts, duration_ms (to the end
-// of the response), upstream_ms (of the attempt whose answer the client got, to its
-// response headers), flags (see reqctx.Flags), trace_id and client (the TCP peer).
+// endpoint, method, host, path (unescaped, before any rewrite, without the query,
+// which may hold secrets), status, bytes (of the response body), attempts,
+// duration_ms (to the end of the response), upstream_ms (of the attempt whose answer
+// the client got, to its response headers), flags (see reqctx.Flags), trace_id and
+// client (the TCP peer). The handler path and the raw path (LogRaw) write the same
+// line.
 // Strings are escaped as JSON, with invalid UTF-8 replaced by U+FFFD.
 //
 // Sampling: a share of the requests answered below 500 is logged; every request
@@ -82,48 +86,64 @@ func (a *AccessLog) sampled(status int) bool {
 // lineBufferSize is the capacity of a new line buffer: a line with long names.
 const lineBufferSize = 1024
 
-// log writes the line of a request answered at now, elapsed after it arrived.
-func (a *AccessLog) log(x *Exchange, status int, elapsed time.Duration, now time.Time) {
+// log writes the line of a request answered at now.
+func (a *AccessLog) log(f *lineFields, now time.Time) {
 	bp, _ := a.buffers.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, lineBufferSize)
 		bp = &b
 	}
-	line := appendLine((*bp)[:0], x, status, elapsed, now)
+	line := appendLine((*bp)[:0], f, now)
 	_, _ = a.out.Write(line)
 	*bp = line
 	a.buffers.Put(bp)
 }
 
+// lineFields are the values of one access log line. The handler path (an
+// Exchange) and the raw path (LogRaw) each fill them in from what they hold of a
+// request, so that one encoder writes the lines of both and they cannot drift.
+type lineFields struct {
+	listener, route, rule string
+	// method, host and path are the request's; path is the unescaped path before
+	// any rewrite, without the query.
+	method, host, path string
+	status             int
+	// bytes is the size of the response body the client got.
+	bytes   int64
+	elapsed time.Duration
+	// flags are the request's, with client-closed when it went away unanswered.
+	flags           reqctx.Flags
+	traceID, client string
+	// info gives the fields the proxy filled in: backend, endpoint, attempts,
+	// upstream time and caller.
+	info *reqctx.Info
+}
+
 // appendLine encodes the access log line of a request answered at now. Each key
 // comes with its punctuation in one constant, so that a field costs one copy for
 // its key and one for its value.
-func appendLine(b []byte, x *Exchange, status int, elapsed time.Duration, now time.Time) []byte {
-	r := x.req
-	var route, rule string
-	if x.rule != nil {
-		route, rule = x.rule.route, x.rule.name
-	}
+func appendLine(b []byte, f *lineFields, now time.Time) []byte {
+	info := f.info
 	b = append(b, `{"time":"`...)
 	b = appendTime(b, now)
 	b = append(b, `","msg":"request"`...)
-	b = appendStringField(b, `,"listener":`, x.listener.name)
-	b = appendStringField(b, `,"route":`, route)
-	b = appendStringField(b, `,"rule":`, rule)
-	b = appendStringField(b, `,"backend":`, x.Info.Backend)
-	b = appendStringField(b, `,"endpoint":`, x.Info.Endpoint)
-	b = appendStringField(b, `,"method":`, r.Method)
-	b = appendStringField(b, `,"host":`, r.Host)
-	b = appendStringField(b, `,"path":`, x.path)
-	b = appendIntField(b, `,"status":`, int64(status))
-	b = appendIntField(b, `,"bytes":`, x.writer.bytes)
-	b = appendIntField(b, `,"attempts":`, int64(x.Info.Attempts))
-	b = appendMillisField(b, `,"duration_ms":`, elapsed)
-	b = appendMillisField(b, `,"upstream_ms":`, x.Info.UpstreamTime)
-	b = appendStringField(b, `,"flags":`, x.Info.Flags.String())
-	b = appendStringField(b, `,"trace_id":`, traceIDOf(x.span, r))
-	b = appendStringField(b, `,"client":`, r.RemoteAddr)
-	if c := &x.Info.Caller; c.Known() {
+	b = appendStringField(b, `,"listener":`, f.listener)
+	b = appendStringField(b, `,"route":`, f.route)
+	b = appendStringField(b, `,"rule":`, f.rule)
+	b = appendStringField(b, `,"backend":`, info.Backend)
+	b = appendStringField(b, `,"endpoint":`, info.Endpoint)
+	b = appendStringField(b, `,"method":`, f.method)
+	b = appendStringField(b, `,"host":`, f.host)
+	b = appendStringField(b, `,"path":`, f.path)
+	b = appendIntField(b, `,"status":`, int64(f.status))
+	b = appendIntField(b, `,"bytes":`, f.bytes)
+	b = appendIntField(b, `,"attempts":`, int64(info.Attempts))
+	b = appendMillisField(b, `,"duration_ms":`, f.elapsed)
+	b = appendMillisField(b, `,"upstream_ms":`, info.UpstreamTime)
+	b = appendStringField(b, `,"flags":`, f.flags.String())
+	b = appendStringField(b, `,"trace_id":`, f.traceID)
+	b = appendStringField(b, `,"client":`, f.client)
+	if c := &info.Caller; c.Known() {
 		// East-west requests name the Pod that sent them and its workload.
 		b = appendStringField(b, `,"caller_namespace":`, c.Namespace)
 		b = appendStringField(b, `,"caller_pod":`, c.Name)

@@ -126,7 +126,8 @@ func TestAccessLogLineFields(t *testing.T) {
 		`,"upstream_ms":` + strconv.FormatFloat(float64(x.Info.UpstreamTime.Microseconds())/1000, 'f', -1, 64) +
 		`,"flags":` + str(x.Info.Flags.String()) + `,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"` +
 		`,"client":` + str(x.req.RemoteAddr) + `,"caller_namespace":"shop","caller_pod":"web-1","caller_workload":"web"}` + "\n"
-	if got := string(appendLine(nil, x, http.StatusOK, elapsed, now)); got != want {
+	f := x.lineFields(http.StatusOK, elapsed)
+	if got := string(appendLine(nil, &f, now)); got != want {
 		t.Fatalf("line\n%s\nwant\n%s", got, want)
 	}
 }
@@ -135,7 +136,8 @@ func TestAccessLogLineIsJSON(t *testing.T) {
 	x := benchExchange()
 	x.Info.Flags = reqctx.FlagRetried | reqctx.FlagUpstreamTimeout
 	var fields map[string]any
-	line := appendLine(nil, x, 504, 1500*time.Microsecond, time.Now())
+	f := x.lineFields(504, 1500*time.Microsecond)
+	line := appendLine(nil, &f, time.Now())
 	if err := json.Unmarshal(line, &fields); err != nil || line[len(line)-1] != '\n' {
 		t.Fatalf("line %q: %v", line, err)
 	}
@@ -160,7 +162,8 @@ func BenchmarkAccessLogLine(b *testing.B) {
 	x := benchExchange()
 	b.ReportAllocs()
 	for b.Loop() {
-		a.log(x, 200, time.Millisecond, time.Now())
+		f := x.lineFields(200, time.Millisecond)
+		a.log(&f, time.Now())
 	}
 }
 

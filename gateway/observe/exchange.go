@@ -101,7 +101,8 @@ func (x *Exchange) End() {
 		x.count(status, elapsed)
 	}
 	if logged {
-		a.log(x, status, elapsed, now)
+		f := x.lineFields(status, elapsed)
+		a.log(&f, now)
 	}
 	if x.span != nil {
 		x.endSpan(status)
@@ -135,17 +136,37 @@ func (x *Exchange) count(status int, elapsed time.Duration) {
 		}
 		return
 	}
-	if s := x.rule.seriesOf(x.Info.Backend); s != nil {
+	x.rule.count(&x.Info, status, elapsed)
+}
+
+// count counts a request the rule took, on either path (see RecordRaw): in the
+// series of the backend it was sent to, and its rate limit decision.
+func (r *Rule) count(info *reqctx.Info, status int, elapsed time.Duration) {
+	if s := r.seriesOf(info.Backend); s != nil {
 		s.observe(status, elapsed)
 	}
-	if rl := x.rule.rateLimit; rl != nil {
+	if rl := r.rateLimit; rl != nil {
 		switch {
-		case x.Info.Flags&reqctx.FlagRateLimited != 0:
+		case info.Flags&reqctx.FlagRateLimited != 0:
 			rl.limited.Inc()
-		case x.Info.Flags&reqctx.FlagRateLimitPassed != 0:
+		case info.Flags&reqctx.FlagRateLimitPassed != 0:
 			rl.allowed.Inc()
 		}
 	}
+}
+
+// lineFields returns the values of the request's access log line.
+func (x *Exchange) lineFields(status int, elapsed time.Duration) lineFields {
+	r := x.req
+	f := lineFields{
+		listener: x.listener.name, method: r.Method, host: r.Host, path: x.path,
+		status: status, bytes: x.writer.bytes, elapsed: elapsed, flags: x.Info.Flags,
+		traceID: traceIDOf(x.span, r), client: r.RemoteAddr, info: &x.Info,
+	}
+	if x.rule != nil {
+		f.route, f.rule = x.rule.route, x.rule.name
+	}
+	return f
 }
 
 func (x *Exchange) endSpan(status int) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
@@ -414,6 +415,14 @@ func (a *attempt) got1xx(code int, header textproto.MIMEHeader) error {
 		return nil
 	}
 	h := a.w.Header()
+	// Fields the filters set (RateLimit-*, say) belong on the final response: the
+	// interim one carries the backend's fields alone, and the filters' are put back
+	// after it.
+	var filters http.Header
+	if len(h) > 0 {
+		filters = h.Clone()
+		clear(h)
+	}
 	for k, vv := range header {
 		for _, v := range vv {
 			h.Add(k, v)
@@ -422,6 +431,7 @@ func (a *attempt) got1xx(code int, header textproto.MIMEHeader) error {
 	a.w.WriteHeader(code)
 	// WriteHeader does not clear the header map after an informational response.
 	clear(h)
+	maps.Copy(h, filters)
 	return nil
 }
 

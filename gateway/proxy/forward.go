@@ -181,23 +181,30 @@ type attempt struct {
 }
 
 // retriesFailure reports whether this attempt, which failed with err before a
-// response, is tried again: when the request as a whole is still live and the
-// policy retries the kind of failure (a connect failure, a reset or early close,
-// or a run past the per-try timeout). ctx is the failed outbound request's.
+// response, is tried again (see retryPermission.retriesFailure). ctx is the failed
+// outbound request's.
 func (a *attempt) retriesFailure(ctx context.Context, err error) bool {
-	policy := a.fwd.retry
-	if policy == nil || a.request.Err() != nil {
+	return a.perm.retriesFailure(a.fwd.retry, a.request, ctx, err)
+}
+
+// retriesFailure reports whether an attempt under the permission, which failed with
+// err before a response, is tried again: when the request as a whole (request, its
+// context without the attempt's timeout) is still live and the policy retries the
+// kind of failure (a connect failure, a reset or early close, or a run past the
+// per-try timeout). ctx is the attempt's context.
+func (perm retryPermission) retriesFailure(policy *retryPolicy, request, ctx context.Context, err error) bool {
+	if policy == nil || request.Err() != nil {
 		return false
 	}
 	switch cause := deadline.Cause(ctx); {
 	case errors.Is(cause, causeBackendTimeout):
-		return a.perm.any && policy.on&onTimeout != 0
+		return perm.any && policy.on&onTimeout != 0
 	case cause != nil:
 		return false
 	case isConnectError(err):
-		return a.perm.connect && policy.on&onConnectFailure != 0
+		return perm.connect && policy.on&onConnectFailure != 0
 	default:
-		return a.perm.any && policy.on&onReset != 0
+		return perm.any && policy.on&onReset != 0
 	}
 }
 

@@ -132,12 +132,7 @@ func (p *Proxy) reverseProxy(protocol config.AppProtocol, tls bool) *httputil.Re
 // headerRouteHandler). The rule's own filters are not included; the caller wraps them
 // around the result.
 func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handler, error) {
-	var requestTimeout, backendTimeout time.Duration
-	if rule.Timeouts != nil {
-		requestTimeout = rule.Timeouts.Request.D()
-		backendTimeout = rule.Timeouts.BackendRequest.D()
-	}
-	retry := newRetryPolicy(rule.Retry)
+	requestTimeout, backendTimeout, retry := ruleSettings(rule)
 	hr := rule.HeaderRoute
 	if hr != nil && (len(hr.Headers) == 0 || hr.Backend < 0 || hr.Backend >= len(rule.Backends)) {
 		// Validate refuses these; a rule built by hand must not pin every request.
@@ -174,6 +169,16 @@ func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handl
 	return &deadlineHandler{next: h, timeout: requestTimeout}, nil
 }
 
+// ruleSettings returns what a rule asks of forwarding: its request timeout, its
+// backend request timeout and its retry policy (nil when it retries nothing).
+func ruleSettings(rule *config.Rule) (requestTimeout, backendTimeout time.Duration, retry *retryPolicy) {
+	if rule.Timeouts != nil {
+		requestTimeout = rule.Timeouts.Request.D()
+		backendTimeout = rule.Timeouts.BackendRequest.D()
+	}
+	return requestTimeout, backendTimeout, newRetryPolicy(rule.Retry)
+}
+
 // referenceHandler builds the handler for one backend reference: its filters around
 // a forwarder, or a fixed error for a reference that could not be resolved.
 func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, timeout time.Duration, retry *retryPolicy) (http.Handler, error) {
@@ -183,18 +188,26 @@ func (p *Proxy) referenceHandler(pctx plugins.Context, ref *config.BackendRef, t
 	if ref.Backend == "" {
 		return nil, errors.New("backend reference names no backend")
 	}
-	fwd := &forwarder{proxy: p, backend: ref.Backend, timeout: timeout, retry: retry, outcomes: p.outcomes.recorder(ref.Backend),
-		observed: p.observer.Backend(ref.Backend)}
-	if retry != nil {
-		fwd.budget = p.budgetFor(ref.Backend, retry.budget)
-		if retry.perTryTimeout > 0 && (timeout == 0 || retry.perTryTimeout < timeout) {
-			fwd.timeout = retry.perTryTimeout
-		}
-	}
+	fwd := p.newForwarder(ref.Backend, timeout, retry)
 	if len(ref.Filters) == 0 {
 		return fwd, nil
 	}
 	return plugins.Chain(pctx, ref.Filters, fwd)
+}
+
+// newForwarder returns the forwarder to a backend under a rule's backend request
+// timeout and retry policy: each attempt is bounded by the shorter of the timeout and
+// the policy's per-try timeout, and retries draw on the backend's budget.
+func (p *Proxy) newForwarder(backendName string, timeout time.Duration, retry *retryPolicy) *forwarder {
+	fwd := &forwarder{proxy: p, backend: backendName, timeout: timeout, retry: retry, outcomes: p.outcomes.recorder(backendName),
+		observed: p.observer.Backend(backendName)}
+	if retry != nil {
+		fwd.budget = p.budgetFor(backendName, retry.budget)
+		if retry.perTryTimeout > 0 && (timeout == 0 || retry.perTryTimeout < timeout) {
+			fwd.timeout = retry.perTryTimeout
+		}
+	}
+	return fwd
 }
 
 // rewrite is ReverseProxy's Rewrite hook: see rewriteRequest.

@@ -5,62 +5,94 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/server/h1"
+	"github.com/switchyard-dev/switchyard/plugins"
 )
 
-// RawRoute forwards the requests of a rule that asks nothing of a request but where
-// to send it, from their wire form (see h1.Forwarder): no filters, one backend, no
-// retries, no timeouts, no header route. It sends the head it received on with the
-// same edits forwardDirect makes (hop-by-hop fields out, X-Forwarded-* set), and
-// relays the answer as it comes, so that no http.Request or http.Response is built.
-// It keeps the breaker, the endpoint choice and counts, outlier reports and outcome
-// records of the handler path. It declines, before anything is sent, a request whose
-// head it would have to change further, and leaves it to the rule's handler.
+// RawRoute forwards the requests of a rule from their wire form (see h1.Forwarder),
+// when the rule sends them to one backend and each of its filters can act on that
+// form (plugins.RawStage): no http.Request or http.Response is built. It sends the
+// head it received on with the same edits forwardDirect makes (hop-by-hop fields
+// out, X-Forwarded-* and the deadline set), and relays the answer as it comes. It
+// keeps everything else of the handler path: the rule's timeouts and retry policy,
+// the breaker, the endpoint choice and counts, outlier reports, outcome records,
+// metrics and access log lines. It declines, before anything is sent, a request
+// whose head it would have to change further, or that the breaker would make wait,
+// and leaves it to the rule's handler.
 type RawRoute struct {
-	fwd    *forwarder
-	client *backend.RawClient
+	fwd *forwarder
+	// requestTimeout bounds the whole request, retries included; zero means none.
+	requestTimeout time.Duration
+	client         *backend.RawClient
+	// stages are the rule's filters, in their order, in their raw form.
+	stages []plugins.RawStage
 	// observer counts the rule's requests in the metrics; nil counts nothing.
 	observer *observe.Rule
 }
 
-// RawRoute returns the raw route of rule, whose requests observer counts, or nil
-// when the rule needs its handler.
-func (p *Proxy) RawRoute(rule *config.Rule, observer *observe.Rule) *RawRoute {
-	if p.viaReverseProxy || len(rule.Filters) > 0 || rule.Retry != nil || rule.HeaderRoute != nil || len(rule.Backends) != 1 {
-		return nil
-	}
-	if t := rule.Timeouts; t != nil && (t.Request.D() > 0 || t.BackendRequest.D() > 0) {
+// RawRoute returns the raw route of rule, or nil when the rule needs its handler.
+// chain is the rule's handler: its filters around what RuleHandler built for it;
+// observer counts its requests.
+func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observe.Rule) *RawRoute {
+	if p.viaReverseProxy || rule.HeaderRoute != nil || len(rule.Backends) != 1 {
 		return nil
 	}
 	ref := &rule.Backends[0]
 	if ref.Invalid != nil || ref.Backend == "" || ref.Weight <= 0 || len(ref.Filters) > 0 {
 		return nil
 	}
+	for i := range rule.Filters {
+		for j := range i {
+			if rule.Filters[j].Type == rule.Filters[i].Type {
+				// A later filter of a kind replaces the response fields an earlier
+				// one set, which the raw stages' fields cannot do.
+				return nil
+			}
+		}
+	}
+	stages, ok := rawStages(chain, len(rule.Filters))
+	if !ok {
+		return nil
+	}
 	client := backend.RawClientFor(p.backends.Transport(config.AppProtocolHTTP1))
 	if client == nil {
 		return nil
 	}
-	fwd := &forwarder{proxy: p, backend: ref.Backend, outcomes: p.outcomes.recorder(ref.Backend),
-		observed: p.observer.Backend(ref.Backend)}
-	return &RawRoute{fwd: fwd, client: client, observer: observer}
+	requestTimeout, backendTimeout, retry := ruleSettings(rule)
+	return &RawRoute{fwd: p.newForwarder(ref.Backend, backendTimeout, retry), requestTimeout: requestTimeout,
+		client: client, stages: stages, observer: observer}
 }
 
-// rawHeadBuffers recycles the buffers outbound heads are built in.
-var rawHeadBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+// rawStages returns the raw forms of the n filters chain begins with, or false when
+// one of them has none, or when what follows them is not the handler RuleHandler
+// builds.
+func rawStages(chain http.Handler, n int) ([]plugins.RawStage, bool) {
+	var stages []plugins.RawStage
+	h := chain
+	for range n {
+		stage, ok := h.(plugins.RawStage)
+		if !ok {
+			return nil, false
+		}
+		stages = append(stages, stage)
+		h = stage.Next()
+	}
+	_, ok := h.(*deadlineHandler)
+	return stages, ok
+}
 
 // Forward forwards x to an endpoint of the backend, or declines it, having sent
-// nothing, when the request or the backend's state needs the rule's handler.
-func (r *RawRoute) Forward(x *h1.Exchange) bool {
+// nothing, when the request or the backend's state needs the rule's handler. l
+// writes the request's access log line.
+func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 	if !rawForwardable(x) {
 		return false
 	}
-	start := time.Now()
 	pool := r.fwd.proxy.backends.Pool(r.fwd.backend)
 	if pool == nil {
 		return false
@@ -68,40 +100,24 @@ func (r *RawRoute) Forward(x *h1.Exchange) bool {
 	if protocol, tls := pool.Transport(); tls != nil || (protocol != config.AppProtocolHTTP1 && protocol != "") {
 		return false
 	}
-	if pool.Breaker().Limited() {
-		// Admission may have to wait in the breaker's queue, or be refused with
-		// an answer the handler path gives.
-		return false
+	if len(r.stages) == 0 {
+		// Without filters, the breaker admits the request here or declines it:
+		// admission would wait in the breaker's queue, or be refused with an
+		// answer the handler path gives. A request filters pass on is admitted
+		// after them, as on the handler path (see rawCall.serve).
+		release, ok := pool.Breaker().TryAcquire()
+		if !ok {
+			return false
+		}
+		defer release()
 	}
-	ep, err := pool.PickExcept(nil)
-	if err != nil {
-		return false
-	}
-	bp := rawHeadBuffers.Get().(*[]byte)
-	head := r.appendHead((*bp)[:0], x)
-	ep.Requests.Add(1)
-	ep.InFlight.Add(1)
-	defer ep.InFlight.Add(-1)
-	method := x.Method()
-	res := r.client.Forward(x.Context(), ep.Address, head, method == http.MethodHead, rawReplayable(x), x)
-	*bp = head[:0]
-	rawHeadBuffers.Put(bp)
-	if res.Status == 0 {
-		r.failed(x, pool, ep, res, start)
-		return true
-	}
-	// The backend answered: its status counts, as on the handler path, before the
-	// client has the answer, even when relaying it then fails, which abandons it.
-	pool.Report(ep, backend.OutcomeOf(res.Status))
-	r.fwd.outcomes.Record(time.Since(start), res.Status >= http.StatusInternalServerError)
-	r.observer.RecordRaw(r.fwd.backend, res.Status, start)
-	if res.Response != nil {
-		r.relay(x, res.Response)
-		return true
-	}
-	if _, err := res.Relay(x); err != nil {
-		x.Abort()
-	}
+	e := rawCalls.Get().(*rawCall)
+	defer e.recycle()
+	e.x, e.route, e.pool = x, r, pool
+	e.info.Start = time.Now()
+	e.serve()
+	l.LogRaw(r.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
+		Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
 	return true
 }
 
@@ -118,45 +134,6 @@ func rawReplayable(x *h1.Exchange) bool {
 	return backend.Replayable(x.Method(), key)
 }
 
-// failed counts an exchange that got no final answer from the backend and answers
-// it as the handler path would.
-func (r *RawRoute) failed(x *h1.Exchange, pool *backend.Pool, ep *backend.Endpoint, res backend.RawResult, start time.Time) {
-	perr := classify(x.Context(), res.Err)
-	if perr == nil || res.ClientFailed {
-		// The client went away: there is no one to answer, and the backend is not
-		// to blame.
-		r.observer.RecordRaw(r.fwd.backend, 0, start)
-		x.Abort()
-		return
-	}
-	ep.Failures.Add(1)
-	pool.Report(ep, backend.OutcomeGatewayError)
-	r.fwd.outcomes.Record(time.Since(start), true)
-	r.observer.RecordRaw(r.fwd.backend, perr.status, start)
-	r.fwd.proxy.logger.Warn("forwarding failed", "backend", r.fwd.backend, "endpoint", ep.Address, "status", perr.status, "error", res.Err)
-	// An interim response may have gone out already; the error answer is the
-	// final one.
-	writeRawError(x, perr)
-}
-
-// relay sends a response the raw client did not relay itself through the
-// exchange's ResponseWriter, as forwardDirect does.
-func (r *RawRoute) relay(x *h1.Exchange, res *http.Response) {
-	// Closed on every way out, a panic included, so that its connection is not
-	// left behind.
-	defer res.Body.Close()
-	w := x.ResponseWriter()
-	removeHopByHopHeaders(res.Header)
-	announced := passResponseHeader(w.Header(), res)
-	w.WriteHeader(res.StatusCode)
-	if err := r.fwd.proxy.copyBody(w, res); err != nil {
-		x.Abort()
-		return
-	}
-	_ = res.Body.Close()
-	passTrailers(w, res, announced)
-}
-
 // rawForwardable reports whether the head can be sent on with the edits appendHead
 // makes: the target is in origin form and needs no cleaning, and no field asks for
 // more than those edits (hop-by-hop fields, forwarding fields to merge, deadlines).
@@ -171,6 +148,11 @@ func rawForwardable(x *h1.Exchange) bool {
 		case "Proxy-Connection", "Keep-Alive", "Close", "Te", "Trailer", "Upgrade",
 			"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", DeadlineHeader, "Grpc-Timeout":
 			return false
+		case "Content-Type":
+			// A gRPC request's deadline goes out as grpc-timeout too.
+			if _, value := x.Field(i); strings.HasPrefix(value, "application/grpc") {
+				return false
+			}
 		case "Connection":
 			// Only the options that concern this connection alone, which the
 			// server has taken in: other tokens name fields to take out.
@@ -228,9 +210,10 @@ func rawTargetOK(t string) bool {
 	return !inQuery || strings.Count(t, "&") < maxQueryParams-1
 }
 
-// appendHead appends the outbound head, as forwardDirect would send it: the request
-// line and Host as received, the fields but hop-by-hop ones, the body's framing and
-// an empty User-Agent, and X-Forwarded-For, -Proto and -Host.
+// appendHead appends the outbound head, as forwardDirect would send it, but for the
+// deadline field and the empty line that ends it, which each attempt adds: the
+// request line and Host as received, the fields but hop-by-hop ones, the body's
+// framing and an empty User-Agent, and X-Forwarded-For, -Proto and -Host.
 func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
 	b = append(b, x.Method()...)
 	b = append(b, ' ')
@@ -275,28 +258,36 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
 		b = append(b, host...)
 		b = append(b, "\r\n"...)
 	}
-	return append(b, "\r\n"...)
+	return b
 }
 
-// writeRawError answers x with the gateway's error response e, as e.write does
-// through a ResponseWriter.
-func writeRawError(x *h1.Exchange, e *proxyError) {
-	b := make([]byte, 0, 256)
+// writeRawText answers x with a short plain-text response, as proxyError.write and
+// http.Error write one through a ResponseWriter: reason, when not empty, goes in
+// errorHeader, and fields (in wire form) are the filters' response fields. A HEAD
+// request gets the head alone.
+func writeRawText(x *h1.Exchange, status int, reason, body string, fields []byte) {
+	b := make([]byte, 0, 256+len(fields))
 	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
-	b = append(b, http.StatusText(e.status)...)
-	b = append(b, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
-	b = append(b, errorHeader+": "...)
-	b = append(b, e.reason...)
+	b = append(b, http.StatusText(status)...)
 	b = append(b, "\r\n"...)
+	b = append(b, fields...)
+	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+	if reason != "" {
+		b = append(b, errorHeader+": "...)
+		b = append(b, reason...)
+		b = append(b, "\r\n"...)
+	}
 	b = append(b, x.DateLine()...)
 	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(e.body)), 10)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
 	if x.Closing() {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	b = append(b, "\r\n\r\n"...)
-	b = append(b, e.body...)
+	if x.Method() != http.MethodHead {
+		b = append(b, body...)
+	}
 	_, _ = x.Write(b)
 }

@@ -123,11 +123,15 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 	}
 	safe := !f.retry.idempotentOnly || idempotent(r.Method)
 	var prev *backend.Endpoint
-	// retrying releases the breaker place of the retry in progress.
-	var retrying func()
+	// retrying releases the breaker place of the retry in progress, and next that
+	// of the attempt under way; both are released on every way out, a panic
+	// included (a client that goes away mid-body aborts the handler with one).
+	var retrying, next func()
 	defer func() {
-		if retrying != nil {
-			retrying()
+		for _, release := range [...]func(){retrying, next} {
+			if release != nil {
+				release()
+			}
 		}
 	}()
 	for try := 0; ; try++ {
@@ -143,21 +147,17 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
 		// The breaker's retry place is taken before the attempt, so that a response
 		// discarded for a retry always gets its retry.
-		var releaseRetry func()
 		if may {
-			releaseRetry, may = pool.Breaker().TryRetry()
+			next, may = pool.Breaker().TryRetry()
 		}
 		retry, ep := f.attempt(w, out, info, pool, prev, retryPermission{any: may && safe, connect: may}, start, tryStart)
 		if !retry {
-			if releaseRetry != nil {
-				releaseRetry()
-			}
 			return
 		}
 		if retrying != nil {
 			retrying()
 		}
-		retrying = releaseRetry
+		retrying, next = next, nil
 		if f.budget != nil {
 			f.budget.retried()
 		}

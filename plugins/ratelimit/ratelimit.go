@@ -4,6 +4,7 @@
 package ratelimit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -68,9 +69,12 @@ func (plugin) Validate(spec *config.Filter) error {
 }
 
 // rule is one compiled rule: how to key a request and the limiter of its buckets.
-// timed is the limiter when it can be given the request's time, nil otherwise.
+// header is the canonical name of a Header key's header, worked out once so that
+// neither form of a request canonicalises it again. timed is the limiter when it
+// can be given the request's time, nil otherwise.
 type rule struct {
-	key     config.RateLimitKey
+	keyType config.RateLimitKeyType
+	header  string
 	limiter rl.Limiter
 	timed   rl.TimedLimiter
 }
@@ -91,7 +95,10 @@ func (plugin) Provision(ctx plugins.Context, spec *config.Filter) (plugins.Middl
 		}
 		limiter := ctx.Shared(storeKey, func() any { return newLimiter(ctx, c, i, limit) }).(rl.Limiter)
 		timed, _ := limiter.(rl.TimedLimiter)
-		rules[i] = rule{key: r.Key, limiter: limiter, timed: timed}
+		rules[i] = rule{keyType: r.Key.Type, limiter: limiter, timed: timed}
+		if r.Key.Type == config.KeyHeader {
+			rules[i].header = http.CanonicalHeaderKey(r.Key.Name)
+		}
 	}
 	return func(next http.Handler) http.Handler {
 		return &handler{next: next, rules: rules, ctx: ctx}
@@ -112,26 +119,81 @@ func newLimiter(ctx plugins.Context, c *config.RateLimit, index int, limit rl.Li
 		FailureMode: rl.FailureMode(c.FailureMode), Replicas: ctx.Replicas})
 }
 
+// handler is the filter's handler. It is a plugins.RawStage: the data plane gives
+// it a request either as an http.Request (ServeHTTP) or in its wire form
+// (FilterRaw), and both forms take their tokens from the same buckets through
+// decide, so a client cannot get more by having its requests served one way.
 type handler struct {
 	next  http.Handler
 	rules []rule
 	ctx   plugins.Context
 }
 
+var _ plugins.RawStage = (*handler)(nil)
+
+// refusalMessage is the text of a 429 answer, which ServeHTTP writes with
+// http.Error and FilterRaw with refusal.
+const refusalMessage = "rate limit exceeded"
+
+// refusal is FilterRaw's answer to a request a rule refuses: what http.Error
+// writes for refusalMessage (it adds a newline). It is shared by every refusal,
+// so that refusing costs no allocation; nothing may change it.
+var refusal = plugins.Answer{Status: http.StatusTooManyRequests, Body: refusalMessage + "\n"}
+
 // ServeHTTP answers 429 when a rule's bucket is empty, and passes the request on
 // otherwise. The decision is flagged in the request's Info, for the data plane's
-// rate limit metrics and access log.
+// rate limit metrics and access log. The Info is looked up once, for the keys, the
+// time and the flags.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	info := reqctx.From(r.Context())
+	client := func() string { return clientip.From(r, h.ctx.TrustedProxies) }
+	d := h.decide(r.Context(), client, r.Header.Get, info)
+	writeHeaders(w.Header(), d)
+	if !d.Allowed {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(d)))
+		http.Error(w, refusalMessage, http.StatusTooManyRequests)
+		return
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// FilterRaw does to a request in its wire form what ServeHTTP does to an
+// http.Request: it takes the same tokens, flags the same decision in info and sets
+// the same RateLimit-* fields, and refuses with the same 429 answer. A raw request
+// never carries X-Forwarded-For, so its client is its TCP peer, whom From would
+// name too.
+func (h *handler) FilterRaw(req plugins.RawRequest, info *reqctx.Info, fields *plugins.ResponseFields) *plugins.Answer {
+	client := func() string { return clientip.FromPeer(req.RemoteAddr()) }
+	d := h.decide(req.Context(), client, req.HeaderValue, info)
+	limit, remaining, reset := headerNumbers(d)
+	fields.SetInt(limitHeader, limit)
+	fields.SetInt(remainingHeader, remaining)
+	fields.SetInt(resetHeader, reset)
+	if !d.Allowed {
+		fields.SetInt("Retry-After", int64(retryAfterSeconds(d)))
+		return &refusal
+	}
+	return nil
+}
+
+// Next is the handler ServeHTTP passes admitted requests on to.
+func (h *handler) Next() http.Handler { return h.next }
+
+// decide takes a token for the request from each rule's bucket in turn, flags the
+// outcome in info (nil when the request has none), and returns the decision the
+// response describes: the first refusal, or else the admission with the fewest
+// tokens left. The request is given by the pieces its keys read (see keyOf), so
+// that both of its forms are decided by this one function.
 //
 // A local bucket counts the request at its arrival, the Info's Start, rather than
 // at a reading of the clock of its own: the data plane reads the clock when the
-// request arrives anyway, and a reading costs more than the token. The Info is
-// looked up once, for the keys, the time and the flags.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info := reqctx.From(r.Context())
+// request arrives anyway, and a reading costs more than the token.
+func (h *handler) decide(ctx context.Context, client func() string, header func(string) string, info *reqctx.Info) rl.Decision {
 	var now time.Time
 	var tightest rl.Decision
-	for i, rule := range h.rules {
-		key := h.keyOf(rule.key, r, info)
+	for i := range h.rules {
+		rule := &h.rules[i]
+		key := keyOf(rule, client, header, info)
 		var d rl.Decision
 		if rule.timed != nil {
 			if now.IsZero() {
@@ -139,22 +201,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			d = rule.timed.TakeAt(key, now)
 		} else {
-			d = rule.limiter.Take(r.Context(), key)
+			d = rule.limiter.Take(ctx, key)
 		}
 		if !d.Allowed {
 			addFlags(info, reqctx.FlagRateLimited)
-			writeHeaders(w.Header(), d)
-			w.Header().Set("Retry-After", strconv.Itoa(ceilSeconds(d.RetryAfter, 1)))
-			http.Error(w, "rate limit exceeded", http.StatusTooManyRequests)
-			return
+			return d
 		}
 		if i == 0 || d.Remaining < tightest.Remaining {
 			tightest = d
 		}
 	}
-	writeHeaders(w.Header(), tightest)
 	addFlags(info, reqctx.FlagRateLimitPassed)
-	h.next.ServeHTTP(w, r)
+	// Every rule admitted the request. Validate makes sure there is a rule, so
+	// tightest is an admission already; this keeps a filter without rules, as
+	// ServeHTTP always did, from refusing everything.
+	tightest.Allowed = true
+	return tightest
 }
 
 // arrival is when the request arrived: its Info's Start, or now for a request
@@ -173,20 +235,24 @@ func addFlags(info *reqctx.Info, f reqctx.Flags) {
 	}
 }
 
-// keyOf returns the bucket key of a request, whose Info is info (nil when it has
-// none). Requests without the header of a Header key share the bucket of the empty
-// value, so leaving the header out is no way around the limit.
-func (h *handler) keyOf(k config.RateLimitKey, r *http.Request, info *reqctx.Info) string {
-	switch k.Type {
+// keyOf returns the bucket key of a request under rule, from the pieces of the
+// request that keys read, which both of its forms can give: client returns the
+// client's address (called only by the keys that need it, since finding it costs
+// a parse), header returns the first value of the header of a canonical name, and
+// info is the request's Info (nil when it has none). Requests without the header
+// of a Header key share the bucket of the empty value, so leaving the header out
+// is no way around the limit.
+func keyOf(rule *rule, client func() string, header func(canonicalName string) string, info *reqctx.Info) string {
+	switch rule.keyType {
 	case config.KeyClientIP:
-		return clientip.From(r, h.ctx.TrustedProxies)
+		return client()
 	case config.KeyHeader:
-		return "h=" + r.Header.Get(k.Name)
+		return "h=" + header(rule.header)
 	case config.KeyCaller:
 		if info != nil && info.Caller.Known() {
 			return "c=" + info.Caller.Namespace + "/" + info.Caller.Workload
 		}
-		return clientip.From(r, h.ctx.TrustedProxies)
+		return client()
 	default:
 		return "route"
 	}
@@ -213,12 +279,13 @@ type headerValues struct {
 // are never written again once the strings are made of them, which keeps the
 // strings immutable.
 func writeHeaders(h http.Header, d rl.Decision) {
+	limit, remaining, reset := headerNumbers(d)
 	hv := new(headerValues)
-	b := strconv.AppendInt(hv.digits[:0], d.Limit, 10)
+	b := strconv.AppendInt(hv.digits[:0], limit, 10)
 	limitEnd := len(b)
-	b = strconv.AppendInt(b, max(d.Remaining, 0), 10)
+	b = strconv.AppendInt(b, remaining, 10)
 	remainingEnd := len(b)
-	b = strconv.AppendInt(b, int64(ceilSeconds(d.Reset, 0)), 10)
+	b = strconv.AppendInt(b, reset, 10)
 	// The digits hold the values of limits below ten billion requests; longer ones
 	// make AppendInt move b to a new array, which nothing writes to either.
 	numbers := unsafe.String(unsafe.SliceData(b), len(b))
@@ -229,6 +296,22 @@ func writeHeaders(h http.Header, d rl.Decision) {
 	h[resetHeader] = hv.values[2:3:3]
 }
 
+// headerNumbers returns the values of the RateLimit-Limit, -Remaining and -Reset
+// headers that describe d, for both forms of a response: the limit, the whole
+// tokens left (never below zero) and the seconds until the bucket is full, rounded
+// up.
+func headerNumbers(d rl.Decision) (limit, remaining, reset int64) {
+	return d.Limit, max(d.Remaining, 0), int64(ceilSeconds(d.Reset, 0))
+}
+
+// retryAfterSeconds is the Retry-After value of a refusal: the seconds until a
+// token is available, rounded up, and at least one, so that a client never
+// retries at once.
+func retryAfterSeconds(d rl.Decision) int {
+	return ceilSeconds(d.RetryAfter, 1)
+}
+
+// ceilSeconds returns d in whole seconds, rounded up, and at least least.
 func ceilSeconds(d time.Duration, least int) int {
 	return max(least, int(math.Ceil(d.Seconds())))
 }

@@ -15,9 +15,27 @@ import (
 // address when it does not parse. It allocates only when the address was not
 // written in its canonical form.
 func From(r *http.Request, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return from(r.RemoteAddr, r.Header, trusted)
+}
+
+// FromPeer returns what From returns for a request from the TCP peer remoteAddr
+// that has no X-Forwarded-For header, whatever the trusted proxies: without the
+// header a trusted peer has no hop to defer to, so it is the client. It is for
+// requests without an http.Request, such as the raw form the data plane forwards,
+// which never carries the header. Like From, it allocates only when the address
+// was not written in its canonical form.
+func FromPeer(remoteAddr string) string {
+	// One code path with From, so that a raw request and its http.Request form
+	// always count in the same bucket: a nil header has no X-Forwarded-For.
+	return from(remoteAddr, nil, nil)
+}
+
+// from is From given the pieces of the request it reads: the peer's address and
+// the header, which only a trusted peer's X-Forwarded-For is read from.
+func from(remoteAddr string, header http.Header, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
-		host = r.RemoteAddr
+		host = remoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
 	if err != nil {
@@ -28,7 +46,7 @@ func From(r *http.Request, trusted []netip.Prefix) string {
 		return canonical(peer, host)
 	}
 	client, clientText := peer, host
-	values := r.Header.Values("X-Forwarded-For")
+	values := header.Values("X-Forwarded-For")
 	for i := len(values) - 1; i >= 0; i-- {
 		// The hops of one value, from the right-most; an empty hop is malformed.
 		rest, more := values[i], true

@@ -57,3 +57,50 @@ func TestFromDoesNotAllocateForCanonicalAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestFromPeerIsFromWithoutForwardedFor checks that FromPeer gives what From gives
+// for a request without X-Forwarded-For, whatever proxies are trusted: rate limits
+// key raw requests by FromPeer and the same client's http.Requests by From, and the
+// two must find the same bucket.
+func TestFromPeerIsFromWithoutForwardedFor(t *testing.T) {
+	peers := []string{
+		"192.0.2.7:5000", "127.0.0.1:80", "192.0.2.7", "10.0.0.1:",
+		"[2001:db8::7]:80", "[2001:DB8::7]:80", "[2001:0db8:0:0::7]:80", "[::1]:443", "2001:db8::7", "::1",
+		"[::ffff:192.0.2.7]:80", "[::ffff:127.0.0.1]:80", "::ffff:c000:207",
+		"[fe80::1%eth0]:80", "fe80::1%eth0", "[fe80::1%25eth0]:80",
+		"pipe", "", "@", "[::1]", "01.2.3.4:80", "192.0.2.7:80:90", "[bad]:80", "host.example:80",
+	}
+	trustedLists := [][]netip.Prefix{
+		nil,
+		{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+		{netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("192.0.2.0/24")},
+	}
+	for _, peer := range peers {
+		got := FromPeer(peer)
+		for _, trusted := range trustedLists {
+			for _, header := range []http.Header{nil, {}, {"X-Real-Ip": {"198.51.100.1"}}} {
+				r := &http.Request{RemoteAddr: peer, Header: header}
+				if want := From(r, trusted); got != want {
+					t.Errorf("FromPeer(%q) = %q; From with trusted %v and header %v gives %q", peer, got, trusted, header, want)
+				}
+			}
+		}
+	}
+}
+
+// TestFromPeerDoesNotAllocateForCanonicalAddresses checks that FromPeer, which keys
+// every raw request of a limit by client address, costs no allocation for an
+// address written canonically, as From does.
+func TestFromPeerDoesNotAllocateForCanonicalAddresses(t *testing.T) {
+	for _, peer := range []string{"192.0.2.7:5000", "[2001:db8::1]:443", "[::1]:80"} {
+		want := FromPeer(peer)
+		if n := testing.AllocsPerRun(100, func() {
+			if FromPeer(peer) != want {
+				t.Fatal("unstable result")
+			}
+		}); n != 0 {
+			t.Errorf("FromPeer(%q) allocated %v times", peer, n)
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/backend"
+	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
+	"github.com/switchyard-dev/switchyard/gateway/server/h1"
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+// rawCall is one request a RawRoute serves: what the handler path keeps in the
+// request's Info and its ResponseWriter, recycled from request to request.
+type rawCall struct {
+	x     *h1.Exchange
+	route *RawRoute
+	pool  *backend.Pool
+	// info is the request's bookkeeping, filled in as on the handler path, for
+	// filters, metrics and the access log.
+	info reqctx.Info
+	// fields are the response fields the filters set, for whatever answer the
+	// client gets.
+	fields plugins.ResponseFields
+	// head is the outbound head, less the deadline field and the empty line that
+	// each attempt adds.
+	head []byte
+	// status is the status the client got, 0 while it got none; bytes counts the
+	// body bytes it got.
+	status int
+	bytes  int64
+	// forwarded is when the filters passed the request on, from which outcomes
+	// and the retry budget count, as they count from the forwarder's start on the
+	// handler path.
+	forwarded time.Time
+}
+
+// rawCalls recycles rawCalls, and with them the buffers of heads and fields.
+var rawCalls = sync.Pool{New: func() any { return &rawCall{head: make([]byte, 0, 4<<10)} }}
+
+// recycle returns e to rawCalls, emptied.
+func (e *rawCall) recycle() {
+	e.x, e.route, e.pool = nil, nil, nil
+	e.info = reqctx.Info{}
+	e.fields.Reset()
+	e.head = e.head[:0]
+	e.status, e.bytes = 0, 0
+	e.forwarded = time.Time{}
+	rawCalls.Put(e)
+}
+
+// rawRequest shows an exchange to the filters' raw stages.
+type rawRequest struct{ *h1.Exchange }
+
+// HeaderValue returns the first value of the field with the canonical name, as
+// http.Header.Get does.
+func (r rawRequest) HeaderValue(canonicalName string) string {
+	for i := range r.Fields() {
+		if name, value := r.Field(i); name == canonicalName {
+			return value
+		}
+	}
+	return ""
+}
+
+// serve runs the filters' raw stages and forwards the request under the rule's
+// request timeout and retry policy, as the rule's handler would.
+func (e *rawCall) serve() {
+	for _, stage := range e.route.stages {
+		if answer := stage.FilterRaw(rawRequest{e.x}, &e.info, &e.fields); answer != nil {
+			e.status, e.bytes = answer.Status, int64(len(answer.Body))
+			e.route.observer.RecordRaw(&e.info, answer.Status)
+			writeRawText(e.x, answer.Status, "", answer.Body, e.fields.Wire())
+			return
+		}
+	}
+	f := e.route.fwd
+	e.info.Backend = f.backend
+	e.forwarded = e.info.Start
+	if len(e.route.stages) > 0 {
+		// The filters have passed the request on: it can no longer be declined,
+		// so the breaker admits it as it admits the handler path's, waiting if
+		// need be.
+		e.forwarded = time.Now()
+		release, err := e.pool.Breaker().Acquire(e.x.Context())
+		if err != nil {
+			if errors.Is(err, backend.ErrOverflow) {
+				e.fail(errOverflow)
+			} else {
+				e.fail(classify(e.x.Context(), err))
+			}
+			return
+		}
+		defer release()
+	}
+	var ctx context.Context = e.x.Context()
+	if t := e.route.requestTimeout; t > 0 {
+		// Counted from the request's arrival, as deadlineHandler counts it.
+		d := deadline.NewAt(ctx, e.info.Start.Add(t), causeRequestTimeout)
+		defer d.Release()
+		ctx = d
+	}
+	e.head = e.route.appendHead(e.head[:0], e.x)
+	if f.retry == nil {
+		e.attempt(ctx, nil, retryPermission{}, time.Now())
+		return
+	}
+	e.serveWithRetries(ctx)
+}
+
+// serveWithRetries forwards the request, trying again on the failures the policy
+// retries while attempts remain and the budget and the breaker allow, as
+// forwarder.serveWithRetries does. A request without a body can always be replayed.
+func (e *rawCall) serveWithRetries(ctx context.Context) {
+	f := e.route.fwd
+	if f.budget != nil {
+		f.budget.requestAt(e.forwarded)
+	}
+	safe := !f.retry.idempotentOnly || idempotent(e.x.Method())
+	var prev *backend.Endpoint
+	// retrying releases the breaker place of the retry in progress, and next that
+	// of the attempt under way; both are released on every way out, a panic
+	// included.
+	var retrying, next func()
+	defer func() {
+		for _, release := range [...]func(){retrying, next} {
+			if release != nil {
+				release()
+			}
+		}
+	}()
+	for try := 0; ; try++ {
+		tryStart := time.Now()
+		may := try < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
+		if may {
+			next, may = e.pool.Breaker().TryRetry()
+		}
+		retry, ep := e.attempt(ctx, prev, retryPermission{any: may && safe, connect: may}, tryStart)
+		if !retry {
+			return
+		}
+		if retrying != nil {
+			retrying()
+		}
+		retrying, next = next, nil
+		if f.budget != nil {
+			f.budget.retried()
+		}
+		f.observed.Retried()
+		e.info.Flags |= reqctx.FlagRetried
+		prev = ep
+		if !sleep(ctx, f.retry.wait(try+1)) {
+			e.fail(classify(ctx, ctx.Err()))
+			return
+		}
+	}
+}
+
+// attempt makes one try at forwarding the request to an endpoint, avoiding prev
+// when another can serve, as forwarder.attempt does. It reports whether the try
+// failed in a way that will be retried, in which case nothing of it reached the
+// client, and the endpoint it tried. ctx bounds the request as a whole.
+func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retryPermission, tryStart time.Time) (retry bool, ep *backend.Endpoint) {
+	f := e.route.fwd
+	ep, err := e.pool.PickExcept(prev)
+	if err != nil {
+		e.fail(errNoEndpoints)
+		return false, nil
+	}
+	e.info.Attempts++
+	e.info.Endpoint = ep.Address
+	tryCtx := ctx
+	if f.timeout > 0 {
+		d := deadline.NewAt(ctx, tryStart.Add(f.timeout), causeBackendTimeout)
+		defer d.Release()
+		tryCtx = d
+	}
+	head := appendDeadline(e.head, tryCtx)
+	ep.Requests.Add(1)
+	ep.InFlight.Add(1)
+	// Deferred so that the count is released on a panic too.
+	defer ep.InFlight.Add(-1)
+	res := e.route.client.Forward(tryCtx, ep.Address, head, e.x.Method() == http.MethodHead, rawReplayable(e.x), e.x)
+	// The head's buffer may have grown for the deadline field: keep the larger one.
+	e.head = head[:len(e.head)]
+	if res.Status == 0 {
+		return e.failed(ctx, tryCtx, ep, perm, res, tryStart), ep
+	}
+	// The backend answered: its status counts, as on the handler path, before the
+	// client has the answer, even when relaying it then fails, which abandons it.
+	e.pool.Report(ep, backend.OutcomeOf(res.Status))
+	if perm.any && f.retry.retriesStatus(res.Status) {
+		res.Discard()
+		return true, ep
+	}
+	e.answered(res.Status, tryStart)
+	e.status = res.Status
+	e.route.observer.RecordRaw(&e.info, res.Status)
+	if res.Response != nil {
+		e.relay(res.Response)
+		return false, ep
+	}
+	written, _, err := res.Relay(e.x, e.fields.Wire())
+	e.bytes = written
+	if err != nil {
+		e.x.Abort()
+	}
+	return false, ep
+}
+
+// failed handles an attempt that got no final answer from the backend: it counts
+// it, and answers the client as the handler path would, unless the failure is to be
+// retried, which failed reports. ctx bounds the request as a whole, tryCtx the
+// attempt.
+func (e *rawCall) failed(ctx, tryCtx context.Context, ep *backend.Endpoint, perm retryPermission, res backend.RawResult, tryStart time.Time) bool {
+	perr := classify(tryCtx, res.Err)
+	if perr == nil || res.ClientFailed {
+		// The client went away: there is no one to answer, and the backend is not
+		// to blame.
+		e.fail(nil)
+		return false
+	}
+	ep.Failures.Add(1)
+	e.pool.Report(ep, backend.OutcomeGatewayError)
+	if perm.retriesFailure(e.route.fwd.retry, ctx, tryCtx, res.Err) {
+		return true
+	}
+	e.route.fwd.proxy.logger.Warn("forwarding failed", "backend", e.route.fwd.backend, "endpoint", ep.Address, "status", perr.status, "error", res.Err)
+	e.answered(perr.status, tryStart)
+	e.answerError(perr)
+	return false
+}
+
+// answered records the answer the attempt that began at tryStart gives the client:
+// how long the attempt took, and the request's outcome, both timed by one reading of
+// the clock.
+func (e *rawCall) answered(status int, tryStart time.Time) {
+	now := time.Now()
+	e.info.UpstreamTime = now.Sub(tryStart)
+	e.route.fwd.outcomes.Record(now.Sub(e.forwarded), status >= http.StatusInternalServerError)
+}
+
+// fail answers the request with the gateway's error perr, in the backend's place,
+// and records it as failed; a nil perr means the client went away, and the request
+// is counted as such and abandoned.
+func (e *rawCall) fail(perr *proxyError) {
+	if perr == nil {
+		e.route.observer.RecordRaw(&e.info, 0)
+		e.x.Abort()
+		return
+	}
+	e.route.fwd.outcomes.Record(time.Since(e.forwarded), perr.status >= http.StatusInternalServerError)
+	e.answerError(perr)
+}
+
+// answerError counts and writes the gateway's error answer perr, as proxyError.answer
+// does through a ResponseWriter.
+func (e *rawCall) answerError(perr *proxyError) {
+	e.info.Flags |= perr.flag
+	e.status = perr.status
+	e.route.observer.RecordRaw(&e.info, perr.status)
+	// Counted as the handler path counts what it writes, which for a HEAD request
+	// the server then leaves out.
+	e.bytes = int64(len(perr.body))
+	writeRawText(e.x, perr.status, perr.reason, perr.body, e.fields.Wire())
+}
+
+// relay sends a response the raw client did not relay itself through the
+// exchange's ResponseWriter, as forwardDirect does.
+func (e *rawCall) relay(res *http.Response) {
+	// Closed on every way out, a panic included, so that its connection is not
+	// left behind.
+	defer res.Body.Close()
+	w := &countingWriter{ResponseWriter: e.x.ResponseWriter()}
+	h := w.Header()
+	for name, value := range e.fields.All() {
+		h[name] = append(h[name], value)
+	}
+	removeHopByHopHeaders(res.Header)
+	announced := passResponseHeader(h, res)
+	w.WriteHeader(res.StatusCode)
+	err := e.route.fwd.proxy.copyBody(w, res)
+	e.bytes = w.bytes
+	if err != nil {
+		e.x.Abort()
+		return
+	}
+	_ = res.Body.Close()
+	passTrailers(w, res, announced)
+}
+
+// countingWriter counts the body bytes written through a ResponseWriter, for the
+// access log.
+type countingWriter struct {
+	http.ResponseWriter
+	bytes int64
+}
+
+func (w *countingWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap returns the exchange's ResponseWriter, for http.ResponseController.
+func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// appendDeadline ends an outbound head: the deadline field, when ctx has a
+// deadline, as setDeadlineHeaders sets it, and the empty line.
+func appendDeadline(head []byte, ctx context.Context) []byte {
+	if at, ok := ctx.Deadline(); ok {
+		head = append(head, DeadlineHeader+": "...)
+		head = strconv.AppendInt(head, max(time.Until(at).Milliseconds(), 1), 10)
+		head = append(head, "\r\n"...)
+	}
+	return append(head, "\r\n"...)
+}

@@ -1,0 +1,106 @@
+package plugins
+
+import (
+	"context"
+	"iter"
+	"net/http"
+	"strconv"
+
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
+)
+
+// Over HTTP/1.1 the data plane forwards the requests of a rule from the wire form
+// the server parsed, without building an http.Request, when every filter of the rule
+// can act on that form (see proxy.RawRoute). A filter can when the handler its
+// middleware returns is also a RawStage; the data plane then calls FilterRaw in place
+// of ServeHTTP for such requests, and never both for one request.
+
+// RawStage is a filter's handler that can also act on a request in its wire form.
+type RawStage interface {
+	http.Handler
+	// FilterRaw does to req what ServeHTTP does to an http.Request: it returns nil
+	// to pass the request on, having added to fields the response fields
+	// ServeHTTP sets (they go on whatever answer the client gets); or the answer
+	// the client gets instead, in which case fields holds that answer's fields
+	// besides those Answer describes. It records its decisions in info, as
+	// ServeHTTP does in the request's Info.
+	FilterRaw(req RawRequest, info *reqctx.Info, fields *ResponseFields) *Answer
+	// Next is the handler ServeHTTP passes requests on to.
+	Next() http.Handler
+}
+
+// RawRequest is the head of a request in its wire form. A raw request carries
+// neither X-Forwarded-For nor Forwarded (the data plane serves such requests through
+// the handlers), so the client is always the TCP peer.
+type RawRequest interface {
+	// Context ends when the client goes away or the request's deadline passes.
+	Context() context.Context
+	// RemoteAddr is the TCP peer's address, as http.Request.RemoteAddr.
+	RemoteAddr() string
+	// HeaderValue returns the first value of the field with the canonical name
+	// (as http.CanonicalHeaderKey gives it), or "", as http.Header.Get does.
+	HeaderValue(canonicalName string) string
+}
+
+// Answer is a plain-text answer a raw stage gives in place of the backend's, as
+// http.Error writes one: Content-Type "text/plain; charset=utf-8",
+// X-Content-Type-Options "nosniff", and Body.
+type Answer struct {
+	Status int
+	Body   string
+}
+
+// ResponseFields are header fields to add to a response, kept in their wire form
+// ("Name: value\r\n" each) so that adding them costs no allocation per request.
+type ResponseFields struct {
+	b []byte
+}
+
+// Set adds a field; name must be canonical and not repeat an earlier one.
+func (f *ResponseFields) Set(name, value string) {
+	f.b = append(f.b, name...)
+	f.b = append(f.b, ": "...)
+	f.b = append(f.b, value...)
+	f.b = append(f.b, "\r\n"...)
+}
+
+// SetInt adds a field with a decimal integer value, as Set does.
+func (f *ResponseFields) SetInt(name string, value int64) {
+	f.b = append(f.b, name...)
+	f.b = append(f.b, ": "...)
+	f.b = strconv.AppendInt(f.b, value, 10)
+	f.b = append(f.b, "\r\n"...)
+}
+
+// Wire returns the fields in their wire form, each line ending in CRLF.
+func (f *ResponseFields) Wire() []byte { return f.b }
+
+// Len is the length of the fields' wire form.
+func (f *ResponseFields) Len() int { return len(f.b) }
+
+// Reset empties the fields, keeping their storage.
+func (f *ResponseFields) Reset() { f.b = f.b[:0] }
+
+// All yields the fields as name and value, in the order they were set, for answers
+// written through an http.ResponseWriter.
+func (f *ResponseFields) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		rest := f.b
+		for len(rest) > 0 {
+			end := 0
+			for end+1 < len(rest) && (rest[end] != '\r' || rest[end+1] != '\n') {
+				end++
+			}
+			line := rest[:end]
+			rest = rest[min(end+2, len(rest)):]
+			for i := 0; i+1 < len(line); i++ {
+				if line[i] == ':' && line[i+1] == ' ' {
+					if !yield(string(line[:i]), string(line[i+2:])) {
+						return
+					}
+					break
+				}
+			}
+		}
+	}
+}
