@@ -236,12 +236,17 @@ func baselineTargets(bins binaries) []string {
 
 // policyTargets are the targets of the policy comparison: bare and with policies,
 // plus the binary's defaults when they differ from bare (route metrics are on by
-// default where the flag exists).
+// default where the flag exists), and the policies run without the raw forwarding
+// path where the binary has one.
 func policyTargets(bins binaries) []string {
+	targets := []string{targetBare, targetPolicies}
 	if bins.observeFlags {
-		return []string{targetBare, targetSwitchyard, targetPolicies}
+		targets = []string{targetBare, targetSwitchyard, targetPolicies}
 	}
-	return []string{targetBare, targetPolicies}
+	if bins.forwardingFlag {
+		targets = append(targets, targetPoliciesHandler)
+	}
+	return targets
 }
 
 // selectScenarios keeps the scenarios named in the comma-separated list, all when

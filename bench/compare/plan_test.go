@@ -54,6 +54,13 @@ func TestPolicyComparisonFollowsTheBinarysFlags(t *testing.T) {
 	if got := policyTargets(binaries{observeFlags: true}); !slices.Contains(got, targetSwitchyard) {
 		t.Errorf("with the flags the defaults are measured too: %v", got)
 	}
+	if got := policyTargets(binaries{observeFlags: true, forwardingFlag: true}); !slices.Equal(got,
+		[]string{targetBare, targetSwitchyard, targetPolicies, targetPoliciesHandler}) {
+		t.Errorf("with --forwarding the policies run is measured on the handler path too: %v", got)
+	}
+	if about := policiesAbout(binaries{observeFlags: true, forwardingFlag: true}); !strings.Contains(about, "switchyard-policies-handler") {
+		t.Errorf("the description does not name the handler-path run: %s", about)
+	}
 	without, with := policiesAbout(binaries{}), policiesAbout(binaries{observeFlags: true})
 	if !strings.Contains(without, "no --route-metrics") || strings.Contains(with, "no --route-metrics") || !strings.Contains(with, "access log to a file") {
 		t.Errorf("the descriptions do not follow the flags:\n%s\n%s", without, with)
@@ -100,9 +107,10 @@ func TestSwitchyardCommandObservability(t *testing.T) {
 	for _, observe := range []bool{false, true} {
 		bins := binaries{switchyard: "/opt/switchyard", observeFlags: observe}
 		for name, want := range map[string]string{
-			targetBare:       "--route-metrics off --access-log off",
-			targetPolicies:   "--route-metrics full --access-log ",
-			targetSwitchyard: "",
+			targetBare:            "--route-metrics off --access-log off",
+			targetPolicies:        "--route-metrics full --access-log ",
+			targetPoliciesHandler: "--route-metrics full --access-log ",
+			targetSwitchyard:      "",
 		} {
 			s := peerSetup{Dir: t.TempDir(), Listen: 28080, Backend: 29090, Table: catchAll()}
 			argv, _, err := peerCommand(name, bins, s, map[int]bool{})
@@ -112,6 +120,9 @@ func TestSwitchyardCommandObservability(t *testing.T) {
 			line := strings.Join(argv, " ")
 			if !strings.HasPrefix(line, "/opt/switchyard standalone --config "+s.Dir) {
 				t.Errorf("%s: %s", name, line)
+			}
+			if handler := strings.Contains(line, "--forwarding handler"); handler != (name == targetPoliciesHandler) {
+				t.Errorf("%s: --forwarding handler %v: %s", name, handler, line)
 			}
 			hasFlags := strings.Contains(line, "--route-metrics") || strings.Contains(line, "--access-log")
 			if observe && want != "" && !strings.Contains(line, want) || (!observe || want == "") && hasFlags {

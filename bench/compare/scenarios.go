@@ -86,8 +86,12 @@ func policiesAbout(bins binaries) string {
 	policy := "switchyard-policies has a TrafficPolicy on the Gateway with a request timeout, retries (connect-failure, reset, gateway-error; default budget), " +
 		"a circuit breaker and a local rate limit per client address that admits everything"
 	if bins.observeFlags {
-		return policy + ", plus route metrics in full and an access log to a file; switchyard-bare has no policy, route metrics and access log off; " +
-			"switchyard has no policy and the binary's default observability."
+		about := policy + ", plus route metrics in full and an access log to a file; switchyard-bare has no policy, route metrics and access log off; " +
+			"switchyard has no policy and the binary's default observability"
+		if bins.forwardingFlag {
+			about += "; switchyard-policies-handler runs as switchyard-policies with `--forwarding handler`"
+		}
+		return about + "."
 	}
 	return policy + "; switchyard-bare has none. This binary has no --route-metrics or --access-log flag: both runs have its built-in metrics and no access log."
 }

@@ -30,9 +30,13 @@ const (
 	// gains; it runs in the reference and pinned scenarios only.
 	targetBareHandler = "switchyard-bare-handler"
 	targetPolicies    = "switchyard-policies"
-	targetNginx       = "nginx"
-	targetHAProxy     = "haproxy"
-	targetCaddy       = "caddy"
+	// targetPoliciesHandler is switchyard-policies with every request served by its
+	// rule's handler, which tells what the raw forwarding path gains under policies;
+	// it runs in the policies scenario only.
+	targetPoliciesHandler = "switchyard-policies-handler"
+	targetNginx           = "nginx"
+	targetHAProxy         = "haproxy"
+	targetCaddy           = "caddy"
 	// targetH2Prefix starts the name of the run of Switchyard with the HTTP/2 server
 	// it does not use by default ("switchyard-h2fast" or "switchyard-h2std").
 	targetH2Prefix = "switchyard-h2"
@@ -92,7 +96,7 @@ func startTarget(ctx context.Context, name string, bins binaries, s peerSetup, c
 	t := &target{name: name, port: port, proc: p}
 	err = waitListening(ctx, p, port, 60*time.Second)
 	if err == nil {
-		err = verify(ctx, t, s, size, name == targetPolicies)
+		err = verify(ctx, t, s, size, withPolicies(name))
 	}
 	if err != nil {
 		p.stop()
@@ -130,7 +134,7 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 		// Caddy keeps its data and autosaved configuration under these folders.
 		env = []string{"HOME=" + s.Dir, "XDG_DATA_HOME=" + s.Dir, "XDG_CONFIG_HOME=" + s.Dir}
 		return []string{"caddy", "run", "--config", path, "--adapter", "caddyfile"}, env, err
-	case targetSwitchyard, targetBare, targetBareHandler, targetPolicies:
+	case targetSwitchyard, targetBare, targetBareHandler, targetPolicies, targetPoliciesHandler:
 		return switchyardCommand(name, bins, s, ports)
 	}
 	if bins.http2Alt != "" && name == targetH2Prefix+bins.http2Alt {
@@ -145,7 +149,7 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 // plain run keeps the binary's defaults. Binaries without the observability flags
 // run with their built-in behaviour, which the report says.
 func switchyardCommand(name string, bins binaries, s peerSetup, ports map[int]bool) ([]string, []string, error) {
-	manifests, err := switchyardManifests(s, name == targetPolicies)
+	manifests, err := switchyardManifests(s, withPolicies(name))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -169,15 +173,18 @@ func switchyardCommand(name string, bins binaries, s peerSetup, ports map[int]bo
 		switch name {
 		case targetBare, targetBareHandler:
 			argv = append(argv, "--route-metrics", "off", "--access-log", "off")
-		case targetPolicies:
+		case targetPolicies, targetPoliciesHandler:
 			argv = append(argv, "--route-metrics", "full", "--access-log", filepath.Join(s.Dir, "access.log"))
 		}
 	}
-	if name == targetBareHandler {
+	if name == targetBareHandler || name == targetPoliciesHandler {
 		argv = append(argv, "--forwarding", "handler")
 	}
 	return argv, nil, nil
 }
+
+// withPolicies reports whether a target runs with the typical policy set.
+func withPolicies(name string) bool { return name == targetPolicies || name == targetPoliciesHandler }
 
 func listenAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 

@@ -9,6 +9,9 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 )
 
 // BenchmarkProxyRequestOverLoopback sends GETs from a keep-alive client through an
@@ -20,6 +23,24 @@ import (
 // goroutines, a server's connection goroutines), so that a CPU profile splits by
 // party: go tool pprof -tagfocus role=gateway.
 func BenchmarkProxyRequestOverLoopback(b *testing.B) {
+	benchLoopback(b, nil, nil)
+}
+
+// BenchmarkProxyRequestOverLoopbackPolicies is BenchmarkProxyRequestOverLoopback
+// without policies (off) and with the typical policy set of
+// BenchmarkProxyRequestPolicies, timeouts included, with request metrics and an
+// access log line per request (on). Run with SWITCHYARD_FORWARDING=raw and
+// =handler, it shows what each way of forwarding pays for the policies.
+func BenchmarkProxyRequestOverLoopbackPolicies(b *testing.B) {
+	b.Run("off", func(b *testing.B) { benchLoopback(b, nil, nil) })
+	b.Run("on", func(b *testing.B) {
+		benchLoopback(b, func(snap *config.Snapshot) { withTypicalPolicies(snap, true) }, benchObserver(b, true, true, -1))
+	})
+}
+
+// benchLoopback measures GETs over loopback through an engine with obs as its
+// Observer, to a snapshotFor snapshot that edit, when not nil, changes.
+func benchLoopback(b *testing.B, edit func(*config.Snapshot), obs *observe.Observer) {
 	var backendAddr string
 	pprof.Do(context.Background(), pprof.Labels("role", "backend"), func(context.Context) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -29,7 +50,10 @@ func BenchmarkProxyRequestOverLoopback(b *testing.B) {
 		backendAddr = srv.Listener.Addr().String()
 	})
 	snap := snapshotFor("loopback", backendAddr)
-	e := New(Options{Logger: slog.New(slog.DiscardHandler)})
+	if edit != nil {
+		edit(snap)
+	}
+	e := New(Options{Logger: slog.New(slog.DiscardHandler), Observer: obs})
 	b.Cleanup(func() { shutdownEngine(e) })
 	pprof.Do(context.Background(), pprof.Labels("role", "gateway"), func(context.Context) {
 		if err := e.Apply(snap); err != nil {

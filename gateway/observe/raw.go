@@ -41,7 +41,9 @@ func (l *Listener) EndRaw() {
 // the rule's rate limit decision from info.Flags. status is the status the client
 // gets, or 0 when it went away unanswered (counted as StatusClientClosed). It is
 // called before the client has the answer, as the handler path counts a request
-// before its response is flushed.
+// before its response is flushed; the raw path calls it once the answer's head
+// has arrived, so that the duration of a relayed body is left out of the
+// histogram, where the handler path, which buffers the end of a body, counts it.
 func (r *Rule) RecordRaw(info *reqctx.Info, status int) {
 	if r == nil {
 		return

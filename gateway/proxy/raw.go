@@ -112,12 +112,10 @@ func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 		defer release()
 	}
 	e := rawCalls.Get().(*rawCall)
-	defer e.recycle()
 	e.x, e.route, e.pool = x, r, pool
 	e.info.Start = time.Now()
+	defer e.end(l)
 	e.serve()
-	l.LogRaw(r.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
-		Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
 	return true
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
+	"github.com/switchyard-dev/switchyard/gateway/observe"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/gateway/server/h1"
 	"github.com/switchyard-dev/switchyard/plugins"
@@ -34,6 +35,8 @@ type rawCall struct {
 	// body bytes it got.
 	status int
 	bytes  int64
+	// recorded is set once the request is counted in the metrics.
+	recorded bool
 	// forwarded is when the filters passed the request on, from which outcomes
 	// and the retry budget count, as they count from the forwarder's start on the
 	// handler path.
@@ -51,7 +54,30 @@ func (e *rawCall) recycle() {
 	e.head = e.head[:0]
 	e.status, e.bytes = 0, 0
 	e.forwarded = time.Time{}
+	e.recorded = false
 	rawCalls.Put(e)
+}
+
+// record counts the request in the metrics with the status the client gets (0 when
+// it went away unanswered), before the client has the answer, as the handler path
+// counts a request before its response is flushed.
+func (e *rawCall) record(status int) {
+	e.recorded = true
+	e.route.observer.RecordRaw(&e.info, status)
+}
+
+// end finishes the request's observation and recycles e. Deferred, it runs when
+// serving the request panicked too: the request is then counted, as the handler
+// path's deferred Exchange.End counts it, with the status the client got, or as
+// one whose client went away when it got none.
+func (e *rawCall) end(l *observe.Listener) {
+	if !e.recorded {
+		e.record(e.status)
+	}
+	x := e.x
+	l.LogRaw(e.route.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
+		Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
+	e.recycle()
 }
 
 // rawRequest shows an exchange to the filters' raw stages.
@@ -74,7 +100,7 @@ func (e *rawCall) serve() {
 	for _, stage := range e.route.stages {
 		if answer := stage.FilterRaw(rawRequest{e.x}, &e.info, &e.fields); answer != nil {
 			e.status, e.bytes = answer.Status, int64(len(answer.Body))
-			e.route.observer.RecordRaw(&e.info, answer.Status)
+			e.record(answer.Status)
 			writeRawText(e.x, answer.Status, "", answer.Body, e.fields.Wire())
 			return
 		}
@@ -200,7 +226,7 @@ func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retr
 	}
 	e.answered(res.Status, tryStart)
 	e.status = res.Status
-	e.route.observer.RecordRaw(&e.info, res.Status)
+	e.record(res.Status)
 	if res.Response != nil {
 		e.relay(res.Response)
 		return false, ep
@@ -250,7 +276,7 @@ func (e *rawCall) answered(status int, tryStart time.Time) {
 // is counted as such and abandoned.
 func (e *rawCall) fail(perr *proxyError) {
 	if perr == nil {
-		e.route.observer.RecordRaw(&e.info, 0)
+		e.record(0)
 		e.x.Abort()
 		return
 	}
@@ -263,7 +289,7 @@ func (e *rawCall) fail(perr *proxyError) {
 func (e *rawCall) answerError(perr *proxyError) {
 	e.info.Flags |= perr.flag
 	e.status = perr.status
-	e.route.observer.RecordRaw(&e.info, perr.status)
+	e.record(perr.status)
 	// Counted as the handler path counts what it writes, which for a HEAD request
 	// the server then leaves out.
 	e.bytes = int64(len(perr.body))
