@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
+	"os"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/controller/translate"
@@ -23,6 +24,11 @@ const DefaultInterval = 250 * time.Millisecond
 // half-written is not read; an edit is therefore picked up between one and two
 // intervals after it settles. The content present when Watch starts is the baseline
 // and is not reported: callers load it themselves first.
+//
+// Files whose size, modification time and identity are those of the previous poll
+// are not read again, but for a full read every fullReadEvery polls: a gateway's
+// manifests can run to megabytes, and reading and hashing them four times a second
+// costs CPU time and garbage the data path then pays for.
 func Watch(ctx context.Context, path string, interval time.Duration, onChange func(*translate.Input, error)) {
 	if interval <= 0 {
 		interval = DefaultInterval
@@ -49,6 +55,11 @@ func (w *Watcher) Run(ctx context.Context, interval time.Duration, onChange func
 	}
 }
 
+// fullReadEvery bounds how many polls in a row may skip reading files whose metadata
+// did not change, so that an edit that kept a file's size and modification time
+// (which a coarse clock or a restored time can give) is still seen.
+const fullReadEvery = 40
+
 // Watcher holds the state of the polling loop between ticks.
 type Watcher struct {
 	path string
@@ -56,21 +67,75 @@ type Watcher struct {
 	applied [sha256.Size]byte
 	// previous is the digest seen at the previous poll.
 	previous [sha256.Size]byte
+	// stats are the files' metadata when they were last read, nil when that
+	// failed; skipped counts the polls since.
+	stats   []os.FileInfo
+	skipped int
 }
 
 // NewWatcher takes the baseline now. A caller that loads the files itself should call
 // it before that load: an edit landing between the two is then read by the load and
 // reported again by Run (a harmless repeat), rather than missed.
 func NewWatcher(path string) *Watcher {
-	digest := contentDigest(path)
-	return &Watcher{path: path, applied: digest, previous: digest}
+	w := &Watcher{path: path}
+	digest := w.digest()
+	w.applied, w.previous = digest, digest
+	return w
+}
+
+// digest returns the digest of the files' content: that of the previous poll when
+// their metadata is unchanged since they were last read (within fullReadEvery
+// polls), else a new one. The metadata is taken before the read, so that an edit
+// made during the read shows as a change of metadata at the next poll.
+func (w *Watcher) digest() [sha256.Size]byte {
+	stats, err := statFiles(w.path)
+	if err == nil && w.stats != nil && w.skipped < fullReadEvery && sameFiles(stats, w.stats) {
+		w.skipped++
+		return w.previous
+	}
+	w.stats, w.skipped = stats, 0
+	return contentDigest(w.path)
+}
+
+// statFiles returns the metadata of every manifest file at path, or an error (the
+// path is missing, say).
+func statFiles(path string) ([]os.FileInfo, error) {
+	names, err := manifestFiles(path)
+	if err != nil {
+		return nil, err
+	}
+	stats := make([]os.FileInfo, 0, len(names))
+	for _, name := range names {
+		info, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		stats = append(stats, info)
+	}
+	return stats, nil
+}
+
+// sameFiles reports whether two sets of metadata describe the same files, unchanged:
+// the same names, sizes, modification times and identities (a file replaced by
+// another, as a ConfigMap volume swaps its files, has another).
+func sameFiles(a, b []os.FileInfo) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name() != b[i].Name() || a[i].Size() != b[i].Size() || !a[i].ModTime().Equal(b[i].ModTime()) ||
+			a[i].Mode() != b[i].Mode() || !os.SameFile(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // poll takes one look at the files. It loads them, and reports changed, when their
 // content differs from what was last reported and is equal to what the previous poll
 // saw.
 func (w *Watcher) poll() (in *translate.Input, changed bool, err error) {
-	digest := contentDigest(w.path)
+	digest := w.digest()
 	stable := digest == w.previous
 	w.previous = digest
 	if !stable || digest == w.applied {

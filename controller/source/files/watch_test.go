@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -193,4 +194,46 @@ func TestPollReportsRemovalAndReturn(t *testing.T) {
 	if in, changed, err := w.poll(); !changed || err != nil || len(in.Gateways) != 1 {
 		t.Fatalf("restored file: changed %v err %v", changed, err)
 	}
+}
+
+func TestWatcherDoesNotReadUnchangedFilesAgain(t *testing.T) {
+	// A comment of a megabyte makes a read of the file show in the allocations.
+	big := gatewayDocs + "# " + strings.Repeat("x", 1<<20) + "\n"
+	dir := writeFiles(t, map[string]string{"gw.yaml": big})
+	w := NewWatcher(dir)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		if _, changed, _ := w.poll(); changed {
+			t.Fatal("an unchanged file was reported as changed")
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 256<<10 {
+		t.Errorf("10 polls of an unchanged 1 MiB file allocated %d bytes: the file was read again", grown)
+	}
+}
+
+func TestWatcherSeesAnEditThatKeptSizeAndTime(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
+	path := filepath.Join(dir, "gw.yaml")
+	w := NewWatcher(dir)
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same number of bytes, and the old modification time put back.
+	writeFile(t, path, strings.Replace(gatewayDocs, "gw", "gx", 1))
+	if err := os.Chtimes(path, info.ModTime(), info.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	for range fullReadEvery + 3 {
+		if _, changed, err := w.poll(); changed {
+			if err != nil {
+				t.Fatalf("loading the edit: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatalf("an edit that kept the file's size and time was not seen in %d polls", fullReadEvery+3)
 }
