@@ -161,3 +161,22 @@ func TestHTTP2ScenarioRunsTheOtherServer(t *testing.T) {
 		t.Errorf("the default run chooses a server: %v", argv)
 	}
 }
+
+func TestManyRoutesScenarioMeasuresOneRouteInTheSameRounds(t *testing.T) {
+	for _, sc := range scenarios(binaries{observeFlags: true, forwardingFlag: true}, loadSettings{}) {
+		i := slices.Index(sc.targets, targetOneRoute)
+		if sc.key != "routes-10k" {
+			if i >= 0 {
+				t.Errorf("scenario %s measures %s: %v", sc.key, targetOneRoute, sc.targets)
+			}
+			continue
+		}
+		if i < 1 || sc.targets[i-1] != targetSwitchyard {
+			t.Errorf("routes-10k: %v, want %s right after %s", sc.targets, targetOneRoute, targetSwitchyard)
+		}
+		one := sc.table.oneRoute()
+		if len(one.Routes) != 1 || one.Host != sc.table.Host || one.Path != sc.table.Path || one.MissPath != "" {
+			t.Errorf("the one-route table %+v does not take the many-route request %s%s", one, sc.table.Host, sc.table.Path)
+		}
+	}
+}

@@ -59,6 +59,14 @@ func catchAll() routeTable {
 	return routeTable{Routes: []route{{Kind: prefixRoute, Path: ""}}, Path: "/"}
 }
 
+// oneRoute is the one-route table for t's request: one route that takes every
+// request, with nothing to miss.
+func (t routeTable) oneRoute() routeTable {
+	one := catchAll()
+	one.Host, one.Path = t.Host, t.Path
+	return one
+}
+
 // benchDomain is the suffix of the host names of the many-route table, under the
 // .test top-level domain that is reserved for testing.
 const benchDomain = "bench.test"

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -58,8 +59,8 @@ func scenarios(bins binaries, ls loadSettings) []scenario {
 		{key: "latency", title: "Latency at a fixed rate (open loop)", targets: peers, table: catchAll(), size: tinyBody, load: openLoad,
 			about: fmt.Sprintf("%d requests per second for %s from the open-loop generator of bench/compare (HTTP/1.1 over a pool of %d keep-alive connections; each latency counts from when the schedule released the request, so a stalled proxy is not hidden by a waiting client).",
 				ls.Rate, seconds(ls.RateDuration), ls.RateConns)},
-		{key: "routes-10k", title: "10,000 routes, the request hits the last one", targets: peers, table: manyRoutes(10000, 100), size: tinyBody,
-			about: "100 host names with 100 routes each: half path prefixes, two fifths exact paths, one tenth regular expressions; the request (Host h99.bench.test, /svc9999/item) matches the last route defined, a prefix. nginx gets one server block per host with its locations, HAProxy three maps keyed by host and path (exact paths, prefixes, regular expressions; one use_backend rule per route would be scanned linearly on every request), Caddy one site block per host with a handle block per route, Switchyard one HTTPRoute per route."},
+		{key: "routes-10k", title: "10,000 routes, the request hits the last one", targets: manyRouteTargets(), table: manyRoutes(10000, 100), size: tinyBody,
+			about: "100 host names with 100 routes each: half path prefixes, two fifths exact paths, one tenth regular expressions; the request (Host h99.bench.test, /svc9999/item) matches the last route defined, a prefix. nginx gets one server block per host with its locations, HAProxy three maps keyed by host and path (exact paths, prefixes, regular expressions; one use_backend rule per route would be scanned linearly on every request), Caddy one site block per host with a handle block per route, Switchyard one HTTPRoute per route; switchyard-one-route is Switchyard with a single route that takes the same request."},
 		{key: "policies", title: "Switchyard with a typical policy set", targets: policyTargets(bins), table: catchAll(), size: tinyBody,
 			about: policiesAbout(bins)},
 		{key: "body-10k", title: "10 KiB response body", targets: peers, table: catchAll(), size: body10KiB,
@@ -70,6 +71,13 @@ func scenarios(bins binaries, ls loadSettings) []scenario {
 			about: fmt.Sprintf("Load from h2load -t1 -c%d -m%d (HTTP/2 with prior knowledge over cleartext, %d streams in flight); proxies speak HTTP/1.1 with keep-alive to the backend, direct and the relay reach the backend's own h2c.%s",
 				ls.H2Clients, ls.H2Streams, ls.H2Clients*ls.H2Streams, http2About(bins))},
 	}
+}
+
+// manyRouteTargets are the peers, with Switchyard on one route beside Switchyard on
+// the many.
+func manyRouteTargets() []string {
+	targets := slices.Clone(peers)
+	return slices.Insert(targets, slices.Index(targets, targetSwitchyard)+1, targetOneRoute)
 }
 
 // http2About names the run with the HTTP/2 server Switchyard does not use by
@@ -170,6 +178,9 @@ func runScenario(ctx context.Context, rs runSettings, sc scenario) (*scenarioRes
 	}()
 	for _, name := range sc.targets {
 		setup := peerSetup{Dir: filepath.Join(dir, name), Backend: backendPort, Table: sc.table, HTTP2: sc.load == h2Load, Cores: rs.cores}
+		if name == targetOneRoute {
+			setup.Table = sc.table.oneRoute()
+		}
 		if sc.pinned {
 			setup.Workers = 1
 		}

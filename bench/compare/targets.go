@@ -34,9 +34,13 @@ const (
 	// rule's handler, which tells what the raw forwarding path gains under policies;
 	// it runs in the policies scenario only.
 	targetPoliciesHandler = "switchyard-policies-handler"
-	targetNginx           = "nginx"
-	targetHAProxy         = "haproxy"
-	targetCaddy           = "caddy"
+	// targetOneRoute is switchyard with one route that takes every request, given
+	// the 10,000-route scenario's request in its rounds, so that what the routes
+	// cost shows as a ratio within one run; it runs in that scenario only.
+	targetOneRoute = "switchyard-one-route"
+	targetNginx    = "nginx"
+	targetHAProxy  = "haproxy"
+	targetCaddy    = "caddy"
 	// targetH2Prefix starts the name of the run of Switchyard with the HTTP/2 server
 	// it does not use by default ("switchyard-h2fast" or "switchyard-h2std").
 	targetH2Prefix = "switchyard-h2"
@@ -134,7 +138,7 @@ func peerCommand(name string, bins binaries, s peerSetup, ports map[int]bool) (a
 		// Caddy keeps its data and autosaved configuration under these folders.
 		env = []string{"HOME=" + s.Dir, "XDG_DATA_HOME=" + s.Dir, "XDG_CONFIG_HOME=" + s.Dir}
 		return []string{"caddy", "run", "--config", path, "--adapter", "caddyfile"}, env, err
-	case targetSwitchyard, targetBare, targetBareHandler, targetPolicies, targetPoliciesHandler:
+	case targetSwitchyard, targetBare, targetBareHandler, targetPolicies, targetPoliciesHandler, targetOneRoute:
 		return switchyardCommand(name, bins, s, ports)
 	}
 	if bins.http2Alt != "" && name == targetH2Prefix+bins.http2Alt {
