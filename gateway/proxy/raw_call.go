@@ -147,43 +147,13 @@ func (e *rawCall) serveWithRetries(ctx context.Context) {
 	if f.budget != nil {
 		f.budget.requestAt(e.forwarded)
 	}
-	safe := !f.retry.idempotentOnly || idempotent(e.x.Method())
-	var prev *backend.Endpoint
-	// retrying releases the breaker place of the retry in progress, and next that
-	// of the attempt under way; both are released on every way out, a panic
-	// included.
-	var retrying, next func()
-	defer func() {
-		for _, release := range [...]func(){retrying, next} {
-			if release != nil {
-				release()
-			}
-		}
-	}()
-	for try := 0; ; try++ {
-		tryStart := time.Now()
-		may := try < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
-		if may {
-			next, may = e.pool.Breaker().TryRetry()
-		}
-		retry, ep := e.attempt(ctx, prev, retryPermission{any: may && safe, connect: may}, tryStart)
-		if !retry {
-			return
-		}
-		if retrying != nil {
-			retrying()
-		}
-		retrying, next = next, nil
-		if f.budget != nil {
-			f.budget.retried()
-		}
-		f.observed.Retried()
-		e.info.Flags |= reqctx.FlagRetried
-		prev = ep
-		if !sleep(ctx, f.retry.wait(try+1)) {
-			e.fail(classify(ctx, ctx.Err()))
-			return
-		}
+	tries := retryTries{pool: e.pool, replayable: true, safe: !f.retry.idempotentOnly || idempotent(e.x.Method()), readClock: true}
+	retried := func() { e.info.Flags |= reqctx.FlagRetried }
+	try := func(prev *backend.Endpoint, perm retryPermission, tryStart time.Time) (bool, *backend.Endpoint) {
+		return e.attempt(ctx, prev, perm, tryStart)
+	}
+	if !f.runTries(ctx, tries, try, retried) {
+		e.fail(classify(ctx, ctx.Err()))
 	}
 }
 

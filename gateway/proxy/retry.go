@@ -121,11 +121,49 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 		// serves.
 		f.budget.requestAt(start)
 	}
-	safe := !f.retry.idempotentOnly || idempotent(r.Method)
+	tries := retryTries{pool: pool, replayable: replayable, safe: !f.retry.idempotentOnly || idempotent(r.Method),
+		readClock: info != nil || f.budget != nil}
+	retried := func() {
+		if info != nil {
+			info.Flags |= reqctx.FlagRetried
+		}
+	}
+	try := func(prev *backend.Endpoint, perm retryPermission, tryStart time.Time) (bool, *backend.Endpoint) {
+		out := r
+		if replayable && body != nil {
+			out = withBody(r, body)
+		}
+		return f.attempt(w, out, info, pool, prev, perm, start, tryStart)
+	}
+	if !f.runTries(r.Context(), tries, try, retried) {
+		if perr := classify(r.Context(), r.Context().Err()); perr != nil {
+			f.fail(w, info, perr, start)
+		}
+	}
+}
+
+// retryTries is what runTries needs of a request: the backend's pool, whether the
+// request can be sent again (its body replayed) and may be retried after any failure
+// (safe), and whether each try reads the clock even when the budget does not need
+// it (for the request's Info).
+type retryTries struct {
+	pool       *backend.Pool
+	replayable bool
+	safe       bool
+	readClock  bool
+}
+
+// runTries makes the tries of a request under the forwarder's retry policy: try
+// makes one, avoiding prev, and reports whether it is to be retried and the
+// endpoint it tried. Tries go on while the policy's attempts, the budget and the
+// breaker's retry places allow, with the policy's pause between them; retried is
+// called for each retry. runTries reports false when ctx ended during a pause, for
+// the caller to answer.
+func (f *forwarder) runTries(ctx context.Context, t retryTries, try func(prev *backend.Endpoint, perm retryPermission, tryStart time.Time) (bool, *backend.Endpoint), retried func()) bool {
 	var prev *backend.Endpoint
 	// retrying releases the breaker place of the retry in progress, and next that
-	// of the attempt under way; both are released on every way out, a panic
-	// included (a client that goes away mid-body aborts the handler with one).
+	// of the try under way; both are released on every way out, a panic included
+	// (a client that goes away mid-body aborts a handler with one).
 	var retrying, next func()
 	defer func() {
 		for _, release := range [...]func(){retrying, next} {
@@ -134,25 +172,21 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 			}
 		}
 	}()
-	for try := 0; ; try++ {
-		out := r
-		if replayable && body != nil {
-			out = withBody(r, body)
-		}
-		// One reading of the clock serves the budget and the attempt's start.
+	for n := 0; ; n++ {
+		// One reading of the clock serves the budget and the try's start.
 		var tryStart time.Time
-		if info != nil || f.budget != nil {
+		if t.readClock || f.budget != nil {
 			tryStart = time.Now()
 		}
-		may := replayable && try < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
-		// The breaker's retry place is taken before the attempt, so that a response
+		may := t.replayable && n < f.retry.attempts && (f.budget == nil || f.budget.allowsAt(tryStart))
+		// The breaker's retry place is taken before the try, so that a response
 		// discarded for a retry always gets its retry.
 		if may {
-			next, may = pool.Breaker().TryRetry()
+			next, may = t.pool.Breaker().TryRetry()
 		}
-		retry, ep := f.attempt(w, out, info, pool, prev, retryPermission{any: may && safe, connect: may}, start, tryStart)
+		retry, ep := try(prev, retryPermission{any: may && t.safe, connect: may}, tryStart)
 		if !retry {
-			return
+			return true
 		}
 		if retrying != nil {
 			retrying()
@@ -162,15 +196,10 @@ func (f *forwarder) serveWithRetries(w http.ResponseWriter, r *http.Request, inf
 			f.budget.retried()
 		}
 		f.observed.Retried()
-		if info != nil {
-			info.Flags |= reqctx.FlagRetried
-		}
+		retried()
 		prev = ep
-		if !sleep(r.Context(), f.retry.wait(try+1)) {
-			if perr := classify(r.Context(), r.Context().Err()); perr != nil {
-				f.fail(w, info, perr, start)
-			}
-			return
+		if !sleep(ctx, f.retry.wait(n+1)) {
+			return false
 		}
 	}
 }
