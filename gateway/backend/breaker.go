@@ -98,6 +98,36 @@ func (b *Breaker) handOff() {
 	}
 }
 
+// admission is how a request fared at admitAtOnce.
+type admission int
+
+const (
+	// admitted: the request holds what the release function gives back.
+	admitted admission = iota
+	// overRequests: MaxRequests are in flight; nothing was counted.
+	overRequests
+	// mustQueue: the request is counted in flight but has no connection slot
+	// unless it queues for one.
+	mustQueue
+)
+
+// admitAtOnce admits a request under the limits l as far as that takes neither the
+// lock nor a wait: it counts the request against MaxRequests and takes a free
+// connection slot, unless requests wait for one (they come first).
+func (b *Breaker) admitAtOnce(l *config.CircuitBreaker) (release func(), a admission) {
+	if n := b.requests.Add(1); l.MaxRequests > 0 && n > int64(l.MaxRequests) {
+		b.requests.Add(-1)
+		return nil, overRequests
+	}
+	if l.MaxConnections <= 0 {
+		return b.releaseAdmit, admitted
+	}
+	if b.waiting.Load() == 0 && b.takeSlot() {
+		return b.releaseSlot, admitted
+	}
+	return nil, mustQueue
+}
+
 // Acquire admits a request, waiting (FIFO) for a connection slot when
 // MaxConnections are in use and fewer than MaxPendingRequests wait. It returns the
 // function that releases the admission, or ErrOverflow at once when a cap is
@@ -108,18 +138,12 @@ func (b *Breaker) Acquire(ctx context.Context) (release func(), err error) {
 	if l == nil {
 		return b.releaseNothing, nil
 	}
-	if n := b.requests.Add(1); l.MaxRequests > 0 && n > int64(l.MaxRequests) {
-		b.requests.Add(-1)
+	switch release, a := b.admitAtOnce(l); a {
+	case admitted:
+		return release, nil
+	case overRequests:
 		b.overflows.Add(1)
 		return nil, ErrOverflow
-	}
-	if l.MaxConnections <= 0 {
-		return b.releaseAdmit, nil
-	}
-	// A free slot is taken without the lock, unless requests wait for one: they
-	// come first.
-	if b.waiting.Load() == 0 && b.takeSlot() {
-		return b.releaseSlot, nil
 	}
 	b.mu.Lock()
 	if len(b.queue) == 0 && b.takeSlot() {
@@ -151,18 +175,11 @@ func (b *Breaker) TryAcquire() (release func(), ok bool) {
 	if l == nil {
 		return b.releaseNothing, true
 	}
-	if n := b.requests.Add(1); l.MaxRequests > 0 && n > int64(l.MaxRequests) {
+	release, a := b.admitAtOnce(l)
+	if a == mustQueue {
 		b.requests.Add(-1)
-		return nil, false
 	}
-	if l.MaxConnections <= 0 {
-		return b.releaseAdmit, true
-	}
-	if b.waiting.Load() == 0 && b.takeSlot() {
-		return b.releaseSlot, true
-	}
-	b.requests.Add(-1)
-	return nil, false
+	return release, a == admitted
 }
 
 // wait waits for a slot to be handed to a queued request.
