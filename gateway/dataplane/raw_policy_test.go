@@ -338,3 +338,38 @@ func TestRawForwardingAppliesPoliciesAsTheHandlerPath(t *testing.T) {
 		})
 	}
 }
+
+// TestRawForwardingQueuesForTheBreakerWithinTheRequestTimeout holds the breaker's
+// one connection slot, so that the next request queues for it, and checks that both
+// paths give up at the request timeout with the same answer.
+func TestRawForwardingQueuesForTheBreakerWithinTheRequestTimeout(t *testing.T) {
+	addr, _ := countingBackend(t, func(n int, w http.ResponseWriter) { fmt.Fprint(w, "ok") })
+	answers := map[ForwardingMode][]parsedResponse{}
+	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+		snap := policySnapshot("v1", addr, 100, 300*time.Millisecond)
+		snap.Backends[0].CircuitBreaker = &config.CircuitBreaker{MaxConnections: 1, MaxPendingRequests: 10}
+		e, reg, logged := policyEngine(t, mode, snap)
+		release, err := e.backends.Pool("default/b:80").Breaker().Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		request := "GET /queued HTTP/1.1\r\nHost: app.example.com\r\n\r\n"
+		answers[mode] = parseResponses(t, exchange(t, e.Addr("127.0.0.1:0"), request), http.MethodGet)
+		waited := time.Since(began)
+		release()
+		if got := answers[mode][0]; got.status != http.StatusGatewayTimeout || got.header.Get("X-Switchyard-Error") != "request-timeout" {
+			t.Errorf("%s: %d %q after %v, want 504 request-timeout", mode, got.status, got.header.Get("X-Switchyard-Error"), waited)
+		}
+		if waited > 5*time.Second {
+			t.Errorf("%s: the queued request waited %v, past its 300ms timeout", mode, waited)
+		}
+		settle(t, reg)
+		if lines := logged.lines(t, "endpoint"); len(lines) != 1 || lines[0]["flags"] != "request-timeout" {
+			t.Errorf("%s: logged %v, want one line flagged request-timeout", mode, lines)
+		}
+	}
+	if !equalResponses(answers[ForwardRaw], answers[ForwardHandler]) {
+		t.Errorf("the client got\n%+v\non the raw path, and\n%+v\non the handler path", answers[ForwardRaw], answers[ForwardHandler])
+	}
+}

@@ -108,28 +108,28 @@ func (e *rawCall) serve() {
 	f := e.route.fwd
 	e.info.Backend = f.backend
 	e.forwarded = e.info.Start
-	if len(e.route.stages) > 0 {
-		// The filters have passed the request on: it can no longer be declined,
-		// so the breaker admits it as it admits the handler path's, waiting if
-		// need be.
-		e.forwarded = time.Now()
-		release, err := e.pool.Breaker().Acquire(e.x.Context())
-		if err != nil {
-			if errors.Is(err, backend.ErrOverflow) {
-				e.fail(errOverflow)
-			} else {
-				e.fail(classify(e.x.Context(), err))
-			}
-			return
-		}
-		defer release()
-	}
 	var ctx context.Context = e.x.Context()
 	if t := e.route.requestTimeout; t > 0 {
 		// Counted from the request's arrival, as deadlineHandler counts it.
 		d := deadline.NewAt(ctx, e.info.Start.Add(t), causeRequestTimeout)
 		defer d.Release()
 		ctx = d
+	}
+	if len(e.route.stages) > 0 {
+		// The filters have passed the request on: it can no longer be declined,
+		// so the breaker admits it as it admits the handler path's, waiting if
+		// need be, within the request's timeout.
+		e.forwarded = time.Now()
+		release, err := e.pool.Breaker().Acquire(ctx)
+		if err != nil {
+			if errors.Is(err, backend.ErrOverflow) {
+				e.fail(errOverflow)
+			} else {
+				e.fail(classify(ctx, err))
+			}
+			return
+		}
+		defer release()
 	}
 	e.head = e.route.appendHead(e.head[:0], e.x)
 	if f.retry == nil {

@@ -85,11 +85,15 @@ func NewWatcher(path string) *Watcher {
 
 // digest returns the digest of the files' content: that of the previous poll when
 // their metadata is unchanged since they were last read (within fullReadEvery
-// polls), else a new one. The metadata is taken before the read, so that an edit
+// polls) and no edit waits to be reported, else a new one. The metadata is taken before the read, so that an edit
 // made during the read shows as a change of metadata at the next poll.
 func (w *Watcher) digest() [sha256.Size]byte {
 	stats, err := statFiles(w.path)
-	if err == nil && w.stats != nil && w.skipped < fullReadEvery && sameFiles(stats, w.stats) {
+	// An edit not yet reported is read again at every poll, so that the content
+	// it is reported with was read twice, the same, as a file caught half-written
+	// would not be.
+	pending := w.previous != w.applied
+	if err == nil && !pending && w.stats != nil && w.skipped < fullReadEvery && sameFiles(stats, w.stats) {
 		w.skipped++
 		return w.previous
 	}
