@@ -67,6 +67,10 @@ type RawRequest struct {
 	Traceparent string
 }
 
+// LogsRaw reports whether LogRaw writes lines (the observer has an access log), so
+// that a caller can skip gathering what only a line needs.
+func (l *Listener) LogsRaw() bool { return l != nil && l.o != nil && l.o.access != nil }
+
 // LogRaw writes the access log line of a request of rule answered from its wire
 // form, when the observer has an access log and samples the status: the line End
 // writes for an Exchange, from req and info, with the time since info.Start. status
@@ -74,10 +78,9 @@ type RawRequest struct {
 // as StatusClientClosed with the client-closed flag, as End logs it; bytes is the
 // size of the response body the client got. A nil rule logs empty route and rule
 // fields, as for a request no rule took. info itself is left unchanged. trace_id is
-// empty, where the handler path without tracing logs the trace ID of a traceparent
-// header the client sent.
+// that of req.Traceparent, as the handler path without tracing logs it.
 func (l *Listener) LogRaw(rule *Rule, req RawRequest, info *reqctx.Info, status int, bytes int64) {
-	if l == nil || l.o == nil || l.o.access == nil {
+	if !l.LogsRaw() {
 		return
 	}
 	a := l.o.access

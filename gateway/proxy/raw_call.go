@@ -74,9 +74,10 @@ func (e *rawCall) end(l *observe.Listener) {
 	if !e.recorded {
 		e.record(e.status)
 	}
-	x := e.x
-	l.LogRaw(e.route.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
-		Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
+	if x := e.x; l.LogsRaw() {
+		l.LogRaw(e.route.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
+			Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
+	}
 	e.recycle()
 }
 
