@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/gateway/observe"
-	"github.com/switchyard-dev/switchyard/gateway/server"
 )
 
 // The raw forwarding path (proxy.RawRoute) must be indistinguishable from the
@@ -294,11 +293,7 @@ func TestRawForwardingMatchesTheHandlerPath(t *testing.T) {
 	backend := startScriptedBackend(t, rawCases)
 	// The raw path is the default HTTP/1.1 server's; with net/http's
 	// (SWITCHYARD_HTTP1=std) both engines serve by the handlers, and must still agree.
-	mode, err := server.ParseHTTP1Mode("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawServed := mode == server.HTTP1Fast
+	rawServed := rawServedHere(t)
 	rawAddr := rawTestEngine(t, ForwardRaw, backend.ln.Addr().String())
 	handlerAddr := rawTestEngine(t, ForwardHandler, backend.ln.Addr().String())
 	for _, c := range rawCases {
@@ -430,12 +425,7 @@ func TestRawForwardingCountsAsTheHandlerPath(t *testing.T) {
 			exchange(t, e.Addr("127.0.0.1:0"), c.request)
 			backend.received(t, requestPath(c.request))
 		}
-		counts[mode] = gatherSamples(t, reg, "")
-		for key := range counts[mode] {
-			if strings.Contains(key, "timestamp") {
-				delete(counts[mode], key)
-			}
-		}
+		counts[mode] = countsOf(t, reg)
 		// Latencies differ from run to run; the counts must not.
 		totals := e.BackendOutcome("default/b:80")
 		outcomes[mode] = fmt.Sprintf("requests %d, errors %d", totals.Requests, totals.Errors)
