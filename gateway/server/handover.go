@@ -248,10 +248,10 @@ func (m *Manager) handOver(ctx context.Context, sockets []*socket) {
 	wg.Wait()
 }
 
-// waitAnswered returns once every open connection has written something since it was
-// accepted (an answer, or HTTP/2's settings) or read something at least
-// handOverSettle ago (a request whose handler runs), or after handOverLimit, or when
-// ctx ends. A connection that has done neither may carry a first request the server
+// waitAnswered returns once every open connection has completed its TLS handshake, if
+// it has one, and has since written something (an answer, or HTTP/2's settings) or
+// read something at least handOverSettle ago (a request whose handler runs), or after
+// handOverLimit, or when ctx ends. A connection that has done neither may carry a first request the server
 // has not read yet.
 func (s *connSet) waitAnswered(ctx context.Context) {
 	start := time.Now()
@@ -278,6 +278,10 @@ func (s *connSet) allAnswered(now time.Time, firstReadSeen map[*trackedConn]time
 	defer s.mu.Unlock()
 	all := true
 	for c := range s.conns {
+		if c.handshaking.Load() {
+			all = false
+			continue
+		}
 		if c.answered.Load() {
 			continue
 		}

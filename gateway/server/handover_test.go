@@ -354,6 +354,75 @@ func TestShutdownAnswersTheFirstRequestOfANewConnection(t *testing.T) {
 	}
 }
 
+// TestShutdownWaitsForAHandshakeInProgress holds back the client's last handshake
+// flight until Shutdown has begun. The server's own flight answers no request, so
+// the hand-over waits for the handshake to complete and for the request that follows
+// it, which is then answered.
+func TestShutdownWaitsForAHandshakeInProgress(t *testing.T) {
+	m := newTestManager(t, Limits{})
+	cert := newTestCert(t, "a.example.test")
+	store, err := NewCertStore([]CertPair{{Name: "a", CertPEM: cert.certPEM, KeyPEM: cert.keyPEM}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Name: "127.0.0.1:0", Handler: textHandler("answered"), TLS: true, GetCertificate: store.GetCertificate}
+	addr := serveOne(t, m, spec)
+	raw, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	held := &heldAfterFirstWrite{Conn: raw, release: make(chan struct{})}
+	tc := tls.Client(held, clientTLS("a.example.test", []string{"http/1.1"}, cert))
+	handshake := make(chan error, 1)
+	go func() { handshake <- tc.Handshake() }()
+	conns := m.sockets[spec.Name].ln.conns
+	eventually(t, "the server's handshake flight", func() bool {
+		conns.mu.Lock()
+		defer conns.mu.Unlock()
+		for c := range conns.conns {
+			if c.answered.Load() {
+				return true
+			}
+		}
+		return false
+	})
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		done <- m.Shutdown(ctx)
+	}()
+	time.Sleep(handOverSettle + 50*time.Millisecond)
+	close(held.release)
+	if err := <-handshake; err != nil {
+		t.Fatalf("the handshake in progress when Shutdown began: %v", err)
+	}
+	res := exchangeOn(t, tc, "GET / HTTP/1.1\r\nHost: a.example.test\r\n\r\n", 1)
+	if len(res.statuses) != 1 || res.statuses[0] != http.StatusOK || res.bodies[0] != "answered" {
+		t.Fatalf("the first request after a handshake in progress when Shutdown began: %+v", res)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// heldAfterFirstWrite passes its first write through and holds every later one until
+// release is closed.
+type heldAfterFirstWrite struct {
+	net.Conn
+	release chan struct{}
+	writes  atomic.Int32
+}
+
+func (c *heldAfterFirstWrite) Write(p []byte) (int, error) {
+	if c.writes.Add(1) > 1 {
+		<-c.release
+	}
+	return c.Conn.Write(p)
+}
+
 // TestWaitAnsweredIsBounded keeps a connection that never sends anything open: the
 // wait for it to be answered ends anyway.
 func TestWaitAnsweredIsBounded(t *testing.T) {

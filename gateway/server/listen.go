@@ -66,7 +66,18 @@ func newConnSet() *connSet { return &connSet{conns: map[*trackedConn]struct{}{}}
 
 // track wraps c so that closing it removes it from the set.
 func (s *connSet) track(c net.Conn) *trackedConn {
+	return s.add(&trackedConn{Conn: c, set: s, raw: rawio.New(c)})
+}
+
+// trackHandshaking tracks c as track does, as a connection whose TLS handshake has
+// yet to complete (see trackedConn.handshaking).
+func (s *connSet) trackHandshaking(c net.Conn) *trackedConn {
 	tc := &trackedConn{Conn: c, set: s, raw: rawio.New(c)}
+	tc.handshaking.Store(true)
+	return s.add(tc)
+}
+
+func (s *connSet) add(tc *trackedConn) *trackedConn {
 	s.mu.Lock()
 	s.conns[tc] = struct{}{}
 	s.mu.Unlock()
@@ -107,6 +118,10 @@ type trackedConn struct {
 	// that wrote any.
 	reads    atomic.Int64
 	answered atomic.Bool
+	// handshaking is set while a TLS handshake runs. Its writes answer no request,
+	// and a client whose handshake completes just as a hand-over begins sends its
+	// first request right after it, so a hand-over waits for the handshake too.
+	handshaking atomic.Bool
 }
 
 // Read reads from the connection and counts reads that returned data.
@@ -175,6 +190,7 @@ func (c *trackedConn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 func (c *trackedConn) forgetHandshake() {
 	c.reads.Store(0)
 	c.answered.Store(false)
+	c.handshaking.Store(false)
 }
 
 // Close closes the connection and forgets it.
@@ -278,7 +294,7 @@ func (l *listener) acceptTLS() {
 			}
 		}
 		pause = 0
-		go l.handshake(l.conns.track(c))
+		go l.handshake(l.conns.trackHandshaking(c))
 	}
 }
 
