@@ -70,6 +70,9 @@ func (h *listenerHandler) Forward(x *h1.Exchange) bool {
 	if cl == nil {
 		return false
 	}
+	if cl.table.MatchesHeaders() {
+		x.Header()
+	}
 	entry := cl.table.Lookup(x.Request)
 	if entry == nil {
 		return false

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/observe"
 )
 
@@ -436,5 +437,49 @@ func TestRawForwardingCountsAsTheHandlerPath(t *testing.T) {
 	}
 	if outcomes[ForwardRaw] != outcomes[ForwardHandler] {
 		t.Errorf("backend outcomes differ: raw %s, handler %s", outcomes[ForwardRaw], outcomes[ForwardHandler])
+	}
+}
+
+// TestRawForwardingRoutesByHeader routes by a header the request carries. The raw
+// path looks a request up without the header map, which it never needs itself, so
+// a table whose routes match on headers must have it built first.
+func TestRawForwardingRoutesByHeader(t *testing.T) {
+	stable, stableCount := countingBackend(t, func(int, http.ResponseWriter) {})
+	canary, canaryCount := countingBackend(t, func(int, http.ResponseWriter) {})
+	snap := snapshotFor("v1", stable)
+	vh := &snap.Listeners[0].VirtualHosts[0]
+	vh.Routes = append(vh.Routes, config.Route{
+		Name: "default/canary",
+		Rules: []config.Rule{{
+			Matches:  []config.Match{{Headers: []config.ValueMatch{{Type: config.MatchExact, Name: "x-canary", Value: "yes"}}}},
+			Backends: []config.BackendRef{{Backend: "default/canary:80", Weight: 1}},
+		}},
+	})
+	snap.Backends = append(snap.Backends, config.Backend{
+		Name: "default/canary:80", Protocol: config.AppProtocolHTTP1,
+		Endpoints: []config.Endpoint{{Address: canary, Ready: true, Serving: true}},
+	})
+	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+		t.Run(string(mode), func(t *testing.T) {
+			e, addr := rawTestEngineOf(t, mode, stable)
+			mustApply(t, e, snap)
+			before := stableCount()
+			beforeCanary := canaryCount()
+			for _, req := range []string{
+				"GET /a HTTP/1.1\r\nHost: app.example.com\r\nX-Canary: yes\r\n\r\n",
+				"GET /b HTTP/1.1\r\nHost: app.example.com\r\nAccept: */*\r\nx-canary: yes\r\n\r\n",
+				"GET /c HTTP/1.1\r\nHost: app.example.com\r\nX-Canary: no\r\n\r\n",
+			} {
+				if res := parseResponses(t, exchange(t, addr, req), http.MethodGet); len(res) != 1 || res[0].status != http.StatusOK {
+					t.Fatalf("%q: %+v", req, res)
+				}
+			}
+			if got, want := canaryCount()-beforeCanary, 2; got != want {
+				t.Errorf("the canary got %d requests, want %d", got, want)
+			}
+			if got, want := stableCount()-before, 1; got != want {
+				t.Errorf("the stable backend got %d requests, want %d", got, want)
+			}
+		})
 	}
 }

@@ -81,7 +81,14 @@ type Table struct {
 	exactVH    map[string]*vhostTable
 	wildcardVH map[string]*vhostTable
 	anyVH      *vhostTable
+	// matchesHeaders is set when a route matches on a header other than Host.
+	matchesHeaders bool
 }
+
+// MatchesHeaders reports whether a route of the table matches on a request header
+// other than Host. Only then does Lookup read the request's Header, which may
+// otherwise be left nil, as it is for a request forwarded from its wire form.
+func (t *Table) MatchesHeaders() bool { return t.matchesHeaders }
 
 // Compile builds the route table of l, calling f once for every rule of every route.
 // The table keeps pointers into l, which must not change afterwards.
@@ -110,6 +117,7 @@ func compileTable(l *config.Listener, f HandlerFactory, small int) (*Table, erro
 		}
 		t.vhosts = append(t.vhosts, vt)
 		t.index(vt)
+		t.matchesHeaders = t.matchesHeaders || vt.matchesHeaders()
 	}
 	return t, nil
 }

@@ -245,3 +245,28 @@ func TestQueryScanner(t *testing.T) {
 		}
 	}
 }
+
+func TestMatchesHeaders(t *testing.T) {
+	cases := []struct {
+		name  string
+		match config.Match
+		want  bool
+	}{
+		{"path only", config.Match{Path: prefixPath("/a")}, false},
+		{"query", config.Match{QueryParams: []config.ValueMatch{hdr("q", "1")}}, false},
+		{"host header", config.Match{Headers: []config.ValueMatch{hdr("host", "a.example.com")}}, false},
+		{"other header", config.Match{Headers: []config.ValueMatch{hdr("X-Env", "prod")}}, true},
+		{"header expression", config.Match{Headers: []config.ValueMatch{hdrRE("X-Env", "pr.*")}}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := listener(
+				vhost("first", "a.example.com", route("plain", nil, matches(config.Match{Path: prefixPath("/")}))),
+				vhost("second", "", route("r", nil, matches(tc.match))),
+			)
+			if got := mustCompile(t, l).MatchesHeaders(); got != tc.want {
+				t.Fatalf("MatchesHeaders = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -198,6 +198,18 @@ func compileVirtualHost(vh *config.VirtualHost, f HandlerFactory, small int) (*v
 	return v, nil
 }
 
+// matchesHeaders reports whether a candidate matches on a header other than Host.
+func (v *vhostTable) matchesHeaders() bool {
+	for _, c := range v.candidates {
+		for i := range c.headers {
+			if !c.headers[i].isHost {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // tiersFor returns the tiers a route belongs to, creating them as needed, each once
 // even when the route lists equivalent hostnames twice.
 func (v *vhostTable) tiersFor(route *config.Route) []*tier {

@@ -88,10 +88,18 @@ func EqualFold[S ~string | ~[]byte](a S, b string) bool {
 // token, ignoring ASCII case.
 func HasToken(values []string, token string) bool {
 	for _, v := range values {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
+		if ValueHasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValueHasToken is HasToken for one field value.
+func ValueHasToken(value, token string) bool {
+	for part := range strings.SplitSeq(value, ",") {
+		if strings.EqualFold(strings.TrimSpace(part), token) {
+			return true
 		}
 	}
 	return false

@@ -122,7 +122,6 @@ func (c *conn) readRequest() (*protocolError, error) {
 	headBytes := c.rbuf[c.r : c.r+end]
 	c.r += end
 	c.next = new(requestState)
-	c.head.valueRoom = c.next.values[:]
 	if perr := c.parser.parse(headBytes, &c.head); perr != nil {
 		return perr, nil
 	}

@@ -24,9 +24,9 @@ type Forwarder interface {
 // through a ResponseWriter, as a handler would.
 type Exchange struct {
 	c *conn
-	// Request holds the request's method, URL, header, host and peer as a handler
-	// would get them, but has no context and no body; it is for looking at, not
-	// keeping.
+	// Request holds the request's method, URL, host and peer as a handler would
+	// get them, but has no context and no body; it is for looking at, not keeping.
+	// Its Header is nil until Header is called.
 	Request *http.Request
 	ctx     *requestContext
 	// w is the ResponseWriter, once asked for.
@@ -39,6 +39,11 @@ type Exchange struct {
 // Context is the request's context: it ends when the client goes away while the
 // request is served, or once the request has been answered.
 func (x *Exchange) Context() context.Context { return x.ctx }
+
+// Header returns the request's header map, as a handler would get it, and sets it
+// on Request. It is built on the first call: a request forwarded from its wire form
+// reads its fields with Field instead.
+func (x *Exchange) Header() http.Header { return x.c.loadHeader() }
 
 // Method returns the request's method.
 func (x *Exchange) Method() string { return x.c.head.method }
@@ -93,6 +98,7 @@ func (x *Exchange) ResponseWriter() http.ResponseWriter {
 	if x.w == nil {
 		x.wrote = true
 		x.w = &x.c.resp
+		x.c.loadHeader()
 		x.w.reset(x.c, x.c.tmpl.WithContext(x.ctx))
 	}
 	return x.w

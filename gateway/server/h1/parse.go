@@ -60,14 +60,12 @@ type head struct {
 	// expect100 is set for "Expect: 100-continue"; otherExpect for any other
 	// expectation, which the server cannot meet.
 	expect100, otherExpect bool
-	header                 http.Header
 	host                   string
 	trailer                http.Header
-	// text is the head's text, which the header's strings share.
-	text string
-	// valueRoom, when set before parsing, is where fields keeps the header's
-	// values if they fit, rather than in a slice of their own.
-	valueRoom []string
+	// text is the head's text, which the header's strings share; spans locate its
+	// fields in it.
+	text  string
+	spans []lineSpan
 }
 
 // lineSpan locates one header field in the head: name and value offsets.
@@ -208,30 +206,19 @@ func headerLine(line []byte, offset int) (lineSpan, *protocolError) {
 	return lineSpan{nameStart: offset, nameEnd: offset + colon, valueStart: offset + vs, valueEnd: offset + ve}, nil
 }
 
-// fields builds the header map from the spans and applies the framing rules. The
-// rules are those of the connection guard of package server: whatever two parsers
-// could frame differently is refused.
+// fields applies the framing rules to the fields and reads the ones that govern the
+// connection. The rules are those of the connection guard of package server:
+// whatever two parsers could frame differently is refused. The header map is not
+// built here: a request forwarded from its wire form never needs it (see
+// head.buildHeader).
 func (h *head) fields(text string, spans []lineSpan) *protocolError {
-	h.header = make(http.Header, len(spans))
-	var values []string
-	if len(spans) <= len(h.valueRoom) {
-		values = h.valueRoom[:len(spans)]
-	} else {
-		values = make([]string, len(spans))
-	}
-	h.valueRoom = nil
-	var hosts, clCount, teCount int
-	var cl, te string
-	for i, s := range spans {
-		name := internName(text[s.nameStart:s.nameEnd])
+	h.spans, h.host = spans, ""
+	var hosts, clCount, teCount, expects int
+	var cl, te, expect string
+	var closeToken, keepAliveToken, trailers bool
+	for _, s := range spans {
 		value := text[s.valueStart:s.valueEnd]
-		values[i] = value
-		if vv, ok := h.header[name]; ok {
-			h.header[name] = append(vv, value)
-		} else {
-			h.header[name] = values[i : i+1 : i+1]
-		}
-		switch name {
+		switch text[s.nameStart:s.nameEnd] {
 		case "Host":
 			hosts++
 			h.host = value
@@ -245,12 +232,35 @@ func (h *head) fields(text string, spans []lineSpan) *protocolError {
 		case "Transfer-Encoding":
 			teCount++
 			te = value
+		case "Connection":
+			closeToken = closeToken || httpsyntax.ValueHasToken(value, "close")
+			keepAliveToken = keepAliveToken || httpsyntax.ValueHasToken(value, "keep-alive")
+		case "Expect":
+			expects++
+			expect = value
+		case "Trailer":
+			trailers = true
 		}
 	}
 	if err := h.framing(cl, clCount, te, teCount); err != nil {
 		return err
 	}
-	return h.semantics(hosts)
+	if err := h.semantics(hosts); err != nil {
+		return err
+	}
+	if h.http10 {
+		h.close = !keepAliveToken
+	} else {
+		h.close = closeToken
+	}
+	h.expect100 = expects == 1 && strings.EqualFold(expect, "100-continue")
+	h.otherExpect = expects > 0 && !h.expect100
+	h.trailer = nil
+	if trailers && h.chunked {
+		// As net/http: the declaration moves from the header to Request.Trailer.
+		return h.declareTrailers(text, spans)
+	}
+	return nil
 }
 
 // framing decides how the body is delimited, refusing ambiguous combinations.
@@ -268,7 +278,6 @@ func (h *head) framing(cl string, clCount int, te string, teCount int) *protocol
 			return errUnsupportedTE
 		}
 		h.chunked, h.contentLength = true, -1
-		delete(h.header, "Transfer-Encoding")
 	case clCount > 0:
 		n, ok := httpsyntax.ParseContentLength(cl)
 		if !ok {
@@ -279,8 +288,7 @@ func (h *head) framing(cl string, clCount int, te string, teCount int) *protocol
 	return nil
 }
 
-// semantics checks the Host header and reads the connection and expectation
-// headers.
+// semantics checks the Host header.
 func (h *head) semantics(hosts int) *protocolError {
 	switch {
 	case hosts > 1:
@@ -290,36 +298,51 @@ func (h *head) semantics(hosts int) *protocolError {
 	case hosts == 1 && !validHost(h.host):
 		return errBadHost
 	}
-	delete(h.header, "Host")
-	conn := h.header["Connection"]
-	if h.http10 {
-		h.close = !httpsyntax.HasToken(conn, "keep-alive")
-	} else {
-		h.close = httpsyntax.HasToken(conn, "close")
+	return nil
+}
+
+// buildHeader builds the header map of the parsed head as net/http would: Host
+// moves to Request.Host, and for a chunked request Transfer-Encoding and the
+// trailer declaration move to Request.TransferEncoding and Request.Trailer. The
+// values go in room when they fit, rather than in a slice of their own.
+func (h *head) buildHeader(room []string) http.Header {
+	spans, text := h.spans, h.text
+	header := make(http.Header, len(spans))
+	values := room
+	if len(spans) > len(room) {
+		values = make([]string, len(spans))
 	}
-	h.expect100, h.otherExpect = false, false
-	if e, ok := h.header["Expect"]; ok {
-		if len(e) == 1 && strings.EqualFold(e[0], "100-continue") {
-			h.expect100 = true
+	for i, s := range spans {
+		name := internName(text[s.nameStart:s.nameEnd])
+		switch name {
+		case "Host":
+			continue
+		case "Transfer-Encoding", "Trailer":
+			if h.chunked {
+				continue
+			}
+		}
+		value := text[s.valueStart:s.valueEnd]
+		values[i] = value
+		if vv, ok := header[name]; ok {
+			header[name] = append(vv, value)
 		} else {
-			h.otherExpect = true
+			header[name] = values[i : i+1 : i+1]
 		}
 	}
-	h.trailer = nil
-	if declared, ok := h.header["Trailer"]; ok && h.chunked {
-		// As net/http: the declaration moves from the header to Request.Trailer.
-		delete(h.header, "Trailer")
-		return h.declareTrailers(declared)
-	}
-	return nil
+	return header
 }
 
 // declareTrailers records the trailer fields a chunked request announces, as
 // net/http does: their names are keys of Request.Trailer whose values arrive with
 // the end of the body. Framing fields may not be trailers.
-func (h *head) declareTrailers(declared []string) *protocolError {
+func (h *head) declareTrailers(text string, spans []lineSpan) *protocolError {
 	h.trailer = http.Header{}
-	for _, v := range declared {
+	for _, s := range spans {
+		if text[s.nameStart:s.nameEnd] != "Trailer" {
+			continue
+		}
+		v := text[s.valueStart:s.valueEnd]
 		for name := range strings.SplitSeq(v, ",") {
 			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
 			switch name {

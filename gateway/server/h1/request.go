@@ -40,7 +40,6 @@ func (c *conn) newRequest() *protocolError {
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
-		Header:        h.header,
 		ContentLength: h.contentLength,
 		Close:         h.close,
 		Host:          h.host,
@@ -74,6 +73,15 @@ func (c *conn) newRequest() *protocolError {
 	return nil
 }
 
+// loadHeader gives the request template its header map, built on first use: a
+// request forwarded from its wire form is served without one.
+func (c *conn) loadHeader() http.Header {
+	if c.tmpl.Header == nil {
+		c.tmpl.Header = c.head.buildHeader(c.next.values[:])
+	}
+	return c.tmpl.Header
+}
+
 // chunkedEncoding is Request.TransferEncoding of chunked requests; handlers must not
 // change it.
 var chunkedEncoding = []string{"chunked"}
@@ -87,6 +95,7 @@ func (c *conn) run() bool {
 	h := &c.head
 	ctx := &c.next.ctx
 	ctx.parent = c.baseCtx
+	c.loadHeader()
 	req := c.tmpl.WithContext(ctx)
 	c.tmpl, c.next = http.Request{}, nil
 	w := &c.resp
