@@ -41,7 +41,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cd "$root"
-[ -x bin/switchyard ] || make build >/dev/null
+# Always rebuilt (Go rebuilds only what changed): a binary left from an earlier
+# commit would be measured in place of the code at hand.
+make build >/dev/null
 args=(-switchyard "$root/bin/switchyard")
 invoked="make bench"
 if [ "${BENCH_QUICK:-}" = 1 ]; then
