@@ -26,7 +26,7 @@ type Exchange struct {
 	c *conn
 	// Request holds the request's method, URL, host and peer as a handler would
 	// get them, but has no context and no body; it is for looking at, not keeping.
-	// Its Header is nil until Header is called.
+	// Its Header is nil until Header or ResponseWriter is called.
 	Request *http.Request
 	ctx     *requestContext
 	// w is the ResponseWriter, once asked for.
