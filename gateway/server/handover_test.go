@@ -336,13 +336,7 @@ func TestShutdownAnswersTheFirstRequestOfANewConnection(t *testing.T) {
 			}
 			eventually(t, "the connection to be accepted", func() bool { return m.sockets[spec.Name].ln.conns.len() == 1 })
 
-			done := make(chan error, 1)
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-				defer cancel()
-				done <- m.Shutdown(ctx)
-			}()
-			time.Sleep(handOverSettle + 50*time.Millisecond)
+			done := shutdownInBackground(m)
 			res := exchangeOn(t, late, "GET / HTTP/1.1\r\nHost: a.example.test\r\n\r\n", 1)
 			if len(res.statuses) != 1 || res.statuses[0] != http.StatusOK || res.bodies[0] != "answered" {
 				t.Fatalf("the first request of a connection accepted before Shutdown: %+v", res)
@@ -388,13 +382,7 @@ func TestShutdownWaitsForAHandshakeInProgress(t *testing.T) {
 		return false
 	})
 
-	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		defer cancel()
-		done <- m.Shutdown(ctx)
-	}()
-	time.Sleep(handOverSettle + 50*time.Millisecond)
+	done := shutdownInBackground(m)
 	close(held.release)
 	if err := <-handshake; err != nil {
 		t.Fatalf("the handshake in progress when Shutdown began: %v", err)
@@ -406,6 +394,19 @@ func TestShutdownWaitsForAHandshakeInProgress(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
+}
+
+// shutdownInBackground starts m's Shutdown and returns once its hand-over has had
+// time to begin; the channel gets Shutdown's result.
+func shutdownInBackground(m *Manager) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		done <- m.Shutdown(ctx)
+	}()
+	time.Sleep(handOverSettle + 50*time.Millisecond)
+	return done
 }
 
 // heldAfterFirstWrite passes its first write through and holds every later one until
