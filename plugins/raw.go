@@ -38,8 +38,33 @@ type RawRequest interface {
 	// RemoteAddr is the TCP peer's address, as http.Request.RemoteAddr.
 	RemoteAddr() string
 	// HeaderValue returns the first value of the field with the canonical name
-	// (as http.CanonicalHeaderKey gives it), or "", as http.Header.Get does.
+	// (as http.CanonicalHeaderKey gives it), or "", as http.Header.Get does. It
+	// shows the edits of the filters before the one asking (see RawRequestEditor).
 	HeaderValue(canonicalName string) string
+	// Fields is how many field lines the head had as received.
+	Fields() int
+	// Field returns the canonical name and the value of the i'th field line as
+	// received, in the order received, before any filter's edits.
+	Field(i int) (name, value string)
+}
+
+// RawRequestEditor is a RawStage whose filter edits the request's header fields,
+// the same edits for every request (a RequestHeaderModifier). Its FilterRaw changes
+// nothing: the data plane makes the edits as it writes the head it sends on, taking
+// the fields EditedNames names out of the head as received and appending those
+// AppendEdited gives in their place. Filters after it see the edited values through
+// RawRequest.HeaderValue.
+type RawRequestEditor interface {
+	RawStage
+	// EditedNames are the canonical names of the fields the edits may change.
+	EditedNames() []string
+	// AppendEdited appends to b, in wire form ("Name: value\r\n" each), the
+	// fields named in EditedNames that req has after the edits. It reads req's
+	// fields as received, through Fields and Field.
+	AppendEdited(b []byte, req RawRequest) []byte
+	// EditedValue is what HeaderValue returns after the edits for canonicalName,
+	// one of EditedNames, reading req's fields as AppendEdited does.
+	EditedValue(req RawRequest, canonicalName string) string
 }
 
 // Answer is a plain-text answer a raw stage gives in place of the backend's, as

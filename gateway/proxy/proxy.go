@@ -160,7 +160,7 @@ func (p *Proxy) RuleHandler(pctx plugins.Context, rule *config.Rule) (http.Handl
 		}
 	}
 	var h http.Handler = split
-	if len(split.handlers) == 0 {
+	if len(split.items) == 0 {
 		h = errNoBackends
 	}
 	if pinned != nil {

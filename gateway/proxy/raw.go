@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,22 +16,35 @@ import (
 )
 
 // RawRoute forwards the requests of a rule from their wire form (see h1.Forwarder),
-// when the rule sends them to one backend and each of its filters can act on that
-// form (plugins.RawStage): no http.Request or http.Response is built. It sends the
-// head it received on with the same edits forwardDirect makes (hop-by-hop fields
-// out, X-Forwarded-* and the deadline set), and relays the answer as it comes. It
-// keeps everything else of the handler path: the rule's timeouts and retry policy,
-// the breaker, the endpoint choice and counts, outlier reports, outcome records,
-// metrics and access log lines. It declines, before anything is sent, a request
-// whose head it would have to change further, or that the breaker would make wait,
-// and leaves it to the rule's handler.
+// when each of the rule's filters can act on that form (plugins.RawStage) and the
+// backends it sends requests to have no filters of their own: no http.Request or
+// http.Response is built. It chooses the backend as the rule's handler does (by the
+// header route, else by weight), sends the head it received on with the edits
+// forwardDirect makes (hop-by-hop fields out, X-Forwarded-* and the deadline set)
+// and those of the rule's request header modifier, and relays the answer as it
+// comes. It keeps everything else of the handler path: the rule's timeouts and retry
+// policy, the breaker, the endpoint choice and counts, outlier reports, outcome
+// records, metrics and access log lines. It declines, before anything is sent, a
+// request whose head it would have to change further, or, when nothing is left to
+// chance, that the breaker would make wait, and leaves it to the rule's handler.
 type RawRoute struct {
-	fwd *forwarder
+	// split holds the forwarder to each backend the rule sends a share of its
+	// requests to, by weight, as the rule's handler splits them. pinned, when the
+	// rule has a header route, is the forwarder of the requests that carry every
+	// header of conds (see headerRouteHandler).
+	split  weighted[*forwarder]
+	pinned *forwarder
+	conds  []headerCond
 	// requestTimeout bounds the whole request, retries included; zero means none.
 	requestTimeout time.Duration
 	client         *backend.RawClient
 	// stages are the rule's filters, in their order, in their raw form.
 	stages []plugins.RawStage
+	// editor is the one stage that edits the request's fields, or nil; editorAt is
+	// its index in stages, and edited the names of the fields it edits.
+	editor   plugins.RawRequestEditor
+	editorAt int
+	edited   []string
 	// observer counts the rule's requests in the metrics; nil counts nothing.
 	observer *observe.Rule
 }
@@ -39,11 +53,7 @@ type RawRoute struct {
 // chain is the rule's handler: its filters around what RuleHandler built for it;
 // observer counts its requests.
 func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observe.Rule) *RawRoute {
-	if p.viaReverseProxy || rule.HeaderRoute != nil || len(rule.Backends) != 1 {
-		return nil
-	}
-	ref := &rule.Backends[0]
-	if ref.Invalid != nil || ref.Backend == "" || ref.Weight <= 0 || len(ref.Filters) > 0 {
+	if p.viaReverseProxy {
 		return nil
 	}
 	for i := range rule.Filters {
@@ -59,13 +69,63 @@ func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observ
 	if !ok {
 		return nil
 	}
+	editor, editorAt, ok := rawEditor(stages)
+	if !ok {
+		return nil
+	}
 	client := backend.RawClientFor(p.backends.Transport(config.AppProtocolHTTP1))
 	if client == nil {
 		return nil
 	}
 	requestTimeout, backendTimeout, retry := ruleSettings(rule)
-	return &RawRoute{fwd: p.newForwarder(ref.Backend, backendTimeout, retry), requestTimeout: requestTimeout,
-		client: client, stages: stages, observer: observer}
+	r := &RawRoute{requestTimeout: requestTimeout, client: client, stages: stages, observer: observer,
+		editor: editor, editorAt: editorAt}
+	if editor != nil {
+		r.edited = editor.EditedNames()
+	}
+	if !p.rawBackends(r, rule, backendTimeout, retry) {
+		return nil
+	}
+	return r
+}
+
+// rawEditor returns the one stage that edits the request's fields (nil and -1 when
+// none does), or false when several do, or when one edits a field the raw path
+// reads or writes itself: the hop-by-hop and forwarding fields, those that make it
+// decline a request, the deadlines it sets, those it reads the request's retry and
+// trace identity from, and User-Agent, which an empty value takes out.
+func rawEditor(stages []plugins.RawStage) (plugins.RawRequestEditor, int, bool) {
+	var editor plugins.RawRequestEditor
+	at := -1
+	for i, stage := range stages {
+		e, ok := stage.(plugins.RawRequestEditor)
+		if !ok {
+			continue
+		}
+		if editor != nil {
+			return nil, -1, false
+		}
+		for _, name := range e.EditedNames() {
+			if rawReservedField(name) {
+				return nil, -1, false
+			}
+		}
+		editor, at = e, i
+	}
+	return editor, at, true
+}
+
+// rawReservedField reports whether a filter's edits of the canonical name would
+// need more than the raw path does for them (see rawEditor).
+func rawReservedField(name string) bool {
+	switch name {
+	case "Host", "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Close", "Content-Length", "Content-Type", "Expect",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent",
+		DeadlineHeader, "Grpc-Timeout", "Idempotency-Key", "X-Idempotency-Key", "Traceparent", "Tracestate":
+		return true
+	}
+	return false
 }
 
 // rawStages returns the raw forms of the n filters chain begins with, or false when
@@ -93,18 +153,22 @@ func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 	if !rawForwardable(x) {
 		return false
 	}
-	pool := r.fwd.proxy.backends.Pool(r.fwd.backend)
+	if !r.allPoolsRaw() {
+		return false
+	}
+	fwd := r.choose(x)
+	if fwd == nil {
+		return false
+	}
+	pool := rawPool(fwd)
 	if pool == nil {
 		return false
 	}
-	if protocol, tls := pool.Transport(); tls != nil || (protocol != config.AppProtocolHTTP1 && protocol != "") {
-		return false
-	}
-	if len(r.stages) == 0 {
-		// Without filters, the breaker admits the request here or declines it:
-		// admission would wait in the breaker's queue, or be refused with an
-		// answer the handler path gives. A request filters pass on is admitted
-		// after them, as on the handler path (see rawCall.serve).
+	if r.admitsEarly() {
+		// Without filters, before a backend's pick, the breaker admits the
+		// request here or declines it: admission would wait in the breaker's
+		// queue, or be refused with an answer the handler path gives. Any other
+		// request is admitted as on the handler path (see rawCall.serve).
 		release, ok := pool.Breaker().TryAcquire()
 		if !ok {
 			return false
@@ -112,7 +176,8 @@ func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 		defer release()
 	}
 	e := rawCalls.Get().(*rawCall)
-	e.x, e.route, e.pool = x, r, pool
+	e.x, e.route, e.fwd, e.pool = x, r, fwd, pool
+	e.req.Exchange = x
 	e.info.Start = time.Now()
 	defer e.end(l)
 	e.serve()
@@ -211,8 +276,9 @@ func rawTargetOK(t string) bool {
 // appendHead appends the outbound head, as forwardDirect would send it, but for the
 // deadline field and the empty line that ends it, which each attempt adds: the
 // request line and Host as received, the fields but hop-by-hop ones, the body's
-// framing and an empty User-Agent, and X-Forwarded-For, -Proto and -Host.
-func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
+// framing and an empty User-Agent, with the editor's edits made, and
+// X-Forwarded-For, -Proto and -Host. req shows x to the editor.
+func (r *RawRoute) appendHead(b []byte, x *h1.Exchange, req plugins.RawRequest) []byte {
 	b = append(b, x.Method()...)
 	b = append(b, ' ')
 	b = append(b, x.Target()...)
@@ -229,10 +295,16 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange) []byte {
 				continue
 			}
 		}
+		if r.editor != nil && slices.Contains(r.edited, name) {
+			continue
+		}
 		b = append(b, name...)
 		b = append(b, ": "...)
 		b = append(b, value...)
 		b = append(b, "\r\n"...)
+	}
+	if r.editor != nil {
+		b = r.editor.AppendEdited(b, req)
 	}
 	if backend.BodyExpected(x.Method()) {
 		b = append(b, "Content-Length: 0\r\n"...)

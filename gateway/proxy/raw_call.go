@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,9 +20,13 @@ import (
 // rawCall is one request a RawRoute serves: what the handler path keeps in the
 // request's Info and its ResponseWriter, recycled from request to request.
 type rawCall struct {
-	x     *h1.Exchange
+	x *h1.Exchange
+	// req shows x to the filters' raw stages.
+	req   rawRequest
 	route *RawRoute
-	pool  *backend.Pool
+	// fwd forwards to the backend the request goes to, and pool is its pool.
+	fwd  *forwarder
+	pool *backend.Pool
 	// info is the request's bookkeeping, filled in as on the handler path, for
 	// filters, metrics and the access log.
 	info reqctx.Info
@@ -48,7 +53,8 @@ var rawCalls = sync.Pool{New: func() any { return &rawCall{head: make([]byte, 0,
 
 // recycle returns e to rawCalls, emptied.
 func (e *rawCall) recycle() {
-	e.x, e.route, e.pool = nil, nil, nil
+	e.x, e.route, e.fwd, e.pool = nil, nil, nil, nil
+	e.req = rawRequest{}
 	e.info = reqctx.Info{}
 	e.fields.Reset()
 	e.head = e.head[:0]
@@ -76,17 +82,27 @@ func (e *rawCall) end(l *observe.Listener) {
 	}
 	if x := e.x; l.LogsRaw() {
 		l.LogRaw(e.route.observer, observe.RawRequest{Method: x.Method(), Host: x.Host(), Target: x.Target(), RemoteAddr: x.RemoteAddr(),
-			Traceparent: rawRequest{x}.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
+			Traceparent: e.req.HeaderValue("Traceparent")}, &e.info, e.status, e.bytes)
 	}
 	e.recycle()
 }
 
-// rawRequest shows an exchange to the filters' raw stages.
-type rawRequest struct{ *h1.Exchange }
+// rawRequest shows an exchange to the filters' raw stages. It is passed by pointer,
+// which an interface holds without an allocation.
+type rawRequest struct {
+	*h1.Exchange
+	// editor, once the stage that edits the request's fields has passed it on,
+	// is that stage; edited are the names it edits.
+	editor plugins.RawRequestEditor
+	edited []string
+}
 
 // HeaderValue returns the first value of the field with the canonical name, as
-// http.Header.Get does.
-func (r rawRequest) HeaderValue(canonicalName string) string {
+// http.Header.Get does, after the edits of the filters that have run.
+func (r *rawRequest) HeaderValue(canonicalName string) string {
+	if r.editor != nil && slices.Contains(r.edited, canonicalName) {
+		return r.editor.EditedValue(r, canonicalName)
+	}
 	for i := range r.Fields() {
 		if name, value := r.Field(i); name == canonicalName {
 			return value
@@ -98,15 +114,18 @@ func (r rawRequest) HeaderValue(canonicalName string) string {
 // serve runs the filters' raw stages and forwards the request under the rule's
 // request timeout and retry policy, as the rule's handler would.
 func (e *rawCall) serve() {
-	for _, stage := range e.route.stages {
-		if answer := stage.FilterRaw(rawRequest{e.x}, &e.info, &e.fields); answer != nil {
+	for i, stage := range e.route.stages {
+		if answer := stage.FilterRaw(&e.req, &e.info, &e.fields); answer != nil {
 			e.status, e.bytes = answer.Status, int64(len(answer.Body))
 			e.record(answer.Status)
 			writeRawText(e.x, answer.Status, "", answer.Body, e.fields.Wire())
 			return
 		}
+		if i == e.route.editorAt {
+			e.req.editor, e.req.edited = e.route.editor, e.route.edited
+		}
 	}
-	f := e.route.fwd
+	f := e.fwd
 	e.info.Backend = f.backend
 	e.forwarded = e.info.Start
 	var ctx context.Context = e.x.Context()
@@ -116,10 +135,10 @@ func (e *rawCall) serve() {
 		defer d.Release()
 		ctx = d
 	}
-	if len(e.route.stages) > 0 {
-		// The filters have passed the request on: it can no longer be declined,
-		// so the breaker admits it as it admits the handler path's, waiting if
-		// need be, within the request's timeout.
+	if !e.route.admitsEarly() {
+		// The filters have passed the request on, or a backend was picked: it
+		// can no longer be declined, so the breaker admits it as it admits the
+		// handler path's, waiting if need be, within the request's timeout.
 		e.forwarded = time.Now()
 		release, err := e.pool.Breaker().Acquire(ctx)
 		if err != nil {
@@ -132,7 +151,7 @@ func (e *rawCall) serve() {
 		}
 		defer release()
 	}
-	e.head = e.route.appendHead(e.head[:0], e.x)
+	e.head = e.route.appendHead(e.head[:0], e.x, &e.req)
 	if f.retry == nil {
 		e.attempt(ctx, nil, retryPermission{}, time.Now())
 		return
@@ -144,7 +163,7 @@ func (e *rawCall) serve() {
 // retries while attempts remain and the budget and the breaker allow, as
 // forwarder.serveWithRetries does. A request without a body can always be replayed.
 func (e *rawCall) serveWithRetries(ctx context.Context) {
-	f := e.route.fwd
+	f := e.fwd
 	if f.budget != nil {
 		f.budget.requestAt(e.forwarded)
 	}
@@ -163,7 +182,7 @@ func (e *rawCall) serveWithRetries(ctx context.Context) {
 // failed in a way that will be retried, in which case nothing of it reached the
 // client, and the endpoint it tried. ctx bounds the request as a whole.
 func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retryPermission, tryStart time.Time) (retry bool, ep *backend.Endpoint) {
-	f := e.route.fwd
+	f := e.fwd
 	ep, err := e.pool.PickExcept(prev)
 	if err != nil {
 		e.fail(errNoEndpoints)
@@ -224,10 +243,10 @@ func (e *rawCall) failed(ctx, tryCtx context.Context, ep *backend.Endpoint, perm
 	}
 	ep.Failures.Add(1)
 	e.pool.Report(ep, backend.OutcomeGatewayError)
-	if perm.retriesFailure(e.route.fwd.retry, ctx, tryCtx, res.Err) {
+	if perm.retriesFailure(e.fwd.retry, ctx, tryCtx, res.Err) {
 		return true
 	}
-	e.route.fwd.proxy.logger.Warn("forwarding failed", "backend", e.route.fwd.backend, "endpoint", ep.Address, "status", perr.status, "error", res.Err)
+	e.fwd.proxy.logger.Warn("forwarding failed", "backend", e.fwd.backend, "endpoint", ep.Address, "status", perr.status, "error", res.Err)
 	e.answered(perr.status, tryStart)
 	e.answerError(perr)
 	return false
@@ -239,7 +258,7 @@ func (e *rawCall) failed(ctx, tryCtx context.Context, ep *backend.Endpoint, perm
 func (e *rawCall) answered(status int, tryStart time.Time) {
 	now := time.Now()
 	e.info.UpstreamTime = now.Sub(tryStart)
-	e.route.fwd.outcomes.Record(now.Sub(e.forwarded), status >= http.StatusInternalServerError)
+	e.fwd.outcomes.Record(now.Sub(e.forwarded), status >= http.StatusInternalServerError)
 }
 
 // fail answers the request with the gateway's error perr, in the backend's place,
@@ -251,7 +270,7 @@ func (e *rawCall) fail(perr *proxyError) {
 		e.x.Abort()
 		return
 	}
-	e.route.fwd.outcomes.Record(time.Since(e.forwarded), perr.status >= http.StatusInternalServerError)
+	e.fwd.outcomes.Record(time.Since(e.forwarded), perr.status >= http.StatusInternalServerError)
 	e.answerError(perr)
 }
 
@@ -281,7 +300,7 @@ func (e *rawCall) relay(res *http.Response) {
 	removeHopByHopHeaders(res.Header)
 	announced := passResponseHeader(h, res)
 	w.WriteHeader(res.StatusCode)
-	err := e.route.fwd.proxy.copyBody(w, res)
+	err := e.fwd.proxy.copyBody(w, res)
 	e.bytes = w.bytes
 	if err != nil {
 		e.x.Abort()

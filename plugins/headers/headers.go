@@ -11,6 +11,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/plugins"
 	"github.com/switchyard-dev/switchyard/plugins/internal/respwriter"
 )
@@ -157,15 +158,61 @@ func (requestPlugin) Provision(_ plugins.Context, spec *config.Filter) (plugins.
 		return nil, err
 	}
 	m := compile(spec.RequestHeaderModifier, true)
+	wire := compileWire(m)
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			m.apply(r.Header)
-			if m.host != "" {
-				r.Host = m.host
-			}
-			next.ServeHTTP(w, r)
-		})
+		if m.host != "" {
+			// A new Host changes the request's authority, which the wire form
+			// carries apart from its fields: such a rule keeps its handler.
+			return &requestHandler{m: m, next: next}
+		}
+		return &rawRequestHandler{requestHandler{m: m, next: next}, wire}
 	}, nil
+}
+
+// requestHandler edits the header of each request before passing it on.
+type requestHandler struct {
+	m    *modifier
+	next http.Handler
+}
+
+func (h *requestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.m.apply(r.Header)
+	if h.m.host != "" {
+		r.Host = h.m.host
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+// rawRequestHandler is a requestHandler that also edits requests in their wire form
+// (see plugins.RawRequestEditor), with the same result.
+type rawRequestHandler struct {
+	requestHandler
+	wire wireEdits
+}
+
+var _ plugins.RawRequestEditor = (*rawRequestHandler)(nil)
+
+// FilterRaw passes the request on: the data plane makes the edits as it writes the
+// head it sends on.
+func (h *rawRequestHandler) FilterRaw(plugins.RawRequest, *reqctx.Info, *plugins.ResponseFields) *plugins.Answer {
+	return nil
+}
+
+// Next is the handler ServeHTTP passes requests on to.
+func (h *rawRequestHandler) Next() http.Handler { return h.next }
+
+// EditedNames are the canonical names of the fields the modifier sets, adds to or
+// removes.
+func (h *rawRequestHandler) EditedNames() []string { return h.wire.names }
+
+// AppendEdited appends the edited fields of req, in wire form.
+func (h *rawRequestHandler) AppendEdited(b []byte, req plugins.RawRequest) []byte {
+	return h.wire.appendFields(b, req)
+}
+
+// EditedValue returns the first value of an edited field after the edits.
+func (h *rawRequestHandler) EditedValue(req plugins.RawRequest, canonicalName string) string {
+	return h.wire.firstValue(req, canonicalName)
 }
 
 type responsePlugin struct{}

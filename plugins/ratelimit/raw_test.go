@@ -26,6 +26,10 @@ type rawRequest struct {
 func (r *rawRequest) Context() context.Context { return r.ctx }
 func (r *rawRequest) RemoteAddr() string       { return r.peer }
 
+func (r *rawRequest) Fields() int { return len(r.fields) }
+
+func (r *rawRequest) Field(i int) (name, value string) { return r.fields[i][0], r.fields[i][1] }
+
 func (r *rawRequest) HeaderValue(canonicalName string) string {
 	for _, f := range r.fields {
 		if f[0] == canonicalName {

@@ -1,0 +1,126 @@
+package headers
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+// wireRequest is a request in its wire form: fields with canonical names, in order.
+type wireRequest struct{ fields [][2]string }
+
+func (r *wireRequest) Context() context.Context { return context.Background() }
+func (r *wireRequest) RemoteAddr() string       { return "192.0.2.1:1234" }
+func (r *wireRequest) Fields() int              { return len(r.fields) }
+
+func (r *wireRequest) Field(i int) (name, value string) { return r.fields[i][0], r.fields[i][1] }
+
+func (r *wireRequest) HeaderValue(name string) string {
+	for _, f := range r.fields {
+		if f[0] == name {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// editedByWire is the header a backend reads from the head the raw path sends: the
+// untouched fields as received, then the edited ones.
+func editedByWire(w wireEdits, req *wireRequest) http.Header {
+	h := http.Header{}
+	for _, f := range req.fields {
+		if !slices.Contains(w.names, f[0]) {
+			h[f[0]] = append(h[f[0]], f[1])
+		}
+	}
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(w.appendFields(nil, req)), "\r\n"), "\r\n") {
+		if line == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(line, ": ")
+		h[name] = append(h[name], value)
+	}
+	return h
+}
+
+// TestWireEditsMatchApply compares the wire form of random modifiers' edits with
+// what apply does to the same request's header, value for value, and firstValue
+// with Header.Get.
+func TestWireEditsMatchApply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"X-A", "x-b", "X-C", "set-cookie", "X-D"}
+	values := []string{"", "1", "two", "c=3", "a,b"}
+	pick := func(from []string) string { return from[rng.IntN(len(from))] }
+	for i := range 3000 {
+		spec := &config.HeaderModifier{}
+		for range rng.IntN(3) {
+			spec.Set = append(spec.Set, config.Header{Name: pick(names), Value: pick(values)})
+		}
+		for range rng.IntN(4) {
+			spec.Add = append(spec.Add, config.Header{Name: pick(names), Value: pick(values)})
+		}
+		for range rng.IntN(2) {
+			spec.Remove = append(spec.Remove, pick(names))
+		}
+		req := &wireRequest{}
+		for range rng.IntN(6) {
+			req.fields = append(req.fields, [2]string{http.CanonicalHeaderKey(pick(names)), pick(values)})
+		}
+		m := compile(spec, true)
+		want := http.Header{}
+		for _, f := range req.fields {
+			want[f[0]] = append(want[f[0]], f[1])
+		}
+		m.apply(want)
+		w := compileWire(m)
+		if got := editedByWire(w, req); !equalHeaders(got, want) {
+			t.Fatalf("case %d: modifier %+v on %q: wire edits give %q, apply %q", i, spec, req.fields, got, want)
+		}
+		for _, name := range w.names {
+			if got := w.firstValue(req, name); got != want.Get(name) {
+				t.Fatalf("case %d: modifier %+v on %q: first value of %s is %q, want %q", i, spec, req.fields, name, got, want.Get(name))
+			}
+		}
+	}
+}
+
+func equalHeaders(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRequestModifierIsARawEditorUnlessItSetsHost: a Set of Host changes the
+// request's authority, which the wire form's edits cannot, so only such a
+// modifier's handler has no raw form.
+func TestRequestModifierIsARawEditorUnlessItSetsHost(t *testing.T) {
+	for _, tc := range []struct {
+		spec *config.HeaderModifier
+		raw  bool
+	}{
+		{&config.HeaderModifier{Set: []config.Header{{Name: "X-A", Value: "1"}}, Remove: []string{"x-b"}}, true},
+		{&config.HeaderModifier{Set: []config.Header{{Name: "host", Value: "other.example.com"}}}, false},
+	} {
+		h, _ := requestChain(t, tc.spec)
+		editor, ok := h.(plugins.RawRequestEditor)
+		if ok != tc.raw {
+			t.Errorf("modifier %+v: raw editor %v, want %v", tc.spec, ok, tc.raw)
+			continue
+		}
+		if ok && !slices.Equal(editor.EditedNames(), []string{"X-A", "X-B"}) {
+			t.Errorf("edited names %q, want X-A and X-B", editor.EditedNames())
+		}
+	}
+}
