@@ -3,6 +3,7 @@ package observe_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -161,8 +162,15 @@ func TestOpenAccessLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, _ := accessLogRoutes(t)
-	_, url := startEngine(t, obs, snap)
+	e, url := startEngine(t, obs, snap)
 	send(t, url+"/limited")
+	// The line is written once the answer is out: the engine's shutdown waits for
+	// that, so that closing the log does not race it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
