@@ -2,10 +2,8 @@ package observe
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,30 +64,40 @@ type metrics struct {
 	// pools exports the counters the backend pools keep.
 	pools *backendCollector
 
-	// mu guards the maps of resolved entries, their stamps and generation.
-	mu        sync.Mutex
+	// mu guards the maps of resolved entries, their stamps, the generations and
+	// compiled, and the first use of a pair (see resolve).
+	mu sync.Mutex
+	// pairs and hists hold the pairs and histograms that requests have resolved
+	// (see pairs.go); backends, routes and listeners hold the entries that
+	// compilations resolve.
 	pairs     map[pairKey]*series
 	hists     map[histKey]*histogram
 	backends  map[string]*Backend
 	routes    map[string]*rateLimitSeries
 	listeners map[string]*Listener
 	// generation counts the compilations begun; entries are stamped with the ones
-	// that use them.
+	// that use them. live is the generation in service (0 before the first), and
+	// compiling says that generation is being compiled.
 	generation uint64
+	live       uint64
+	compiling  bool
+	// compiled holds the Rules of the compilation under way, whose pairs its end
+	// stamps (see stampCompiled); it is released then.
+	compiled []*Rule
 	// version is the version label of configInfo now set.
 	version string
 }
-
-type (
-	pairKey struct{ route, backend string }
-	histKey pairKey
-)
 
 // stamp records which compilations created and last used an entry (a series, a
 // histogram, a backend's, a route's or a listener's children), so that a compilation
 // going into service can drop the entries its generation does not use, and one that
 // is refused can drop those it created, without a set of marks to allocate.
 type stamp struct{ born, used uint64 }
+
+// use records that generation gen uses the entry. A request of the generation in
+// service may use an entry while a newer generation is being compiled, and must not
+// take back the newer one's mark, so the mark only moves forward.
+func (s *stamp) use(gen uint64) { s.used = max(s.used, gen) }
 
 // stale reports whether the end of compilation gen drops the entry.
 func (s *stamp) stale(gen uint64, inService bool) bool {
@@ -159,76 +167,6 @@ func newMetrics(reg prometheus.Registerer, mode RouteMetrics) (*metrics, error) 
 	return m, nil
 }
 
-// series is the request metrics of one route and backend pair (or of one backend,
-// with an empty route, when route metrics are off). Its children are resolved on
-// first use, so that a pair exports series only for the status classes it has
-// answered, and a route that sees no traffic exports none: a configuration of many
-// routes costs series only for those in use.
-//
-// A request of a generation taken out of service may resolve a child after the
-// sweep deleted the pair's series; it deletes the child again (see dead). When the
-// same labels came back in a newer generation meanwhile, that deletes their series,
-// which Prometheus reads as a counter reset.
-type series struct {
-	vec            *prometheus.CounterVec
-	route, backend string
-	codes          [len(codeClasses)]atomic.Pointer[prometheus.Counter]
-	// hist is the duration histogram the pair observes into, its own under full
-	// route metrics, its backend's otherwise.
-	hist *histogram
-	// dead is set once the configuration no longer has the pair and its series
-	// were deleted.
-	dead atomic.Bool
-	stamp
-}
-
-// observe counts one request.
-func (s *series) observe(status int, elapsed time.Duration) {
-	s.count(status)
-	s.hist.observe(elapsed.Seconds())
-}
-
-// count adds one to the status class of status.
-func (s *series) count(status int) {
-	class := status / 100
-	if class < 1 || class >= len(codeClasses) {
-		class = 0
-	}
-	if c := s.codes[class].Load(); c != nil {
-		(*c).Inc()
-		return
-	}
-	c := s.vec.WithLabelValues(s.route, s.backend, codeClasses[class])
-	s.codes[class].Store(&c)
-	c.Inc()
-	if s.dead.Load() {
-		s.vec.DeleteLabelValues(s.route, s.backend, codeClasses[class])
-	}
-}
-
-// histogram is one child of the duration histogram vector, resolved on first use
-// like a series' codes.
-type histogram struct {
-	vec   *prometheus.HistogramVec
-	key   histKey
-	child atomic.Pointer[prometheus.Observer]
-	dead  atomic.Bool
-	stamp
-}
-
-func (h *histogram) observe(v float64) {
-	if c := h.child.Load(); c != nil {
-		(*c).Observe(v)
-		return
-	}
-	c := h.vec.WithLabelValues(h.key.route, h.key.backend)
-	h.child.Store(&c)
-	c.Observe(v)
-	if h.dead.Load() {
-		h.vec.DeleteLabelValues(h.key.route, h.key.backend)
-	}
-}
-
 // rateLimitSeries counts one route's rate limit decisions.
 type rateLimitSeries struct {
 	allowed, limited prometheus.Counter
@@ -241,39 +179,6 @@ func (m *metrics) routeLabel(route string) string {
 		return ""
 	}
 	return route
-}
-
-// pair returns the series of a route and backend, creating it once.
-func (m *metrics) pair(route, backend string) *series {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.pairLocked(route, backend)
-}
-
-// pairLocked is pair with m.mu held.
-func (m *metrics) pairLocked(route, backend string) *series {
-	route = m.routeLabel(route)
-	key := pairKey{route, backend}
-	gen := m.generation
-	if s := m.pairs[key]; s != nil {
-		s.used, s.hist.used = gen, gen
-		return s
-	}
-	// Under coarse and off the histogram is the backend's, shared by its routes,
-	// and stays while any of them is configured.
-	hk := histKey{route, backend}
-	if m.mode != RouteMetricsFull {
-		hk.route = ""
-	}
-	h := m.hists[hk]
-	if h == nil {
-		h = &histogram{vec: m.duration, key: hk, stamp: stamp{born: gen}}
-		m.hists[hk] = h
-	}
-	h.used = gen
-	s := &series{vec: m.requests, route: route, backend: backend, hist: h, stamp: stamp{born: gen, used: gen}}
-	m.pairs[key] = s
-	return s
 }
 
 // rateLimitLocked returns the rate limit decision counters of a route; m.mu is held.
@@ -321,20 +226,28 @@ func (m *metrics) beginCompile() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.generation++
+	m.compiling, m.compiled = true, nil
 }
 
-// endCompile ends a compilation. When its generation went into service, the entries
+// endCompile ends a compilation. When its generation went into service, it first
+// marks the pairs it uses among those that exist (stampCompiled); then the entries
 // it does not use are dropped and their series deleted: their routes, backends and
 // listeners are gone from the configuration. When it was refused, the entries it
-// created are. Deleting by full label values costs a lookup each, where a partial
-// match would scan every series for every deletion.
+// created are; pairs and histograms are created by requests only, and a refused
+// generation serves none, so that drops none of them. Deleting by full label values
+// costs a lookup each, where a partial match would scan every series for every
+// deletion.
 func (m *metrics) endCompile(inService bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	gen := m.generation
+	if inService {
+		m.stampCompiled(gen)
+		m.live = gen
+	}
+	m.compiling, m.compiled = false, nil
 	for key, s := range m.pairs {
 		if s.stale(gen, inService) {
-			s.dead.Store(true)
 			delete(m.pairs, key)
 			for _, class := range codeClasses {
 				m.requests.DeleteLabelValues(key.route, key.backend, class)
@@ -343,7 +256,6 @@ func (m *metrics) endCompile(inService bool) {
 	}
 	for key, h := range m.hists {
 		if h.stale(gen, inService) {
-			h.dead.Store(true)
 			delete(m.hists, key)
 			m.duration.DeleteLabelValues(key.route, key.backend)
 		}
@@ -386,20 +298,32 @@ func (m *metrics) configApplied(version string, at time.Time) {
 
 func (m *metrics) configRejected() { m.reloads.WithLabelValues("failure").Inc() }
 
-// ruleMetrics resolves the series of one rule: one per backend it references, one
-// for the requests answered before a backend was chosen, and its rate limit
-// counters when it has a rate limit.
+// ruleMetrics prepares the metrics of one rule: a slot for the series of each
+// backend it references, filled on the first request sent there or by the end of
+// the compilation when the pair already exists (see pairs.go), and its rate limit
+// counters when it has a rate limit. Rate limit counters are resolved now: only the
+// rules with a rate limit have them, and they are few.
 func (m *metrics) ruleMetrics(route string, rule *config.Rule, r *Rule) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	// Each name's slot is made in place, since a slot is not to be copied once in
+	// use; a rule names a handful of backends, so a scan finds repeated names.
+	r.backends = make([]ruleBackend, 0, len(rule.Backends))
 	for i := range rule.Backends {
 		name := rule.Backends[i].Backend
-		if rule.Backends[i].Invalid != nil || name == "" || slices.ContainsFunc(r.backends, func(b ruleBackend) bool { return b.name == name }) {
+		if rule.Backends[i].Invalid != nil || name == "" || r.hasBackend(name) {
 			continue
 		}
-		r.backends = append(r.backends, ruleBackend{name: name, series: m.pairLocked(route, name)})
+		r.backends = r.backends[:len(r.backends)+1]
+		r.backends[len(r.backends)-1].name = name
 	}
-	r.none = m.pairLocked(route, "")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// A rule made outside a compilation (as tests make them) is one of the
+	// generation in service: the latest generation may have been refused.
+	r.m, r.gen = m, m.live
+	if m.compiling {
+		r.gen = m.generation
+		m.compiled = append(m.compiled, r)
+	}
 	if hasRateLimit(rule) {
 		r.rateLimit = m.rateLimitLocked(route)
 	}

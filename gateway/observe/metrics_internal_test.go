@@ -9,17 +9,41 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
-// compile resolves the pairs of one generation and puts it in service.
-func compile(m *metrics, pairs ...[2]string) []*series {
-	m.beginCompile()
-	out := make([]*series, len(pairs))
+// compile compiles a generation of one rule per route and backend pair, sending
+// requests to the backend, and puts it in service or refuses it.
+func compile(m *metrics, inService bool, pairs ...[2]string) []*Rule {
+	o := &Observer{metrics: m}
+	o.BeginCompile()
+	out := make([]*Rule, len(pairs))
 	for i, p := range pairs {
-		out[i] = m.pair(p[0], p[1])
+		out[i] = o.Rule(p[0], 0, &config.Rule{Backends: []config.BackendRef{{Backend: p[1], Weight: 1}}})
 	}
-	m.endCompile(true)
+	o.EndCompile(inService)
 	return out
+}
+
+// request counts a request of r sent to the rule's first backend, answered with
+// status, as the data plane counts one.
+func request(r *Rule, status int) {
+	r.RecordRaw(&reqctx.Info{Start: time.Now(), Backend: r.backends[0].name}, status)
+}
+
+// seriesCount returns how many series the family of a name has in reg.
+func seriesCount(t *testing.T, reg prometheus.Gatherer, name string) int {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return len(f.GetMetric())
+		}
+	}
+	return 0
 }
 
 func TestSweepKeepsSharedHistogramsWhileARouteUsesThem(t *testing.T) {
@@ -28,51 +52,38 @@ func TestSweepKeepsSharedHistogramsWhileARouteUsesThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := func(name string) int {
-		t.Helper()
-		families, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range families {
-			if f.GetName() == name {
-				return len(f.GetMetric())
-			}
-		}
-		return 0
-	}
-	both := compile(m, [2]string{"r/a", "b"}, [2]string{"r/c", "b"})
+	count := func(name string) int { t.Helper(); return seriesCount(t, reg, name) }
+	both := compile(m, true, [2]string{"r/a", "b"}, [2]string{"r/c", "b"})
 	a, c := both[0], both[1]
 	if count("switchyard_requests_total") != 0 || count("switchyard_request_duration_seconds") != 0 {
 		t.Fatal("pairs without requests export series")
 	}
-	a.observe(200, time.Millisecond)
-	c.observe(200, time.Millisecond)
+	request(a, 200)
+	request(c, 200)
 	if count("switchyard_requests_total") != 2 || count("switchyard_request_duration_seconds") != 1 {
 		t.Fatalf("after a request on each route: %d request series, %d histograms; want 2 and the backend's 1",
 			count("switchyard_requests_total"), count("switchyard_request_duration_seconds"))
 	}
-	if again := compile(m, [2]string{"r/c", "b"}); again[0] != c {
-		t.Fatal("a pair kept by the new generation was created anew")
+	if again := compile(m, true, [2]string{"r/c", "b"}); again[0].backends[0].series.Load() != c.backends[0].series.Load() {
+		t.Fatal("a pair kept by the new generation was not handed to its rule")
 	}
 	if count("switchyard_requests_total") != 1 || count("switchyard_request_duration_seconds") != 1 {
 		t.Fatal("removing one route must drop its counts and keep the backend's histogram")
 	}
-	compile(m)
+	compile(m, true)
 	// Requests of the generations taken out of service still finish.
-	a.observe(500, time.Millisecond)
-	c.observe(404, time.Millisecond)
+	request(a, 500)
+	request(c, 404)
 	if n := count("switchyard_requests_total") + count("switchyard_request_duration_seconds"); n != 0 {
 		t.Fatalf("%d series remain after every route was removed", n)
 	}
-	kept := compile(m, [2]string{"r/k", "b"})[0]
-	kept.observe(200, time.Millisecond)
+	kept := compile(m, true, [2]string{"r/k", "b"})[0]
+	request(kept, 200)
 	m.beginCompile()
-	m.pair("r/k", "b")
-	m.pair("r/x", "b")
+	(&Observer{metrics: m}).Rule("r/x", 0, &config.Rule{Backends: []config.BackendRef{{Backend: "b", Weight: 1}}})
 	m.backend("x")
 	m.endCompile(false)
-	if len(m.pairs) != 1 || m.pairs[pairKey{"r/k", "b"}] != kept || len(m.backends) != 0 {
+	if len(m.pairs) != 1 || m.pairs[pairKey{"r/k", "b"}] != kept.backends[0].series.Load() || len(m.backends) != 0 {
 		t.Fatalf("a refused compilation must drop what it created and keep the rest: pairs %v, backends %v", m.pairs, m.backends)
 	}
 	if count("switchyard_requests_total") != 1 || count("switchyard_request_duration_seconds") != 1 {
@@ -80,15 +91,18 @@ func TestSweepKeepsSharedHistogramsWhileARouteUsesThem(t *testing.T) {
 	}
 }
 
-func TestSeriesObserveDoesNotAllocate(t *testing.T) {
+// TestRuleCountDoesNotAllocate checks the path of a request after its rule's first
+// one: a slot's atomic load, then the children's adds.
+func TestRuleCountDoesNotAllocate(t *testing.T) {
 	m, err := newMetrics(prometheus.NewRegistry(), RouteMetricsFull)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := compile(m, [2]string{"r/a", "b"})[0]
-	s.observe(200, time.Millisecond)
-	if n := testing.AllocsPerRun(1000, func() { s.observe(200, time.Millisecond) }); n != 0 {
-		t.Fatalf("observe allocates %v times per request", n)
+	r := compile(m, true, [2]string{"r/a", "b"})[0]
+	info := &reqctx.Info{Start: time.Now(), Backend: "b"}
+	r.RecordRaw(info, 200)
+	if n := testing.AllocsPerRun(1000, func() { r.RecordRaw(info, 200) }); n != 0 {
+		t.Fatalf("counting a request allocates %v times", n)
 	}
 }
 

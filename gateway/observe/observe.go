@@ -2,11 +2,13 @@
 // it serves, a structured access log, and OpenTelemetry tracing with W3C trace
 // context propagation.
 //
-// The data plane resolves everything a request needs once per configuration
-// generation: a Listener per socket, a Rule per route rule, a Backend per backend
-// reference. Requests then only touch pre-resolved metric children (atomic adds),
-// never a label lookup, so metrics cost no allocation per request; the access log
-// and tracing, when on, do allocate.
+// The data plane resolves what a request needs once per configuration generation: a
+// Listener per socket, a Rule per route rule, a Backend per backend reference. A
+// Rule's request metrics are resolved on the first request that counts in them, so
+// that the many routes of a large configuration that see no traffic cost none (see
+// pairs.go). Requests then only touch resolved metric children (an atomic load and
+// atomic adds), never a label lookup, so metrics cost no allocation per request; the
+// access log and tracing, when on, do allocate.
 //
 // Label values come only from the configuration (route, backend and listener names,
 // the configuration version) or from small fixed sets, never from request data.
@@ -19,6 +21,7 @@ package observe
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,18 +139,24 @@ func (o *Observer) Listener(name string) *Listener {
 type Rule struct {
 	// route and name name the route and the rule in access logs and spans.
 	route, name string
-	// backends are the series of the backends the rule references; none is the
-	// series of requests answered before a backend was chosen (by a filter, or for
-	// a reference that could not be resolved). All nil without metrics.
+	// m is the metrics the rule counts in, nil without; gen is the generation that
+	// compiled the rule.
+	m   *metrics
+	gen uint64
+	// backends are the slots of the series of the backends the rule references;
+	// none is the slot of the series of requests answered before a backend was
+	// chosen (by a filter, or for a reference that could not be resolved). A slot
+	// is filled on the first request that counts in it, or by the end of the
+	// compilation when its pair already exists (see pairs.go).
 	backends []ruleBackend
-	none     *series
+	none     atomic.Pointer[series]
 	// rateLimit counts the rule's rate limit decisions; nil when it has none.
 	rateLimit *rateLimitSeries
 }
 
 type ruleBackend struct {
 	name   string
-	series *series
+	series atomic.Pointer[series]
 }
 
 // Rule returns the observer of a rule's requests, or nil when o is nil. index is
@@ -163,15 +172,34 @@ func (o *Observer) Rule(route string, index int, rule *config.Rule) *Rule {
 	return r
 }
 
-// seriesOf returns the series of the backend a request was sent to. A rule names a
-// handful of backends, so a scan costs less than a map lookup.
+// seriesOf returns the series of the backend a request was sent to, resolving it on
+// the rule's first request there, or nil when the request is not counted. A rule
+// names a handful of backends, so a scan costs less than a map lookup.
 func (r *Rule) seriesOf(backend string) *series {
+	if r.m == nil {
+		return nil
+	}
+	slot, name := &r.none, ""
 	for i := range r.backends {
 		if r.backends[i].name == backend {
-			return r.backends[i].series
+			slot, name = &r.backends[i].series, backend
+			break
 		}
 	}
-	return r.none
+	if s := slot.Load(); s != nil {
+		return s
+	}
+	return r.m.resolve(r, slot, name)
+}
+
+// hasBackend reports whether the rule has a slot for backend.
+func (r *Rule) hasBackend(backend string) bool {
+	for i := range r.backends {
+		if r.backends[i].name == backend {
+			return true
+		}
+	}
+	return false
 }
 
 // Backend is what the proxy observes a backend's traffic with.
