@@ -67,6 +67,26 @@ type RawRequestEditor interface {
 	EditedValue(req RawRequest, canonicalName string) string
 }
 
+// RawResponseEditor is a RawStage whose filter edits the header fields of the
+// responses that reach the client through it, the same edits for every response (a
+// ResponseHeaderModifier): the backend's, the gateway's own error answers, and the
+// answers of the filters after it, but not interim (1xx) responses. Its FilterRaw
+// changes nothing: the data plane makes the edits as it writes a response's head.
+type RawResponseEditor interface {
+	RawStage
+	// ResponseEditedNames are the canonical names of the fields the edits may
+	// change.
+	ResponseEditedNames() []string
+	// AppendEditedResponse appends to b the field lines of block (a response head's
+	// field lines, each ending in CRLF, their names in any case) after the edits:
+	// the lines of the names the edits leave alone as they are, then the edited
+	// ones.
+	AppendEditedResponse(b, block []byte) []byte
+	// EditHeader makes the edits on the header of a response about to be written
+	// through a ResponseWriter.
+	EditHeader(h http.Header)
+}
+
 // Answer is a plain-text answer a raw stage gives in place of the backend's, as
 // http.Error writes one: Content-Type "text/plain; charset=utf-8",
 // X-Content-Type-Options "nosniff", and Body.

@@ -174,10 +174,23 @@ func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head bool, sin
 // of the body reached sink, the first error, and whether it was the client's
 // (clientFailed).
 func (r *RawResult) Relay(sink RawSink, fields []byte) (written int64, clientFailed bool, err error) {
+	return r.RelayEdited(sink, fields, nil)
+}
+
+// HeadEditor edits the field lines of a response head (see
+// plugins.RawResponseEditor).
+type HeadEditor interface {
+	// AppendEditedResponse appends to b the field lines of block after the edits.
+	AppendEditedResponse(b, block []byte) []byte
+}
+
+// RelayEdited is Relay, with the head's fields (those of fields and the backend's
+// that go on) edited by edit, when not nil.
+func (r *RawResult) RelayEdited(sink RawSink, fields []byte, edit HeadEditor) (written int64, clientFailed bool, err error) {
 	cc := r.cc
 	r.cc = nil
 	b := cc.rbuf[cc.r : cc.r+r.headLen]
-	out := appendClientHead(cc.wbuf[:0], b, &r.rh, fields, sink)
+	out := appendClientHead(cc.wbuf[:0], b, &r.rh, fields, sink, edit)
 	cc.r += r.headLen
 	out, written, clientFailed, err = cc.relayBody(out, r.rh.length, sink)
 	cc.wbuf = out[:0]
@@ -491,10 +504,12 @@ func parseStatus(b []byte) (int, bool) {
 
 // appendClientHead appends the head to send the client: the status line with the
 // standard reason, fields (the gateway's own, in wire form), the backend's fields but
-// the hop-by-hop ones and those its Connection fields name, a Date when it has none,
-// and "Connection: close" when the client's connection ends.
-func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink) []byte {
+// the hop-by-hop ones and those its Connection fields name, all of them edited by
+// edit when not nil, a Date when the backend's head has none, and "Connection:
+// close" when the client's connection ends.
+func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink, edit HeadEditor) []byte {
 	out = appendStatusLine(out, rh.status)
+	start := len(out)
 	out = append(out, fields...)
 	_, rest, _ := bytes.Cut(b, []byte{'\n'})
 	for line := range headFieldLines(rest) {
@@ -505,6 +520,9 @@ func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink) [
 		out = append(out, line...)
 		out = append(out, "\r\n"...)
 	}
+	if edit != nil {
+		out = EditFieldsInPlace(out, start, edit)
+	}
 	if !rh.hasDate {
 		out = append(out, sink.DateLine()...)
 	}
@@ -512,6 +530,17 @@ func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink) [
 		out = append(out, "Connection: close\r\n"...)
 	}
 	return append(out, "\r\n"...)
+}
+
+// EditFieldsInPlace replaces the field lines at the end of b, from start on, with
+// what edit makes of them.
+func EditFieldsInPlace(b []byte, start int, edit HeadEditor) []byte {
+	end := len(b)
+	// The edited lines are appended after the block, which may move b, and then
+	// moved over the block.
+	b = edit.AppendEditedResponse(b, b[start:end])
+	n := copy(b[start:], b[end:])
+	return b[:start+n]
 }
 
 // namesKeptField reports whether a Connection field names a field the relayed head

@@ -650,7 +650,7 @@ func TestRawHeadWorkDoesNotAllocate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = appendClientHead(out[:0], head, &rh, []byte("X-Gw: 1\r\n"), sink)
+		out = appendClientHead(out[:0], head, &rh, []byte("X-Gw: 1\r\n"), sink, nil)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per head, want 0", allocs)

@@ -45,6 +45,10 @@ type RawRoute struct {
 	editor   plugins.RawRequestEditor
 	editorAt int
 	edited   []string
+	// responseEditor is the one stage that edits the responses' fields, or nil;
+	// responseEditorAt is its index in stages.
+	responseEditor   plugins.RawResponseEditor
+	responseEditorAt int
 	// observer counts the rule's requests in the metrics; nil counts nothing.
 	observer *observe.Rule
 }
@@ -73,13 +77,17 @@ func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observ
 	if !ok {
 		return nil
 	}
+	responseEditor, responseEditorAt, ok := rawResponseEditor(stages)
+	if !ok {
+		return nil
+	}
 	client := backend.RawClientFor(p.backends.Transport(config.AppProtocolHTTP1))
 	if client == nil {
 		return nil
 	}
 	requestTimeout, backendTimeout, retry := ruleSettings(rule)
 	r := &RawRoute{requestTimeout: requestTimeout, client: client, stages: stages, observer: observer,
-		editor: editor, editorAt: editorAt}
+		editor: editor, editorAt: editorAt, responseEditor: responseEditor, responseEditorAt: responseEditorAt}
 	if editor != nil {
 		r.edited = editor.EditedNames()
 	}
@@ -107,6 +115,33 @@ func rawEditor(stages []plugins.RawStage) (plugins.RawRequestEditor, int, bool) 
 		}
 		for _, name := range e.EditedNames() {
 			if rawReservedField(name) {
+				return nil, -1, false
+			}
+		}
+		editor, at = e, i
+	}
+	return editor, at, true
+}
+
+// rawResponseEditor returns the one stage that edits the responses' fields (nil and
+// -1 when none does), or false when several do, or when one edits a field the server
+// or the raw relay decide themselves: the framing and hop-by-hop fields, Content-Type
+// (without which a body's type is sniffed) and Date.
+func rawResponseEditor(stages []plugins.RawStage) (plugins.RawResponseEditor, int, bool) {
+	var editor plugins.RawResponseEditor
+	at := -1
+	for i, stage := range stages {
+		e, ok := stage.(plugins.RawResponseEditor)
+		if !ok {
+			continue
+		}
+		if editor != nil {
+			return nil, -1, false
+		}
+		for _, name := range e.ResponseEditedNames() {
+			switch name {
+			case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+				"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Content-Type", "Date":
 				return nil, -1, false
 			}
 		}
@@ -333,21 +368,26 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange, req plugins.RawRequest) 
 
 // writeRawText answers x with a short plain-text response, as proxyError.write and
 // http.Error write one through a ResponseWriter: reason, when not empty, goes in
-// errorHeader, and fields (in wire form) are the filters' response fields. A HEAD
-// request gets the head alone.
-func writeRawText(x *h1.Exchange, status int, reason, body string, fields []byte) {
+// errorHeader, and fields (in wire form) are the filters' response fields; edit,
+// when not nil, edits the fields but those the server decides. A HEAD request gets
+// the head alone.
+func writeRawText(x *h1.Exchange, status int, reason, body string, fields []byte, edit backend.HeadEditor) {
 	b := make([]byte, 0, 256+len(fields))
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = append(b, http.StatusText(status)...)
 	b = append(b, "\r\n"...)
+	start := len(b)
 	b = append(b, fields...)
 	b = append(b, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
 	if reason != "" {
 		b = append(b, errorHeader+": "...)
 		b = append(b, reason...)
 		b = append(b, "\r\n"...)
+	}
+	if edit != nil {
+		b = backend.EditFieldsInPlace(b, start, edit)
 	}
 	b = append(b, x.DateLine()...)
 	b = append(b, "Content-Length: "...)

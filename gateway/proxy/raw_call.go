@@ -42,6 +42,9 @@ type rawCall struct {
 	bytes  int64
 	// recorded is set once the request is counted in the metrics.
 	recorded bool
+	// editResponse is set once the stage that edits the responses' fields has
+	// passed the request on: every answer after that is edited.
+	editResponse bool
 	// forwarded is when the filters passed the request on, from which outcomes
 	// and the retry budget count, as they count from the forwarder's start on the
 	// handler path.
@@ -60,7 +63,7 @@ func (e *rawCall) recycle() {
 	e.head = e.head[:0]
 	e.status, e.bytes = 0, 0
 	e.forwarded = time.Time{}
-	e.recorded = false
+	e.recorded, e.editResponse = false, false
 	rawCalls.Put(e)
 }
 
@@ -118,11 +121,14 @@ func (e *rawCall) serve() {
 		if answer := stage.FilterRaw(&e.req, &e.info, &e.fields); answer != nil {
 			e.status, e.bytes = answer.Status, int64(len(answer.Body))
 			e.record(answer.Status)
-			writeRawText(e.x, answer.Status, "", answer.Body, e.fields.Wire())
+			writeRawText(e.x, answer.Status, "", answer.Body, e.fields.Wire(), e.responseEdit())
 			return
 		}
 		if i == e.route.editorAt {
 			e.req.editor, e.req.edited = e.route.editor, e.route.edited
+		}
+		if i == e.route.responseEditorAt {
+			e.editResponse = true
 		}
 	}
 	f := e.fwd
@@ -221,7 +227,7 @@ func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retr
 		e.relay(res.Response)
 		return false, ep
 	}
-	written, _, err := res.Relay(e.x, e.fields.Wire())
+	written, _, err := res.RelayEdited(e.x, e.fields.Wire(), e.responseEdit())
 	e.bytes = written
 	if err != nil {
 		e.x.Abort()
@@ -283,7 +289,17 @@ func (e *rawCall) answerError(perr *proxyError) {
 	// Counted as the handler path counts what it writes, which for a HEAD request
 	// the server then leaves out.
 	e.bytes = int64(len(perr.body))
-	writeRawText(e.x, perr.status, perr.reason, perr.body, e.fields.Wire())
+	writeRawText(e.x, perr.status, perr.reason, perr.body, e.fields.Wire(), e.responseEdit())
+}
+
+// responseEdit returns what edits the answer the client gets now, or nil: the
+// route's response editor, once its stage has passed the request on, as the handler
+// path's edits apply to what is written through the editor's ResponseWriter.
+func (e *rawCall) responseEdit() backend.HeadEditor {
+	if !e.editResponse {
+		return nil
+	}
+	return e.route.responseEditor
 }
 
 // relay sends a response the raw client did not relay itself through the
@@ -299,6 +315,9 @@ func (e *rawCall) relay(res *http.Response) {
 	}
 	removeHopByHopHeaders(res.Header)
 	announced := passResponseHeader(h, res)
+	if e.editResponse {
+		e.route.responseEditor.EditHeader(h)
+	}
 	w.WriteHeader(res.StatusCode)
 	err := e.fwd.proxy.copyBody(w, res)
 	e.bytes = w.bytes

@@ -207,12 +207,12 @@ func (h *rawRequestHandler) EditedNames() []string { return h.wire.names }
 
 // AppendEdited appends the edited fields of req, in wire form.
 func (h *rawRequestHandler) AppendEdited(b []byte, req plugins.RawRequest) []byte {
-	return h.wire.appendFields(b, req)
+	return h.wire.appendFields(b, &requestSource{req})
 }
 
 // EditedValue returns the first value of an edited field after the edits.
 func (h *rawRequestHandler) EditedValue(req plugins.RawRequest, canonicalName string) string {
-	return h.wire.firstValue(req, canonicalName)
+	return h.wire.firstValue(&requestSource{req}, canonicalName)
 }
 
 type responsePlugin struct{}
@@ -230,12 +230,47 @@ func (responsePlugin) Provision(_ plugins.Context, spec *config.Filter) (plugins
 	}
 	m := compile(spec.ResponseHeaderModifier, false)
 	// The method value is bound once here rather than per request.
-	edit := m.apply
+	h := &responseHandler{edit: m.apply, wire: compileWire(m)}
 	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rw := &respwriter.Writer{ResponseWriter: w, Edit: edit}
-			next.ServeHTTP(rw, r)
-			rw.Finish()
-		})
+		h := *h
+		h.next = next
+		return &h
 	}, nil
 }
+
+// responseHandler edits the header of each response just before it is sent. It is
+// also a plugins.RawResponseEditor, with the same result on the wire form.
+type responseHandler struct {
+	edit func(http.Header)
+	wire wireEdits
+	next http.Handler
+}
+
+var _ plugins.RawResponseEditor = (*responseHandler)(nil)
+
+func (h *responseHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &respwriter.Writer{ResponseWriter: w, Edit: h.edit}
+	h.next.ServeHTTP(rw, r)
+	rw.Finish()
+}
+
+// FilterRaw passes the request on: the data plane makes the edits as it writes the
+// response's head.
+func (h *responseHandler) FilterRaw(plugins.RawRequest, *reqctx.Info, *plugins.ResponseFields) *plugins.Answer {
+	return nil
+}
+
+// Next is the handler ServeHTTP passes requests on to.
+func (h *responseHandler) Next() http.Handler { return h.next }
+
+// ResponseEditedNames are the canonical names of the fields the modifier sets, adds
+// to or removes.
+func (h *responseHandler) ResponseEditedNames() []string { return h.wire.names }
+
+// AppendEditedResponse appends the field lines of block after the edits.
+func (h *responseHandler) AppendEditedResponse(b, block []byte) []byte {
+	return h.wire.appendEditedBlock(b, block)
+}
+
+// EditHeader makes the edits on h.
+func (h *responseHandler) EditHeader(header http.Header) { h.edit(header) }

@@ -1,12 +1,17 @@
 package headers
 
-import "github.com/switchyard-dev/switchyard/plugins"
+import (
+	"bytes"
 
-// The wire form of a request modifier's edits. modifier.apply edits an http.Header;
-// the raw path sends on the head it received, so it needs, for each name the
-// modifier touches, the field lines that name has after the edits, worked out from
-// the lines as received. They must match what apply leaves in the map, value for
-// value: the data plane's differential tests send the same requests both ways.
+	"github.com/switchyard-dev/switchyard/plugins"
+)
+
+// The wire form of a modifier's edits. modifier.apply edits an http.Header; the raw
+// path sends on the heads it received, so it needs, for each name the modifier
+// touches, the field lines that name has after the edits, worked out from the lines
+// as received: a request's, or a block of a response's field lines. They must match
+// what apply leaves in the map, value for value: the data plane's differential
+// tests send the same requests both ways.
 
 // setCookie is the one field whose values apply keeps apart when it adds to them,
 // because a cookie's value may hold commas.
@@ -69,11 +74,108 @@ func (w *wireEdits) find(name string) *nameEdit {
 	return nil
 }
 
+// fieldSource gives the values of a head's field lines by name, in order, before the
+// edits.
+type fieldSource interface {
+	// appendValues appends the values of the lines named name, each after a
+	// comma when *joined, which it sets once it appended one.
+	appendValues(b []byte, name string, joined *bool) []byte
+	// appendLines appends a field line of name for each of its values.
+	appendLines(b []byte, name string) []byte
+	// first returns the first value of name, if there is one.
+	first(name string) (string, bool)
+}
+
+// requestSource is a request's field lines, whose names are canonical.
+type requestSource struct{ req plugins.RawRequest }
+
+func (s *requestSource) appendValues(b []byte, name string, joined *bool) []byte {
+	for j := range s.req.Fields() {
+		if n, value := s.req.Field(j); n == name {
+			if *joined {
+				b = append(b, ',')
+			}
+			b = append(b, value...)
+			*joined = true
+		}
+	}
+	return b
+}
+
+func (s *requestSource) appendLines(b []byte, name string) []byte {
+	for j := range s.req.Fields() {
+		if n, value := s.req.Field(j); n == name {
+			b = appendField(b, name, value)
+		}
+	}
+	return b
+}
+
+func (s *requestSource) first(name string) (string, bool) {
+	for j := range s.req.Fields() {
+		if n, value := s.req.Field(j); n == name {
+			return value, true
+		}
+	}
+	return "", false
+}
+
+// blockSource is a block of a response's field lines, each ending in CRLF, whose
+// names may be in any case. Values are read as a parser reads them, without the
+// white space around them.
+type blockSource struct{ block []byte }
+
+// each calls f with the value of each line named name.
+func (s *blockSource) each(name string, f func(value []byte) bool) {
+	rest := s.block
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+		n, value, ok := bytes.Cut(bytes.TrimSuffix(line, []byte{'\r'}), []byte{':'})
+		if ok && equalFold(n, name) && !f(bytes.Trim(value, " \t")) {
+			return
+		}
+	}
+}
+
+func (s *blockSource) appendValues(b []byte, name string, joined *bool) []byte {
+	s.each(name, func(value []byte) bool {
+		if *joined {
+			b = append(b, ',')
+		}
+		b = append(b, value...)
+		*joined = true
+		return true
+	})
+	return b
+}
+
+func (s *blockSource) appendLines(b []byte, name string) []byte {
+	s.each(name, func(value []byte) bool {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, value...)
+		b = append(b, "\r\n"...)
+		return true
+	})
+	return b
+}
+
+func (s *blockSource) first(name string) (string, bool) {
+	var first string
+	found := false
+	s.each(name, func(value []byte) bool {
+		first, found = string(value), true
+		return false
+	})
+	return first, found
+}
+
 // appendFields appends the field lines the edited names have after the edits, given
-// req's lines as received: none for a removed name; for Set-Cookie a line per value;
+// src's lines before them: none for a removed name; for Set-Cookie a line per value;
 // for any other name one line whose value joins the values with commas, as
 // joinValue does.
-func (w *wireEdits) appendFields(b []byte, req plugins.RawRequest) []byte {
+func (w *wireEdits) appendFields(b []byte, src fieldSource) []byte {
 	for i := range w.edits {
 		e := &w.edits[i]
 		switch {
@@ -82,11 +184,7 @@ func (w *wireEdits) appendFields(b []byte, req plugins.RawRequest) []byte {
 			if e.set {
 				b = appendField(b, e.name, e.value)
 			} else {
-				for j := range req.Fields() {
-					if name, value := req.Field(j); name == e.name {
-						b = appendField(b, e.name, value)
-					}
-				}
+				b = src.appendLines(b, e.name)
 			}
 			for _, value := range e.adds {
 				b = appendField(b, e.name, value)
@@ -94,7 +192,7 @@ func (w *wireEdits) appendFields(b []byte, req plugins.RawRequest) []byte {
 		default:
 			b = append(b, e.name...)
 			b = append(b, ": "...)
-			b = e.appendJoined(b, req)
+			b = e.appendJoined(b, src)
 			b = append(b, "\r\n"...)
 		}
 	}
@@ -102,23 +200,15 @@ func (w *wireEdits) appendFields(b []byte, req plugins.RawRequest) []byte {
 }
 
 // appendJoined appends the one value a name other than Set-Cookie has after the
-// edits, removal aside: the Set's value or the values received, then the Adds', all
-// joined by commas.
-func (e *nameEdit) appendJoined(b []byte, req plugins.RawRequest) []byte {
+// edits, removal aside: the Set's value or the values before the edits, then the
+// Adds', all joined by commas.
+func (e *nameEdit) appendJoined(b []byte, src fieldSource) []byte {
 	joined := false
 	if e.set {
 		b = append(b, e.value...)
 		joined = true
 	} else {
-		for j := range req.Fields() {
-			if name, value := req.Field(j); name == e.name {
-				if joined {
-					b = append(b, ',')
-				}
-				b = append(b, value...)
-				joined = true
-			}
-		}
+		b = src.appendValues(b, e.name, &joined)
 	}
 	for _, value := range e.adds {
 		if joined {
@@ -131,7 +221,7 @@ func (e *nameEdit) appendJoined(b []byte, req plugins.RawRequest) []byte {
 }
 
 // firstValue is what http.Header.Get returns for name after apply.
-func (w *wireEdits) firstValue(req plugins.RawRequest, name string) string {
+func (w *wireEdits) firstValue(src fieldSource, name string) string {
 	e := w.find(name)
 	switch {
 	case e == nil || e.removed:
@@ -139,14 +229,38 @@ func (w *wireEdits) firstValue(req plugins.RawRequest, name string) string {
 	case e.set && (len(e.adds) == 0 || name == setCookie):
 		return e.value
 	case name == setCookie:
-		for j := range req.Fields() {
-			if n, value := req.Field(j); n == name {
-				return value
-			}
+		if value, ok := src.first(name); ok {
+			return value
 		}
 		return e.adds[0]
 	}
-	return string(e.appendJoined(nil, req))
+	return string(e.appendJoined(nil, src))
+}
+
+// appendEditedBlock appends block, a response's field lines, after the edits: the
+// lines of names they leave alone as they are, then the edited ones.
+func (w *wireEdits) appendEditedBlock(b, block []byte) []byte {
+	rest := block
+	for len(rest) > 0 {
+		line, after, _ := bytes.Cut(rest, []byte{'\n'})
+		name, _, _ := bytes.Cut(line, []byte{':'})
+		if !w.touches(name) {
+			b = append(b, line...)
+			b = append(b, '\n')
+		}
+		rest = after
+	}
+	return w.appendFields(b, &blockSource{block})
+}
+
+// touches reports whether the edits name a field, in any case.
+func (w *wireEdits) touches(name []byte) bool {
+	for i := range w.edits {
+		if equalFold(name, w.edits[i].name) {
+			return true
+		}
+	}
+	return false
 }
 
 func appendField(b []byte, name, value string) []byte {
@@ -154,4 +268,25 @@ func appendField(b []byte, name, value string) []byte {
 	b = append(b, ": "...)
 	b = append(b, value...)
 	return append(b, "\r\n"...)
+}
+
+// equalFold reports whether the field name a equals b, ASCII letters compared in
+// any case, as field names compare.
+func equalFold(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -39,7 +39,7 @@ func editedByWire(w wireEdits, req *wireRequest) http.Header {
 			h[f[0]] = append(h[f[0]], f[1])
 		}
 	}
-	for line := range strings.SplitSeq(strings.TrimSuffix(string(w.appendFields(nil, req)), "\r\n"), "\r\n") {
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(w.appendFields(nil, &requestSource{req})), "\r\n"), "\r\n") {
 		if line == "" {
 			continue
 		}
@@ -83,7 +83,7 @@ func TestWireEditsMatchApply(t *testing.T) {
 			t.Fatalf("case %d: modifier %+v on %q: wire edits give %q, apply %q", i, spec, req.fields, got, want)
 		}
 		for _, name := range w.names {
-			if got := w.firstValue(req, name); got != want.Get(name) {
+			if got := w.firstValue(&requestSource{req}, name); got != want.Get(name) {
 				t.Fatalf("case %d: modifier %+v on %q: first value of %s is %q, want %q", i, spec, req.fields, name, got, want.Get(name))
 			}
 		}
@@ -121,6 +121,63 @@ func TestRequestModifierIsARawEditorUnlessItSetsHost(t *testing.T) {
 		}
 		if ok && !slices.Equal(editor.EditedNames(), []string{"X-A", "X-B"}) {
 			t.Errorf("edited names %q, want X-A and X-B", editor.EditedNames())
+		}
+	}
+}
+
+// parseBlock reads field lines as a client's parser does: names canonical, values
+// without the white space around them.
+func parseBlock(t *testing.T, block []byte) http.Header {
+	t.Helper()
+	h := http.Header{}
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(block), "\r\n"), "\r\n") {
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			t.Fatalf("line %q has no colon", line)
+		}
+		name = http.CanonicalHeaderKey(name)
+		h[name] = append(h[name], strings.Trim(value, " \t"))
+	}
+	return h
+}
+
+// TestWireEditsOfAResponseBlockMatchApply compares the edits of random modifiers on
+// a block of response field lines, names in any case and values with white space
+// around them, with what apply does to the header a client parses from the block.
+func TestWireEditsOfAResponseBlockMatchApply(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"X-A", "x-a", "X-B", "Set-Cookie", "set-cookie", "X-C"}
+	values := []string{"", "1", "two", "c=3", "a,b"}
+	spaces := []string{"", " ", "  ", "\t"}
+	pick := func(from []string) string { return from[rng.IntN(len(from))] }
+	for i := range 3000 {
+		spec := &config.HeaderModifier{}
+		for range rng.IntN(3) {
+			spec.Set = append(spec.Set, config.Header{Name: pick(names), Value: pick(values)})
+		}
+		for range rng.IntN(4) {
+			spec.Add = append(spec.Add, config.Header{Name: pick(names), Value: pick(values)})
+		}
+		for range rng.IntN(2) {
+			spec.Remove = append(spec.Remove, pick(names))
+		}
+		var block []byte
+		for range rng.IntN(6) {
+			block = append(block, pick(names)+":"+pick(spaces)+pick(values)+pick(spaces)+"\r\n"...)
+		}
+		m := compile(spec, false)
+		want := parseBlock(t, block)
+		m.apply(want)
+		w := compileWire(m)
+		edited := w.appendEditedBlock([]byte("kept"), block)
+		if !strings.HasPrefix(string(edited), "kept") {
+			t.Fatalf("case %d: appendEditedBlock did not append: %q", i, edited)
+		}
+		if got := parseBlock(t, edited[len("kept"):]); !equalHeaders(got, want) {
+			t.Fatalf("case %d: modifier %+v on %q: wire edits give %q, apply %q", i, spec, block, got, want)
 		}
 	}
 }

@@ -1,0 +1,139 @@
+package dataplane
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/config"
+)
+
+// A ResponseHeaderModifier can act on the wire form (plugins.RawResponseEditor): the
+// raw path makes its edits as it writes a response's head, whether it relays the
+// backend's answer as it comes, relays it through the rule's usual response path,
+// or answers itself. The tests here compare what the client gets either way.
+
+// responseModifier sets, adds to and removes fields of the answers, in mixed case.
+var responseModifier = &config.HeaderModifier{
+	Set:    []config.Header{{Name: "x-frame-options", Value: "DENY"}},
+	Add:    []config.Header{{Name: "X-Add", Value: "gw"}, {Name: "set-cookie", Value: "gw=1"}, {Name: "Ratelimit-Limit", Value: "x"}},
+	Remove: []string{"server", "X-Powered-By", "X-Content-Type-Options"},
+}
+
+// responseFields are a backend's fields the modifier edits, in the backend's case
+// and spacing.
+const responseFields = "x-lower: v\r\nserver: backend\r\nX-Powered-By: php\r\nset-cookie: a=1\r\nx-add: 1\r\nX-ADD:  2 \r\n"
+
+var responseEditCases = []rawCase{
+	{name: "relayed as it comes", raw: true, request: "GET /relayed HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+		response: "HTTP/1.1 200 OK\r\n" + responseFields + "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
+	{name: "head", raw: true, request: "HEAD /head HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+		response: "HTTP/1.1 200 OK\r\n" + responseFields + "Content-Type: text/plain\r\nContent-Length: 20\r\n\r\n"},
+	{name: "early hints left alone", raw: true, request: "GET /hints HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+		response: "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\nServer: hints\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\n" + responseFields + "Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
+	{name: "chunked, through the response path", request: "GET /chunked HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+		response: "HTTP/1.1 200 OK\r\n" + responseFields + "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"},
+}
+
+func TestRawForwardingEditsResponseFieldsAsTheHandlerPath(t *testing.T) {
+	backend := startScriptedBackend(t, responseEditCases)
+	rawServed := rawServedHere(t)
+	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: responseModifier}
+	addrs := map[ForwardingMode]string{}
+	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+		e, addr := rawTestEngineOf(t, mode, backend.ln.Addr().String())
+		mustApply(t, e, editSnapshot(backend.ln.Addr().String(), modifier))
+		addrs[mode] = addr
+	}
+	for _, c := range responseEditCases {
+		t.Run(c.name, func(t *testing.T) {
+			method := strings.SplitN(c.request, " ", 2)[0]
+			viaRaw := exchange(t, addrs[ForwardRaw], c.request)
+			backend.received(t, requestPath(c.request))
+			viaHandler := exchange(t, addrs[ForwardHandler], c.request)
+			backend.received(t, requestPath(c.request))
+			got, want := parseResponses(t, viaRaw, method), parseResponses(t, viaHandler, method)
+			if !equalResponses(got, want) {
+				t.Errorf("the client got\n%q\non the raw path, and\n%q\non the handler path", viaRaw, viaHandler)
+			}
+			if relayed := bytes.Contains(viaRaw, []byte("\r\nx-lower: v\r\n")); relayed != (c.raw && rawServed) {
+				t.Errorf("response relayed as is: %v, want %v:\n%q", relayed, c.raw && rawServed, viaRaw)
+			}
+			final := got[len(got)-1].header
+			checkResponseEdits(t, final, map[string][]string{"X-Add": {"1,2,gw"}, "Set-Cookie": {"a=1", "gw=1"}})
+			if len(got) == 2 && got[0].header.Get("Server") != "hints" {
+				t.Errorf("the early hints were edited: %v", got[0].header)
+			}
+		})
+	}
+}
+
+// checkResponseEdits checks an answer's fields against responseModifier, whatever
+// path sent them: want holds the fields whose values depend on the answer.
+func checkResponseEdits(t *testing.T, h http.Header, want map[string][]string) {
+	t.Helper()
+	want["X-Frame-Options"] = []string{"DENY"}
+	want["Server"], want["X-Powered-By"], want["X-Content-Type-Options"] = nil, nil, nil
+	for field, values := range want {
+		if got := h[field]; !slices.Equal(got, values) {
+			t.Errorf("the client got %s %q, want %q", field, got, values)
+		}
+	}
+}
+
+// TestRawForwardingEditsTheGatewaysAnswers: the gateway's own error answer is
+// edited, and so is a filter's refusal after the modifier, but not one before it,
+// which the handler path writes around the modifier.
+func TestRawForwardingEditsTheGatewaysAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := ln.Addr().String()
+	ln.Close()
+	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: responseModifier}
+	limit := config.Filter{Type: config.FilterRateLimit, RateLimit: &config.RateLimit{
+		ID: "one", Mode: config.RateLimitLocal,
+		Rules: []config.RateLimitRule{{Key: config.RateLimitKey{Type: config.KeyRoute}, Requests: 1,
+			Per: config.Duration(24 * time.Hour)}},
+	}}
+	for _, tc := range []struct {
+		name    string
+		filters []config.Filter
+		// limitEdited is whether the refusal is edited.
+		limitEdited bool
+	}{
+		{"modifier first", []config.Filter{modifier, limit}, true},
+		{"limit first", []config.Filter{limit, modifier}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			answers := map[ForwardingMode][]parsedResponse{}
+			wires := map[ForwardingMode][]byte{}
+			for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+				e, addr := rawTestEngineOf(t, mode, refused)
+				mustApply(t, e, editSnapshot(refused, tc.filters...))
+				for _, path := range []string{"/down", "/refused"} {
+					wire := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
+					answers[mode] = append(answers[mode], parseResponses(t, wire, http.MethodGet)...)
+					wires[mode] = append(wires[mode], wire...)
+				}
+			}
+			if !equalResponses(answers[ForwardRaw], answers[ForwardHandler]) {
+				t.Fatalf("the client got\n%q\non the raw path, and\n%q\non the handler path", wires[ForwardRaw], wires[ForwardHandler])
+			}
+			down, refusal := answers[ForwardRaw][0], answers[ForwardRaw][1]
+			if down.status != http.StatusBadGateway || refusal.status != http.StatusTooManyRequests {
+				t.Fatalf("statuses %d and %d, want 502 and 429", down.status, refusal.status)
+			}
+			checkResponseEdits(t, down.header, map[string][]string{"X-Add": {"gw"}, "Set-Cookie": {"gw=1"}, "Ratelimit-Limit": {"1,x"}})
+			if edited := refusal.header.Get("X-Frame-Options") == "DENY"; edited != tc.limitEdited {
+				t.Errorf("refusal edited: %v, want %v: %v", edited, tc.limitEdited, refusal.header)
+			}
+		})
+	}
+}
