@@ -28,13 +28,13 @@ import (
 // request whose head it would have to change further, or, when nothing is left to
 // chance, that the breaker would make wait, and leaves it to the rule's handler.
 type RawRoute struct {
-	// split holds the forwarder to each backend the rule sends a share of its
-	// requests to, by weight, as the rule's handler splits them. pinned, when the
-	// rule has a header route, is the forwarder of the requests that carry every
-	// header of conds (see headerRouteHandler).
-	split  weighted[*forwarder]
+	// split is the rule handler's split among the backends that get a share of
+	// the requests by weight, each a *forwarder, or nil when none does. header,
+	// when the rule has a header route, is its handler, and pinned the forwarder
+	// of the requests that carry its headers.
+	split  *weightedHandler
+	header *headerRouteHandler
 	pinned *forwarder
-	conds  []headerCond
 	// requestTimeout bounds the whole request, retries included; zero means none.
 	requestTimeout time.Duration
 	client         *backend.RawClient
@@ -69,8 +69,8 @@ func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observ
 			}
 		}
 	}
-	stages, ok := rawStages(chain, len(rule.Filters))
-	if !ok {
+	stages, deadline := rawStages(chain, len(rule.Filters))
+	if deadline == nil {
 		return nil
 	}
 	editor, editorAt, ok := rawEditor(stages)
@@ -85,13 +85,12 @@ func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observ
 	if client == nil {
 		return nil
 	}
-	requestTimeout, backendTimeout, retry := ruleSettings(rule)
-	r := &RawRoute{requestTimeout: requestTimeout, client: client, stages: stages, observer: observer,
+	r := &RawRoute{requestTimeout: deadline.timeout, client: client, stages: stages, observer: observer,
 		editor: editor, editorAt: editorAt, responseEditor: responseEditor, responseEditorAt: responseEditorAt}
 	if editor != nil {
 		r.edited = editor.EditedNames()
 	}
-	if !p.rawBackends(r, rule, backendTimeout, retry) {
+	if !rawBackends(r, deadline.next) {
 		return nil
 	}
 	return r
@@ -163,22 +162,22 @@ func rawReservedField(name string) bool {
 	return false
 }
 
-// rawStages returns the raw forms of the n filters chain begins with, or false when
-// one of them has none, or when what follows them is not the handler RuleHandler
-// builds.
-func rawStages(chain http.Handler, n int) ([]plugins.RawStage, bool) {
+// rawStages returns the raw forms of the n filters chain begins with, and the
+// handler RuleHandler built that follows them; nil when one of the filters has no
+// raw form, or when what follows them is not that handler.
+func rawStages(chain http.Handler, n int) ([]plugins.RawStage, *deadlineHandler) {
 	var stages []plugins.RawStage
 	h := chain
 	for range n {
 		stage, ok := h.(plugins.RawStage)
 		if !ok {
-			return nil, false
+			return nil, nil
 		}
 		stages = append(stages, stage)
 		h = stage.Next()
 	}
-	_, ok := h.(*deadlineHandler)
-	return stages, ok
+	deadline, _ := h.(*deadlineHandler)
+	return stages, deadline
 }
 
 // Forward forwards x to an endpoint of the backend, or declines it, having sent

@@ -1,56 +1,55 @@
 package proxy
 
 import (
+	"net/http"
 	"slices"
-	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/backend"
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/server/h1"
 )
 
-// How a raw route chooses the backend of a request: as the rule's handler does
-// (see RuleHandler), by the header route when the rule has one, else by weight. The
-// choice is made before the filters run, which cannot change it: none of them edits
-// a field the header route reads (see rawBackends).
+// How a raw route chooses the backend of a request: as the rule's handler does (see
+// RuleHandler), with the same split and the same forwarders, taken from the handler
+// RuleHandler built, so that both ways of forwarding share their weights and cost
+// no second set of forwarders. The choice is made before the filters run, which
+// cannot change it: none of them edits a field the header route reads (see
+// rawBackends).
 
-// rawBackends sets r's split and header route from rule's backend references, as
-// RuleHandler builds them, with a forwarder per reference shared by both. It
-// reports false when the rule needs its handler: a reference that gets requests is
-// invalid (the handler answers its share with an error) or has filters of its own,
-// or the header route reads a field the rule's filters edit.
-func (p *Proxy) rawBackends(r *RawRoute, rule *config.Rule, backendTimeout time.Duration, retry *retryPolicy) bool {
-	hr := rule.HeaderRoute
-	if hr != nil {
-		if len(hr.Headers) == 0 || hr.Backend < 0 || hr.Backend >= len(rule.Backends) {
+// rawBackends sets r's split and header route from next, the handler RuleHandler
+// built for the rule under its deadline. It reports false when the rule needs its
+// handler: a backend that gets requests answers with an error (an invalid
+// reference) or has filters of its own, or the header route reads a field the
+// rule's filters edit.
+func rawBackends(r *RawRoute, next http.Handler) bool {
+	if hr, ok := next.(*headerRouteHandler); ok {
+		pinned, ok := hr.pinned.(*forwarder)
+		if !ok {
 			return false
 		}
-		r.conds = newHeaderConds(hr.Headers)
-		for _, c := range r.conds {
+		for _, c := range hr.conds {
 			if slices.Contains(r.edited, c.name) {
 				return false
 			}
 		}
+		r.header, r.pinned = hr, pinned
+		next = hr.weighted
 	}
-	for i := range rule.Backends {
-		ref := &rule.Backends[i]
-		isPinned := hr != nil && hr.Backend == i
-		if ref.Weight <= 0 && !isPinned {
-			// The rule's handler sends such a backend nothing either.
-			continue
+	switch h := next.(type) {
+	case *weightedHandler:
+		for _, item := range h.items {
+			if _, ok := item.(*forwarder); !ok {
+				return false
+			}
 		}
-		if ref.Invalid != nil || ref.Backend == "" || len(ref.Filters) > 0 {
-			return false
-		}
-		fwd := p.newForwarder(ref.Backend, backendTimeout, retry)
-		if isPinned {
-			r.pinned = fwd
-		}
-		if ref.Weight > 0 {
-			r.split.add(ref.Weight, fwd)
-		}
+		r.split = h
+		return true
+	case *proxyError:
+		// A rule without weights answers with an error unless its header route
+		// takes the request: the raw route declines those.
+		return h == errNoBackends && r.pinned != nil
 	}
-	return len(r.split.items) > 0 || r.pinned != nil
+	return false
 }
 
 // choose returns the forwarder of the backend x goes to, or nil when the rule's
@@ -60,18 +59,19 @@ func (r *RawRoute) choose(x *h1.Exchange) *forwarder {
 	if r.pinned != nil && r.headersMatch(x) {
 		return r.pinned
 	}
-	if len(r.split.items) == 0 {
+	if r.split == nil {
 		return nil
 	}
-	return r.split.pick()
+	// rawBackends made sure that every item is a forwarder.
+	return r.split.pick().(*forwarder)
 }
 
 // headersMatch reports whether x carries every header of the header route, as
 // headerRouteHandler.matches decides for an http.Request: Host compares the
 // request's host, and any field line of a name may hold the value.
 func (r *RawRoute) headersMatch(x *h1.Exchange) bool {
-	for i := range r.conds {
-		c := &r.conds[i]
+	for i := range r.header.conds {
+		c := &r.header.conds[i]
 		if c.isHost {
 			if x.Host() != c.value {
 				return false
@@ -97,12 +97,14 @@ func (r *RawRoute) headersMatch(x *h1.Exchange) bool {
 // rule's handler makes a choice of its own, and declining one backend's requests
 // would move part of its share to the others.
 func (r *RawRoute) allPoolsRaw() bool {
-	if len(r.split.items) <= 1 && r.pinned == nil {
+	if r.pinned == nil && (r.split == nil || len(r.split.items) <= 1) {
 		return true
 	}
-	for _, f := range r.split.items {
-		if rawPool(f) == nil {
-			return false
+	if r.split != nil {
+		for _, item := range r.split.items {
+			if rawPool(item.(*forwarder)) == nil {
+				return false
+			}
 		}
 	}
 	return r.pinned == nil || rawPool(r.pinned) != nil
@@ -113,7 +115,7 @@ func (r *RawRoute) allPoolsRaw() bool {
 // depend on chance, so that the breaker declining a request moves no share of a
 // split.
 func (r *RawRoute) admitsEarly() bool {
-	return len(r.stages) == 0 && len(r.split.items) <= 1
+	return len(r.stages) == 0 && (r.split == nil || len(r.split.items) <= 1)
 }
 
 // rawPool returns the pool of the backend fwd forwards to, or nil when the raw

@@ -158,7 +158,7 @@ func (requestPlugin) Provision(_ plugins.Context, spec *config.Filter) (plugins.
 		return nil, err
 	}
 	m := compile(spec.RequestHeaderModifier, true)
-	wire := compileWire(m)
+	wire := &lazyWire{m: m}
 	return func(next http.Handler) http.Handler {
 		if m.host != "" {
 			// A new Host changes the request's authority, which the wire form
@@ -187,7 +187,7 @@ func (h *requestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (see plugins.RawRequestEditor), with the same result.
 type rawRequestHandler struct {
 	requestHandler
-	wire wireEdits
+	wire *lazyWire
 }
 
 var _ plugins.RawRequestEditor = (*rawRequestHandler)(nil)
@@ -203,16 +203,16 @@ func (h *rawRequestHandler) Next() http.Handler { return h.next }
 
 // EditedNames are the canonical names of the fields the modifier sets, adds to or
 // removes.
-func (h *rawRequestHandler) EditedNames() []string { return h.wire.names }
+func (h *rawRequestHandler) EditedNames() []string { return h.wire.get().names }
 
 // AppendEdited appends the edited fields of req, in wire form.
 func (h *rawRequestHandler) AppendEdited(b []byte, req plugins.RawRequest) []byte {
-	return h.wire.appendFields(b, &requestSource{req})
+	return h.wire.get().appendFields(b, &requestSource{req})
 }
 
 // EditedValue returns the first value of an edited field after the edits.
 func (h *rawRequestHandler) EditedValue(req plugins.RawRequest, canonicalName string) string {
-	return h.wire.firstValue(&requestSource{req}, canonicalName)
+	return h.wire.get().firstValue(&requestSource{req}, canonicalName)
 }
 
 type responsePlugin struct{}
@@ -230,7 +230,7 @@ func (responsePlugin) Provision(_ plugins.Context, spec *config.Filter) (plugins
 	}
 	m := compile(spec.ResponseHeaderModifier, false)
 	// The method value is bound once here rather than per request.
-	h := &responseHandler{edit: m.apply, wire: compileWire(m)}
+	h := &responseHandler{edit: m.apply, wire: &lazyWire{m: m}}
 	return func(next http.Handler) http.Handler {
 		h := *h
 		h.next = next
@@ -242,7 +242,7 @@ func (responsePlugin) Provision(_ plugins.Context, spec *config.Filter) (plugins
 // also a plugins.RawResponseEditor, with the same result on the wire form.
 type responseHandler struct {
 	edit func(http.Header)
-	wire wireEdits
+	wire *lazyWire
 	next http.Handler
 }
 
@@ -265,11 +265,11 @@ func (h *responseHandler) Next() http.Handler { return h.next }
 
 // ResponseEditedNames are the canonical names of the fields the modifier sets, adds
 // to or removes.
-func (h *responseHandler) ResponseEditedNames() []string { return h.wire.names }
+func (h *responseHandler) ResponseEditedNames() []string { return h.wire.get().names }
 
 // AppendEditedResponse appends the field lines of block after the edits.
 func (h *responseHandler) AppendEditedResponse(b, block []byte) []byte {
-	return h.wire.appendEditedBlock(b, block)
+	return h.wire.get().appendEditedBlock(b, block)
 }
 
 // EditHeader makes the edits on h.

@@ -2,6 +2,7 @@ package headers
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/switchyard-dev/switchyard/plugins"
 )
@@ -36,9 +37,26 @@ type wireEdits struct {
 	names []string
 }
 
+// lazyWire is a modifier's wire edits, worked out on first use: only the rules the
+// raw path serves need them, and a configuration of many rules served by their
+// handlers should not hold them.
+type lazyWire struct {
+	m    *modifier
+	once sync.Once
+	w    wireEdits
+}
+
+func (l *lazyWire) get() *wireEdits {
+	l.once.Do(func() { l.w = compileWire(l.m) })
+	return &l.w
+}
+
 // compileWire groups m's edits by name. Names are canonical already (see compile).
 func compileWire(m *modifier) wireEdits {
-	var w wireEdits
+	// Sized for names that do not repeat, the usual case, which a configuration of
+	// many routes feels.
+	n := len(m.set) + len(m.add) + len(m.remove)
+	w := wireEdits{edits: make([]nameEdit, 0, n), names: make([]string, 0, n)}
 	for _, s := range m.set {
 		e := w.edit(s.Name)
 		e.set, e.value = true, s.Value
