@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // Ways a response body is delimited (RFC 9112 section 6.3).

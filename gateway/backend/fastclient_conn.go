@@ -20,8 +20,8 @@ import (
 
 	"github.com/switchyard-dev/switchyard/gateway/internal/ctxhook"
 	"github.com/switchyard-dev/switchyard/gateway/internal/deadline"
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
 	"github.com/switchyard-dev/switchyard/gateway/internal/rawio"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // clientBufferSize is the read and write buffer size of a backend connection.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // RawClient forwards requests given in their wire form over the fast client's

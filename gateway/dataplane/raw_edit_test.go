@@ -47,16 +47,24 @@ func editSnapshot(backendAddr string, filters ...config.Filter) *config.Snapshot
 	return snap
 }
 
+// editEngines starts an engine of each forwarding mode on editSnapshot and returns
+// their addresses.
+func editEngines(t *testing.T, backendAddr string, filters ...config.Filter) map[ForwardingMode]string {
+	t.Helper()
+	addrs := map[ForwardingMode]string{}
+	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+		e, addr := rawTestEngineOf(t, mode, backendAddr)
+		mustApply(t, e, editSnapshot(backendAddr, filters...))
+		addrs[mode] = addr
+	}
+	return addrs
+}
+
 func TestRawForwardingEditsRequestFieldsAsTheHandlerPath(t *testing.T) {
 	backend := startScriptedBackend(t, editCases)
 	rawServed := rawServedHere(t)
 	modifier := config.Filter{Type: config.FilterRequestHeaderModifier, RequestHeaderModifier: editModifier}
-	addrs := map[ForwardingMode]string{}
-	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
-		e, addr := rawTestEngineOf(t, mode, backend.ln.Addr().String())
-		mustApply(t, e, editSnapshot(backend.ln.Addr().String(), modifier))
-		addrs[mode] = addr
-	}
+	addrs := editEngines(t, backend.ln.Addr().String(), modifier)
 	for _, c := range editCases {
 		t.Run(c.name, func(t *testing.T) {
 			path := requestPath(c.request)

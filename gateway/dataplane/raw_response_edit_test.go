@@ -44,12 +44,7 @@ func TestRawForwardingEditsResponseFieldsAsTheHandlerPath(t *testing.T) {
 	backend := startScriptedBackend(t, responseEditCases)
 	rawServed := rawServedHere(t)
 	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: responseModifier}
-	addrs := map[ForwardingMode]string{}
-	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
-		e, addr := rawTestEngineOf(t, mode, backend.ln.Addr().String())
-		mustApply(t, e, editSnapshot(backend.ln.Addr().String(), modifier))
-		addrs[mode] = addr
-	}
+	addrs := editEngines(t, backend.ln.Addr().String(), modifier)
 	for _, c := range responseEditCases {
 		t.Run(c.name, func(t *testing.T) {
 			method := strings.SplitN(c.request, " ", 2)[0]
@@ -114,9 +109,7 @@ func TestRawForwardingEditsTheGatewaysAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			answers := map[ForwardingMode][]parsedResponse{}
 			wires := map[ForwardingMode][]byte{}
-			for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
-				e, addr := rawTestEngineOf(t, mode, refused)
-				mustApply(t, e, editSnapshot(refused, tc.filters...))
+			for mode, addr := range editEngines(t, refused, tc.filters...) {
 				for _, path := range []string{"/down", "/refused"} {
 					wire := exchange(t, addr, "GET "+path+" HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
 					answers[mode] = append(answers[mode], parseResponses(t, wire, http.MethodGet)...)

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strconv"
 
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // framingState is where a framingTracker stands in the HTTP/1.1 byte stream.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
+
 	"github.com/switchyard-dev/switchyard/plugins"
 )
 
@@ -150,7 +152,7 @@ func (s *blockSource) each(name string, f func(value []byte) bool) {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
 		n, value, ok := bytes.Cut(bytes.TrimSuffix(line, []byte{'\r'}), []byte{':'})
-		if ok && equalFold(n, name) && !f(bytes.Trim(value, " \t")) {
+		if ok && httpsyntax.EqualFold(n, name) && !f(bytes.Trim(value, " \t")) {
 			return
 		}
 	}
@@ -274,7 +276,7 @@ func (w *wireEdits) appendEditedBlock(b, block []byte) []byte {
 // touches reports whether the edits name a field, in any case.
 func (w *wireEdits) touches(name []byte) bool {
 	for i := range w.edits {
-		if equalFold(name, w.edits[i].name) {
+		if httpsyntax.EqualFold(name, w.edits[i].name) {
 			return true
 		}
 	}
@@ -286,25 +288,4 @@ func appendField(b []byte, name, value string) []byte {
 	b = append(b, ": "...)
 	b = append(b, value...)
 	return append(b, "\r\n"...)
-}
-
-// equalFold reports whether the field name a equals b, ASCII letters compared in
-// any case, as field names compare.
-func equalFold(a []byte, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -49,6 +49,22 @@ func editedByWire(w wireEdits, req *wireRequest) http.Header {
 	return h
 }
 
+// randomModifier sets, adds and removes a few of names, with values.
+func randomModifier(rng *rand.Rand, names, values []string) *config.HeaderModifier {
+	pick := func(from []string) string { return from[rng.IntN(len(from))] }
+	spec := &config.HeaderModifier{}
+	for range rng.IntN(3) {
+		spec.Set = append(spec.Set, config.Header{Name: pick(names), Value: pick(values)})
+	}
+	for range rng.IntN(4) {
+		spec.Add = append(spec.Add, config.Header{Name: pick(names), Value: pick(values)})
+	}
+	for range rng.IntN(2) {
+		spec.Remove = append(spec.Remove, pick(names))
+	}
+	return spec
+}
+
 // TestWireEditsMatchApply compares the wire form of random modifiers' edits with
 // what apply does to the same request's header, value for value, and firstValue
 // with Header.Get.
@@ -58,16 +74,7 @@ func TestWireEditsMatchApply(t *testing.T) {
 	values := []string{"", "1", "two", "c=3", "a,b"}
 	pick := func(from []string) string { return from[rng.IntN(len(from))] }
 	for i := range 3000 {
-		spec := &config.HeaderModifier{}
-		for range rng.IntN(3) {
-			spec.Set = append(spec.Set, config.Header{Name: pick(names), Value: pick(values)})
-		}
-		for range rng.IntN(4) {
-			spec.Add = append(spec.Add, config.Header{Name: pick(names), Value: pick(values)})
-		}
-		for range rng.IntN(2) {
-			spec.Remove = append(spec.Remove, pick(names))
-		}
+		spec := randomModifier(rng, names, values)
 		req := &wireRequest{}
 		for range rng.IntN(6) {
 			req.fields = append(req.fields, [2]string{http.CanonicalHeaderKey(pick(names)), pick(values)})
@@ -154,16 +161,7 @@ func TestWireEditsOfAResponseBlockMatchApply(t *testing.T) {
 	spaces := []string{"", " ", "  ", "\t"}
 	pick := func(from []string) string { return from[rng.IntN(len(from))] }
 	for i := range 3000 {
-		spec := &config.HeaderModifier{}
-		for range rng.IntN(3) {
-			spec.Set = append(spec.Set, config.Header{Name: pick(names), Value: pick(values)})
-		}
-		for range rng.IntN(4) {
-			spec.Add = append(spec.Add, config.Header{Name: pick(names), Value: pick(values)})
-		}
-		for range rng.IntN(2) {
-			spec.Remove = append(spec.Remove, pick(names))
-		}
+		spec := randomModifier(rng, names, values)
 		var block []byte
 		for range rng.IntN(6) {
 			block = append(block, pick(names)+":"+pick(spaces)+pick(values)+pick(spaces)+"\r\n"...)

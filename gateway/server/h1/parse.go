@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // protocolError is a request the server refuses before any handler sees it. The

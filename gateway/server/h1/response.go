@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/switchyard-dev/switchyard/gateway/internal/httpsyntax"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // deferLimit is how much body a response without Content-Length holds back before

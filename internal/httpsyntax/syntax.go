@@ -1,6 +1,7 @@
 // Package httpsyntax holds the small pieces of HTTP/1.1 syntax (RFC 9110, RFC 9112)
-// that the gateway's parsers share: the framing guard, the HTTP/1.1 server and the
-// backend client must read tokens, lists and chunk sizes the same way.
+// that the gateway's parsers and the filters that edit heads share: the framing
+// guard, the HTTP/1.1 server and the backend client must read tokens, lists and
+// chunk sizes the same way.
 package httpsyntax
 
 import "strings"
