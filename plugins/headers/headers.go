@@ -207,12 +207,12 @@ func (h *rawRequestHandler) EditedNames() []string { return h.wire.get().names }
 
 // AppendEdited appends the edited fields of req, in wire form.
 func (h *rawRequestHandler) AppendEdited(b []byte, req plugins.RawRequest) []byte {
-	return h.wire.get().appendFields(b, &requestSource{req})
+	return h.wire.get().appendFields(b, &fieldSource{req: req})
 }
 
 // EditedValue returns the first value of an edited field after the edits.
 func (h *rawRequestHandler) EditedValue(req plugins.RawRequest, canonicalName string) string {
-	return h.wire.get().firstValue(&requestSource{req}, canonicalName)
+	return h.wire.get().firstValue(&fieldSource{req: req}, canonicalName)
 }
 
 type responsePlugin struct{}

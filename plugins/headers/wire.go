@@ -2,7 +2,9 @@ package headers
 
 import (
 	"bytes"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 
@@ -94,72 +96,43 @@ func (w *wireEdits) find(name string) *nameEdit {
 	return nil
 }
 
-// fieldSource gives the values of a head's field lines by name, in order, before the
-// edits.
-type fieldSource interface {
-	// appendValues appends the values of the lines named name, each after a
-	// comma when *joined, which it sets once it appended one.
-	appendValues(b []byte, name string, joined *bool) []byte
-	// appendLines appends a field line of name for each of its values.
-	appendLines(b []byte, name string) []byte
-	// first returns the first value of name, if there is one.
-	first(name string) (string, bool)
+// fieldSource is the field lines of a head before the edits, read by name, in
+// order: a request's, whose names are canonical, or a block of a response's, each
+// line ending in CRLF, whose names may be in any case and whose values are read as
+// a parser reads them, without the white space around them. It is one concrete
+// type rather than an interface so that reading it allocates nothing.
+type fieldSource struct {
+	req   plugins.RawRequest
+	block []byte
 }
 
-// requestSource is a request's field lines, whose names are canonical.
-type requestSource struct{ req plugins.RawRequest }
-
-func (s *requestSource) appendValues(b []byte, name string, joined *bool) []byte {
-	for j := range s.req.Fields() {
-		if n, value := s.req.Field(j); n == name {
-			if *joined {
-				b = append(b, ',')
+// each calls f with the value of each line named name, until f returns false.
+func (s *fieldSource) each(name string, f func(value string) bool) {
+	if s.req != nil {
+		for j := range s.req.Fields() {
+			if n, value := s.req.Field(j); n == name && !f(value) {
+				return
 			}
-			b = append(b, value...)
-			*joined = true
 		}
+		return
 	}
-	return b
-}
-
-func (s *requestSource) appendLines(b []byte, name string) []byte {
-	for j := range s.req.Fields() {
-		if n, value := s.req.Field(j); n == name {
-			b = appendField(b, name, value)
-		}
-	}
-	return b
-}
-
-func (s *requestSource) first(name string) (string, bool) {
-	for j := range s.req.Fields() {
-		if n, value := s.req.Field(j); n == name {
-			return value, true
-		}
-	}
-	return "", false
-}
-
-// blockSource is a block of a response's field lines, each ending in CRLF, whose
-// names may be in any case. Values are read as a parser reads them, without the
-// white space around them.
-type blockSource struct{ block []byte }
-
-// each calls f with the value of each line named name.
-func (s *blockSource) each(name string, f func(value []byte) bool) {
 	rest := s.block
 	for len(rest) > 0 {
 		var line []byte
 		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
 		n, value, ok := bytes.Cut(bytes.TrimSuffix(line, []byte{'\r'}), []byte{':'})
-		if ok && httpsyntax.EqualFold(n, name) && !f(bytes.Trim(value, " \t")) {
+		// The value is only appended or copied, never kept, so it is shown as a
+		// string without a copy.
+		if ok && httpsyntax.EqualFold(n, name) && !f(unsafeString(bytes.Trim(value, " \t"))) {
 			return
 		}
 	}
 }
 
-func (s *blockSource) appendValues(b []byte, name string, joined *bool) []byte {
-	s.each(name, func(value []byte) bool {
+// appendValues appends the values of the lines named name, each after a comma
+// when *joined, which it sets once it appended one.
+func (s *fieldSource) appendValues(b []byte, name string, joined *bool) []byte {
+	s.each(name, func(value string) bool {
 		if *joined {
 			b = append(b, ',')
 		}
@@ -170,22 +143,21 @@ func (s *blockSource) appendValues(b []byte, name string, joined *bool) []byte {
 	return b
 }
 
-func (s *blockSource) appendLines(b []byte, name string) []byte {
-	s.each(name, func(value []byte) bool {
-		b = append(b, name...)
-		b = append(b, ": "...)
-		b = append(b, value...)
-		b = append(b, "\r\n"...)
+// appendLines appends a field line of name for each of its values.
+func (s *fieldSource) appendLines(b []byte, name string) []byte {
+	s.each(name, func(value string) bool {
+		b = appendField(b, name, value)
 		return true
 	})
 	return b
 }
 
-func (s *blockSource) first(name string) (string, bool) {
+// first returns a copy of the first value of name, if there is one.
+func (s *fieldSource) first(name string) (string, bool) {
 	var first string
 	found := false
-	s.each(name, func(value []byte) bool {
-		first, found = string(value), true
+	s.each(name, func(value string) bool {
+		first, found = strings.Clone(value), true
 		return false
 	})
 	return first, found
@@ -195,7 +167,7 @@ func (s *blockSource) first(name string) (string, bool) {
 // src's lines before them: none for a removed name; for Set-Cookie a line per value;
 // for any other name one line whose value joins the values with commas, as
 // joinValue does.
-func (w *wireEdits) appendFields(b []byte, src fieldSource) []byte {
+func (w *wireEdits) appendFields(b []byte, src *fieldSource) []byte {
 	for i := range w.edits {
 		e := &w.edits[i]
 		switch {
@@ -222,7 +194,7 @@ func (w *wireEdits) appendFields(b []byte, src fieldSource) []byte {
 // appendJoined appends the one value a name other than Set-Cookie has after the
 // edits, removal aside: the Set's value or the values before the edits, then the
 // Adds', all joined by commas.
-func (e *nameEdit) appendJoined(b []byte, src fieldSource) []byte {
+func (e *nameEdit) appendJoined(b []byte, src *fieldSource) []byte {
 	joined := false
 	if e.set {
 		b = append(b, e.value...)
@@ -241,7 +213,7 @@ func (e *nameEdit) appendJoined(b []byte, src fieldSource) []byte {
 }
 
 // firstValue is what http.Header.Get returns for name after apply.
-func (w *wireEdits) firstValue(src fieldSource, name string) string {
+func (w *wireEdits) firstValue(src *fieldSource, name string) string {
 	e := w.find(name)
 	switch {
 	case e == nil || e.removed:
@@ -270,7 +242,7 @@ func (w *wireEdits) appendEditedBlock(b, block []byte) []byte {
 		}
 		rest = after
 	}
-	return w.appendFields(b, &blockSource{block})
+	return w.appendFields(b, &fieldSource{block: block})
 }
 
 // touches reports whether the edits name a field, in any case.
@@ -289,3 +261,7 @@ func appendField(b []byte, name, value string) []byte {
 	b = append(b, value...)
 	return append(b, "\r\n"...)
 }
+
+// unsafeString shows b as a string without a copy; b must not change while the
+// string is in use.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

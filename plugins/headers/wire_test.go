@@ -39,7 +39,7 @@ func editedByWire(w wireEdits, req *wireRequest) http.Header {
 			h[f[0]] = append(h[f[0]], f[1])
 		}
 	}
-	for line := range strings.SplitSeq(strings.TrimSuffix(string(w.appendFields(nil, &requestSource{req})), "\r\n"), "\r\n") {
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(w.appendFields(nil, &fieldSource{req: req})), "\r\n"), "\r\n") {
 		if line == "" {
 			continue
 		}
@@ -90,7 +90,7 @@ func TestWireEditsMatchApply(t *testing.T) {
 			t.Fatalf("case %d: modifier %+v on %q: wire edits give %q, apply %q", i, spec, req.fields, got, want)
 		}
 		for _, name := range w.names {
-			if got := w.firstValue(&requestSource{req}, name); got != want.Get(name) {
+			if got := w.firstValue(&fieldSource{req: req}, name); got != want.Get(name) {
 				t.Fatalf("case %d: modifier %+v on %q: first value of %s is %q, want %q", i, spec, req.fields, name, got, want.Get(name))
 			}
 		}
@@ -177,5 +177,25 @@ func TestWireEditsOfAResponseBlockMatchApply(t *testing.T) {
 		if got := parseBlock(t, edited[len("kept"):]); !equalHeaders(got, want) {
 			t.Fatalf("case %d: modifier %+v on %q: wire edits give %q, apply %q", i, spec, block, got, want)
 		}
+	}
+}
+
+// TestWireEditsDoNotAllocate: the raw path makes the edits on every request and
+// response, into buffers it keeps.
+func TestWireEditsDoNotAllocate(t *testing.T) {
+	m := compile(&config.HeaderModifier{
+		Set:    []config.Header{{Name: "X-Set", Value: "s"}},
+		Add:    []config.Header{{Name: "X-Add", Value: "a"}, {Name: "Set-Cookie", Value: "c=1"}},
+		Remove: []string{"X-Remove"},
+	}, false)
+	w := compileWire(m)
+	req := &wireRequest{fields: [][2]string{{"X-Add", "1"}, {"X-Keep", "k"}, {"X-Remove", "r"}, {"Set-Cookie", "c=0"}}}
+	block := []byte("x-add: 1\r\nX-Keep: k\r\nx-remove: r\r\nSet-Cookie: c=0\r\n")
+	buf := make([]byte, 0, 1024)
+	if allocs := testing.AllocsPerRun(100, func() { buf = w.appendFields(buf[:0], &fieldSource{req: req}) }); allocs != 0 {
+		t.Errorf("request edits allocate %v times", allocs)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { buf = w.appendEditedBlock(buf[:0], block) }); allocs != 0 {
+		t.Errorf("response edits allocate %v times", allocs)
 	}
 }
