@@ -119,6 +119,15 @@ func TestRawForwardingEditsTheGatewaysAnswers(t *testing.T) {
 			if !equalResponses(answers[ForwardRaw], answers[ForwardHandler]) {
 				t.Fatalf("the client got\n%q\non the raw path, and\n%q\non the handler path", wires[ForwardRaw], wires[ForwardHandler])
 			}
+			// The raw path writes its own answers with the filters' fields ahead
+			// of its Content-Type, where the handler path's server sorts the
+			// fields: that shows which path answered.
+			if raw := wires[ForwardRaw]; rawServedHere(t) && !filterFieldsFirst(raw) {
+				t.Errorf("the raw path did not answer itself:\n%q", raw)
+			}
+			if filterFieldsFirst(wires[ForwardHandler]) {
+				t.Errorf("the handler path's answers are not sorted:\n%q", wires[ForwardHandler])
+			}
 			down, refusal := answers[ForwardRaw][0], answers[ForwardRaw][1]
 			if down.status != http.StatusBadGateway || refusal.status != http.StatusTooManyRequests {
 				t.Fatalf("statuses %d and %d, want 502 and 429", down.status, refusal.status)
@@ -126,6 +135,100 @@ func TestRawForwardingEditsTheGatewaysAnswers(t *testing.T) {
 			checkResponseEdits(t, down.header, map[string][]string{"X-Add": {"gw"}, "Set-Cookie": {"gw=1"}, "Ratelimit-Limit": {"1,x"}})
 			if edited := refusal.header.Get("X-Frame-Options") == "DENY"; edited != tc.limitEdited {
 				t.Errorf("refusal edited: %v, want %v: %v", edited, tc.limitEdited, refusal.header)
+			}
+		})
+	}
+}
+
+// filterFieldsFirst reports whether every answer in wire has the rate limit's
+// Ratelimit-Remaining, which no edit moves, ahead of its Content-Type, as the raw
+// path writes its own answers.
+func filterFieldsFirst(wire []byte) bool {
+	answers := bytes.Split(wire, []byte("HTTP/1.1 "))[1:]
+	for _, answer := range answers {
+		remaining, typ := bytes.Index(answer, []byte("\r\nRatelimit-Remaining: ")), bytes.Index(answer, []byte("\r\nContent-Type: "))
+		if remaining < 0 || typ < 0 || remaining > typ {
+			return false
+		}
+	}
+	return len(answers) > 0
+}
+
+// TestRawForwardingDeclinesResponseEditsOfItsOwnFields: a modifier that removes
+// Content-Type keeps its rule on the handler path, whose server then sniffs a type
+// for the body, as the raw relay would not.
+func TestRawForwardingDeclinesResponseEditsOfItsOwnFields(t *testing.T) {
+	cases := responseEditCases[:1]
+	backend := startScriptedBackend(t, cases)
+	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: &config.HeaderModifier{
+		Remove: []string{"content-type"}}}
+	e, addr := rawTestEngineOf(t, ForwardRaw, backend.ln.Addr().String())
+	mustApply(t, e, editSnapshot(backend.ln.Addr().String(), modifier))
+	wire := exchange(t, addr, cases[0].request)
+	if bytes.Contains(wire, []byte("\r\nx-lower: v\r\n")) {
+		t.Errorf("the raw path relayed an answer whose Content-Type the rule removes:\n%q", wire)
+	}
+	if got := parseResponses(t, wire, http.MethodGet)[0].header.Get("Content-Type"); got != "text/plain; charset=utf-8" {
+		t.Errorf("Content-Type %q, want the sniffed text/plain; charset=utf-8", got)
+	}
+}
+
+// silentBackend accepts connections and reads from them without ever answering,
+// until the gateway hangs up.
+func silentBackend(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 4096)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestClientGoneUnderAResponseModifierCountsAsGone: a client that leaves before the
+// backend answers is counted as gone (499) on both paths, with a response header
+// modifier as without one; the modifier's writer once sent an empty 200 for it on
+// the handler path.
+func TestClientGoneUnderAResponseModifierCountsAsGone(t *testing.T) {
+	backend := silentBackend(t)
+	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: responseModifier}
+	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+		t.Run(string(mode), func(t *testing.T) {
+			e, reg, logged := policyEngine(t, mode, editSnapshot(backend, modifier))
+			conn, err := net.DialTimeout("tcp", e.Addr("127.0.0.1:0"), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write([]byte("GET /gone HTTP/1.1\r\nHost: app.example.com\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+			conn.Close()
+			settle(t, reg)
+			key := `switchyard_requests_total{backend="default/b:80"|code="4xx"|route="default/r"}`
+			if counts := countsOf(t, reg); counts[key] != 1 {
+				t.Errorf("%s = %v, want 1 (counts %v)", key, counts[key], counts)
+			}
+			if lines := logged.lines(t); len(lines) != 1 || lines[0]["status"] != float64(499) {
+				t.Errorf("access log %v, want one line of status 499", lines)
 			}
 		})
 	}

@@ -41,9 +41,10 @@ type wireEdits struct {
 	names []string
 }
 
-// lazyWire is a modifier's wire edits, worked out on first use: only the rules the
-// raw path serves need them, and a configuration of many rules served by their
-// handlers should not hold them.
+// lazyWire is a modifier's wire edits, worked out on first use: when the data plane
+// builds a raw route for the modifier's rule, which it does for most rules in its
+// default forwarding mode but never in the handler mode, and for no rule with a
+// filter that has no raw form. Those rules should not hold edits they never use.
 type lazyWire struct {
 	m    *modifier
 	once sync.Once

@@ -78,11 +78,15 @@ func (w *Writer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Unwrap gives http.ResponseController access to the underlying writer.
 func (w *Writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Finish edits and sends the headers of a handler that returned without writing
-// anything, which net/http would otherwise send unedited as an empty 200. Call it
+// Finish edits the headers of a handler that returned without writing anything,
+// which the server would otherwise send unedited as an empty 200. It leaves the
+// writing to the server, as a handler that writes nothing does, so that what
+// happened stays the server's to tell: the empty 200, or nothing at all for a
+// client that went away (which the access log and metrics count as such). Call it
 // after the wrapped handler returns.
 func (w *Writer) Finish() {
 	if !w.done {
-		w.WriteHeader(http.StatusOK)
+		w.done = true
+		w.Edit(w.ResponseWriter.Header())
 	}
 }
