@@ -173,42 +173,13 @@ func TestRawForwardingDeclinesResponseEditsOfItsOwnFields(t *testing.T) {
 	}
 }
 
-// silentBackend accepts connections and reads from them without ever answering,
-// until the gateway hangs up.
-func silentBackend(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // TestClientGoneUnderAResponseModifierCountsAsGone: a client that leaves before the
 // backend answers is counted as gone (499) on both paths, with a response header
 // modifier as without one; the modifier's writer once sent an empty 200 for it on
 // the handler path.
 func TestClientGoneUnderAResponseModifierCountsAsGone(t *testing.T) {
-	backend := silentBackend(t)
+	// The backend answers after the client has gone.
+	backend, _ := countingBackend(t, func(int, http.ResponseWriter) { time.Sleep(time.Second) })
 	modifier := config.Filter{Type: config.FilterResponseHeaderModifier, ResponseHeaderModifier: responseModifier}
 	for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
 		t.Run(string(mode), func(t *testing.T) {
