@@ -175,3 +175,24 @@ func TestRawForwardingShowsEditsToLaterFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestRawForwardingKeysOnHostAsTheHandlerPath: a rate limit keyed on a header
+// named Host finds none on the handler path, whose header map leaves Host out, so
+// every host shares one bucket; the raw path must count the same.
+func TestRawForwardingKeysOnHostAsTheHandlerPath(t *testing.T) {
+	backend := startScriptedBackend(t, []rawCase{{request: "GET /t HTTP/1.1\r\n", response: editedAnswer}})
+	limit := config.Filter{Type: config.FilterRateLimit, RateLimit: &config.RateLimit{ID: "hosts", Mode: config.RateLimitLocal,
+		Rules: []config.RateLimitRule{{Key: config.RateLimitKey{Type: config.KeyHeader, Name: "Host"}, Requests: 1,
+			Per: config.Duration(24 * time.Hour)}}}}
+	got := map[ForwardingMode][]int{}
+	for mode, addr := range editEngines(t, backend.ln.Addr().String(), limit) {
+		for _, host := range []string{"a.example.com", "b.example.com"} {
+			wire := exchange(t, addr, "GET /t HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+			got[mode] = append(got[mode], parseResponses(t, wire, http.MethodGet)[0].status)
+		}
+	}
+	want := []int{http.StatusOK, http.StatusTooManyRequests}
+	if !slices.Equal(got[ForwardRaw], want) || !slices.Equal(got[ForwardHandler], want) {
+		t.Errorf("statuses: raw %v, handler %v, want %v on both", got[ForwardRaw], got[ForwardHandler], want)
+	}
+}

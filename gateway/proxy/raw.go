@@ -180,9 +180,9 @@ func rawStages(chain http.Handler, n int) ([]plugins.RawStage, *deadlineHandler)
 	return stages, deadline
 }
 
-// Forward forwards x to an endpoint of the backend, or declines it, having sent
-// nothing, when the request or the backend's state needs the rule's handler. l
-// writes the request's access log line.
+// Forward forwards x to an endpoint of the backend the rule's handler would choose,
+// or declines it, having sent nothing, when the request or the backend's state
+// needs the rule's handler. l writes the request's access log line.
 func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 	if !rawForwardable(x) {
 		return false
@@ -199,8 +199,8 @@ func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 		return false
 	}
 	if r.admitsEarly() {
-		// Without filters, before a backend's pick, the breaker admits the
-		// request here or declines it: admission would wait in the breaker's
+		// Without filters, and when the pick of the backend is not left to
+		// chance, the breaker admits the request here or declines it: admission would wait in the breaker's
 		// queue, or be refused with an answer the handler path gives. Any other
 		// request is admitted as on the handler path (see rawCall.serve).
 		release, ok := pool.Breaker().TryAcquire()

@@ -45,9 +45,9 @@ type rawCall struct {
 	// editResponse is set once the stage that edits the responses' fields has
 	// passed the request on: every answer after that is edited.
 	editResponse bool
-	// forwarded is when the filters passed the request on, from which outcomes
-	// and the retry budget count, as they count from the forwarder's start on the
-	// handler path.
+	// forwarded is when the filters passed the request on (or the breaker was
+	// asked to admit it), from which outcomes and the retry budget count, as they
+	// count from the forwarder's start on the handler path.
 	forwarded time.Time
 }
 
@@ -101,8 +101,13 @@ type rawRequest struct {
 }
 
 // HeaderValue returns the first value of the field with the canonical name, as
-// http.Header.Get does, after the edits of the filters that have run.
+// http.Header.Get does on the handler path's request, after the edits of the
+// filters that have run. That header has no Host, which net/http keeps apart, so
+// neither has this one: a filter keyed on it must see the same on both paths.
 func (r *rawRequest) HeaderValue(canonicalName string) string {
+	if canonicalName == "Host" {
+		return ""
+	}
 	if r.editor != nil && slices.Contains(r.edited, canonicalName) {
 		return r.editor.EditedValue(r, canonicalName)
 	}
