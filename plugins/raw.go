@@ -16,6 +16,9 @@ import (
 // of ServeHTTP for such requests, and never both for one request.
 
 // RawStage is a filter's handler that can also act on a request in its wire form.
+// A stage that edits heads (RawRequestEditor, RawResponseEditor) does so through
+// the data plane, not in FilterRaw: whatever runs raw stages must make those edits,
+// or leave the rule to its handler.
 type RawStage interface {
 	http.Handler
 	// FilterRaw does to req what ServeHTTP does to an http.Request: it returns nil
