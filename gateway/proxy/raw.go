@@ -102,24 +102,7 @@ func (p *Proxy) RawRoute(rule *config.Rule, chain http.Handler, observer *observ
 // decline a request, the deadlines it sets, those it reads the request's retry and
 // trace identity from, and User-Agent, which an empty value takes out.
 func rawEditor(stages []plugins.RawStage) (plugins.RawRequestEditor, int, bool) {
-	var editor plugins.RawRequestEditor
-	at := -1
-	for i, stage := range stages {
-		e, ok := stage.(plugins.RawRequestEditor)
-		if !ok {
-			continue
-		}
-		if editor != nil {
-			return nil, -1, false
-		}
-		for _, name := range e.EditedNames() {
-			if rawReservedField(name) {
-				return nil, -1, false
-			}
-		}
-		editor, at = e, i
-	}
-	return editor, at, true
+	return oneEditor(stages, plugins.RawRequestEditor.EditedNames, rawReservedField)
 }
 
 // rawResponseEditor returns the one stage that edits the responses' fields (nil and
@@ -127,22 +110,29 @@ func rawEditor(stages []plugins.RawStage) (plugins.RawRequestEditor, int, bool) 
 // or the raw relay decide themselves: the framing and hop-by-hop fields, Content-Type
 // (without which a body's type is sniffed) and Date.
 func rawResponseEditor(stages []plugins.RawStage) (plugins.RawResponseEditor, int, bool) {
-	var editor plugins.RawResponseEditor
+	return oneEditor(stages, plugins.RawResponseEditor.ResponseEditedNames, func(name string) bool {
+		switch name {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Content-Type", "Date":
+			return true
+		}
+		return false
+	})
+}
+
+// oneEditor returns the one stage of kind E and its index (the zero E and -1 when
+// there is none), or false when several are, or when one edits a field that
+// reserved names, as names lists them.
+func oneEditor[E plugins.RawStage](stages []plugins.RawStage, names func(E) []string, reserved func(string) bool) (E, int, bool) {
+	var editor, none E
 	at := -1
 	for i, stage := range stages {
-		e, ok := stage.(plugins.RawResponseEditor)
+		e, ok := stage.(E)
 		if !ok {
 			continue
 		}
-		if editor != nil {
-			return nil, -1, false
-		}
-		for _, name := range e.ResponseEditedNames() {
-			switch name {
-			case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-				"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", "Content-Type", "Date":
-				return nil, -1, false
-			}
+		if at >= 0 || slices.ContainsFunc(names(e), reserved) {
+			return none, -1, false
 		}
 		editor, at = e, i
 	}
