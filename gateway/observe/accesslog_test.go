@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
+	"github.com/switchyard-dev/switchyard/gateway/dataplane"
 	"github.com/switchyard-dev/switchyard/gateway/observe"
 )
 
@@ -75,16 +76,14 @@ func TestAccessLogWritesOneLinePerRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, okAddr := accessLogRoutes(t)
-	_, url := startEngine(t, obs, snap)
+	e, url := startEngine(t, obs, snap)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	send(t, url+"/retry/x?secret=1", "Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
 	send(t, url+"/limited")
 	send(t, url+"/limited")
 	send(t, url+"/empty")
 	send(t, url+"/nowhere")
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterEngine(t, e, log)
 	lines := parseLines(t, out.Bytes())
 	if len(lines) != 5 {
 		t.Fatalf("%d lines, want 5:\n%s", len(lines), out.String())
@@ -121,17 +120,30 @@ func TestAccessLogSamplingKeepsEveryServerError(t *testing.T) {
 		t.Fatal(err)
 	}
 	snap, _ := accessLogRoutes(t)
-	_, url := startEngine(t, obs, snap)
+	e, url := startEngine(t, obs, snap)
 	for range 5 {
 		send(t, url+"/retry")
 	}
 	send(t, url+"/empty")
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterEngine(t, e, log)
 	lines := parseLines(t, out.Bytes())
 	if len(lines) != 1 || lines[0].Status != http.StatusServiceUnavailable {
 		t.Fatalf("with sampling 0, got %d lines, want only the 503:\n%s", len(lines), out.String())
+	}
+}
+
+// closeAfterEngine closes log once e has shut down. A request's line is written
+// after its answer is out, so a test that closed the log as soon as its client had
+// the answer could lose the line; the shutdown waits for requests to end.
+func closeAfterEngine(t *testing.T, e *dataplane.Engine, log *observe.AccessLog) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -164,16 +176,7 @@ func TestOpenAccessLog(t *testing.T) {
 	snap, _ := accessLogRoutes(t)
 	e, url := startEngine(t, obs, snap)
 	send(t, url+"/limited")
-	// The line is written once the answer is out: the engine's shutdown waits for
-	// that, so that closing the log does not race it.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := e.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
+	closeAfterEngine(t, e, log)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
