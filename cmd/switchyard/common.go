@@ -80,8 +80,8 @@ func (d *dataPlaneFlags) register(fs *flag.FlagSet) {
 		"default: $"+server.HTTP1ModeEnv+", else fast")
 	fs.StringVar(&d.http2, "http2", "", "HTTP/2 server for clients when --http1 is fast: fast (built for the data path) or std (net/http); "+
 		"default: $"+server.HTTP2ModeEnv+", else "+string(server.DefaultHTTP2Mode))
-	fs.StringVar(&d.forwarding, "forwarding", "", "how HTTP/1.1 requests of rules sent to one backend, with no filters but rate limits, are forwarded: raw (from their wire form, "+
-		"where the request and the answer allow) or handler (always by the rule's handler); default: $"+dataplane.ForwardingModeEnv+", else raw")
+	fs.StringVar(&d.forwarding, "forwarding", "", "how HTTP/1.1 requests of rules sent to cleartext backends without filters of their own, with no filters but rate limits and "+
+		"header modifiers, are forwarded: raw (from their wire form, where the request and the answer allow; see the README) or handler (always by the rule's handler); default: $"+dataplane.ForwardingModeEnv+", else raw")
 	fs.IntVar(&d.gcPercent, "gc-percent", 0, "garbage collection target, as GOGC: heap growth in percent over the live heap before a collection; "+
 		"negative turns collection off (set GOMEMLIMIT then); 0: $GOGC when set, else "+strconv.Itoa(defaultGCPercent))
 	d.observeFlags.register(fs)

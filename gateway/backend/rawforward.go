@@ -17,8 +17,8 @@ import (
 // RawClient forwards requests given in their wire form over the fast client's
 // connections, and relays the answers to a client byte for byte, with the head's
 // hop-by-hop fields taken out. It serves only what it can relay that way: requests
-// without a body, answered by a response framed by Content-Length (or without a
-// body). Anything else it reports as errNotRelayable before the client has been
+// given whole (a body framed by Content-Length follows the head), answered by a
+// response framed by Content-Length (or without a body). Anything else it reports as errNotRelayable before the client has been
 // written to.
 type RawClient struct {
 	t *fastTransport
@@ -72,19 +72,21 @@ type RawResult struct {
 	rh      rawHead
 }
 
-// Forward sends the request head req, of a request without a body, to addr, relays
-// interim responses to sink, and returns once the final response head has arrived,
-// so that the caller can count the answer before the client sees it; Relay then
-// sends it. head is set for HEAD requests, whose responses have no body whatever
-// their framing says; replayable for requests that may be sent again when a pooled
-// connection turns out to have been closed by the backend (see Replayable). The
-// exchange ends when ctx does.
-func (rc *RawClient) Forward(ctx context.Context, addr string, req []byte, head, replayable bool, sink RawSink) RawResult {
+// Forward sends the request req, its head and its body framed by Content-Length,
+// to addr, relays interim responses to sink, and returns once the final response
+// head has arrived, so that the caller can count the answer before the client sees
+// it; Relay then sends it. head is set for HEAD requests, whose responses have no
+// body whatever their framing says; replayable for requests that may be sent again
+// when a pooled connection turns out to have been closed by the backend (see
+// Replayable); body for requests that carry one. A request with a body that may not
+// be sent again is sent on an idle connection only once that connection is seen
+// still open, as RoundTrip does. The exchange ends when ctx does.
+func (rc *RawClient) Forward(ctx context.Context, addr string, req []byte, head, replayable, body bool, sink RawSink) RawResult {
 	if err := ctx.Err(); err != nil {
 		return RawResult{Err: err}
 	}
 	for {
-		cc, err := rc.t.getConn(ctx, addr, false)
+		cc, err := rc.t.getConn(ctx, addr, body && !replayable)
 		if err != nil {
 			return RawResult{Err: err}
 		}
@@ -98,7 +100,7 @@ func (rc *RawClient) Forward(ctx context.Context, addr string, req []byte, head,
 	}
 }
 
-// Replayable reports whether a request without a body may be sent again after a
+// Replayable reports whether a request given whole may be sent again after a
 // stale connection failed it, by the rule of RoundTrip: its method is safe to
 // repeat (RFC 9110 section 9.2.2), or it carries an idempotency key.
 func Replayable(method string, hasIdempotencyKey bool) bool {

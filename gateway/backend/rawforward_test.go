@@ -131,7 +131,7 @@ func forwardGet(t *testing.T, rc *RawClient, addr string, head, idempotent bool,
 	if head {
 		req = strings.Replace(rawGet, "GET", "HEAD", 1)
 	}
-	return relayed(rc.Forward(ctx, addr, []byte(req), head, idempotent, sink), sink)
+	return relayed(rc.Forward(ctx, addr, []byte(req), head, idempotent, false, sink), sink)
 }
 
 // relayed finishes what Forward began, as the proxy does: a final response the raw
@@ -544,7 +544,7 @@ func TestRawForwardErrorKinds(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	res = rc.Forward(ctx, silent, []byte(rawGet), false, true, &fakeSink{})
+	res = rc.Forward(ctx, silent, []byte(rawGet), false, true, false, &fakeSink{})
 	if res.Err != context.Canceled || res.Wrote {
 		t.Fatalf("ended context = %v, want the context's error itself", res.Err)
 	}
@@ -556,7 +556,7 @@ func TestRawForwardErrorKinds(t *testing.T) {
 	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res = rc.Forward(ctx, silent, []byte(rawGet), false, true, &fakeSink{})
+	res = rc.Forward(ctx, silent, []byte(rawGet), false, true, false, &fakeSink{})
 	if !errors.Is(res.Err, context.DeadlineExceeded) || res.Wrote || time.Since(start) > 2*time.Second {
 		t.Fatalf("context ending while waiting = %v after %v, want context.DeadlineExceeded", res.Err, time.Since(start))
 	}
@@ -666,7 +666,7 @@ func TestRawRelayAddsFieldsAndCountsTheBody(t *testing.T) {
 	defer cancel()
 	for i, want := range []int64{2, int64(len(body))} {
 		sink := &fakeSink{}
-		res := rc.Forward(ctx, addr, []byte(rawGet), false, true, sink)
+		res := rc.Forward(ctx, addr, []byte(rawGet), false, true, false, sink)
 		if res.Status != http.StatusOK || res.Err != nil {
 			t.Fatalf("exchange %d: status %d, error %v", i, res.Status, res.Err)
 		}
@@ -705,7 +705,7 @@ func TestRawDiscardKeepsOnlyAWholeResponsesConnection(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), rawWait)
 			defer cancel()
 			sink := &fakeSink{}
-			res := rc.Forward(ctx, addr, []byte(rawGet), false, true, sink)
+			res := rc.Forward(ctx, addr, []byte(rawGet), false, true, false, sink)
 			if res.Status != http.StatusServiceUnavailable {
 				t.Fatalf("status %d, error %v", res.Status, res.Err)
 			}
@@ -713,7 +713,7 @@ func TestRawDiscardKeepsOnlyAWholeResponsesConnection(t *testing.T) {
 			if sink.String() != "" {
 				t.Errorf("a discarded response reached the client: %q", sink.String())
 			}
-			res = relayed(rc.Forward(ctx, addr, []byte(rawGet), false, true, sink), sink)
+			res = relayed(rc.Forward(ctx, addr, []byte(rawGet), false, true, false, sink), sink)
 			if got := sink.String(); res.Err != nil || got != c.then {
 				t.Errorf("the exchange after a discard: error %v, client got %q", res.Err, got[:min(len(got), 200)])
 			}

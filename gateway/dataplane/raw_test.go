@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,21 @@ var rawCases = []rawCase{
 	{name: "post without body", raw: true,
 		request:  "POST /form HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 0\r\n\r\n",
 		response: "HTTP/1.1 201 Created\r\nx-lower: v\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nnew"},
+	{name: "post with a body", raw: true,
+		request:  "POST /json HTTP/1.1\r\nHost: app.example.com\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{\"id\":\"a-1\"}",
+		response: "HTTP/1.1 201 Created\r\nx-lower: v\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"},
+	{name: "put with repeated lengths", raw: true,
+		request:  "PUT /item/7 HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 5\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nseven",
+		response: "HTTP/1.1 204 No Content\r\nx-lower: v\r\n\r\n"},
+	{name: "get with a body", raw: true,
+		request:  "GET /search HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 9\r\n\r\nq=gateway",
+		response: "HTTP/1.1 200 OK\r\nx-lower: v\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"},
+	{name: "body of 3 KiB", raw: true,
+		request:  "PATCH /doc HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 3072\r\n\r\n" + strings.Repeat("patch-me", 384),
+		response: "HTTP/1.1 200 OK\r\nx-lower: v\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\npatched"},
+	{name: "body larger than the read buffer",
+		request:  "POST /upload HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 20000\r\n\r\n" + strings.Repeat("0123456789", 2000),
+		response: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nuploaded"},
 	{name: "early hints", raw: true,
 		request:  "GET /hints HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
 		response: "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nx-lower: v\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"},
@@ -164,6 +180,11 @@ func (b *scriptedBackend) serve(c net.Conn) {
 				break
 			}
 		}
+		if n := contentLength(head.String()); n > 0 {
+			if _, err := io.CopyN(&head, r, n); err != nil {
+				return
+			}
+		}
 		path := requestPath(head.String())
 		b.mu.Lock()
 		b.got[path] = head.Bytes()
@@ -176,6 +197,19 @@ func (b *scriptedBackend) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// contentLength returns the body length a request head declares, 0 when it
+// declares none.
+func contentLength(head string) int64 {
+	for line := range strings.SplitSeq(head, "\r\n") {
+		name, value, ok := strings.Cut(line, ":")
+		if ok && strings.EqualFold(name, "Content-Length") {
+			n, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // received returns the request the backend last received for path.
@@ -256,8 +290,8 @@ func parseResponses(t *testing.T, wire []byte, method string) []parsedResponse {
 
 // parsedRequest is a request as a backend sees it.
 type parsedRequest struct {
-	method, uri, host string
-	header            http.Header
+	method, uri, host, body string
+	header                  http.Header
 }
 
 func parseRequest(t *testing.T, wire []byte) parsedRequest {
@@ -266,7 +300,11 @@ func parseRequest(t *testing.T, wire []byte) parsedRequest {
 	if err != nil {
 		t.Fatalf("parsing %q: %v", wire, err)
 	}
-	return parsedRequest{req.Method, req.RequestURI, req.Host, req.Header}
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatalf("reading the body of %q: %v", wire, err)
+	}
+	return parsedRequest{req.Method, req.RequestURI, req.Host, string(body), req.Header}
 }
 
 // rawTestEngine returns the address of an engine of the given forwarding mode
@@ -324,7 +362,7 @@ func TestRawForwardingMatchesTheHandlerPath(t *testing.T) {
 }
 
 func equalRequests(a, b parsedRequest) bool {
-	return a.method == b.method && a.uri == b.uri && a.host == b.host && equalHeaders(a.header, b.header)
+	return a.method == b.method && a.uri == b.uri && a.host == b.host && a.body == b.body && equalHeaders(a.header, b.header)
 }
 
 func equalResponses(a, b []parsedResponse) bool {

@@ -221,12 +221,17 @@ func rawReplayable(x *h1.Exchange) bool {
 	return backend.Replayable(x.Method(), key)
 }
 
-// rawForwardable reports whether the head can be sent on with the edits appendHead
-// makes: the target is in origin form and needs no cleaning, and no field asks for
-// more than those edits (hop-by-hop fields, forwarding fields to merge, deadlines).
+// rawForwardable reports whether the request can be sent on with the edits
+// appendHead makes: the target is in origin form and needs no cleaning, no field
+// asks for more than those edits (hop-by-hop fields, forwarding fields to merge,
+// deadlines), and the body is one the handler path would keep to replay.
 func rawForwardable(x *h1.Exchange) bool {
 	if !rawTargetOK(x.Target()) || x.Host() == "" {
 		// Without a Host, the backend client sends the endpoint's address.
+		return false
+	}
+	if len(x.Body()) > maxReplayBody {
+		// The handler path would send such a body once, without retries.
 		return false
 	}
 	for i := range x.Fields() {
@@ -298,9 +303,9 @@ func rawTargetOK(t string) bool {
 }
 
 // appendHead appends the outbound head, as forwardDirect would send it, but for the
-// deadline field and the empty line that ends it, which each attempt adds: the
-// request line and Host as received, the fields but hop-by-hop ones, the body's
-// framing and an empty User-Agent, with the editor's edits made, and
+// deadline field and the empty line that ends it, which each attempt adds with the
+// body: the request line and Host as received, the fields but hop-by-hop ones, the
+// body's framing and an empty User-Agent, with the editor's edits made, and
 // X-Forwarded-For, -Proto and -Host. req shows x to the editor.
 func (r *RawRoute) appendHead(b []byte, x *h1.Exchange, req plugins.RawRequest) []byte {
 	b = append(b, x.Method()...)
@@ -330,7 +335,11 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange, req plugins.RawRequest) 
 	if r.editor != nil {
 		b = r.editor.AppendEdited(b, req)
 	}
-	if backend.BodyExpected(x.Method()) {
+	if n := len(x.Body()); n > 0 {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(n), 10)
+		b = append(b, "\r\n"...)
+	} else if backend.BodyExpected(x.Method()) {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	peer, _, err := net.SplitHostPort(x.RemoteAddr())

@@ -172,7 +172,9 @@ func (e *rawCall) serve() {
 
 // serveWithRetries forwards the request, trying again on the failures the policy
 // retries while attempts remain and the budget and the breaker allow, as
-// forwarder.serveWithRetries does. A request without a body can always be replayed.
+// forwarder.serveWithRetries does. A request can always be replayed: its body, if it
+// has one, is in the connection's buffer whole (see h1.Exchange.Body), and no larger
+// than the handler path keeps to replay (see rawForwardable).
 func (e *rawCall) serveWithRetries(ctx context.Context) {
 	f := e.fwd
 	if f.budget != nil {
@@ -207,14 +209,18 @@ func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retr
 		defer d.Release()
 		tryCtx = d
 	}
-	head := appendDeadline(e.head, tryCtx)
+	// The body follows the head in one write, as the fast client sends a small
+	// body on the handler path.
+	body := e.x.Body()
+	req := append(appendDeadline(e.head, tryCtx), body...)
 	ep.Requests.Add(1)
 	ep.InFlight.Add(1)
 	// Deferred so that the count is released on a panic too.
 	defer ep.InFlight.Add(-1)
-	res := e.route.client.Forward(tryCtx, ep.Address, head, e.x.Method() == http.MethodHead, rawReplayable(e.x), e.x)
-	// The head's buffer may have grown for the deadline field: keep the larger one.
-	e.head = head[:len(e.head)]
+	res := e.route.client.Forward(tryCtx, ep.Address, req, e.x.Method() == http.MethodHead, rawReplayable(e.x), len(body) > 0, e.x)
+	// The buffer may have grown for the deadline field and the body: keep the
+	// larger one.
+	e.head = req[:len(e.head)]
 	if res.Status == 0 {
 		return e.failed(ctx, tryCtx, ep, perm, res, tryStart), ep
 	}

@@ -11,8 +11,10 @@ import (
 // Forwarder answers requests from their wire form, without the http.Request, header
 // map and ResponseWriter a handler needs: a proxy can send the head it received on
 // with a few edits and relay the answer as it comes. The server offers it each
-// request that has no body and expects nothing (no Expect, not HTTP/1.0); what it
-// declines goes to the Handler as usual.
+// HTTP/1.1 request that expects nothing (no Expect) and has either no body or one
+// framed by Content-Length that arrived whole with its head, so that it is in the
+// connection's buffer (Exchange.Body); what it declines goes to the Handler as
+// usual, body and all.
 type Forwarder interface {
 	// Forward answers x and returns true, or returns false having written nothing,
 	// to leave the request to the Handler. x is valid only during the call.
@@ -25,7 +27,8 @@ type Forwarder interface {
 type Exchange struct {
 	c *conn
 	// Request holds the request's method, URL, host and peer as a handler would
-	// get them, but has no context and no body; it is for looking at, not keeping.
+	// get them, but has no context, and its body is not to be read (see Body); it
+	// is for looking at, not keeping.
 	// Its Header is nil until Header or ResponseWriter is called.
 	Request *http.Request
 	ctx     *requestContext
@@ -76,6 +79,15 @@ func (x *Exchange) Field(i int) (name, value string) {
 	return text[s.nameStart:s.nameEnd], text[s.valueStart:s.valueEnd]
 }
 
+// Body returns the request's body, empty when it has none. The server offers a
+// request with a body only once the body is in the connection's buffer whole, so
+// that a forwarder can send it on with the head, and again should a retry need it.
+// The bytes are the buffer's: valid only during Forward, and not to be changed. A
+// request the forwarder takes has its body counted as read.
+func (x *Exchange) Body() []byte {
+	return x.c.rbuf[x.c.r : x.c.r+int(x.c.head.contentLength)]
+}
+
 // DateLine returns the "Date: ...\r\n" line the server puts in its own responses.
 func (x *Exchange) DateLine() []byte { return x.c.srv.dateLine() }
 
@@ -119,16 +131,28 @@ func (x *Exchange) Abort() {
 }
 
 // forwardable reports whether the parsed request may be offered to a forwarder: it
-// has no body and no expectation, and is HTTP/1.1.
-func (h *head) forwardable() bool {
-	return h.contentLength == 0 && !h.chunked && !h.http10 && !h.expect100 && !h.otherExpect
+// is HTTP/1.1 with no expectation, and has no body or one framed by Content-Length
+// that is in the buffer whole. A body still on its way goes to the handler, which
+// reads it as it comes: waiting for it here would hold the request up in a place
+// no timeout of the handler path covers.
+func (c *conn) forwardable() bool {
+	h := &c.head
+	if h.chunked || h.http10 || h.expect100 || h.otherExpect {
+		return false
+	}
+	return h.contentLength <= int64(c.w-c.r)
 }
 
 // serveRequest serves the request of the template: by the forwarder, when it takes
 // it, else by the handler. It reports whether the connection carries on.
 func (c *conn) serveRequest() bool {
-	if c.srv.forwarder == nil || !c.head.forwardable() {
+	if c.srv.forwarder == nil || !c.forwardable() {
 		return c.run()
+	}
+	if c.head.contentLength > 0 {
+		// The body is buffered whole, so the socket holds nothing more of this
+		// request: the watcher may read it for a client going away.
+		c.watch.bodyDone.Store(true)
 	}
 	ctx := &c.next.ctx
 	ctx.parent = c.baseCtx
@@ -139,6 +163,9 @@ func (c *conn) serveRequest() bool {
 	}
 	c.watch.begin(time.Now(), ctx)
 	handled := c.forward(x)
+	if handled || x.wrote {
+		c.bodyTaken()
+	}
 	if !handled && !x.wrote {
 		got, gone := c.watch.end(c)
 		if len(got) > 0 {
@@ -147,9 +174,11 @@ func (c *conn) serveRequest() bool {
 		if gone {
 			ctx.cancel()
 		}
-		// end forgot that the body (there is none) has been read; the handler's
-		// watch needs to know.
-		c.watch.bodyDone.Store(true)
+		// end forgot whether the body has been read; the handler's watch needs
+		// to know. A body still to read says so itself once it is.
+		if c.head.contentLength == 0 {
+			c.watch.bodyDone.Store(true)
+		}
 		// The exchange must not keep the request's state alive on an idle
 		// connection.
 		c.exchange = Exchange{}
@@ -184,6 +213,22 @@ func (c *conn) serveRequest() bool {
 		return false
 	}
 	return true
+}
+
+// bodyTaken counts the body of a request the forwarder took as read: it was in the
+// buffer whole (see forwardable) and went on from there. What a forwarder read of it
+// through Request.Body is already counted.
+func (c *conn) bodyTaken() {
+	b, ok := c.tmpl.Body.(*body)
+	if !ok {
+		return
+	}
+	b.mu.Lock()
+	if !b.chunked && !b.done && b.err == nil {
+		c.r += int(b.remaining)
+		b.remaining, b.done = 0, true
+	}
+	b.mu.Unlock()
 }
 
 // forward offers x to the forwarder, recovering from its panics as serveHandler

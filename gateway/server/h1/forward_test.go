@@ -132,13 +132,14 @@ func TestForwarderAnswersRawKeepAliveAndPipelined(t *testing.T) {
 	}
 }
 
-// TestRequestsNotOffered: requests with a body, HTTP/1.0 requests and requests with
-// an expectation go to the handler without the forwarder seeing them.
+// TestRequestsNotOffered: requests with a chunked body, HTTP/1.0 requests and
+// requests with an expectation go to the handler without the forwarder seeing them.
+// (Bodies framed by Content-Length are offered once buffered whole: see
+// forward_body_test.go.)
 func TestRequestsNotOffered(t *testing.T) {
 	var offers, calls atomic.Int64
 	addr, _ := serve(t, Config{Forwarder: targetForwarder(&offers), Handler: handlerBody(&calls)})
 	cases := []struct{ name, request, method, body string }{
-		{"content length", "POST /cl HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", "POST", "handler POST /cl hello"},
 		{"chunked", "POST /ch HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n", "POST", "handler POST /ch hi"},
 		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: h\r\n\r\n", "GET", "handler GET /old "},
 		{"expect continue", "GET /exp HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n", "GET", "handler GET /exp "},

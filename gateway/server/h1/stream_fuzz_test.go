@@ -17,15 +17,19 @@ import (
 const sentinel = "GET /__end HTTP/1.1\r\nHost: end\r\n\r\n"
 
 // serveStream runs a connection over an in-memory pipe and returns what the handler
-// saw of each request, in order, until the stream ended or was refused.
-func serveStream(t *testing.T, stream []byte) []string {
+// saw of each request, in order, until the stream ended or was refused. With
+// forward, a forwarder is offered the requests first and takes every other one,
+// reading its body from Exchange.Body, so that the requests it takes, those it
+// declines and those never offered to it must all split the stream alike.
+func serveStream(t *testing.T, stream []byte, forward bool) []string {
 	t.Helper()
 	var (
-		mu   sync.Mutex
-		seen []string
-		end  = make(chan struct{})
+		mu     sync.Mutex
+		seen   []string
+		end    = make(chan struct{})
+		offers int
 	)
-	srv := New(Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	cfg := Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if r.URL.Path == "/__end" {
 			close(end)
@@ -34,7 +38,25 @@ func serveStream(t *testing.T, stream []byte) []string {
 		mu.Lock()
 		seen = append(seen, fmt.Sprintf("%s %s body=%q err=%v", r.Method, r.RequestURI, body, err != nil))
 		mu.Unlock()
-	}), ReadHeaderTimeout: time.Second, IdleTimeout: time.Second})
+	}), ReadHeaderTimeout: time.Second, IdleTimeout: time.Second}
+	if forward {
+		cfg.Forwarder = forwarderFunc(func(x *Exchange) bool {
+			offers++
+			if offers%2 == 1 && x.Target() != "/__end" {
+				return false
+			}
+			if x.Target() == "/__end" {
+				close(end)
+			} else {
+				mu.Lock()
+				seen = append(seen, fmt.Sprintf("%s %s body=%q err=false", x.Method(), x.Target(), x.Body()))
+				mu.Unlock()
+			}
+			rawAnswer(x, "")
+			return true
+		})
+	}
+	srv := New(cfg)
 	client, server := net.Pipe()
 	served := make(chan struct{})
 	go func() {
@@ -89,15 +111,19 @@ func FuzzServeStream(f *testing.F) {
 		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab\r\n0\r\n\r\n",
 		"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+		"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nabPOST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\ncdePUT /3 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nf",
+		"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcdGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		ours := serveStream(t, stream)
 		theirs := netHTTPRequests(append(bytes.Clone(stream), sentinel...))
-		for i, got := range ours {
-			if i >= len(theirs) || theirs[i] != got {
-				t.Fatalf("request %d: served %q, net/http reads %q\nstream %q", i, got, theirs, stream)
+		for _, forward := range []bool{false, true} {
+			ours := serveStream(t, stream, forward)
+			for i, got := range ours {
+				if i >= len(theirs) || theirs[i] != got {
+					t.Fatalf("request %d (forwarder %v): served %q, net/http reads %q\nstream %q", i, forward, got, theirs, stream)
+				}
 			}
 		}
 	})
