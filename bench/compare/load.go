@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,11 +27,15 @@ type loadSettings struct {
 	RateConns int
 }
 
-// runWrk runs `wrk -t1` against the target's benchmark request.
-func runWrk(ctx context.Context, ls loadSettings, url, host, cpus string) (loadResult, error) {
+// runWrk runs `wrk -t1` against the target's benchmark request, with the script
+// when not empty.
+func runWrk(ctx context.Context, ls loadSettings, url, host, script, cpus string) (loadResult, error) {
 	args := []string{"-t1", "-c" + strconv.Itoa(ls.Conns), "-d" + wholeSeconds(ls.Duration), "--latency"}
 	if host != "" {
 		args = append(args, "-H", "Host: "+host)
+	}
+	if script != "" {
+		args = append(args, "-s", script)
 	}
 	out, err := runTool(ctx, cpus, "wrk", append(args, url)...)
 	if err != nil {
@@ -70,4 +77,22 @@ func runTool(ctx context.Context, cpus, name string, args ...string) (string, er
 // wholeSeconds renders d as whole seconds, at least one, as wrk wants them.
 func wholeSeconds(d time.Duration) string {
 	return strconv.Itoa(max(1, int(d.Round(time.Second)/time.Second)))
+}
+
+// writeBodyScript writes, in dir, a wrk script that makes every request a POST with
+// a JSON body of size bytes, and returns its path. wrk sends a request's head and
+// body in one write, as API clients send small bodies.
+func writeBodyScript(dir string, size int) (string, error) {
+	path := filepath.Join(dir, "post.lua")
+	script := "wrk.method = \"POST\"\n" +
+		"wrk.headers[\"Content-Type\"] = \"application/json\"\n" +
+		"wrk.body = " + strconv.Quote(jsonBody(size)) + "\n"
+	return path, os.WriteFile(path, []byte(script), 0o644)
+}
+
+// jsonBody returns a JSON document of exactly size bytes (at least 12): one string
+// field padded to the size.
+func jsonBody(size int) string {
+	const open, end = `{"data":"`, `"}`
+	return open + strings.Repeat("x", max(0, size-len(open)-len(end))) + end
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -82,15 +83,17 @@ func TestBaselineScenariosMeasureSwitchyardBareAndTheFloor(t *testing.T) {
 		t.Errorf("with --forwarding: %v, want switchyard-bare-handler right after switchyard-bare", got)
 	}
 	for _, sc := range scenarios(binaries{observeFlags: true, forwardingFlag: true}, loadSettings{}) {
-		baseline := sc.key == "reference" || sc.key == "pinned"
+		// The request body scenario compares the raw path with the handler path as
+		// the reference does.
+		baseline := sc.key == "reference" || sc.key == "pinned" || sc.key == "post-1k"
 		if baseline && !slices.Contains(sc.targets, targetBare) {
 			t.Errorf("scenario %s does not measure switchyard-bare: %v", sc.key, sc.targets)
 		}
 		if slices.Contains(sc.targets, targetBareHandler) != baseline {
-			t.Errorf("scenario %s: switchyard-bare-handler in %v; it belongs to the reference and pinned scenarios only", sc.key, sc.targets)
+			t.Errorf("scenario %s: switchyard-bare-handler in %v; it belongs to the reference, pinned and post-1k scenarios only", sc.key, sc.targets)
 		}
 		if slices.Contains(sc.targets, targetFloor) != baseline {
-			t.Errorf("scenario %s: the floor in %v; it belongs to the reference and pinned scenarios only", sc.key, sc.targets)
+			t.Errorf("scenario %s: the floor in %v; it belongs to the reference, pinned and post-1k scenarios only", sc.key, sc.targets)
 		}
 	}
 }
@@ -177,6 +180,27 @@ func TestManyRoutesScenarioMeasuresOneRouteInTheSameRounds(t *testing.T) {
 		one := sc.table.oneRoute()
 		if len(one.Routes) != 1 || one.Host != sc.table.Host || one.Path != sc.table.Path || one.MissPath != "" {
 			t.Errorf("the one-route table %+v does not take the many-route request %s%s", one, sc.table.Host, sc.table.Path)
+		}
+	}
+}
+
+func TestBodyScriptSendsItsSize(t *testing.T) {
+	for _, size := range []int{12, 100, 1024} {
+		if got := len(jsonBody(size)); got != size {
+			t.Errorf("jsonBody(%d) is %d bytes", size, got)
+		}
+	}
+	path, err := writeBodyScript(t.TempDir(), 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`wrk.method = "POST"`, `wrk.body = "{\"data\":\"xxx`, `"application/json"`} {
+		if !strings.Contains(string(script), want) {
+			t.Errorf("the script lacks %s:\n%s", want, script)
 		}
 	}
 }

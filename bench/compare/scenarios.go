@@ -35,17 +35,24 @@ type scenario struct {
 	table   routeTable
 	// size is the response body size in bytes.
 	size int
-	load loadKind
+	// requestBody, when not zero, makes every request a POST with a body of that
+	// many bytes (framed by Content-Length), sent by a wrk script; script is that
+	// script's path, written when the scenario runs.
+	requestBody int
+	script      string
+	load        loadKind
 	// pinned runs each target on one core of its own, the load and the backend on
 	// the others.
 	pinned bool
 }
 
-// Body sizes: the reference's tiny body, and the two larger ones.
+// Body sizes: the reference's tiny body, and the two larger ones; requests' bodies
+// are of an API call's size.
 const (
-	tinyBody  = 2
-	body10KiB = 10 << 10
-	body1MiB  = 1 << 20
+	tinyBody     = 2
+	body10KiB    = 10 << 10
+	body1MiB     = 1 << 20
+	requestBody1 = 1 << 10
 )
 
 // scenarios lists every scenario in report order. The policy comparison depends on
@@ -67,6 +74,8 @@ func scenarios(bins binaries, ls loadSettings) []scenario {
 			about: "As the reference, with a 10 KiB body."},
 		{key: "body-1m", title: "1 MiB response body", targets: peers, table: catchAll(), size: body1MiB,
 			about: "As the reference, with a 1 MiB body."},
+		{key: "post-1k", title: "1 KiB request body", targets: baselineTargets(bins), table: catchAll(), size: tinyBody, requestBody: requestBody1,
+			about: fmt.Sprintf("As the reference, with every request a POST of a %d-byte JSON body, framed by Content-Length and sent with its head, as API clients send small bodies (wrk with a script).", requestBody1)},
 		{key: "http2", title: "HTTP/2 clients", targets: http2Targets(bins), table: catchAll(), size: tinyBody, load: h2Load,
 			about: fmt.Sprintf("Load from h2load -t1 -c%d -m%d (HTTP/2 with prior knowledge over cleartext, %d streams in flight); proxies speak HTTP/1.1 with keep-alive to the backend, direct and the relay reach the backend's own h2c.%s",
 				ls.H2Clients, ls.H2Streams, ls.H2Clients*ls.H2Streams, http2About(bins))},
@@ -147,8 +156,14 @@ func runScenario(ctx context.Context, rs runSettings, sc scenario) (*scenarioRes
 		return nil, err
 	}
 	dir := filepath.Join(rs.dir, sc.key)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	err := os.MkdirAll(dir, 0o755)
+	if err != nil {
 		return nil, err
+	}
+	if sc.requestBody > 0 {
+		if sc.script, err = writeBodyScript(dir, sc.requestBody); err != nil {
+			return nil, err
+		}
 	}
 	res := &scenarioResult{scenario: sc, samples: map[string][]map[string]float64{}}
 	targetCPUs, loadCPUs := cpuPlan(sc.pinned, rs.cores)
@@ -239,7 +254,7 @@ func measure(ctx context.Context, ls loadSettings, sc scenario, t *target, loadC
 	var err error
 	switch sc.load {
 	case wrkLoad:
-		r, err = runWrk(ctx, ls, url, sc.table.Host, loadCPUs)
+		r, err = runWrk(ctx, ls, url, sc.table.Host, sc.script, loadCPUs)
 	case h2Load:
 		r, err = runH2load(ctx, ls, url, sc.table.Host, loadCPUs)
 	case openLoad:
