@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -23,7 +24,7 @@ import (
 // goroutines, a server's connection goroutines), so that a CPU profile splits by
 // party: go tool pprof -tagfocus role=gateway.
 func BenchmarkProxyRequestOverLoopback(b *testing.B) {
-	benchLoopback(b, nil, nil)
+	benchLoopback(b, nil, nil, nil)
 }
 
 // BenchmarkProxyRequestOverLoopbackPolicies is BenchmarkProxyRequestOverLoopback
@@ -32,9 +33,9 @@ func BenchmarkProxyRequestOverLoopback(b *testing.B) {
 // access log line per request (on). Run with SWITCHYARD_FORWARDING=raw and
 // =handler, it shows what each way of forwarding pays for the policies.
 func BenchmarkProxyRequestOverLoopbackPolicies(b *testing.B) {
-	b.Run("off", func(b *testing.B) { benchLoopback(b, nil, nil) })
+	b.Run("off", func(b *testing.B) { benchLoopback(b, nil, nil, nil) })
 	b.Run("on", func(b *testing.B) {
-		benchLoopback(b, func(snap *config.Snapshot) { withTypicalPolicies(snap, true) }, benchObserver(b, true, true, -1))
+		benchLoopback(b, func(snap *config.Snapshot) { withTypicalPolicies(snap, true) }, benchObserver(b, true, true, -1), nil)
 	})
 }
 
@@ -51,15 +52,25 @@ func BenchmarkProxyRequestOverLoopbackHeaderModifier(b *testing.B) {
 				Add:    []config.Header{{Name: "Accept-Encoding", Value: "identity"}},
 				Remove: []string{"X-Debug"},
 			}})
-	}, nil)
+	}, nil, nil)
+}
+
+// BenchmarkProxyRequestOverLoopbackPost is BenchmarkProxyRequestOverLoopback with
+// every request a POST of a 1 KiB body, which the client sends with its head. Run
+// with SWITCHYARD_FORWARDING=raw and =handler, it shows what each way of forwarding
+// pays for a request body.
+func BenchmarkProxyRequestOverLoopbackPost(b *testing.B) {
+	benchLoopback(b, nil, nil, bytes.Repeat([]byte("x"), 1<<10))
 }
 
 // benchLoopback measures GETs over loopback through an engine with obs as its
-// Observer, to a snapshotFor snapshot that edit, when not nil, changes.
-func benchLoopback(b *testing.B, edit func(*config.Snapshot), obs *observe.Observer) {
+// Observer, to a snapshotFor snapshot that edit, when not nil, changes; POSTs of
+// body when it is not nil.
+func benchLoopback(b *testing.B, edit func(*config.Snapshot), obs *observe.Observer, body []byte) {
 	var backendAddr string
 	pprof.Do(context.Background(), pprof.Labels("role", "backend"), func(context.Context) {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
 			_, _ = io.WriteString(w, "hello from the backend")
 		}))
 		b.Cleanup(srv.Close)
@@ -82,7 +93,13 @@ func benchLoopback(b *testing.B, edit func(*config.Snapshot), obs *observe.Obser
 	pprof.Do(context.Background(), pprof.Labels("role", "client"), func(context.Context) {
 		b.ReportAllocs()
 		for b.Loop() {
-			res, err := client.Get(url)
+			var res *http.Response
+			var err error
+			if body == nil {
+				res, err = client.Get(url)
+			} else {
+				res, err = client.Post(url, "application/json", bytes.NewReader(body))
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
