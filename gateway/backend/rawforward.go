@@ -78,15 +78,15 @@ type RawResult struct {
 // it; Relay then sends it. head is set for HEAD requests, whose responses have no
 // body whatever their framing says; replayable for requests that may be sent again
 // when a pooled connection turns out to have been closed by the backend (see
-// Replayable); body for requests that carry one. A request with a body that may not
-// be sent again is sent on an idle connection only once that connection is seen
-// still open, as RoundTrip does. The exchange ends when ctx does.
+// Replayable); body for requests that carry one. A request with a body is sent on an
+// idle connection only once that connection is seen still open and silent, as
+// RoundTrip sends one. The exchange ends when ctx does.
 func (rc *RawClient) Forward(ctx context.Context, addr string, req []byte, head, replayable, body bool, sink RawSink) RawResult {
 	if err := ctx.Err(); err != nil {
 		return RawResult{Err: err}
 	}
 	for {
-		cc, err := rc.t.getConn(ctx, addr, body && !replayable)
+		cc, err := rc.t.getConn(ctx, addr, body)
 		if err != nil {
 			return RawResult{Err: err}
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +56,55 @@ func TestRawForwardBodyChecksAnIdleConnection(t *testing.T) {
 		if got := <-bodies; got != want {
 			t.Fatalf("backend got body %q, want %q", got, want)
 		}
+	}
+}
+
+// TestRawForwardBodyChecksAConnectionAsRoundTrip: a request with a body goes out on
+// an idle connection only once that connection is seen silent, whether or not it
+// may be sent again, as RoundTrip sends it: a connection on which the backend has
+// since written an unasked-for answer (a 408 before it closes) is given up, and the
+// request gets the answer of a new one on both clients.
+func TestRawForwardBodyChecksAConnectionAsRoundTrip(t *testing.T) {
+	script := func(c net.Conn, br *bufio.Reader) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		_, _ = io.WriteString(c, okResponse)
+		time.Sleep(50 * time.Millisecond)
+		_, _ = io.WriteString(c, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		_, _ = br.ReadByte()
+	}
+	const keyed = "POST /r HTTP/1.1\r\nHost: backend.test\r\nIdempotency-Key: k1\r\nContent-Length: 7\r\n\r\npayload"
+
+	addr, _ := scriptedBackend(t, script)
+	ft := newFast(t, Options{})
+	get, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/r", nil)
+	res, err := ft.RoundTrip(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	time.Sleep(200 * time.Millisecond) // The 408 has arrived on the idle connection.
+	post, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/r", strings.NewReader("payload"))
+	post.Header.Set("Idempotency-Key", "k1")
+	res, err = ft.RoundTrip(post)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+
+	addr, _ = scriptedBackend(t, script)
+	rc := newRawClient(t)
+	if r := forwardGet(t, rc, addr, false, true, &fakeSink{}); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	sink := &fakeSink{}
+	r := relayed(rc.Forward(ctx, addr, []byte(keyed), false, Replayable(http.MethodPost, true), true, sink), sink)
+	if res.StatusCode != http.StatusOK || r.Status != res.StatusCode {
+		t.Errorf("after an unasked-for 408: the raw client answered %d, RoundTrip %d; want 200 from both", r.Status, res.StatusCode)
 	}
 }

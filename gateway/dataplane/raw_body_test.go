@@ -122,3 +122,25 @@ func TestRawForwardingKeepsAConnectionInStepAfterABodyItRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRawForwardingRetriesOnlyIdempotentBodiesWhenAsked: under a retry policy
+// limited to idempotent methods, a POST's body goes to the backend once and a PUT's
+// again after a gateway error, on both paths.
+func TestRawForwardingRetriesOnlyIdempotentBodiesWhenAsked(t *testing.T) {
+	for _, c := range []struct {
+		method string
+		tries  int
+	}{{http.MethodPost, 1}, {http.MethodPut, 2}} {
+		request := c.method + " /doc/1 HTTP/1.1\r\nHost: app.example.com\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world"
+		for _, mode := range []ForwardingMode{ForwardRaw, ForwardHandler} {
+			addr, bodies := bodyBackend(t)
+			snap := policySnapshot("v1", addr, 100, 10*time.Second)
+			snap.Listeners[0].VirtualHosts[0].Routes[0].Rules[0].Retry.IdempotentOnly = true
+			e, _, _ := policyEngine(t, mode, snap)
+			_ = exchange(t, e.Addr("127.0.0.1:0"), request)
+			if got := bodies(); !slices.Equal(got, slices.Repeat([]string{"hello world"}, c.tries)) {
+				t.Errorf("%s %s: the backend got %q, want the body %d time(s)", c.method, mode, got, c.tries)
+			}
+		}
+	}
+}

@@ -51,6 +51,9 @@ type rawCall struct {
 	forwarded time.Time
 }
 
+// maxPooledHead bounds the buffer of heads (and bodies) a recycled rawCall keeps.
+const maxPooledHead = 16 << 10
+
 // rawCalls recycles rawCalls, and with them the buffers of heads and fields.
 var rawCalls = sync.Pool{New: func() any { return &rawCall{head: make([]byte, 0, 4<<10)} }}
 
@@ -61,6 +64,10 @@ func (e *rawCall) recycle() {
 	e.info = reqctx.Info{}
 	e.fields.Reset()
 	e.head = e.head[:0]
+	if cap(e.head) > maxPooledHead {
+		// A large body grew it: the pool keeps neither the memory nor the bytes.
+		e.head = make([]byte, 0, 4<<10)
+	}
 	e.status, e.bytes = 0, 0
 	e.forwarded = time.Time{}
 	e.recorded, e.editResponse = false, false

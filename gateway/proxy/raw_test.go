@@ -77,3 +77,16 @@ func FuzzRawTarget(f *testing.F) {
 		}
 	})
 }
+
+// TestRecycledCallsKeepNoLargeBuffer: a call whose head buffer grew for a large body
+// goes back to the pool with a small one, so that the pool holds neither the memory
+// nor the bytes of clients' bodies.
+func TestRecycledCallsKeepNoLargeBuffer(t *testing.T) {
+	for _, size := range []int{4 << 10, maxPooledHead, 64 << 10} {
+		e := &rawCall{head: append(make([]byte, 0, size), "body"...)}
+		e.recycle()
+		if len(e.head) != 0 || cap(e.head) > maxPooledHead || (size <= maxPooledHead && cap(e.head) != size) {
+			t.Errorf("a %d-byte buffer came back with length %d and capacity %d", size, len(e.head), cap(e.head))
+		}
+	}
+}

@@ -32,6 +32,8 @@ type Exchange struct {
 	// Its Header is nil until Header or ResponseWriter is called.
 	Request *http.Request
 	ctx     *requestContext
+	// body is the request's body, in the connection's buffer (see Body).
+	body []byte
 	// w is the ResponseWriter, once asked for.
 	w *response
 	// closeAfter is set by CloseAfter; wrote once anything was written.
@@ -84,9 +86,7 @@ func (x *Exchange) Field(i int) (name, value string) {
 // that a forwarder can send it on with the head, and again should a retry need it.
 // The bytes are the buffer's: valid only during Forward, and not to be changed. A
 // request the forwarder takes has its body counted as read.
-func (x *Exchange) Body() []byte {
-	return x.c.rbuf[x.c.r : x.c.r+int(x.c.head.contentLength)]
-}
+func (x *Exchange) Body() []byte { return x.body }
 
 // DateLine returns the "Date: ...\r\n" line the server puts in its own responses.
 func (x *Exchange) DateLine() []byte { return x.c.srv.dateLine() }
@@ -157,7 +157,10 @@ func (c *conn) serveRequest() bool {
 	ctx := &c.next.ctx
 	ctx.parent = c.baseCtx
 	x := &c.exchange
-	*x = Exchange{c: c, Request: &c.tmpl, ctx: ctx}
+	// The body's slice ends at its capacity, so that an append to it cannot write
+	// over a pipelined request that follows it in the buffer.
+	end := c.r + int(c.head.contentLength)
+	*x = Exchange{c: c, Request: &c.tmpl, ctx: ctx, body: c.rbuf[c.r:end:end]}
 	if c.srv.writeTimeout > 0 {
 		_ = c.rwc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
 	}
@@ -174,11 +177,10 @@ func (c *conn) serveRequest() bool {
 		if gone {
 			ctx.cancel()
 		}
-		// end forgot whether the body has been read; the handler's watch needs
-		// to know. A body still to read says so itself once it is.
-		if c.head.contentLength == 0 {
-			c.watch.bodyDone.Store(true)
-		}
+		// end forgot that the body is read, or whole in the buffer (see
+		// forwardable): the socket holds nothing more of this request, and the
+		// handler's watch needs to know.
+		c.watch.bodyDone.Store(true)
 		// The exchange must not keep the request's state alive on an idle
 		// connection.
 		c.exchange = Exchange{}

@@ -3,6 +3,7 @@ package h1
 import (
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,9 +70,12 @@ func TestBodyStillArrivingGoesToTheHandler(t *testing.T) {
 // the request leaves the body whole for the handler.
 func TestDeclinedBodyReachesTheHandler(t *testing.T) {
 	var calls atomic.Int64
-	var looked atomic.Value
+	var mu sync.Mutex
+	var looked []string
 	fwd := forwarderFunc(func(x *Exchange) bool {
-		looked.Store(string(x.Body()))
+		mu.Lock()
+		looked = append(looked, string(x.Body()))
+		mu.Unlock()
 		return false
 	})
 	addr, _ := serve(t, Config{Forwarder: fwd, Handler: handlerBody(&calls)})
@@ -83,8 +87,10 @@ func TestDeclinedBodyReachesTheHandler(t *testing.T) {
 	if res, body := read(t, br, "GET"); res.StatusCode != 200 || body != "handler GET /b " {
 		t.Fatalf("request after it: %d %q", res.StatusCode, body)
 	}
-	if got, _ := looked.Load().(string); got != "" {
-		t.Fatalf("the forwarder last saw body %q, want the GET's empty one", got)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(looked) != 2 || looked[0] != "body" || looked[1] != "" {
+		t.Fatalf("the forwarder saw bodies %q, want the POST's and the GET's empty one", looked)
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("%d handler calls, want 2", calls.Load())
@@ -112,6 +118,74 @@ func TestBodyTakenThroughTheResponseWriter(t *testing.T) {
 	} {
 		if res, body := read(t, br, want.method); res.StatusCode != 200 || body != want.body || res.Close {
 			t.Fatalf("got %d %q (close %v), want 200 %q on a kept connection", res.StatusCode, body, res.Close, want.body)
+		}
+	}
+}
+
+// TestForwarderWritesThenDeclinesABody: a forwarder that answers and then declines
+// has taken the request all the same, body included, so that the body is not read
+// as the next request.
+func TestForwarderWritesThenDeclinesABody(t *testing.T) {
+	var calls atomic.Int64
+	fwd := forwarderFunc(func(x *Exchange) bool {
+		rawAnswer(x, "fwd "+x.Target()+" "+string(x.Body()))
+		return false
+	})
+	addr, _ := serve(t, Config{Forwarder: fwd, Handler: handlerBody(&calls)})
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 32\r\n\r\nGET /smuggled HTTP/1.1\r\nX: y\r\n\r\n"+
+		"GET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []string{"fwd /a GET /smuggled HTTP/1.1\r\nX: y\r\n\r\n", "fwd /b "} {
+		if _, body := read(t, br, "GET"); body != want {
+			t.Fatalf("got %q, want %q", body, want)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("%d handler calls, want none", calls.Load())
+	}
+}
+
+// TestForwardedBodyIsStillWatched: while a request with a body is forwarded, the
+// server watches its client as it does for a request without one (the body is
+// whole in the buffer, so the socket holds nothing more of it), and a client that
+// goes away ends the request's context.
+func TestForwardedBodyIsStillWatched(t *testing.T) {
+	gone := make(chan bool, 1)
+	fwd := forwarderFunc(func(x *Exchange) bool {
+		gone <- waitDone(x.Context())
+		return true
+	})
+	addr, _ := serve(t, Config{WatchAfter: 20 * time.Millisecond, Forwarder: fwd, Handler: http.NotFoundHandler()})
+	c, _ := dial(t, addr)
+	_, _ = io.WriteString(c, "POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody")
+	time.Sleep(100 * time.Millisecond) // Past WatchAfter: the watcher reads by now.
+	_ = c.Close()
+	select {
+	case ended := <-gone:
+		if !ended {
+			t.Fatal("the exchange's context outlived its client")
+		}
+	case <-time.After(2 * testTimeout):
+		t.Fatal("Forward did not return")
+	}
+}
+
+// TestAppendingToTheBodyLeavesTheNextRequest: the body's slice ends at its
+// capacity, so that a forwarder appending to it gets a copy rather than writing
+// over a pipelined request that follows it in the connection's buffer.
+func TestAppendingToTheBodyLeavesTheNextRequest(t *testing.T) {
+	var calls atomic.Int64
+	fwd := forwarderFunc(func(x *Exchange) bool {
+		b := append(x.Body(), '!')
+		rawAnswer(x, "fwd "+x.Target()+" "+string(b))
+		return true
+	})
+	addr, _ := serve(t, Config{Forwarder: fwd, Handler: handlerBody(&calls)})
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhiGET /b HTTP/1.1\r\nHost: h\r\n\r\n")
+	for _, want := range []struct{ method, body string }{{"POST", "fwd /a hi!"}, {"GET", "fwd /b !"}} {
+		if res, body := read(t, br, want.method); res.StatusCode != 200 || body != want.body {
+			t.Fatalf("got %d %q, want 200 %q", res.StatusCode, body, want.body)
 		}
 	}
 }
