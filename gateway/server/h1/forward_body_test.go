@@ -145,31 +145,6 @@ func TestForwarderWritesThenDeclinesABody(t *testing.T) {
 	}
 }
 
-// TestForwardedBodyIsStillWatched: while a request with a body is forwarded, the
-// server watches its client as it does for a request without one (the body is
-// whole in the buffer, so the socket holds nothing more of it), and a client that
-// goes away ends the request's context.
-func TestForwardedBodyIsStillWatched(t *testing.T) {
-	gone := make(chan bool, 1)
-	fwd := forwarderFunc(func(x *Exchange) bool {
-		gone <- waitDone(x.Context())
-		return true
-	})
-	addr, _ := serve(t, Config{WatchAfter: 20 * time.Millisecond, Forwarder: fwd, Handler: http.NotFoundHandler()})
-	c, _ := dial(t, addr)
-	_, _ = io.WriteString(c, "POST /wait HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody")
-	time.Sleep(100 * time.Millisecond) // Past WatchAfter: the watcher reads by now.
-	_ = c.Close()
-	select {
-	case ended := <-gone:
-		if !ended {
-			t.Fatal("the exchange's context outlived its client")
-		}
-	case <-time.After(2 * testTimeout):
-		t.Fatal("Forward did not return")
-	}
-}
-
 // TestAppendingToTheBodyLeavesTheNextRequest: the body's slice ends at its
 // capacity, so that a forwarder appending to it gets a copy rather than writing
 // over a pipelined request that follows it in the connection's buffer.
