@@ -18,8 +18,8 @@ import (
 // connections, and relays the answers to a client byte for byte, with the head's
 // hop-by-hop fields taken out. It serves only what it can relay that way: requests
 // given whole (a body framed by Content-Length follows the head), answered by a
-// response framed by Content-Length (or without a body). Anything else it reports as errNotRelayable before the client has been
-// written to.
+// response framed by Content-Length (or without a body). Anything else it reports
+// as errNotRelayable before the client has been written to.
 type RawClient struct {
 	t *fastTransport
 }
