@@ -486,6 +486,21 @@ func TestRawForwardClientFails(t *testing.T) {
 // TestRawForwardStaleConnection: a backend that closes an idle connection leaves a
 // stale one in the pool. An idempotent request is sent again on a new connection; any
 // other must fail, since the backend might have acted on it.
+// leaveStale makes one exchange with a backend that closes its connection after
+// answering, and waits for that close (closed), so that rc holds a pooled
+// connection the backend has closed.
+func leaveStale(t *testing.T, rc *RawClient, addr string, closed <-chan struct{}) {
+	t.Helper()
+	if res := forwardGet(t, rc, addr, false, true, &fakeSink{}); res.Err != nil {
+		t.Fatalf("first exchange: %v", res.Err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(rawWait):
+		t.Fatal("the backend did not close its connection")
+	}
+}
+
 func TestRawForwardStaleConnection(t *testing.T) {
 	for _, idempotent := range []bool{true, false} {
 		closed := make(chan struct{}, 4)
@@ -498,14 +513,7 @@ func TestRawForwardStaleConnection(t *testing.T) {
 			closed <- struct{}{}
 		})
 		rc := newRawClient(t)
-		if res := forwardGet(t, rc, addr, false, true, &fakeSink{}); res.Err != nil {
-			t.Fatalf("first exchange: %v", res.Err)
-		}
-		select {
-		case <-closed:
-		case <-time.After(rawWait):
-			t.Fatal("the backend did not close its connection")
-		}
+		leaveStale(t, rc, addr, closed)
 		sink := &fakeSink{}
 		res := forwardGet(t, rc, addr, false, idempotent, sink)
 		if idempotent {
