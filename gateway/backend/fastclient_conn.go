@@ -75,6 +75,8 @@ type clientConn struct {
 	// enforces it (see deadline.Watch), else zero; headerDeadline is that of the
 	// response head (ResponseHeaderTimeout) until the head has arrived.
 	ctxDeadline, headerDeadline time.Time
+	// writeDeadline is set while the socket's write deadline is the context's.
+	writeDeadline bool
 	// ctx is the current request's context; canceled is set when its end
 	// interrupted the connection, whose reads then fail with the context's error.
 	ctx      context.Context
@@ -103,14 +105,16 @@ func newClientConn(t *fastTransport, addr string, conn net.Conn) *clientConn {
 
 // watch starts, once per request, the watch that interrupts the connection when the
 // request's context ends. Reads start it only when they have to wait; requests with
-// a body start it before writing, since a write may wait too.
+// a body start it before writing, since a write may wait too. writing is set for
+// the latter: a read waits only once the request is written, so a watch started by
+// a read leaves the socket's write deadline alone, which spares a timer.
 //
 // A request context bounded by a deadline.Context is not waited on: the socket's
 // deadlines enforce its deadline, which arms no timer, and only the context above
 // it (the client's request) is watched. That context, when it is a ctxhook.Source
 // (as the gateway's own HTTP/1 server's are), runs the connection's hook when it
 // ends; any other is watched with context.AfterFunc.
-func (cc *clientConn) watch() {
+func (cc *clientConn) watch(writing bool) {
 	if cc.watched || cc.ctx == nil {
 		return
 	}
@@ -118,7 +122,10 @@ func (cc *clientConn) watch() {
 	ctx := cc.ctx
 	if at, source, ok := deadline.Watch(ctx); ok {
 		cc.ctxDeadline = at
-		_ = cc.conn.SetWriteDeadline(at)
+		if writing {
+			cc.writeDeadline = true
+			_ = cc.conn.SetWriteDeadline(at)
+		}
 		_ = cc.conn.SetReadDeadline(earliest(at, cc.headerDeadline))
 		ctx = source
 	}
@@ -153,7 +160,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *http.Request, headerTi
 	}
 	cc.outgrown = false
 	if req.Body != nil && req.Body != http.NoBody {
-		cc.watch()
+		cc.watch(true)
 	}
 	err := cc.writeRequest(req)
 	if err != nil {
@@ -229,10 +236,15 @@ func (cc *clientConn) release() {
 		// never pooled.
 		cc.mu.Lock()
 		if !cc.canceled.Load() {
-			_ = cc.conn.SetDeadline(time.Time{})
+			if cc.writeDeadline {
+				_ = cc.conn.SetDeadline(time.Time{})
+			} else {
+				_ = cc.conn.SetReadDeadline(time.Time{})
+			}
 		}
 		cc.mu.Unlock()
 	}
+	cc.writeDeadline = false
 	cc.ctx = nil
 }
 

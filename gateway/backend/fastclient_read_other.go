@@ -10,6 +10,6 @@ func (cc *clientConn) initReader() {}
 
 // read reads from the connection, watching the request's context throughout.
 func (cc *clientConn) read(p []byte) (int, error) {
-	cc.watch()
+	cc.watch(false)
 	return cc.conn.Read(p)
 }

@@ -48,7 +48,7 @@ func (r *rawReader) try(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			r.cc.watch()
+			r.cc.watch(false)
 			return false
 		}
 		r.n, r.err = n, err
@@ -60,7 +60,7 @@ func (r *rawReader) try(fd uintptr) bool {
 func (cc *clientConn) read(p []byte) (int, error) {
 	r := cc.raw
 	if r == nil {
-		cc.watch()
+		cc.watch(false)
 		return cc.conn.Read(p)
 	}
 	r.buf = p

@@ -127,9 +127,21 @@ func (p *Pool) Pick() (*Endpoint, error) {
 	if !p.guarded.Load() {
 		return candidates[n%count], nil
 	}
-	now := time.Now().UnixNano()
+	// The clock is read only for an endpoint that has been ejected at some time:
+	// one never ejected is available whenever it is not unhealthy.
+	var now int64
 	for i := range count {
-		if ep := candidates[(n+i)%count]; ep.health.available(now) {
+		ep := candidates[(n+i)%count]
+		if ep.health.unhealthy.Load() {
+			continue
+		}
+		if ep.health.ejectedUntil.Load() == 0 {
+			return ep, nil
+		}
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		if ep.health.available(now) {
 			return ep, nil
 		}
 	}

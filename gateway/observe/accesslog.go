@@ -104,6 +104,10 @@ func (a *AccessLog) log(f *lineFields, now time.Time) {
 // request, so that one encoder writes the lines of both and they cannot drift.
 type lineFields struct {
 	listener, route, rule string
+	// listenerField and ruleFields, when set, are the first three fields encoded
+	// already (see listenerLogField and ruleLogFields), in place of listener,
+	// route and rule.
+	listenerField, ruleFields string
 	// method, host and path are the request's; path is the unescaped path before
 	// any rewrite, without the query.
 	method, host, path string
@@ -127,9 +131,17 @@ func appendLine(b []byte, f *lineFields, now time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = appendTime(b, now)
 	b = append(b, `","msg":"request"`...)
-	b = appendStringField(b, `,"listener":`, f.listener)
-	b = appendStringField(b, `,"route":`, f.route)
-	b = appendStringField(b, `,"rule":`, f.rule)
+	if f.listenerField != "" {
+		b = append(b, f.listenerField...)
+	} else {
+		b = appendStringField(b, `,"listener":`, f.listener)
+	}
+	if f.ruleFields != "" {
+		b = append(b, f.ruleFields...)
+	} else {
+		b = appendStringField(b, `,"route":`, f.route)
+		b = appendStringField(b, `,"rule":`, f.rule)
+	}
 	b = appendStringField(b, `,"backend":`, info.Backend)
 	b = appendStringField(b, `,"endpoint":`, info.Endpoint)
 	b = appendStringField(b, `,"method":`, f.method)
@@ -150,6 +162,18 @@ func appendLine(b []byte, f *lineFields, now time.Time) []byte {
 		b = appendStringField(b, `,"caller_workload":`, c.Workload)
 	}
 	return append(b, '}', '\n')
+}
+
+// listenerLogField encodes the listener field of access log lines, which the
+// listener's lines share: the names of listeners, routes and rules are encoded once,
+// not for every request.
+func listenerLogField(name string) string {
+	return string(appendStringField(nil, `,"listener":`, name))
+}
+
+// ruleLogFields encodes the route and rule fields of access log lines.
+func ruleLogFields(route, rule string) string {
+	return string(appendStringField(appendStringField(nil, `,"route":`, route), `,"rule":`, rule))
 }
 
 // appendStringField appends a field: key is its name with the comma before it, the
@@ -191,7 +215,36 @@ const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a quoted JSON string. Quotes, backslashes, control
 // characters and U+2028/U+2029 are escaped; invalid UTF-8 becomes U+FFFD.
+//
+// A line has a dozen such fields, nearly always plain ASCII with nothing to escape:
+// those are checked by word and then by a table, and copied whole.
 func appendJSONString(b []byte, s string) []byte {
+	i := 0
+	if len(s) >= 8 {
+		i = skipPlainWords(s, 0)
+	}
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
+	if i < len(s) {
+		return appendEscapedJSONString(b, s)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// jsonPlain tells the bytes appendJSONString copies as they are: printable ASCII
+// other than a quote and a backslash.
+var jsonPlain = func() (plain [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		plain[c] = c != '"' && c != '\\'
+	}
+	return plain
+}()
+
+// appendEscapedJSONString is appendJSONString for a string that may need escapes.
+func appendEscapedJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

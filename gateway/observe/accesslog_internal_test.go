@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -132,6 +133,35 @@ func TestAccessLogLineFields(t *testing.T) {
 	}
 }
 
+// TestAccessLogNamesEncodedOnceReadAsEncodedPerLine checks that the listener,
+// route and rule fields a Listener and a Rule encode once, when they are made, are
+// those a line would encode: for names that need escaping too.
+func TestAccessLogNamesEncodedOnceReadAsEncodedPerLine(t *testing.T) {
+	o := &Observer{}
+	for _, names := range [][3]string{
+		{"default/gw/http", "default/app", "checkout"},
+		{"ns/gw/l\"1", "ns/r\\oute", "ru\u2028le\x01"},
+		{"\xff\xfe", "caf\u00e9", ""},
+	} {
+		x := benchExchange()
+		x.listener, x.rule = o.Listener(names[0]), o.Rule(names[1], 3, &config.Rule{Name: names[2]})
+		f := x.lineFields(http.StatusOK, time.Millisecond)
+		if f.listenerField == "" || f.ruleFields == "" {
+			t.Fatalf("names %q: the fields were not encoded when the listener and the rule were made", names)
+		}
+		now := time.Now()
+		encodedOnce := string(appendLine(nil, &f, now))
+		f.listenerField, f.ruleFields = "", ""
+		if perLine := string(appendLine(nil, &f, now)); encodedOnce != perLine {
+			t.Fatalf("names %q: line\n%s\nwith the names encoded once, and\n%s\nencoded per line", names, encodedOnce, perLine)
+		}
+		var fields map[string]any
+		if err := json.Unmarshal([]byte(encodedOnce), &fields); err != nil || fields["route"] != names[1] {
+			t.Fatalf("names %q: line %q reads as %v (%v)", names, encodedOnce, fields, err)
+		}
+	}
+}
+
 func TestAccessLogLineIsJSON(t *testing.T) {
 	x := benchExchange()
 	x.Info.Flags = reqctx.FlagRetried | reqctx.FlagUpstreamTimeout
@@ -149,7 +179,8 @@ func TestAccessLogLineIsJSON(t *testing.T) {
 
 func benchExchange() *Exchange {
 	r := httptest.NewRequest("GET", "http://app.example.com/a%22b?secret=1", nil)
-	x := &Exchange{listener: &Listener{name: "default/gw/http"}, rule: &Rule{route: "default/app", name: "0"}, req: r, path: r.URL.Path}
+	o := &Observer{}
+	x := &Exchange{listener: o.Listener("default/gw/http"), rule: o.Rule("default/app", 0, &config.Rule{}), req: r, path: r.URL.Path}
 	x.Info.Backend, x.Info.Endpoint, x.Info.Attempts = "default/app:80", "10.244.1.7:8080", 1
 	x.Info.UpstreamTime = 900 * time.Microsecond
 	return x

@@ -213,7 +213,7 @@ func (m *metrics) listener(o *Observer, name string) *Listener {
 	defer m.mu.Unlock()
 	l := m.listeners[name]
 	if l == nil {
-		l = &Listener{o: o, name: name, inFlight: m.inFlight.WithLabelValues(name),
+		l = &Listener{o: o, name: name, logField: listenerLogField(name), inFlight: m.inFlight.WithLabelValues(name),
 			noRoute: m.unmatched.WithLabelValues(name, "no-route"), misdirected: m.unmatched.WithLabelValues(name, "misdirected"),
 			stamp: stamp{born: m.generation}}
 		m.listeners[name] = l

@@ -117,6 +117,8 @@ func (o *Observer) ConfigRejected() {
 type Listener struct {
 	o    *Observer
 	name string
+	// logField is the listener's field of access log lines, encoded once.
+	logField string
 	// inFlight, noRoute and misdirected are nil without metrics.
 	inFlight    prometheus.Gauge
 	noRoute     prometheus.Counter
@@ -132,13 +134,15 @@ func (o *Observer) Listener(name string) *Listener {
 	if o.metrics != nil {
 		return o.metrics.listener(o, name)
 	}
-	return &Listener{o: o, name: name}
+	return &Listener{o: o, name: name, logField: listenerLogField(name)}
 }
 
 // Rule is what one route rule's requests are observed with.
 type Rule struct {
-	// route and name name the route and the rule in access logs and spans.
+	// route and name name the route and the rule in access logs and spans;
+	// logFields are their fields of access log lines, encoded once.
 	route, name string
+	logFields   string
 	// m is the metrics the rule counts in, nil without; gen is the generation that
 	// compiled the rule.
 	m   *metrics
@@ -166,6 +170,7 @@ func (o *Observer) Rule(route string, index int, rule *config.Rule) *Rule {
 		return nil
 	}
 	r := &Rule{route: route, name: ruleName(rule, index)}
+	r.logFields = ruleLogFields(r.route, r.name)
 	if o.metrics != nil {
 		o.metrics.ruleMetrics(route, rule, r)
 	}

@@ -68,14 +68,24 @@ func (b *retryBudget) requestAt(now time.Time) { countIn(&b.requests, now.Unix()
 func (b *retryBudget) allows() bool { return b.allowsAt(b.now()) }
 
 // allowsAt is allows at now, a reading of the clock the caller made already.
+//
+// Every try asks, and retries are rare: while the retries in the window stay below
+// the floor of minRPS a second, which holds whatever the requests were, the
+// requests are not summed.
 func (b *retryBudget) allowsAt(t time.Time) bool {
 	now := t.Unix()
 	var requests, retries int
 	for i := range budgetWindow {
-		requests += inWindow(b.requests[i].Load(), now)
 		retries += inWindow(b.retries[i].Load(), now)
 	}
-	return retries*100 < requests*b.percent+b.minRPS*budgetWindow*100
+	floor := b.minRPS * budgetWindow * 100
+	if retries*100 < floor {
+		return true
+	}
+	for i := range budgetWindow {
+		requests += inWindow(b.requests[i].Load(), now)
+	}
+	return retries*100 < requests*b.percent+floor
 }
 
 // retried records a retry.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -69,5 +70,38 @@ func TestRetryBudgetCountsAtTheGivenTimes(t *testing.T) {
 	// A window after the requests, they no longer count.
 	if b.allowsAt(start.Add(budgetWindow * time.Second)) {
 		t.Fatal("requests of a past window still allow retries")
+	}
+}
+
+// TestRetryBudgetAllowsAsItsFormula fills a budget's slots with random counts of
+// random seconds and checks allowsAt against the budget's rule, retries within
+// percent of requests plus minRPS a second, summed over the window in full: the
+// shortcut that skips the requests while the retries are under the floor must not
+// change an answer.
+func TestRetryBudgetAllowsAsItsFormula(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 1))
+	now := time.Unix(1_800_000_000, 0)
+	sec := now.Unix()
+	for range 5000 {
+		b := &retryBudget{percent: rng.IntN(60), minRPS: rng.IntN(4)}
+		requests, retries := 0, 0
+		for i := range budgetWindow {
+			// Slots of seconds in the window and out of it.
+			reqSec, retSec := sec-int64(rng.IntN(2*budgetWindow)), sec-int64(rng.IntN(2*budgetWindow))
+			reqN, retN := rng.IntN(50), rng.IntN(12)
+			b.requests[i].Store(uint64(uint32(reqSec))<<32 | uint64(reqN))
+			b.retries[i].Store(uint64(uint32(retSec))<<32 | uint64(retN))
+			if sec-reqSec < budgetWindow {
+				requests += reqN
+			}
+			if sec-retSec < budgetWindow {
+				retries += retN
+			}
+		}
+		want := retries*100 < requests*b.percent+b.minRPS*budgetWindow*100
+		if got := b.allowsAt(now); got != want {
+			t.Fatalf("allowsAt = %v with %d retries, %d requests, %d%% and %d a second; want %v",
+				got, retries, requests, b.percent, b.minRPS, want)
+		}
 	}
 }

@@ -202,7 +202,11 @@ func (r *RawRoute) Forward(x *h1.Exchange, l *observe.Listener) bool {
 	e := rawCalls.Get().(*rawCall)
 	e.x, e.route, e.fwd, e.pool = x, r, fwd, pool
 	e.req.Exchange = x
-	e.info.Start = time.Now()
+	// The request is timed from when the server offered it, a reading of the
+	// clock made then; an exchange offered without one gets its own.
+	if e.info.Start = x.Arrived(); e.info.Start.IsZero() {
+		e.info.Start = time.Now()
+	}
 	defer e.end(l)
 	e.serve()
 	return true

@@ -49,6 +49,31 @@ type rawCall struct {
 	// asked to admit it), from which outcomes and the retry budget count, as they
 	// count from the forwarder's start on the handler path.
 	forwarded time.Time
+	// requestDeadline and tryDeadline bound the request and its current try
+	// (see withDeadline); recycled with the call while nothing else kept them.
+	requestDeadline, tryDeadline *deadline.Context
+}
+
+// withDeadline returns a context that ends at at, with cause, made of the one
+// *slot holds when a request before left it reusable. The contexts of a raw request
+// go only to code that keeps no hold of them once the request is done (the
+// breaker, the backend client, the retry loop): one that code waited on is dropped
+// by releaseDeadline, the others serve the next request without an allocation.
+func withDeadline(slot **deadline.Context, parent context.Context, at time.Time, cause error) *deadline.Context {
+	if *slot == nil {
+		*slot = deadline.NewAt(parent, at, cause)
+	} else {
+		(*slot).Reset(parent, at, cause)
+	}
+	return *slot
+}
+
+// releaseDeadline releases the context withDeadline made of *slot, which is kept
+// for the next request only if nothing may still refer to it.
+func releaseDeadline(slot **deadline.Context) {
+	if !(*slot).Recycle() {
+		*slot = nil
+	}
 }
 
 // maxPooledHead bounds the buffer of heads (and bodies) a recycled rawCall keeps.
@@ -149,9 +174,8 @@ func (e *rawCall) serve() {
 	var ctx context.Context = e.x.Context()
 	if t := e.route.requestTimeout; t > 0 {
 		// Counted from the request's arrival, as deadlineHandler counts it.
-		d := deadline.NewAt(ctx, e.info.Start.Add(t), causeRequestTimeout)
-		defer d.Release()
-		ctx = d
+		ctx = withDeadline(&e.requestDeadline, ctx, e.info.Start.Add(t), causeRequestTimeout)
+		defer releaseDeadline(&e.requestDeadline)
 	}
 	if !e.route.admitsEarly() {
 		// The filters have passed the request on, or a backend was picked: it
@@ -212,14 +236,13 @@ func (e *rawCall) attempt(ctx context.Context, prev *backend.Endpoint, perm retr
 	e.info.Endpoint = ep.Address
 	tryCtx := ctx
 	if f.timeout > 0 {
-		d := deadline.NewAt(ctx, tryStart.Add(f.timeout), causeBackendTimeout)
-		defer d.Release()
-		tryCtx = d
+		tryCtx = withDeadline(&e.tryDeadline, ctx, tryStart.Add(f.timeout), causeBackendTimeout)
+		defer releaseDeadline(&e.tryDeadline)
 	}
 	// The body follows the head in one write, as the fast client sends a small
 	// body on the handler path.
 	body := e.x.Body()
-	req := append(appendDeadline(e.head, tryCtx), body...)
+	req := append(appendDeadline(e.head, tryCtx, tryStart), body...)
 	ep.Requests.Add(1)
 	ep.InFlight.Add(1)
 	// Deferred so that the count is released on a panic too.
@@ -364,11 +387,16 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 func (w *countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // appendDeadline ends an outbound head: the deadline field, when ctx has a
-// deadline, as setDeadlineHeaders sets it, and the empty line.
-func appendDeadline(head []byte, ctx context.Context) []byte {
+// deadline, as setDeadlineHeaders sets it, and the empty line. now is the try's
+// start, a reading of the clock microseconds old, which the remaining time is
+// counted from in whole milliseconds.
+func appendDeadline(head []byte, ctx context.Context, now time.Time) []byte {
 	if at, ok := ctx.Deadline(); ok {
 		head = append(head, DeadlineHeader+": "...)
-		head = strconv.AppendInt(head, max(time.Until(at).Milliseconds(), 1), 10)
+		if now.IsZero() {
+			now = time.Now()
+		}
+		head = strconv.AppendInt(head, max(at.Sub(now).Milliseconds(), 1), 10)
 		head = append(head, "\r\n"...)
 	}
 	return append(head, "\r\n"...)

@@ -34,6 +34,8 @@ type Exchange struct {
 	ctx     *requestContext
 	// body is the request's body, in the connection's buffer (see Body).
 	body []byte
+	// arrived is when the exchange was offered (see Arrived).
+	arrived time.Time
 	// w is the ResponseWriter, once asked for.
 	w *response
 	// closeAfter is set by CloseAfter; wrote once anything was written.
@@ -58,6 +60,11 @@ func (x *Exchange) Target() string { return x.c.head.target }
 
 // Host returns the Host header's value.
 func (x *Exchange) Host() string { return x.c.head.host }
+
+// Arrived returns when the server offered the request to the forwarder, its head
+// read and parsed: a reading of the clock the forwarder may time the request
+// from rather than read the clock again.
+func (x *Exchange) Arrived() time.Time { return x.arrived }
 
 // RemoteAddr returns the client's address, as Request.RemoteAddr.
 func (x *Exchange) RemoteAddr() string { return x.c.remote }
@@ -161,10 +168,13 @@ func (c *conn) serveRequest() bool {
 	// over a pipelined request that follows it in the buffer.
 	end := c.r + int(c.head.contentLength)
 	*x = Exchange{c: c, Request: &c.tmpl, ctx: ctx, body: c.rbuf[c.r:end:end]}
+	// One reading of the clock serves the write deadline, the watcher and the
+	// forwarder, which times the request from it (see Exchange.Arrived).
+	x.arrived = time.Now()
 	if c.srv.writeTimeout > 0 {
-		_ = c.rwc.SetWriteDeadline(time.Now().Add(c.srv.writeTimeout))
+		_ = c.rwc.SetWriteDeadline(x.arrived.Add(c.srv.writeTimeout))
 	}
-	c.watch.begin(time.Now(), ctx)
+	c.watch.begin(x.arrived, ctx)
 	handled := c.forward(x)
 	if handled || x.wrote {
 		c.bodyTaken()

@@ -64,13 +64,14 @@ type offered struct {
 	method, target, host, remote, date string
 	tls, closing                       bool
 	fields                             []string
+	arrived                            time.Time
 }
 
 func TestForwarderDeclinesToHandler(t *testing.T) {
 	seen := make(chan offered, 4)
 	fwd := forwarderFunc(func(x *Exchange) bool {
 		o := offered{method: x.Method(), target: x.Target(), host: x.Host(), remote: x.RemoteAddr(),
-			date: string(x.DateLine()), tls: x.TLS(), closing: x.Closing()}
+			date: string(x.DateLine()), tls: x.TLS(), closing: x.Closing(), arrived: x.Arrived()}
 		for i := range x.Fields() {
 			name, value := x.Field(i)
 			o.fields = append(o.fields, name+"="+value)
@@ -84,6 +85,7 @@ func TestForwarderDeclinesToHandler(t *testing.T) {
 	c, br := dial(t, addr)
 	// Twice on one connection: a declined request leaves the connection usable.
 	for i := range 2 {
+		sent := time.Now()
 		_, _ = io.WriteString(c, "GET /p?q=1 HTTP/1.1\r\nHost: h.test\r\nx-a: one\r\nX-B:  two \r\n\r\n")
 		res, body := read(t, br, "GET")
 		if res.StatusCode != 200 || body != "GET /p?q=1 h.test one two" || res.Close {
@@ -103,6 +105,10 @@ func TestForwarderDeclinesToHandler(t *testing.T) {
 		}
 		if !strings.HasPrefix(o.date, "Date: ") || !strings.HasSuffix(o.date, " GMT\r\n") {
 			t.Fatalf("DateLine %q", o.date)
+		}
+		// Each request's own arrival, read after it was sent.
+		if o.arrived.Before(sent) || o.arrived.After(time.Now()) {
+			t.Fatalf("request %d arrived at %v, sent at %v", i, o.arrived, sent)
 		}
 	}
 }

@@ -33,15 +33,21 @@ func FromPeer(remoteAddr string) string {
 // from is From given the pieces of the request it reads: the peer's address and
 // the header, which only a trusted peer's X-Forwarded-For is read from.
 func from(remoteAddr string, header http.Header, trusted []netip.Prefix) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	host, peer, ok := splitIPv4Peer(remoteAddr)
+	if ok && !contains(trusted, peer) {
+		// The shortcut reads only the canonical form: host is the answer.
 		return host
 	}
-	peer = peer.WithZone("").Unmap()
+	if !ok {
+		var err error
+		if host, _, err = net.SplitHostPort(remoteAddr); err != nil {
+			host = remoteAddr
+		}
+		if peer, err = netip.ParseAddr(host); err != nil {
+			return host
+		}
+		peer = peer.WithZone("").Unmap()
+	}
 	if !contains(trusted, peer) {
 		return canonical(peer, host)
 	}
@@ -66,6 +72,50 @@ func from(remoteAddr string, header http.Header, trusted []netip.Prefix) string 
 		}
 	}
 	return canonical(client, clientText)
+}
+
+// splitIPv4Peer is the common case of a peer's address, an IPv4 address in its
+// canonical dotted-decimal form and a port of digits ("192.0.2.7:5000"), read
+// without the general parsers: every rate-limited request reads its client's
+// address, and the general path costs several times as much. It returns the host
+// part and the address; ok is false for anything else, which the general path
+// reads, to the same result.
+func splitIPv4Peer(remoteAddr string) (host string, addr netip.Addr, ok bool) {
+	colon := strings.LastIndexByte(remoteAddr, ':')
+	if colon < 0 {
+		return "", netip.Addr{}, false
+	}
+	for i := colon + 1; i < len(remoteAddr); i++ {
+		if remoteAddr[i]-'0' > 9 {
+			return "", netip.Addr{}, false
+		}
+	}
+	host = remoteAddr[:colon]
+	var octets [4]byte
+	i := 0
+	for n := range octets {
+		if n > 0 {
+			if i == len(host) || host[i] != '.' {
+				return "", netip.Addr{}, false
+			}
+			i++
+		}
+		first, value := i, 0
+		for i < len(host) && i-first < 3 && host[i]-'0' <= 9 {
+			value = value*10 + int(host[i]-'0')
+			i++
+		}
+		// One to three digits, no leading zero (not the canonical form), at most
+		// 255.
+		if i == first || value > 255 || (i-first > 1 && host[first] == '0') {
+			return "", netip.Addr{}, false
+		}
+		octets[n] = byte(value)
+	}
+	if i != len(host) {
+		return "", netip.Addr{}, false
+	}
+	return host, netip.AddrFrom4(octets), true
 }
 
 // lastHop splits the right-most comma-separated hop off a list, reporting whether
