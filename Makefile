@@ -80,6 +80,15 @@ bench: build
 		$(GO) test -run '^$$' -bench Translate5k -benchmem ./controller/translate; \
 	fi
 
+# User-space instructions per request under valgrind's callgrind: Switchyard bare,
+# with its defaults and with the policy set, the Go floor, nginx and HAProxy, three
+# rounds (bench/instructions.sh installs valgrind and the peers it lacks; about three
+# minutes; writes bench/results/instructions.md). The counts barely move with other
+# work on the machine, where CPU times do.
+.PHONY: bench-instructions
+bench-instructions: build
+	./bench/instructions.sh
+
 # Resilience figures end to end: retries, outlier detection, the retry budget, the
 # global rate limit (accuracy, latency, a Redis crash) and rollouts, with the
 # standalone binary, redis-server and in-process backends on loopback. About two

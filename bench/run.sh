@@ -18,27 +18,9 @@ root=$(cd "$here/.." && pwd)
 # nginx, haproxy and taskset live in the sbin folders, which a user's PATH may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
-# Debian package for each program the suite runs.
-declare -A package=([wrk]=wrk [h2load]=nghttp2-client [nginx]=nginx [haproxy]=haproxy [caddy]=caddy [taskset]=util-linux)
-missing=()
-for tool in wrk h2load nginx haproxy caddy taskset; do
-  command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    if ! command -v sudo >/dev/null; then
-      echo "missing packages: ${missing[*]}; install them as root (apt-get install ${missing[*]})" >&2
-      exit 2
-    fi
-    sudo=(sudo)
-  fi
-  echo "installing ${missing[*]}" >&2
-  "${sudo[@]}" apt-get update -qq
-  # Debian's nginx and haproxy packages may start system services of their own; the
-  # benchmark runs its own instances on other ports and leaves those alone.
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# The programs the suite runs, with their Debian packages.
+. "$here/install.sh"
+install_missing wrk=wrk h2load=nghttp2-client nginx=nginx haproxy=haproxy caddy=caddy taskset=util-linux
 
 cd "$root"
 # Always rebuilt (Go rebuilds only what changed): a binary left from an earlier

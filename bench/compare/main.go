@@ -11,6 +11,7 @@
 //
 //	go run ./bench/compare [-switchyard bin/switchyard] [-quick] [-scenarios reference,pinned,...]
 //	    [-rounds 5] [-duration 3s] [-rate 2000] [-out FILE] [-keep]
+//	go run ./bench/compare -instructions 3000 [-rounds 3] [-out FILE]
 //
 // Numbers are reported, never asserted: the command fails only when something is
 // broken (a peer that does not start or answers wrongly, a load tool missing).
@@ -42,8 +43,11 @@ type options struct {
 	switchyard, out, only, invokedAs string
 	quick, keep                      bool
 	rounds                           int
-	duration, rateDuration, warmup   time.Duration
-	rate                             int
+	// instructions, when positive, runs the instructions view alone, counting
+	// that many requests.
+	instructions                   int
+	duration, rateDuration, warmup time.Duration
+	rate                           int
 }
 
 func parseOptions() options {
@@ -55,6 +59,7 @@ func parseOptions() options {
 	flag.BoolVar(&o.quick, "quick", false, "a short run for trying the suite: 3 rounds of 1 s, no warm-up; its figures are not for quoting")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run's folder (configurations, logs)")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds of alternating runs")
+	flag.IntVar(&o.instructions, "instructions", 0, "count the user-space instructions per request of this many requests under callgrind, instead of the scenarios (bench/instructions.sh)")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "length of each wrk and h2load run (whole seconds)")
 	flag.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "length of each open-loop run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured load on each target before the rounds (0: none)")
@@ -86,6 +91,9 @@ func run() int {
 	defer cancel()
 	ctx, cancelRun := context.WithTimeout(ctx, 45*time.Minute)
 	defer cancelRun()
+	if o.instructions > 0 {
+		return runInstructionMode(ctx, o)
+	}
 
 	if err := checkTools(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,6 +94,7 @@ func startTarget(ctx context.Context, name string, bins binaries, s peerSetup, c
 	if err != nil {
 		return nil, err
 	}
+	argv, env = append(slices.Clone(s.Wrap), argv...), append(env, s.Env...)
 	p, err := startProc(name, s.Dir, cpus, env, argv...)
 	if err != nil {
 		return nil, err

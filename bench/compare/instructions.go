@@ -1,0 +1,290 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The instructions view counts the user-space instructions each proxy executes per
+// request, under valgrind's callgrind. Unlike CPU time, the count hardly depends on
+// what else runs on the machine, so small changes show run after run on a shared,
+// noisy machine. It leaves out the kernel's work (system calls, the network stack)
+// and how fast the instructions run (cache misses, frequency), which the CPU views
+// measure.
+
+// instructionTargets are the targets of the instructions view, in the order of
+// each round: the Go floor, Switchyard bare, with its defaults and with the policy
+// set, then nginx and HAProxy. Caddy is left out: it is far behind in every other
+// view, and slow under callgrind.
+func instructionTargets(bins binaries) []string {
+	targets := []string{targetFloor, targetSwitchyard, targetNginx, targetHAProxy}
+	if bins.observeFlags {
+		targets = []string{targetFloor, targetBare, targetSwitchyard, targetPolicies, targetNginx, targetHAProxy}
+	}
+	return targets
+}
+
+// instructionSettings are the parameters of an instructions run.
+type instructionSettings struct {
+	// requests is how many requests each count covers, after a warm-up of
+	// requests/3 that it leaves out.
+	requests, rounds int
+	dir              string
+	bins             binaries
+}
+
+// instructionTools are the programs the instructions view runs.
+var instructionTools = []string{"valgrind", "callgrind_control", "h2load", "nginx", "haproxy"}
+
+// runInstructions measures every instruction target in rounds and returns the
+// report's section.
+func runInstructions(ctx context.Context, is instructionSettings) (string, error) {
+	ports := map[int]bool{}
+	backendPort, err := freePort(ports)
+	if err != nil {
+		return "", err
+	}
+	backend, err := startProc("backend", is.dir, "", nil, is.bins.backend, "-listen", listenAddr(backendPort), "-size", "64")
+	if err != nil {
+		return "", err
+	}
+	defer backend.stop()
+	if err := waitListening(ctx, backend, backendPort, 10*time.Second); err != nil {
+		return "", fmt.Errorf("backend: %w", err)
+	}
+	targets := instructionTargets(is.bins)
+	counts := map[string][]float64{}
+	for round := 1; round <= is.rounds; round++ {
+		for _, name := range targets {
+			n, err := countInstructions(ctx, is, name, backendPort, ports, round)
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", name, err)
+			}
+			fmt.Fprintf(os.Stderr, "instructions: round %d %s %.0f per request\n", round, name, n)
+			counts[name] = append(counts[name], n)
+		}
+	}
+	return instructionReport(targets, counts, is), nil
+}
+
+// countInstructions starts one target under callgrind, warms it up, and counts the
+// instructions of requests made with h2load over HTTP/1.1 on four connections.
+func countInstructions(ctx context.Context, is instructionSettings, name string, backendPort int, ports map[int]bool, round int) (float64, error) {
+	dir := filepath.Join(is.dir, fmt.Sprintf("%s-%d", name, round))
+	out := filepath.Join(dir, "callgrind.out")
+	setup := peerSetup{Dir: dir, Backend: backendPort, Table: routeTable{}.oneRoute(), Workers: 1, SingleProcess: true,
+		Wrap: []string{"valgrind", "--tool=callgrind", "--callgrind-out-file=" + out},
+		// Callgrind cannot follow the signals the Go runtime preempts goroutines
+		// with; without them, goroutines yield only at function calls.
+		Env: []string{"GODEBUG=asyncpreemptoff=1"}}
+	t, err := startTarget(ctx, name, is.bins, setup, "", 64, ports)
+	if err != nil {
+		return 0, err
+	}
+	defer t.proc.stop()
+	url := "http://" + listenAddr(t.port) + "/"
+	if _, err := fixedLoad(ctx, url, max(is.requests/3, 1)); err != nil {
+		return 0, err
+	}
+	pid := strconv.Itoa(t.proc.cmd.Process.Pid)
+	if _, err := execOutput("callgrind_control", "--zero", pid); err != nil {
+		return 0, fmt.Errorf("callgrind_control --zero: %w", err)
+	}
+	if _, err := fixedLoad(ctx, url, is.requests); err != nil {
+		return 0, err
+	}
+	if _, err := execOutput("callgrind_control", "--dump", pid); err != nil {
+		return 0, fmt.Errorf("callgrind_control --dump: %w", err)
+	}
+	total, err := readDump(ctx, out+".1")
+	if err != nil {
+		return 0, err
+	}
+	return float64(total) / float64(is.requests), nil
+}
+
+// fixedLoad makes n GETs with h2load over HTTP/1.1 on four connections, and fails
+// unless every one got a 2xx answer.
+func fixedLoad(ctx context.Context, url string, n int) (string, error) {
+	out, err := runTool(ctx, "", "h2load", "--h1", "-n", strconv.Itoa(n), "-c", "4", url)
+	if err != nil {
+		return "", err
+	}
+	if ok, err := allSucceeded(out, n); !ok {
+		return "", err
+	}
+	return out, nil
+}
+
+var h2loadStatusCodes = regexp.MustCompile(`status codes: (\d+) 2xx`)
+
+// allSucceeded reports whether h2load's summary counts n answers of 2xx.
+func allSucceeded(out string, n int) (bool, error) {
+	m := h2loadStatusCodes.FindStringSubmatch(out)
+	if m == nil {
+		return false, errors.New("h2load printed no status codes")
+	}
+	if got, _ := strconv.Atoi(m[1]); got != n {
+		return false, fmt.Errorf("%d of %d requests answered 2xx:\n%s", got, n, out)
+	}
+	return true, nil
+}
+
+// readDump waits for callgrind's dump file to be written whole and returns its
+// instruction total.
+func readDump(ctx context.Context, path string) (int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f, err := os.Open(path)
+		if err == nil {
+			total, perr := dumpTotal(f)
+			_ = f.Close()
+			if perr == nil {
+				return total, nil
+			}
+			err = perr
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, fmt.Errorf("callgrind dump %s: %w", path, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// dumpTotal reads the instruction total of a callgrind dump: its "totals:" line,
+// else its "summary:" line, which callgrind writes last.
+func dumpTotal(r io.Reader) (int64, error) {
+	content, err := io.ReadAll(r)
+	if err != nil {
+		return 0, err
+	}
+	for _, key := range []string{"totals:", "summary:"} {
+		for line := range strings.SplitSeq(string(content), "\n") {
+			if rest, ok := strings.CutPrefix(line, key); ok {
+				fields := strings.Fields(rest)
+				if len(fields) == 0 {
+					break
+				}
+				return strconv.ParseInt(fields[0], 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("no totals in the dump (not written whole yet?)")
+}
+
+// instructionReport renders the counts: the median per target, the range, and the
+// ratios to nginx and to Switchyard bare (or with its defaults).
+func instructionReport(targets []string, counts map[string][]float64, is instructionSettings) string {
+	var b strings.Builder
+	b.WriteString("## User-space instructions per request\n\n")
+	fmt.Fprintf(&b, "Each target runs under valgrind's callgrind, one process with one worker; after %d warm-up requests, "+
+		"the instructions of %d GETs (h2load, HTTP/1.1, four connections, a 64-byte body) are counted and divided by the requests. "+
+		"Go targets run with GODEBUG=asyncpreemptoff=1, which callgrind needs. The kernel's work is not counted. %d rounds, medians.\n\n",
+		max(is.requests/3, 1), is.requests, is.rounds)
+	base := targetBare
+	if _, ok := counts[base]; !ok {
+		base = targetSwitchyard
+	}
+	writeRow(&b, []string{"Target", "Instructions per request", "Range", "vs nginx", "vs " + base})
+	writeRow(&b, separators(5))
+	nginx := summarize(counts[targetNginx]).Median
+	own := summarize(counts[base]).Median
+	for _, name := range targets {
+		s := summarize(counts[name])
+		writeRow(&b, []string{name, fmt.Sprintf("%.0f", s.Median), fmt.Sprintf("%.0f-%.0f", s.Min, s.Max),
+			ratio(s.Median, nginx), ratio(s.Median, own)})
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// ratio renders a/b as "0.94x", or "-" when b is zero or unknown.
+func ratio(a, b float64) string {
+	if b == 0 || math.IsNaN(b) || math.IsNaN(a) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+// checkInstructionTools fails with the list of missing programs.
+func checkInstructionTools() error {
+	var missing []string
+	for _, tool := range instructionTools {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: bench/instructions.sh installs them (Debian packages valgrind, nghttp2-client, nginx, haproxy)",
+			strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// runInstructionMode is the command with -instructions: the instructions view alone,
+// printed and written to -out.
+func runInstructionMode(ctx context.Context, o options) int {
+	if err := checkInstructionTools(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	dir, err := os.MkdirTemp("", "switchyard-instructions-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bins, err := buildBinaries(o.switchyard, dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	started := time.Now()
+	section, err := runInstructions(ctx, instructionSettings{requests: o.instructions, rounds: o.rounds, dir: dir, bins: bins})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	var report strings.Builder
+	report.WriteString("# Switchyard and its peers: instructions per request\n\n")
+	fmt.Fprintf(&report, "- Date: %s; whole run %s.\n", time.Now().UTC().Format("2006-01-02"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&report, "- Machine: %s.\n", machine())
+	fmt.Fprintf(&report, "- Go: %s; valgrind %s.\n", runtime.Version(), strings.TrimPrefix(firstLine("valgrind", "--version"), "valgrind-"))
+	fmt.Fprintf(&report, "- Versions: %s.\n", strings.Join(versions(bins), ", "))
+	fmt.Fprintf(&report, "- Command: `%s`.\n", commandLine(o))
+	fmt.Fprintln(&report, "- Numbers are reported, never asserted.")
+	report.WriteString("\n" + section)
+	fmt.Print(report.String())
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	return 0
+}
+
+// firstLine is the first line a program prints, "?" when it prints none.
+func firstLine(name string, args ...string) string {
+	out, _ := execOutput(name, args...)
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	if line == "" {
+		return "?"
+	}
+	return line
+}
