@@ -422,7 +422,7 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 		if !ok || !httpsyntax.IsToken(name) {
 			return rh, errNotRelayable
 		}
-		value = bytes.Trim(value, " \t")
+		value = trimOWS(value)
 		if !httpsyntax.ValidFieldValue(value) {
 			return rh, errNotRelayable
 		}
@@ -559,8 +559,26 @@ func namesKeptField(value []byte) bool {
 // rawHopByHop reports whether a response field named name concerns one connection
 // only: a hop-by-hop field, or one the Connection fields name.
 func rawHopByHop(name []byte, connection [][]byte) bool {
-	for _, h := range [...]string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"} {
+	// Every field of every relayed response asks: the names are told apart by
+	// their length first.
+	var candidates []string
+	switch len(name) {
+	case len("Te"):
+		candidates = []string{"Te"}
+	case len("Upgrade"):
+		candidates = []string{"Trailer", "Upgrade"}
+	case len("Connection"):
+		candidates = []string{"Connection", "Keep-Alive"}
+	case len("Proxy-Connection"):
+		candidates = []string{"Proxy-Connection"}
+	case len("Transfer-Encoding"):
+		candidates = []string{"Transfer-Encoding"}
+	case len("Proxy-Authenticate"):
+		candidates = []string{"Proxy-Authenticate"}
+	case len("Proxy-Authorization"):
+		candidates = []string{"Proxy-Authorization"}
+	}
+	for _, h := range candidates {
 		if httpsyntax.EqualFold(name, h) {
 			return true
 		}
@@ -571,6 +589,17 @@ func rawHopByHop(name []byte, connection [][]byte) bool {
 		}
 	}
 	return false
+}
+
+// trimOWS trims the optional white space (spaces and tabs) around a field value.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // tokenIn reports whether the comma-separated list v holds token, in any case.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -346,11 +345,7 @@ func (r *RawRoute) appendHead(b []byte, x *h1.Exchange, req plugins.RawRequest) 
 	} else if backend.BodyExpected(x.Method()) {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
-	peer, _, err := net.SplitHostPort(x.RemoteAddr())
-	if err != nil {
-		peer = x.RemoteAddr()
-	}
-	if peer != "" {
+	if peer := x.RemoteHost(); peer != "" {
 		b = append(b, "X-Forwarded-For: "...)
 		b = append(b, peer...)
 		b = append(b, "\r\n"...)

@@ -24,8 +24,11 @@ import (
 // released, whichever comes first. Create one with New.
 type Context struct {
 	parent context.Context
-	// at is this context's own deadline; the effective one may be the parent's.
-	at time.Time
+	// at is this context's own deadline; the effective one, deadline, may be the
+	// parent's. A context's deadline never changes, so the effective one is worked
+	// out once, when the context is made: a request's contexts are asked for it
+	// several times, each asking its parents.
+	at, deadline time.Time
 	// cause is what Cause reports once the context ended at its own deadline.
 	cause error
 
@@ -90,15 +93,20 @@ func New(parent context.Context, timeout time.Duration, cause error) *Context {
 // NewAt is New for a context that ends at a given time, for a caller that has read
 // the clock already (a timeout counted from a request's arrival).
 func NewAt(parent context.Context, at time.Time, cause error) *Context {
-	return &Context{parent: parent, at: at, cause: cause}
+	return &Context{parent: parent, at: at, deadline: earlierDeadline(parent, at), cause: cause}
+}
+
+// earlierDeadline is the earlier of at and parent's deadline.
+func earlierDeadline(parent context.Context, at time.Time) time.Time {
+	if pd, ok := parent.Deadline(); ok && pd.Before(at) {
+		return pd
+	}
+	return at
 }
 
 // Deadline returns the earlier of this context's deadline and its parent's.
 func (c *Context) Deadline() (time.Time, bool) {
-	if pd, ok := c.parent.Deadline(); ok && pd.Before(c.at) {
-		return pd, true
-	}
-	return c.at, true
+	return c.deadline, true
 }
 
 // Done returns a channel closed when the context ends. The first call arms a timer
@@ -296,7 +304,7 @@ func (c *Context) Recycle() bool {
 
 // Reset makes a context that Recycle reported reusable what NewAt would return.
 func (c *Context) Reset(parent context.Context, at time.Time, cause error) {
-	*c = Context{parent: parent, at: at, cause: cause}
+	*c = Context{parent: parent, at: at, deadline: earlierDeadline(parent, at), cause: cause}
 }
 
 // Cause returns why ctx ended, as context.Cause does: for a Context (or a context

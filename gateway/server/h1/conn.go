@@ -59,6 +59,9 @@ type conn struct {
 	baseCtx  context.Context
 	tlsState *tls.ConnectionState
 	remote   string
+	// remoteHost is remote without its port, worked out once (see
+	// Exchange.RemoteHost).
+	remoteHost string
 	// yieldFirst is set when a goroutine should let others run before reading
 	// the next request (rawio.YieldPays).
 	yieldFirst bool

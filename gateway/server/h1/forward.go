@@ -3,6 +3,7 @@ package h1
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"time"
@@ -68,6 +69,19 @@ func (x *Exchange) Arrived() time.Time { return x.arrived }
 
 // RemoteAddr returns the client's address, as Request.RemoteAddr.
 func (x *Exchange) RemoteAddr() string { return x.c.remote }
+
+// RemoteHost returns the client's address without its port (RemoteAddr itself when
+// it has none), as X-Forwarded-For gives it: the same for every request of the
+// connection, so worked out once.
+func (x *Exchange) RemoteHost() string { return x.c.remoteHost }
+
+// hostOf is the host part of a peer's address, or the address when it has no port.
+func hostOf(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
 
 // TLS reports whether the client connection is over TLS.
 func (x *Exchange) TLS() bool { return x.c.tlsState != nil }

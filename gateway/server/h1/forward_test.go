@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ func expectClosed(t *testing.T, br *bufio.Reader, what string) {
 // offered is what a forwarder saw of an exchange, copied out during the call.
 type offered struct {
 	method, target, host, remote, date string
+	remoteHost                         string
 	tls, closing                       bool
 	fields                             []string
 	arrived                            time.Time
@@ -71,7 +73,8 @@ func TestForwarderDeclinesToHandler(t *testing.T) {
 	seen := make(chan offered, 4)
 	fwd := forwarderFunc(func(x *Exchange) bool {
 		o := offered{method: x.Method(), target: x.Target(), host: x.Host(), remote: x.RemoteAddr(),
-			date: string(x.DateLine()), tls: x.TLS(), closing: x.Closing(), arrived: x.Arrived()}
+			date: string(x.DateLine()), tls: x.TLS(), closing: x.Closing(), arrived: x.Arrived(),
+			remoteHost: x.RemoteHost()}
 		for i := range x.Fields() {
 			name, value := x.Field(i)
 			o.fields = append(o.fields, name+"="+value)
@@ -105,6 +108,9 @@ func TestForwarderDeclinesToHandler(t *testing.T) {
 		}
 		if !strings.HasPrefix(o.date, "Date: ") || !strings.HasSuffix(o.date, " GMT\r\n") {
 			t.Fatalf("DateLine %q", o.date)
+		}
+		if host, _, _ := net.SplitHostPort(want.remote); o.remoteHost != host {
+			t.Fatalf("RemoteHost %q, want %q", o.remoteHost, host)
 		}
 		// Each request's own arrival, read after it was sent.
 		if o.arrived.Before(sent) || o.arrived.After(time.Now()) {

@@ -125,6 +125,7 @@ func New(cfg Config) *Server {
 // when the server is draining.
 func (s *Server) ServeConn(rwc net.Conn) {
 	c := &conn{srv: s, rwc: rwc, rbuf: getBuffer(), remote: rwc.RemoteAddr().String(), yieldFirst: rawio.YieldPays()}
+	c.remoteHost = hostOf(c.remote)
 	if r, ok := rwc.(idleReader); ok && r.CanWaitIdle() {
 		c.idle, c.releaseIdleFn = r, c.releaseIdle
 	}
