@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -102,5 +103,32 @@ func TestFastClientDeadlineEndsAStalledExchange(t *testing.T) {
 				t.Errorf("the exchange ended after %v, want about %v", took, timeout)
 			}
 		})
+	}
+}
+
+// TestRawForwardDeadlineEndsAStalledBodyWrite is TestFastClientDeadlineEndsAStalledExchange
+// for the raw path: a request whose head and body are written in one go to a backend
+// that does not read must end at the request's deadline, not hang in the write.
+func TestRawForwardDeadlineEndsAStalledBodyWrite(t *testing.T) {
+	addr := stallingBackend(t)
+	f := newFast(t, Options{})
+	f.dialer.Control = smallBuffer(syscall.SO_SNDBUF)
+	rc := &RawClient{t: f}
+	const timeout = 300 * time.Millisecond
+	body := bytes.Repeat([]byte("x"), 64<<10)
+	req := append([]byte("PUT / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	ctx := deadline.New(context.Background(), timeout, errors.New("test timeout"))
+	defer ctx.Release()
+	done := make(chan RawResult, 1)
+	began := time.Now()
+	go func() { done <- rc.Forward(ctx, addr, req, false, false, true, &fakeSink{}) }()
+	select {
+	case res := <-done:
+		if took := time.Since(began); res.Err == nil || took < timeout {
+			t.Fatalf("Forward ended after %v with %v, want the deadline's error after %v", took, res.Err, timeout)
+		}
+	case <-time.After(10 * timeout):
+		// The stalled backend is closed at the end of the test, which ends the write.
+		t.Fatalf("Forward with a %d-byte body still blocked after %v, past its %v deadline", len(body), time.Since(began), timeout)
 	}
 }

@@ -90,7 +90,7 @@ func (rc *RawClient) Forward(ctx context.Context, addr string, req []byte, head,
 		if err != nil {
 			return RawResult{Err: err}
 		}
-		res := cc.forwardRaw(ctx, req, head, sink)
+		res := cc.forwardRaw(ctx, req, head, body, sink)
 		if res.Err != nil && !res.Wrote && cc.reused && cc.nothingRead && replayable && ctx.Err() == nil {
 			// The backend closed an idle connection just as it was taken; the
 			// request never reached it.
@@ -112,8 +112,10 @@ func Replayable(method string, hasIdempotencyKey bool) bool {
 }
 
 // forwardRaw makes one raw exchange on cc, up to the final response head. On
-// failure the connection is closed.
-func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head bool, sink RawSink) RawResult {
+// failure the connection is closed. body is set when req carries a body, whose
+// write may wait on a backend that does not read: the request's context is watched
+// from before the write then, as for RoundTrip's bodies.
+func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head, body bool, sink RawSink) RawResult {
 	cc.nothingRead = true
 	cc.ctx = ctx
 	if cc.outgrown && len(cc.rbuf) < largeReadBuffer && cc.r == cc.w {
@@ -122,6 +124,9 @@ func (cc *clientConn) forwardRaw(ctx context.Context, req []byte, head bool, sin
 		cc.rbuf, cc.r, cc.w = make([]byte, largeReadBuffer), 0, 0
 	}
 	cc.outgrown = false
+	if body {
+		cc.watch(true)
+	}
 	var res RawResult
 	var err error
 	if cc.rawConn != nil {

@@ -299,10 +299,15 @@ func (c *Context) Recycle() bool {
 	if c.err == nil {
 		c.err, c.endCause = context.Canceled, context.Canceled
 	}
+	// A context kept for reuse does not keep its parent (a request's context, and
+	// through it a connection) alive meanwhile.
+	c.parent = context.Background()
 	return true
 }
 
-// Reset makes a context that Recycle reported reusable what NewAt would return.
+// Reset makes a context that Recycle reported reusable what NewAt would return. The
+// caller must hold the only reference to it: Reset overwrites it whole, lock
+// included, without taking the lock.
 func (c *Context) Reset(parent context.Context, at time.Time, cause error) {
 	*c = Context{parent: parent, at: at, deadline: earlierDeadline(parent, at), cause: cause}
 }

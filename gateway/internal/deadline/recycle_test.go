@@ -11,9 +11,14 @@ import (
 // called on may be reused: Recycle ends it, and Reset makes it a new context with
 // the new deadline and cause, which ends at that deadline.
 func TestRecycleKeepsAContextNothingWaitsOn(t *testing.T) {
-	c := New(context.Background(), time.Hour, errOuter)
+	type valueKey struct{}
+	c := New(context.WithValue(context.Background(), valueKey{}, "request"), time.Hour, errOuter)
 	if !c.Recycle() {
 		t.Fatal("a context nothing waited on was not reusable")
+	}
+	// Kept for reuse, it lets go of its parent.
+	if v := c.Value(valueKey{}); v != nil {
+		t.Fatalf("a recycled context still reaches its parent's value %v", v)
 	}
 	if !errors.Is(c.Err(), context.Canceled) {
 		t.Fatalf("after Recycle: %v, want context.Canceled", c.Err())
