@@ -392,6 +392,11 @@ type rawHead struct {
 	// which name more fields to take out.
 	connection  [maxConnectionFields][]byte
 	connections int
+	// verbatim is set when the field lines can go to the client as they are, in
+	// one copy: each ends in CRLF, and none is hop-by-hop (Connection included).
+	// fieldsAt is where they start in the head, after the status line.
+	verbatim bool
+	fieldsAt int
 }
 
 // maxConnectionFields is how many Connection fields a relayed head may have; the
@@ -411,6 +416,7 @@ var errNotRelayable = errors.New("backend response cannot be relayed as is")
 func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	var rh rawHead
 	line, rest, _ := bytes.Cut(b, []byte{'\n'})
+	rh.fieldsAt = len(line) + 1
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
 		return rh, errNotRelayable
@@ -422,11 +428,15 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	rh.status = code
 	clCount, hasType := 0, false
 	var cl []byte
+	// crlfLength is what the field lines measure if each ends in CRLF.
+	crlfLength, hopByHop := 0, false
 	for line := range headFieldLines(rest) {
+		crlfLength += len(line) + 2
 		name, value, ok := bytes.Cut(line, []byte{':'})
 		if !ok || !httpsyntax.IsToken(name) {
 			return rh, errNotRelayable
 		}
+		hopByHop = hopByHop || hopByHopName(name)
 		value = trimOWS(value)
 		if !httpsyntax.ValidFieldValue(value) {
 			return rh, errNotRelayable
@@ -456,6 +466,8 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 			hasType = true
 		}
 	}
+	rh.verbatim = !hopByHop && rh.connections == 0 && bytes.HasSuffix(b, []byte("\r\n")) &&
+		crlfLength == len(b)-rh.fieldsAt-2
 	var length int64
 	if clCount == 1 {
 		// The length is checked even where it frames nothing, as the parser of
@@ -518,14 +530,19 @@ func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink, e
 	out = appendStatusLine(out, rh.status)
 	start := len(out)
 	out = append(out, fields...)
-	_, rest, _ := bytes.Cut(b, []byte{'\n'})
-	for line := range headFieldLines(rest) {
-		name, _, _ := bytes.Cut(line, []byte{':'})
-		if rawHopByHop(name, rh.connection[:rh.connections]) {
-			continue
+	if rh.verbatim {
+		// The usual head: its field lines, without the empty line, in one copy.
+		out = append(out, b[rh.fieldsAt:len(b)-2]...)
+	} else {
+		_, rest, _ := bytes.Cut(b, []byte{'\n'})
+		for line := range headFieldLines(rest) {
+			name, _, _ := bytes.Cut(line, []byte{':'})
+			if rawHopByHop(name, rh.connection[:rh.connections]) {
+				continue
+			}
+			out = append(out, line...)
+			out = append(out, "\r\n"...)
 		}
-		out = append(out, line...)
-		out = append(out, "\r\n"...)
 	}
 	if edit != nil {
 		out = EditFieldsInPlace(out, start, edit)
@@ -564,6 +581,19 @@ func namesKeptField(value []byte) bool {
 // rawHopByHop reports whether a response field named name concerns one connection
 // only: a hop-by-hop field, or one the Connection fields name.
 func rawHopByHop(name []byte, connection [][]byte) bool {
+	if hopByHopName(name) {
+		return true
+	}
+	for _, v := range connection {
+		if tokenIn(v, string(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// hopByHopName reports whether name, in any case, is one of the hop-by-hop fields.
+func hopByHopName(name []byte) bool {
 	// Every field of every relayed response asks: the names are told apart by
 	// their length first.
 	var candidates []string
@@ -585,11 +615,6 @@ func rawHopByHop(name []byte, connection [][]byte) bool {
 	}
 	for _, h := range candidates {
 		if httpsyntax.EqualFold(name, h) {
-			return true
-		}
-	}
-	for _, v := range connection {
-		if tokenIn(v, string(name)) {
 			return true
 		}
 	}

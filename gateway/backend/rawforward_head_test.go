@@ -68,3 +68,54 @@ func TestTrimOWSTrimsSpacesAndTabs(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendClientHeadVerbatimIsThePerLineHead builds random relayable response
+// heads, with line endings of CRLF or LF, hop-by-hop fields, Connection fields and
+// fields they name, and checks that the head sent to the client is the same whether
+// the field lines are copied whole (when scanRawHead found that they can be) or
+// line by line; and that the common head is copied whole.
+func TestAppendClientHeadVerbatimIsThePerLineHead(t *testing.T) {
+	rng := rand.New(rand.NewPCG(26, 13))
+	fieldsPool := []string{"Content-Type: text/plain", "X-Trace: a b", "Cache-Control: no-store", "Date: Sat, 28 Nov 2026 12:00:00 GMT",
+		"Keep-Alive: timeout=5", "Connection: x-private", "X-Private: 1", "Upgrade: h2c", "Te: trailers", "Set-Cookie: a=b",
+		"Proxy-Authenticate: Basic", "Trailer: X-Sum", "connection: keep-alive", "X-Empty:", "X-Ows:  \tpadded \t"}
+	verbatimSeen := 0
+	for range 5000 {
+		var b strings.Builder
+		eol := func() string {
+			if rng.IntN(10) == 0 {
+				return "\n"
+			}
+			return "\r\n"
+		}
+		b.WriteString("HTTP/1.1 200 OK" + eol())
+		b.WriteString("Content-Length: 2" + eol())
+		for range rng.IntN(5) {
+			b.WriteString(fieldsPool[rng.IntN(len(fieldsPool))] + eol())
+		}
+		b.WriteString(eol())
+		head := []byte(b.String())
+		rh, err := scanRawHead(head, false)
+		if err != nil {
+			continue
+		}
+		sink := &fakeSink{closing: rng.IntN(4) == 0}
+		got := appendClientHead(nil, head, &rh, []byte("X-Gateway: 1\r\n"), sink, nil)
+		perLine := rh
+		perLine.verbatim = false
+		want := appendClientHead(nil, head, &perLine, []byte("X-Gateway: 1\r\n"), sink, nil)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("head %q:\n%q\ncopied whole, and\n%q\nline by line", head, got, want)
+		}
+		if rh.verbatim {
+			verbatimSeen++
+		}
+	}
+	if verbatimSeen == 0 {
+		t.Fatal("no head was copied whole")
+	}
+	common := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nDate: X\r\n\r\n")
+	if rh, err := scanRawHead(common, false); err != nil || !rh.verbatim {
+		t.Fatalf("the common head is not copied whole: %v, verbatim %v", err, rh.verbatim)
+	}
+}
