@@ -79,6 +79,9 @@ func TestFastClientDeadlineEndsAStalledExchange(t *testing.T) {
 		{name: "answer that never comes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			// Timed from before the deadline is set, so that the exchange cannot
+			// seem to end before it.
+			began := time.Now()
 			ctx := deadline.New(context.Background(), timeout, errors.New("test timeout"))
 			defer ctx.Release()
 			method := http.MethodGet
@@ -89,7 +92,6 @@ func TestFastClientDeadlineEndsAStalledExchange(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			began := time.Now()
 			res, err := f.RoundTrip(req)
 			took := time.Since(began)
 			if err == nil {
@@ -117,10 +119,10 @@ func TestRawForwardDeadlineEndsAStalledBodyWrite(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	body := bytes.Repeat([]byte("x"), 64<<10)
 	req := append([]byte("PUT / HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+	began := time.Now()
 	ctx := deadline.New(context.Background(), timeout, errors.New("test timeout"))
 	defer ctx.Release()
 	done := make(chan RawResult, 1)
-	began := time.Now()
 	go func() { done <- rc.Forward(ctx, addr, req, false, false, true, &fakeSink{}) }()
 	select {
 	case res := <-done:
