@@ -235,25 +235,11 @@ func checkInstructionTools() error {
 // runInstructionMode is the command with -instructions: the instructions view alone,
 // printed and written to -out.
 func runInstructionMode(ctx context.Context, o options) int {
-	if err := checkInstructionTools(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	dir, bins, cleanup, code := setUp(o, "switchyard-instructions-", checkInstructionTools)
+	if code != 0 {
+		return code
 	}
-	dir, err := os.MkdirTemp("", "switchyard-instructions-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "keeping", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bins, err := buildBinaries(o.switchyard, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
+	defer cleanup()
 	started := time.Now()
 	section, err := runInstructions(ctx, instructionSettings{requests: o.instructions, rounds: o.rounds, dir: dir, bins: bins})
 	if err != nil {

@@ -95,25 +95,11 @@ func run() int {
 		return runInstructionMode(ctx, o)
 	}
 
-	if err := checkTools(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+	dir, bins, cleanup, code := setUp(o, "switchyard-compare-", checkTools)
+	if code != 0 {
+		return code
 	}
-	dir, err := os.MkdirTemp("", "switchyard-compare-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "keeping", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	bins, err := buildBinaries(o.switchyard, dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
+	defer cleanup()
 	rs := runSettings{rounds: o.rounds, warmup: o.warmup, cores: runtime.NumCPU(), dir: dir, bins: bins, loadAtStart: loadAverage(),
 		load: loadSettings{Duration: o.duration, Conns: 32, H2Clients: 8, H2Streams: 4,
 			Rate: o.rate, RateDuration: o.rateDuration, RateConns: 64}}
@@ -149,6 +135,32 @@ func run() int {
 		}
 	}
 	return 0
+}
+
+// setUp checks that the run's tools are there, makes its folder (which cleanup
+// removes, unless -keep) and builds the binaries. A code other than 0 is the exit
+// status of a failure, already reported.
+func setUp(o options, folder string, check func() error) (dir string, bins binaries, cleanup func(), code int) {
+	if err := check(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return "", bins, nil, 2
+	}
+	dir, err := os.MkdirTemp("", folder)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return "", bins, nil, 2
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "keeping", dir)
+		cleanup = func() {}
+	}
+	if bins, err = buildBinaries(o.switchyard, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		cleanup()
+		return "", bins, nil, 2
+	}
+	return dir, bins, cleanup, 0
 }
 
 // checkTools fails with the list of missing programs.
