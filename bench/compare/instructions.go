@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -219,17 +218,8 @@ func ratio(a, b float64) string {
 
 // checkInstructionTools fails with the list of missing programs.
 func checkInstructionTools() error {
-	var missing []string
-	for _, tool := range instructionTools {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: bench/instructions.sh installs them (Debian packages valgrind, nghttp2-client, nginx, haproxy)",
-			strings.Join(missing, ", "))
-	}
-	return nil
+	return requireTools(instructionTools,
+		"bench/instructions.sh installs them (Debian packages valgrind, nghttp2-client, nginx, haproxy)")
 }
 
 // runInstructionMode is the command with -instructions: the instructions view alone,

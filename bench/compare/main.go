@@ -165,15 +165,21 @@ func setUp(o options, folder string, check func() error) (dir string, bins binar
 
 // checkTools fails with the list of missing programs.
 func checkTools() error {
+	return requireTools([]string{"wrk", "h2load", "nginx", "haproxy", "caddy", "taskset"},
+		"bench/run.sh installs them (Debian packages wrk, nghttp2-client, nginx, haproxy, caddy, util-linux)")
+}
+
+// requireTools fails with the list of the tools not on the PATH, and how to get
+// them.
+func requireTools(tools []string, howTo string) error {
 	var missing []string
-	for _, tool := range []string{"wrk", "h2load", "nginx", "haproxy", "caddy", "taskset"} {
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: bench/run.sh installs them (Debian packages wrk, nghttp2-client, nginx, haproxy, caddy, util-linux)",
-			strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s: %s", strings.Join(missing, ", "), howTo)
 	}
 	return nil
 }
