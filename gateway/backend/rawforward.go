@@ -184,6 +184,27 @@ func (r *RawResult) Relay(sink RawSink, fields []byte) (written int64, clientFai
 	return r.RelayEdited(sink, fields, nil)
 }
 
+// clientHead is appendClientHead into cc's write buffer. An editor is a plugin's
+// code: should it panic, the connection, which belongs to no pool and no result
+// any more, is closed as the panic goes on.
+func (cc *clientConn) clientHead(b []byte, rh *rawHead, fields []byte, sink RawSink, edit HeadEditor) []byte {
+	if edit == nil {
+		return appendClientHead(cc.wbuf[:0], b, rh, fields, sink, edit)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = cc.fail(cc.ctx, errEditorPanicked)
+		}
+	}()
+	out := appendClientHead(cc.wbuf[:0], b, rh, fields, sink, edit)
+	done = true
+	return out
+}
+
+// errEditorPanicked is why a connection whose response editor panicked is closed.
+var errEditorPanicked = errors.New("response editor panicked")
+
 // HeadEditor edits the field lines of a response head (see
 // plugins.RawResponseEditor).
 type HeadEditor interface {
@@ -197,7 +218,7 @@ func (r *RawResult) RelayEdited(sink RawSink, fields []byte, edit HeadEditor) (w
 	cc := r.cc
 	r.cc = nil
 	b := cc.rbuf[cc.r : cc.r+r.headLen]
-	out := appendClientHead(cc.wbuf[:0], b, &r.rh, fields, sink, edit)
+	out := cc.clientHead(b, &r.rh, fields, sink, edit)
 	cc.r += r.headLen
 	out, written, clientFailed, err = cc.relayBody(out, r.rh.length, sink)
 	cc.wbuf = out[:0]

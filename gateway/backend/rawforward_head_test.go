@@ -1,10 +1,14 @@
 package backend
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
@@ -117,5 +121,42 @@ func TestAppendClientHeadVerbatimIsThePerLineHead(t *testing.T) {
 	common := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\nDate: X\r\n\r\n")
 	if rh, err := scanRawHead(common, false); err != nil || !rh.verbatim {
 		t.Fatalf("the common head is not copied whole: %v, verbatim %v", err, rh.verbatim)
+	}
+}
+
+// panickingEditor is a response editor that panics, as a faulty plugin's might.
+type panickingEditor struct{}
+
+func (panickingEditor) AppendEditedResponse(b, _ []byte) []byte { panic("editor fault") }
+
+// TestRawRelayClosesTheConnectionOfAPanickingEditor relays a response through an
+// editor that panics: the panic goes on to the caller, and the backend connection,
+// which no pool holds, is closed rather than left open.
+func TestRawRelayClosesTheConnectionOfAPanickingEditor(t *testing.T) {
+	closed := make(chan struct{})
+	addr, _ := scriptedBackend(t, func(c net.Conn, br *bufio.Reader) {
+		answers(okRelayed)(c, br)
+		close(closed)
+	})
+	rc := newRawClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
+	defer cancel()
+	sink := &fakeSink{}
+	res := rc.Forward(ctx, addr, []byte(rawGet), false, true, false, sink)
+	if res.Status != 200 || res.Err != nil {
+		t.Fatalf("Forward: status %d, %v", res.Status, res.Err)
+	}
+	func() {
+		defer func() {
+			if v := recover(); v != "editor fault" {
+				t.Errorf("recovered %v, want the editor's panic", v)
+			}
+		}()
+		_, _, _ = res.RelayEdited(sink, nil, panickingEditor{})
+	}()
+	select {
+	case <-closed:
+	case <-time.After(rawWait):
+		t.Fatal("the backend connection was left open")
 	}
 }
