@@ -113,11 +113,7 @@ func machine() string {
 
 // versions asks each program for its version.
 func versions(bins binaries) []string {
-	first := func(name string, args ...string) string {
-		out, _ := execOutput(name, args...)
-		line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
-		return strings.TrimSpace(line)
-	}
+	first := firstLine
 	field := func(line string, i int) string {
 		f := strings.Fields(line)
 		if i < len(f) {
@@ -134,6 +130,13 @@ func versions(bins binaries) []string {
 		"wrk " + strings.TrimPrefix(field(first("wrk", "-v"), 1), "debian/"),
 		"h2load " + strings.TrimPrefix(field(first("h2load", "--version"), 1), "nghttp2/"),
 	}
+}
+
+// firstLine is the first line a program prints, trimmed; "" when it prints none.
+func firstLine(name string, args ...string) string {
+	out, _ := execOutput(name, args...)
+	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(line)
 }
 
 // seconds renders d in seconds, as "0.5 s".

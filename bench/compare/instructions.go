@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -240,27 +241,10 @@ func runInstructionMode(ctx context.Context, o options) int {
 	report.WriteString("# Switchyard and its peers: instructions per request\n\n")
 	fmt.Fprintf(&report, "- Date: %s; whole run %s.\n", time.Now().UTC().Format("2006-01-02"), time.Since(started).Round(time.Second))
 	fmt.Fprintf(&report, "- Machine: %s.\n", machine())
-	fmt.Fprintf(&report, "- Go: %s; valgrind %s.\n", runtime.Version(), strings.TrimPrefix(firstLine("valgrind", "--version"), "valgrind-"))
+	fmt.Fprintf(&report, "- Go: %s; valgrind %s.\n", runtime.Version(), strings.TrimPrefix(cmp.Or(firstLine("valgrind", "--version"), "?"), "valgrind-"))
 	fmt.Fprintf(&report, "- Versions: %s.\n", strings.Join(versions(bins), ", "))
 	fmt.Fprintf(&report, "- Command: `%s`.\n", commandLine(o))
 	fmt.Fprintln(&report, "- Numbers are reported, never asserted.")
 	report.WriteString("\n" + section)
-	fmt.Print(report.String())
-	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 2
-		}
-	}
-	return 0
-}
-
-// firstLine is the first line a program prints, "?" when it prints none.
-func firstLine(name string, args ...string) string {
-	out, _ := execOutput(name, args...)
-	line, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
-	if line == "" {
-		return "?"
-	}
-	return line
+	return publish(o, report.String())
 }

@@ -127,9 +127,15 @@ func run() int {
 	for _, res := range results {
 		writeScenario(&report, res)
 	}
-	fmt.Print(report.String())
+	return publish(o, report.String())
+}
+
+// publish prints the report and writes it to -out, if given; it returns the exit
+// status.
+func publish(o options, report string) int {
+	fmt.Print(report)
 	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}

@@ -103,10 +103,9 @@ func (a *AccessLog) log(f *lineFields, now time.Time) {
 // Exchange) and the raw path (LogRaw) each fill them in from what they hold of a
 // request, so that one encoder writes the lines of both and they cannot drift.
 type lineFields struct {
-	listener, route, rule string
-	// listenerField and ruleFields, when set, are the first three fields encoded
-	// already (see listenerLogField and ruleLogFields), in place of listener,
-	// route and rule.
+	// listenerField and ruleFields are the listener, route and rule fields,
+	// encoded once for all the lines of a listener and of a rule (see
+	// listenerLogField and ruleLogFields); noRuleFields for a request no rule took.
 	listenerField, ruleFields string
 	// method, host and path are the request's; path is the unescaped path before
 	// any rewrite, without the query.
@@ -131,17 +130,8 @@ func appendLine(b []byte, f *lineFields, now time.Time) []byte {
 	b = append(b, `{"time":"`...)
 	b = appendTime(b, now)
 	b = append(b, `","msg":"request"`...)
-	if f.listenerField != "" {
-		b = append(b, f.listenerField...)
-	} else {
-		b = appendStringField(b, `,"listener":`, f.listener)
-	}
-	if f.ruleFields != "" {
-		b = append(b, f.ruleFields...)
-	} else {
-		b = appendStringField(b, `,"route":`, f.route)
-		b = appendStringField(b, `,"rule":`, f.rule)
-	}
+	b = append(b, f.listenerField...)
+	b = append(b, f.ruleFields...)
 	b = appendStringField(b, `,"backend":`, info.Backend)
 	b = appendStringField(b, `,"endpoint":`, info.Endpoint)
 	b = appendStringField(b, `,"method":`, f.method)
@@ -170,6 +160,9 @@ func appendLine(b []byte, f *lineFields, now time.Time) []byte {
 func listenerLogField(name string) string {
 	return string(appendStringField(nil, `,"listener":`, name))
 }
+
+// noRuleFields are the route and rule fields of a request no rule took.
+const noRuleFields = `,"route":"","rule":""`
 
 // ruleLogFields encodes the route and rule fields of access log lines.
 func ruleLogFields(route, rule string) string {

@@ -159,12 +159,12 @@ func (r *Rule) count(info *reqctx.Info, status int, elapsed time.Duration) {
 func (x *Exchange) lineFields(status int, elapsed time.Duration) lineFields {
 	r := x.req
 	f := lineFields{
-		listener: x.listener.name, listenerField: x.listener.logField, method: r.Method, host: r.Host, path: x.path,
+		listenerField: x.listener.logField, ruleFields: noRuleFields, method: r.Method, host: r.Host, path: x.path,
 		status: status, bytes: x.writer.bytes, elapsed: elapsed, flags: x.Info.Flags,
 		traceID: traceIDOf(x.span, r), client: r.RemoteAddr, info: &x.Info,
 	}
 	if x.rule != nil {
-		f.route, f.rule, f.ruleFields = x.rule.route, x.rule.name, x.rule.logFields
+		f.ruleFields = x.rule.logFields
 	}
 	return f
 }

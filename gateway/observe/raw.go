@@ -96,14 +96,14 @@ func (l *Listener) LogRaw(rule *Rule, req RawRequest, info *reqctx.Info, status 
 	// the handler path.
 	now := time.Now()
 	f := lineFields{
-		listener: l.name, listenerField: l.logField, method: req.Method, host: req.Host, path: targetPath(req.Target),
+		listenerField: l.logField, ruleFields: noRuleFields, method: req.Method, host: req.Host, path: targetPath(req.Target),
 		status: status, bytes: bytes, elapsed: now.Sub(info.Start), flags: flags,
 		// The raw path serves requests only without tracing, where the client's
 		// traceparent is the one source of a trace ID (see traceIDOf).
 		traceID: traceparentID(req.Traceparent), client: req.RemoteAddr, info: info,
 	}
 	if rule != nil {
-		f.route, f.rule, f.ruleFields = rule.route, rule.name, rule.logFields
+		f.ruleFields = rule.logFields
 	}
 	a.log(&f, now)
 }

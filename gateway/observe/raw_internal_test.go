@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 )
 
@@ -58,7 +59,7 @@ func TestLogRawDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := o.Listener("default/gw/http")
-	rule := &Rule{route: "default/app", name: "0"}
+	rule := o.Rule("default/app", 0, &config.Rule{})
 	req := RawRequest{Method: "GET", Host: "app.example.com", Target: "/a/b?secret=1", RemoteAddr: "10.0.0.7:51234"}
 	info := &reqctx.Info{Start: time.Now(), Backend: "default/app:80", Endpoint: "10.244.1.7:8080", Attempts: 1,
 		UpstreamTime: 900 * time.Microsecond, Flags: reqctx.FlagRetried}

@@ -33,12 +33,8 @@ func FromPeer(remoteAddr string) string {
 // from is From given the pieces of the request it reads: the peer's address and
 // the header, which only a trusted peer's X-Forwarded-For is read from.
 func from(remoteAddr string, header http.Header, trusted []netip.Prefix) string {
-	host, peer, ok := splitIPv4Peer(remoteAddr)
-	if ok && !contains(trusted, peer) {
-		// The shortcut reads only the canonical form: host is the answer.
-		return host
-	}
-	if !ok {
+	host, peer, shortcut := splitIPv4Peer(remoteAddr)
+	if !shortcut {
 		var err error
 		if host, _, err = net.SplitHostPort(remoteAddr); err != nil {
 			host = remoteAddr
@@ -49,6 +45,10 @@ func from(remoteAddr string, header http.Header, trusted []netip.Prefix) string 
 		peer = peer.WithZone("").Unmap()
 	}
 	if !contains(trusted, peer) {
+		if shortcut {
+			// The shortcut reads only the canonical form: host is the answer.
+			return host
+		}
 		return canonical(peer, host)
 	}
 	client, clientText := peer, host
