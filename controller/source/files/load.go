@@ -46,6 +46,11 @@ func Load(path string) (*translate.Input, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeSources(sources)
+}
+
+// decodeSources decodes files already read, as Load does.
+func decodeSources(sources []source) (*translate.Input, error) {
 	l := &loader{in: &translate.Input{}, seen: map[objectKey]location{}}
 	for _, src := range sources {
 		l.loadFile(src.name, src.data)

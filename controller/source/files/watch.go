@@ -22,7 +22,11 @@ const DefaultInterval = 250 * time.Millisecond
 // a file (a new modification time, equal content) is not a change. An edit is loaded
 // only once the content is equal across two consecutive polls, so that a file caught
 // half-written is not read; an edit is therefore picked up between one and two
-// intervals after it settles. The content present when Watch starts is the baseline
+// intervals after it settles. The bytes decoded are those two polls agreed on, never
+// a third read. A writer that stops for longer than an interval in the middle of a
+// write (after truncating a file, say) can still be caught: write to a hidden or
+// other-named file and rename it into place, as ConfigMap volumes and most editors
+// do, so that every read sees a whole file. The content present when Watch starts is the baseline
 // and is not reported: callers load it themselves first.
 //
 // Files whose size, modification time and identity are those of the previous poll
@@ -71,6 +75,11 @@ type Watcher struct {
 	// failed; skipped counts the polls since.
 	stats   []os.FileInfo
 	skipped int
+	// read is what the last full read found (the files, or the error reading
+	// them), kept only while an edit waits to be reported: when two polls agree,
+	// these bytes are the ones decoded.
+	read    []source
+	readErr error
 }
 
 // NewWatcher takes the baseline now. A caller that loads the files itself should call
@@ -80,13 +89,15 @@ func NewWatcher(path string) *Watcher {
 	w := &Watcher{path: path}
 	digest := w.digest()
 	w.applied, w.previous = digest, digest
+	w.read, w.readErr = nil, nil
 	return w
 }
 
 // digest returns the digest of the files' content: that of the previous poll when
 // their metadata is unchanged since they were last read (within fullReadEvery
-// polls) and no edit waits to be reported, else a new one. The metadata is taken before the read, so that an edit
-// made during the read shows as a change of metadata at the next poll.
+// polls) and no edit waits to be reported, else a new one from a full read, which it
+// keeps in w.read. The metadata is taken before the read, so that an edit made during
+// the read shows as a change of metadata at the next poll.
 func (w *Watcher) digest() [sha256.Size]byte {
 	stats, err := statFiles(w.path)
 	// An edit not yet reported is read again at every poll, so that the content
@@ -98,7 +109,8 @@ func (w *Watcher) digest() [sha256.Size]byte {
 		return w.previous
 	}
 	w.stats, w.skipped = stats, 0
-	return contentDigest(w.path)
+	w.read, w.readErr = readSources(w.path)
+	return contentDigest(w.read, w.readErr)
 }
 
 // statFiles returns the metadata of every manifest file at path, or an error (the
@@ -142,19 +154,27 @@ func (w *Watcher) poll() (in *translate.Input, changed bool, err error) {
 	digest := w.digest()
 	stable := digest == w.previous
 	w.previous = digest
+	read, readErr := w.read, w.readErr
+	if stable || digest == w.applied {
+		// Either read is about to be decoded or it is the content already
+		// reported; a file of megabytes is not kept between polls in either case.
+		w.read, w.readErr = nil, nil
+	}
 	if !stable || digest == w.applied {
 		return nil, false, nil
 	}
 	w.applied = digest
-	in, err = Load(w.path)
+	if readErr != nil {
+		return nil, true, readErr
+	}
+	in, err = decodeSources(read)
 	return in, true, err
 }
 
-// contentDigest hashes the names and bytes of every manifest file at path. An error
-// reading them is hashed too, so that a path appearing or disappearing is a change.
-func contentDigest(path string) [sha256.Size]byte {
+// contentDigest hashes the names and bytes of the manifest files read, or the error
+// reading them, so that a path appearing or disappearing is a change.
+func contentDigest(sources []source, err error) [sha256.Size]byte {
 	h := sha256.New()
-	sources, err := readSources(path)
 	if err != nil {
 		_, _ = io.WriteString(h, "error: "+err.Error())
 	}

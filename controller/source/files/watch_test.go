@@ -50,10 +50,25 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// replaceFile writes content to a hidden file beside path and renames it into place,
+// so that a poll sees either the old file or the whole new one. The tests that run the
+// polling loop on its own clock write this way: a write in place truncates the file
+// first, and a test goroutine held off the CPU for two intervals on a loaded machine
+// would leave the truncated file there long enough to be loaded, as the watcher's
+// documentation says. TestPollWaitsForStableContent covers writes in place.
+func replaceFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	writeFile(t, tmp, content)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestWatchPicksUpAnEdit(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"gw.yaml": gatewayDocs})
 	results := startWatch(t, dir)
-	writeFile(t, filepath.Join(dir, "core.yaml"), coreDocs)
+	replaceFile(t, filepath.Join(dir, "core.yaml"), coreDocs)
 	select {
 	case r := <-results:
 		if r.err != nil {
@@ -66,7 +81,7 @@ func TestWatchPicksUpAnEdit(t *testing.T) {
 		t.Fatal("no reload within 5s of an edit")
 	}
 
-	writeFile(t, filepath.Join(dir, "core.yaml"), "apiVersion: v1\nkind: Nope\n")
+	replaceFile(t, filepath.Join(dir, "core.yaml"), "apiVersion: v1\nkind: Nope\n")
 	select {
 	case r := <-results:
 		if r.err == nil || !strings.Contains(r.err.Error(), "core.yaml") {
@@ -85,14 +100,14 @@ func TestWatchIgnoresTouchWithEqualContent(t *testing.T) {
 	if err := os.Chtimes(path, later, later); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, gatewayDocs)
+	replaceFile(t, path, gatewayDocs)
 	select {
 	case r := <-results:
 		t.Fatalf("onChange called for equal content: %+v", r)
 	case <-time.After(20 * watchInterval):
 	}
 	// The watcher is still alive: a real edit afterwards is reported.
-	writeFile(t, path, gatewayDocs+coreDocs)
+	replaceFile(t, path, gatewayDocs+coreDocs)
 	select {
 	case r := <-results:
 		if r.err != nil || len(r.in.Services) != 1 {
@@ -119,7 +134,7 @@ func TestWatchExported(t *testing.T) {
 		<-done
 	}()
 	for attempt := 0; attempt < 25; attempt++ {
-		writeFile(t, filepath.Join(dir, "gw.yaml"), gatewayDocs+"# edit "+strings.Repeat("x", attempt)+"\n")
+		replaceFile(t, filepath.Join(dir, "gw.yaml"), gatewayDocs+"# edit "+strings.Repeat("x", attempt)+"\n")
 		select {
 		case r := <-results:
 			if r.err != nil || len(r.in.Gateways) != 1 {
