@@ -1,7 +1,9 @@
 package httpsyntax
 
 import (
+	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +67,60 @@ func TestEqualFold(t *testing.T) {
 		}
 		if got := EqualFold([]byte(tc.a), tc.b); got != tc.want {
 			t.Errorf("EqualFold([]byte(%q), %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestValidFieldValueMatchesByteLoop checks the word-at-a-time test against the byte
+// loop on every single byte at every place of a value, and on random values.
+func TestValidFieldValueMatchesByteLoop(t *testing.T) {
+	for length := 1; length <= 24; length++ {
+		for pos := 0; pos < length; pos++ {
+			for c := 0; c < 256; c++ {
+				v := []byte(strings.Repeat("v", length))
+				v[pos] = byte(c)
+				if got, want := ValidFieldValue(v), validFieldBytes(v); got != want {
+					t.Fatalf("ValidFieldValue(%q) = %v, want %v", v, got, want)
+				}
+				if got, want := ValidFieldValue(string(v)), validFieldBytes(v); got != want {
+					t.Fatalf("ValidFieldValue(string %q) = %v, want %v", v, got, want)
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("aZ09 \t\r\n\x00\x1f\x7f\x80\xff\x20\x7e,;=")
+	for range 200000 {
+		v := make([]byte, rng.IntN(40))
+		for i := range v {
+			if rng.IntN(4) == 0 {
+				v[i] = alphabet[rng.IntN(len(alphabet))]
+			} else {
+				v[i] = byte(rng.IntN(256))
+			}
+		}
+		if got, want := ValidFieldValue(v), validFieldBytes(v); got != want {
+			t.Fatalf("ValidFieldValue(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func BenchmarkValidFieldValue(b *testing.B) {
+	value := []byte("text/plain; charset=utf-8, Mon, 02 Jan 2006 15:04:05 GMT")
+	b.SetBytes(int64(len(value)))
+	for b.Loop() {
+		if !ValidFieldValue(value) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
+func BenchmarkValidFieldBytes(b *testing.B) {
+	value := []byte("text/plain; charset=utf-8, Mon, 02 Jan 2006 15:04:05 GMT")
+	b.SetBytes(int64(len(value)))
+	for b.Loop() {
+		if !validFieldBytes(value) {
+			b.Fatal("invalid")
 		}
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/reqcontext"
 )
 
 // Connection states, as Shutdown sees them.
@@ -414,7 +416,7 @@ type watcher struct {
 	running  bool
 	bodyDone atomic.Bool
 	started  time.Time
-	ctx      *requestContext
+	ctx      *reqcontext.Context
 	// active is set while the watching goroutine reads; done is closed when it ends.
 	active bool
 	done   chan struct{}
@@ -426,7 +428,7 @@ type watcher struct {
 }
 
 // begin marks a handler as running.
-func (w *watcher) begin(now time.Time, ctx *requestContext) {
+func (w *watcher) begin(now time.Time, ctx *reqcontext.Context) {
 	w.mu.Lock()
 	w.running, w.started, w.ctx = true, now, ctx
 	w.mu.Unlock()
@@ -448,7 +450,7 @@ func (w *watcher) maybeStart(c *conn, cutoff time.Time) {
 
 // watch reads one byte: a client that closes or resets the connection ends the
 // request's context.
-func (w *watcher) watch(rwc net.Conn, done chan struct{}, ctx *requestContext) {
+func (w *watcher) watch(rwc net.Conn, done chan struct{}, ctx *reqcontext.Context) {
 	defer close(done)
 	n, err := rwc.Read(w.got[:])
 	if n == 1 {
@@ -460,7 +462,7 @@ func (w *watcher) watch(rwc net.Conn, done chan struct{}, ctx *requestContext) {
 		return // stopped by end
 	}
 	w.gone = true
-	ctx.cancel()
+	ctx.Cancel()
 }
 
 // end stops watching after the handler returned (or hijacked). It reports a byte the

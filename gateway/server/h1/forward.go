@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"runtime"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/reqcontext"
 )
 
 // Forwarder answers requests from their wire form, without the http.Request, header
@@ -32,7 +34,7 @@ type Exchange struct {
 	// is for looking at, not keeping.
 	// Its Header is nil until Header or ResponseWriter is called.
 	Request *http.Request
-	ctx     *requestContext
+	ctx     *reqcontext.Context
 	// body is the request's body, in the connection's buffer (see Body).
 	body []byte
 	// arrived is when the exchange was offered (see Arrived).
@@ -176,7 +178,7 @@ func (c *conn) serveRequest() bool {
 		c.watch.bodyDone.Store(true)
 	}
 	ctx := &c.next.ctx
-	ctx.parent = c.baseCtx
+	ctx.Init(c.baseCtx)
 	x := &c.exchange
 	// The body's slice ends at its capacity, so that an append to it cannot write
 	// over a pipelined request that follows it in the buffer.
@@ -199,7 +201,7 @@ func (c *conn) serveRequest() bool {
 			c.appendRead(got)
 		}
 		if gone {
-			ctx.cancel()
+			ctx.Cancel()
 		}
 		// end forgot that the body is read, or whole in the buffer (see
 		// forwardable): the socket holds nothing more of this request, and the
@@ -210,7 +212,7 @@ func (c *conn) serveRequest() bool {
 		c.exchange = Exchange{}
 		return c.run()
 	}
-	ctx.cancel()
+	ctx.Cancel()
 	got, gone := c.watch.end(c)
 	w := x.w
 	if w != nil && w.hijacked {

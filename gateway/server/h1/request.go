@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"runtime"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/reqcontext"
 )
 
 // requestState is what a request has of its own besides its head's text, header
@@ -14,7 +16,7 @@ import (
 // context, its URL (in the common case; see requestURL), its body's reader and the
 // values of its header when they are few.
 type requestState struct {
-	ctx    requestContext
+	ctx    reqcontext.Context
 	url    url.URL
 	body   body
 	values [headerValueRoom]string
@@ -94,7 +96,7 @@ func (c *conn) bodyRead() { c.watch.bodyDone.Store(true) }
 func (c *conn) run() bool {
 	h := &c.head
 	ctx := &c.next.ctx
-	ctx.parent = c.baseCtx
+	ctx.Init(c.baseCtx)
 	c.loadHeader()
 	req := c.tmpl.WithContext(ctx)
 	c.tmpl, c.next = http.Request{}, nil
@@ -105,7 +107,7 @@ func (c *conn) run() bool {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusExpectationFailed)
 		w.finish()
-		ctx.cancel()
+		ctx.Cancel()
 		c.closeAfterReply()
 		return false
 	}
@@ -127,7 +129,7 @@ func (c *conn) run() bool {
 	}
 	c.watch.begin(time.Now(), ctx)
 	c.serveHandler(w, req)
-	ctx.cancel()
+	ctx.Cancel()
 	got, gone := c.watch.end(c)
 	if w.hijacked {
 		return false

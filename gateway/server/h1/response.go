@@ -372,7 +372,7 @@ func (w *response) fail(err error) {
 	w.writeErr = err
 	w.c.broken = true
 	if ctx := w.c.watch.ctx; ctx != nil {
-		ctx.cancel()
+		ctx.Cancel()
 	}
 }
 

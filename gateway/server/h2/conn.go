@@ -51,6 +51,8 @@ type conn struct {
 	rd   connReader
 	fr   *http2.Framer
 	hdec *hpack.Decoder
+	// hblock decodes header blocks with hdec (see headerBlock).
+	hblock headerBlock
 	// frBig is set when a frame larger than bigFrame was read: the read
 	// Framer's buffer, which grows to the largest frame and never shrinks,
 	// is then worth dropping with the Framer when the connection goes idle.
@@ -119,6 +121,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	// Framer's own buffer.
 	c.rd.init(nc, c.onReadIdle)
 	c.hdec = hpack.NewDecoder(4096, nil)
+	c.hblock.init(c.hdec, s.maxHeaderList)
 	c.fr = c.newReadFramer()
 	c.wfr = http2.NewFramer(&c.out, nil)
 	// Header blocks are encoded straight into the output buffer, behind the
@@ -155,12 +158,11 @@ func connTLSState(nc net.Conn) *tls.ConnectionState {
 }
 
 // newReadFramer returns a Framer that reads frames from the connection's
-// reader, with the connection's HPACK decoder, so that a Framer dropped while
-// the connection is idle is replaced without losing the decoder's state.
+// reader. It decodes no header blocks: readFrame does, with the connection's
+// HPACK decoder (see headerBlock), so that a Framer dropped while the
+// connection is idle is replaced without losing the decoder's state.
 func (c *conn) newReadFramer() *http2.Framer {
 	fr := http2.NewFramer(io.Discard, &c.rd)
-	fr.ReadMetaHeaders = c.hdec
-	fr.MaxHeaderListSize = c.srv.maxHeaderList
 	// We advertise no SETTINGS_MAX_FRAME_SIZE, so the initial 16 KiB is the
 	// most a peer may send; the Framer's default (16 MiB) would also let one
 	// frame header make us allocate that much.

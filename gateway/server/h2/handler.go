@@ -156,7 +156,7 @@ func (c *conn) endStream(st *stream) int {
 	}
 	st.ended = true
 	st.stopTimers()
-	st.cancel()
+	st.ctx.Cancel()
 	st.body.Close()
 	c.smu.Lock()
 	// A stream whose client is still sending was reset with NO_ERROR by

@@ -17,6 +17,14 @@ func (c *conn) readFrame() (http2.Frame, error) {
 	}
 	before := c.rd.delivered
 	f, err := c.fr.ReadFrame()
+	if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+		var mh *http2.MetaHeadersFrame
+		if mh, err = c.hblock.read(c.fr, hf); err == nil {
+			f = mh
+		} else {
+			f = nil
+		}
+	}
 	if c.rd.delivered-before > bigFrame {
 		c.frBig = true
 	}

@@ -52,7 +52,9 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	if why != "" {
 		return bad(why)
 	}
-	r := &http.Request{}
+	// The request is made with its context: made without and given one with
+	// WithContext, it would be made twice.
+	r := (&http.Request{}).WithContext(&st.ctx)
 	r.Method = ps.method
 	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
 	r.Header = header
@@ -92,7 +94,7 @@ func (c *conn) buildRequest(st *stream, f *http2.MetaHeadersFrame) error {
 	}
 	r.Trailer = declaredTrailers(header)
 	delete(header, "Trailer")
-	st.req = r.WithContext(st.ctx)
+	st.req = r
 	return nil
 }
 

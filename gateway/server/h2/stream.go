@@ -1,7 +1,6 @@
 package h2
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -10,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/switchyard-dev/switchyard/gateway/internal/reqcontext"
 )
 
 // stream is one request and its response.
@@ -62,11 +63,12 @@ type stream struct {
 	// handler's goroutine uses it.
 	ended bool
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	req    *http.Request
-	body   requestBody
-	rw     responseWriter
+	// ctx is the request's context, ended by Cancel: when the handler
+	// returns, the client resets the stream, or the connection ends.
+	ctx  reqcontext.Context
+	req  *http.Request
+	body requestBody
+	rw   responseWriter
 }
 
 // abort closes the stream for the handler: writes and body reads fail with
@@ -84,7 +86,7 @@ func (st *stream) abort(err error) {
 	}
 	st.cond.Broadcast()
 	st.mu.Unlock()
-	st.cancel()
+	st.ctx.Cancel()
 }
 
 // requestBody is the handler's view of the DATA the client sends.
@@ -358,7 +360,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 
 	st := c.newStream(id)
 	if err := c.buildRequest(st, f); err != nil {
-		st.cancel()
+		st.ctx.Cancel()
 		return err
 	}
 	c.smu.Lock()
@@ -397,7 +399,7 @@ func (c *conn) newStream(id uint32) *stream {
 	c.wmu.Lock()
 	st.sendWindow = int64(c.peerWindow)
 	c.wmu.Unlock()
-	st.ctx, st.cancel = context.WithCancel(c.baseCtx)
+	st.ctx.Init(c.baseCtx)
 	st.body.st = st
 	st.rw.st = st
 	return st

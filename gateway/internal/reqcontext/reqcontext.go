@@ -1,4 +1,7 @@
-package h1
+// Package reqcontext is the context of a request served by the gateway's own HTTP
+// servers (HTTP/1.1 and HTTP/2): a context that costs no allocation of its own, runs
+// ctxhook.Hooks, and holds one value the handler may add.
+package reqcontext
 
 import (
 	"context"
@@ -9,15 +12,19 @@ import (
 	"github.com/switchyard-dev/switchyard/gateway/internal/ctxhook"
 )
 
-// requestContext is a request's context: the connection's values, ended once the
-// handler returns or the client goes away, as net/http's request contexts are. It
-// lives in the request's requestState, where context.WithCancel costs two
-// allocations of its own, makes its channel only when Done is called, runs ctxhook.Hooks without allocating (the backend client
+// Context is a request's context: the connection's values, ended once the handler
+// returns or the client goes away (or resets its stream), as net/http's request
+// contexts are. It lives inside the server's own record of the request, where
+// context.WithCancel costs two allocations of its own; it makes its channel only
+// when Done is called, runs ctxhook.Hooks without allocating (the backend client
 // watches requests with them), and lets context.AfterFunc and the contexts derived
 // from it register without a goroutine of their own. It also holds one value that
 // the handler may add (see SetValue), so that a handler that attaches a value to
 // every request need not copy the request to do it.
-type requestContext struct {
+//
+// A Context is used once: Init it, hand it to the request, Cancel it when the
+// request ends.
+type Context struct {
 	parent context.Context
 	// ended is set once the context has ended; err is then context.Canceled.
 	ended atomic.Bool
@@ -29,12 +36,17 @@ type requestContext struct {
 	slotKey, slotValue any
 }
 
+// Init sets the context of the connection whose values the request's context
+// carries. The connection's context must never end on its own: the request's
+// context ends only through Cancel.
+func (rc *Context) Init(parent context.Context) { rc.parent = parent }
+
 // Deadline reports none: a request's context has no deadline of its own, and the
 // connection's has none.
-func (rc *requestContext) Deadline() (deadline time.Time, ok bool) { return rc.parent.Deadline() }
+func (rc *Context) Deadline() (deadline time.Time, ok bool) { return rc.parent.Deadline() }
 
 // Done returns a channel closed once the context has ended.
-func (rc *requestContext) Done() <-chan struct{} {
+func (rc *Context) Done() <-chan struct{} {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.done == nil {
@@ -47,7 +59,7 @@ func (rc *requestContext) Done() <-chan struct{} {
 }
 
 // Err returns context.Canceled once the context has ended, else nil.
-func (rc *requestContext) Err() error {
+func (rc *Context) Err() error {
 	if rc.ended.Load() {
 		return context.Canceled
 	}
@@ -56,7 +68,7 @@ func (rc *requestContext) Err() error {
 
 // Value returns the context itself for ctxhook.Key, the value SetValue added for its
 // key, and the connection's values otherwise.
-func (rc *requestContext) Value(key any) any {
+func (rc *Context) Value(key any) any {
 	if key == ctxhook.Key {
 		return rc
 	}
@@ -67,13 +79,13 @@ func (rc *requestContext) Value(key any) any {
 }
 
 // String names the context for debugging, as the standard contexts do.
-func (rc *requestContext) String() string { return "h1.requestContext" }
+func (rc *Context) String() string { return "reqcontext.Context" }
 
 // SetValue adds a value to the context, for the handler's code to find with Value,
 // and reports whether it could: a request's context holds one such value, which the
 // handler adds before it starts other goroutines. Code that gets false attaches its
 // value by copying the request with a context of its own, as with any other server.
-func (rc *requestContext) SetValue(key, value any) bool {
+func (rc *Context) SetValue(key, value any) bool {
 	if rc.slotKey != nil || key == nil {
 		return false
 	}
@@ -82,7 +94,7 @@ func (rc *requestContext) SetValue(key, value any) bool {
 }
 
 // Hook registers h to run once the context ends; see ctxhook.Source.
-func (rc *requestContext) Hook(h *ctxhook.Hook) bool {
+func (rc *Context) Hook(h *ctxhook.Hook) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.ended.Load() {
@@ -93,7 +105,7 @@ func (rc *requestContext) Hook(h *ctxhook.Hook) bool {
 }
 
 // Unhook removes h; see ctxhook.Source.
-func (rc *requestContext) Unhook(h *ctxhook.Hook) bool {
+func (rc *Context) Unhook(h *ctxhook.Hook) bool {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.hooks.Remove(h)
@@ -107,7 +119,7 @@ func (rc *requestContext) Unhook(h *ctxhook.Hook) bool {
 // promises), so f runs on the goroutine that ends this context. On a context that
 // has ended already, f runs on a goroutine of its own: the context package calls
 // AfterFunc holding the lock of the derived context that f ends.
-func (rc *requestContext) AfterFunc(f func()) (stop func() bool) {
+func (rc *Context) AfterFunc(f func()) (stop func() bool) {
 	h := &ctxhook.Hook{Func: f}
 	if !rc.Hook(h) {
 		go f()
@@ -116,8 +128,8 @@ func (rc *requestContext) AfterFunc(f func()) (stop func() bool) {
 	return func() bool { return rc.Unhook(h) }
 }
 
-// cancel ends the context, and runs its hooks.
-func (rc *requestContext) cancel() {
+// Cancel ends the context, and runs its hooks. Later calls do nothing.
+func (rc *Context) Cancel() {
 	rc.mu.Lock()
 	if rc.ended.Load() {
 		rc.mu.Unlock()

@@ -1,4 +1,4 @@
-package h1
+package reqcontext
 
 import (
 	"context"
@@ -11,9 +11,12 @@ import (
 
 type testKey struct{ name string }
 
+// testTimeout bounds every wait of these tests.
+const testTimeout = 5 * time.Second
+
 func TestRequestContextEnds(t *testing.T) {
 	parent := context.WithValue(context.Background(), testKey{"conn"}, "conn value")
-	rc := &requestContext{parent: parent}
+	rc := newContext(parent)
 	if rc.Err() != nil {
 		t.Fatalf("a live context reports %v", rc.Err())
 	}
@@ -37,8 +40,8 @@ func TestRequestContextEnds(t *testing.T) {
 	default:
 	}
 
-	rc.cancel()
-	rc.cancel()
+	rc.Cancel()
+	rc.Cancel()
 	<-done
 	if !errors.Is(rc.Err(), context.Canceled) || !errors.Is(context.Cause(rc), context.Canceled) {
 		t.Fatalf("ended context reports %v, cause %v", rc.Err(), context.Cause(rc))
@@ -46,8 +49,8 @@ func TestRequestContextEnds(t *testing.T) {
 	waitClosed(t, child.Done(), "a derived context")
 	waitClosed(t, ran, "context.AfterFunc's function")
 	// A channel asked for after the end is closed already.
-	late := &requestContext{parent: parent}
-	late.cancel()
+	late := newContext(parent)
+	late.Cancel()
 	waitClosed(t, late.Done(), "a channel made after the end")
 }
 
@@ -61,7 +64,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 }
 
 func TestRequestContextHooks(t *testing.T) {
-	rc := &requestContext{parent: context.Background()}
+	rc := newContext(context.Background())
 	runs := 0
 	kept := ctxhook.Hook{Func: func() { runs++ }}
 	removed := ctxhook.Hook{Func: func() { runs += 100 }}
@@ -71,7 +74,7 @@ func TestRequestContextHooks(t *testing.T) {
 	if !rc.Unhook(&removed) {
 		t.Fatal("a registered hook could not be removed")
 	}
-	rc.cancel()
+	rc.Cancel()
 	if runs != 1 {
 		t.Fatalf("hooks ran %d (want the kept one once)", runs)
 	}
@@ -90,7 +93,7 @@ func TestRequestContextHooks(t *testing.T) {
 }
 
 func TestRequestContextHoldsOneValue(t *testing.T) {
-	rc := &requestContext{parent: context.WithValue(context.Background(), testKey{"a"}, "from the connection")}
+	rc := newContext(context.WithValue(context.Background(), testKey{"a"}, "from the connection"))
 	if rc.SetValue(nil, 1) {
 		t.Fatal("a nil key was taken")
 	}
@@ -106,4 +109,10 @@ func TestRequestContextHoldsOneValue(t *testing.T) {
 	if rc.Value(testKey{"b"}) != nil {
 		t.Fatal("a refused value is visible")
 	}
+}
+
+func newContext(parent context.Context) *Context {
+	rc := &Context{}
+	rc.Init(parent)
+	return rc
 }

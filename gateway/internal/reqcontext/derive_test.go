@@ -1,4 +1,4 @@
-package h1
+package reqcontext
 
 import (
 	"context"
@@ -13,14 +13,14 @@ import (
 // window a client going away (the watcher) or the handler returning can hit.
 type cancelOnLookup struct {
 	context.Context
-	rc   *requestContext
+	rc   *Context
 	done bool
 }
 
 func (c *cancelOnLookup) Value(key any) any {
 	if !c.done {
 		c.done = true
-		c.rc.cancel()
+		c.rc.Cancel()
 	}
 	return c.Context.Value(key)
 }
@@ -28,8 +28,8 @@ func (c *cancelOnLookup) Value(key any) any {
 // TestDeriveWhileEndingDoesNotDeadlock derives a context from a request context
 // that ends while context.WithCancel registers with it.
 func TestDeriveWhileEndingDoesNotDeadlock(t *testing.T) {
-	rc := &requestContext{}
-	rc.parent = &cancelOnLookup{Context: context.Background(), rc: rc}
+	rc := &Context{}
+	rc.Init(&cancelOnLookup{Context: context.Background(), rc: rc})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -53,9 +53,9 @@ func TestDeriveRacingCancel(t *testing.T) {
 		defer close(finished)
 		for i := 0; i < 50000; i++ {
 			iter.Store(int64(i))
-			rc := &requestContext{parent: context.Background()}
+			rc := newContext(context.Background())
 			start := make(chan struct{})
-			go func() { <-start; rc.cancel() }()
+			go func() { <-start; rc.Cancel() }()
 			close(start)
 			stop := context.AfterFunc(rc, func() {})
 			stop()
