@@ -107,19 +107,21 @@ func Canonicalize(name []byte) {
 
 // EqualFold reports whether a and b are equal but for the case of ASCII letters, as
 // field names and tokens compare; other bytes must match exactly.
+//
+// Names nearly always arrive in the case they are compared with, so bytes that are
+// equal are passed over first, and only a pair that differs is compared by case.
 func EqualFold[S ~string | ~[]byte](a S, b string) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
 		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
+		if x == y {
+			continue
 		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
+		// x and y differ: they are the same letter only if they differ in the
+		// case bit alone and that makes a lower-case letter of both.
+		if x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z' {
 			return false
 		}
 	}

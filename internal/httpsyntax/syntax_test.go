@@ -124,3 +124,49 @@ func BenchmarkValidFieldBytes(b *testing.B) {
 		}
 	}
 }
+
+// TestEqualFoldMatchesByteLoop compares EqualFold with a plain case-folding loop on
+// every pair of bytes, and on random strings of letters, digits and symbols.
+func TestEqualFoldMatchesByteLoop(t *testing.T) {
+	fold := func(c byte) byte {
+		if 'A' <= c && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	plain := func(a, b string) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := 0; i < len(a); i++ {
+			if fold(a[i]) != fold(b[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	for x := 0; x < 256; x++ {
+		for y := 0; y < 256; y++ {
+			a, b := string([]byte{'k', byte(x)}), string([]byte{'K', byte(y)})
+			if got, want := EqualFold(a, b), plain(a, b); got != want {
+				t.Fatalf("EqualFold(%q, %q) = %v, want %v", a, b, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := "aAzZ@[`{-_09\x00\x7f\xff\xc0\xe0"
+	for range 100000 {
+		n := rng.IntN(6)
+		a, b := make([]byte, n), make([]byte, n)
+		for i := range a {
+			a[i] = alphabet[rng.IntN(len(alphabet))]
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+			if rng.IntN(2) == 0 {
+				b[i] = a[i] ^ 0x20
+			}
+		}
+		if got, want := EqualFold(a, string(b)), plain(string(a), string(b)); got != want {
+			t.Fatalf("EqualFold(%q, %q) = %v, want %v", a, b, got, want)
+		}
+	}
+}
