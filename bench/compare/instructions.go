@@ -35,6 +35,28 @@ func instructionTargets(bins binaries) []string {
 	return targets
 }
 
+// instructionPass is one table of the instructions view: its targets, and whether
+// the clients speak HTTP/2 (with prior knowledge) or HTTP/1.1.
+type instructionPass struct {
+	http2   bool
+	targets []string
+}
+
+// instructionPasses are the tables of the instructions view: every target over
+// HTTP/1.1, then Switchyard (bare when the binary has the flags), nginx and HAProxy
+// with HTTP/2 clients, where Switchyard runs its own HTTP/2 server and the handler
+// path rather than its raw HTTP/1.1 forwarding.
+func instructionPasses(bins binaries) []instructionPass {
+	own := targetSwitchyard
+	if bins.observeFlags {
+		own = targetBare
+	}
+	return []instructionPass{
+		{targets: instructionTargets(bins)},
+		{http2: true, targets: []string{own, targetNginx, targetHAProxy}},
+	}
+}
+
 // instructionSettings are the parameters of an instructions run.
 type instructionSettings struct {
 	// requests is how many requests each count covers, after a warm-up of
@@ -63,45 +85,78 @@ func runInstructions(ctx context.Context, is instructionSettings) (string, error
 	if err := waitListening(ctx, backend, backendPort, 10*time.Second); err != nil {
 		return "", fmt.Errorf("backend: %w", err)
 	}
-	targets := instructionTargets(is.bins)
-	counts := map[string][]float64{}
+	passes := instructionPasses(is.bins)
+	counts := make([]map[string][]float64, len(passes))
 	for round := 1; round <= is.rounds; round++ {
-		for _, name := range targets {
-			n, err := countInstructions(ctx, is, name, backendPort, ports, round)
-			if err != nil {
-				return "", fmt.Errorf("%s: %w", name, err)
+		for i, pass := range passes {
+			if counts[i] == nil {
+				counts[i] = map[string][]float64{}
 			}
-			fmt.Fprintf(os.Stderr, "instructions: round %d %s %.0f per request\n", round, name, n)
-			counts[name] = append(counts[name], n)
+			for _, name := range pass.targets {
+				n, err := countInstructions(ctx, is, name, pass.http2, backendPort, ports, round)
+				if err != nil {
+					return "", fmt.Errorf("%s (%s): %w", name, protocolName(pass.http2), err)
+				}
+				fmt.Fprintf(os.Stderr, "instructions: round %d %s %s %.0f per request\n", round, protocolName(pass.http2), name, n)
+				counts[i][name] = append(counts[i][name], n)
+			}
 		}
 	}
-	return instructionReport(targets, counts, is), nil
+	var report strings.Builder
+	for i, pass := range passes {
+		report.WriteString(instructionReport(pass, counts[i], is))
+	}
+	return report.String(), nil
+}
+
+// firstLineOf is the first line of s.
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// protocolName names the protocol the clients of a pass speak.
+func protocolName(http2 bool) string {
+	if http2 {
+		return "HTTP/2"
+	}
+	return "HTTP/1.1"
 }
 
 // countInstructions starts one target under callgrind, warms it up, and counts the
-// instructions of requests made with h2load over HTTP/1.1 on four connections.
-func countInstructions(ctx context.Context, is instructionSettings, name string, backendPort int, ports map[int]bool, round int) (float64, error) {
+// instructions of requests made with h2load on four connections, over HTTP/1.1 or
+// HTTP/2.
+func countInstructions(ctx context.Context, is instructionSettings, name string, http2 bool, backendPort int, ports map[int]bool, round int) (float64, error) {
 	dir := filepath.Join(is.dir, fmt.Sprintf("%s-%d", name, round))
+	if http2 {
+		dir += "-h2"
+	}
 	out := filepath.Join(dir, "callgrind.out")
-	setup := peerSetup{Dir: dir, Backend: backendPort, Table: routeTable{}.oneRoute(), Workers: 1, SingleProcess: true,
+	setup := peerSetup{Dir: dir, Backend: backendPort, Table: routeTable{}.oneRoute(), Workers: 1, SingleProcess: true, HTTP2: http2,
 		Wrap: []string{"valgrind", "--tool=callgrind", "--callgrind-out-file=" + out},
 		// Callgrind cannot follow the signals the Go runtime preempts goroutines
 		// with; without them, goroutines yield only at function calls.
 		Env: []string{"GODEBUG=asyncpreemptoff=1"}}
 	t, err := startTarget(ctx, name, is.bins, setup, "", 64, ports)
+	if err != nil && ctx.Err() == nil {
+		// A Go program under callgrind, without asynchronous preemption, now and
+		// then fails to come up in time; one more start tells that from a fault.
+		fmt.Fprintf(os.Stderr, "instructions: %s did not start (%v); starting it again\n", name, firstLineOf(err.Error()))
+		t, err = startTarget(ctx, name, is.bins, setup, "", 64, ports)
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer t.proc.stop()
 	url := "http://" + listenAddr(t.port) + "/"
-	if _, err := fixedLoad(ctx, url, max(is.requests/3, 1)); err != nil {
+	if _, err := fixedLoad(ctx, url, max(is.requests/3, 1), http2); err != nil {
 		return 0, err
 	}
 	pid := strconv.Itoa(t.proc.cmd.Process.Pid)
 	if _, err := execOutput("callgrind_control", "--zero", pid); err != nil {
 		return 0, fmt.Errorf("callgrind_control --zero: %w", err)
 	}
-	if _, err := fixedLoad(ctx, url, is.requests); err != nil {
+	if _, err := fixedLoad(ctx, url, is.requests, http2); err != nil {
 		return 0, err
 	}
 	if _, err := execOutput("callgrind_control", "--dump", pid); err != nil {
@@ -114,10 +169,15 @@ func countInstructions(ctx context.Context, is instructionSettings, name string,
 	return float64(total) / float64(is.requests), nil
 }
 
-// fixedLoad makes n GETs with h2load over HTTP/1.1 on four connections, and fails
-// unless every one got a 2xx answer.
-func fixedLoad(ctx context.Context, url string, n int) (string, error) {
-	out, err := runTool(ctx, "", "h2load", "--h1", "-n", strconv.Itoa(n), "-c", "4", url)
+// fixedLoad makes n GETs with h2load on four connections, and fails unless every
+// one got a 2xx answer: over HTTP/1.1, or over HTTP/2 with four streams in flight on
+// each connection.
+func fixedLoad(ctx context.Context, url string, n int, http2 bool) (string, error) {
+	args := []string{"--h1", "-n", strconv.Itoa(n), "-c", "4", url}
+	if http2 {
+		args = []string{"-n", strconv.Itoa(n), "-c", "4", "-m", "4", url}
+	}
+	out, err := runTool(ctx, "", "h2load", args...)
 	if err != nil {
 		return "", err
 	}
@@ -183,15 +243,22 @@ func dumpTotal(r io.Reader) (int64, error) {
 	return 0, errors.New("no totals in the dump (not written whole yet?)")
 }
 
-// instructionReport renders the counts: the median per target, the range, and the
-// ratios to nginx and to Switchyard bare (or with its defaults).
-func instructionReport(targets []string, counts map[string][]float64, is instructionSettings) string {
+// instructionReport renders the counts of one pass: the median per target, the
+// range, and the ratios to nginx and to Switchyard bare (or with its defaults).
+func instructionReport(pass instructionPass, counts map[string][]float64, is instructionSettings) string {
+	targets := pass.targets
 	var b strings.Builder
-	b.WriteString("## User-space instructions per request\n\n")
+	load := "HTTP/1.1, four connections"
+	if pass.http2 {
+		b.WriteString("## User-space instructions per request, HTTP/2 clients\n\n")
+		load = "HTTP/2 with prior knowledge, four connections with four streams in flight each; the proxies speak HTTP/1.1 to the backend"
+	} else {
+		b.WriteString("## User-space instructions per request\n\n")
+	}
 	fmt.Fprintf(&b, "Each target runs under valgrind's callgrind, one process with one worker; after %d warm-up requests, "+
-		"the instructions of %d GETs (h2load, HTTP/1.1, four connections, a 64-byte body) are counted and divided by the requests. "+
+		"the instructions of %d GETs (h2load, %s, a 64-byte body) are counted and divided by the requests. "+
 		"Go targets run with GODEBUG=asyncpreemptoff=1, which callgrind needs. The kernel's work is not counted. %d rounds, medians.\n\n",
-		max(is.requests/3, 1), is.requests, is.rounds)
+		max(is.requests/3, 1), is.requests, load, is.rounds)
 	base := targetBare
 	if _, ok := counts[base]; !ok {
 		base = targetSwitchyard

@@ -46,12 +46,30 @@ func TestInstructionTargetsFollowTheBinarysFlags(t *testing.T) {
 	}
 }
 
+func TestInstructionPassesAddHTTP2(t *testing.T) {
+	passes := instructionPasses(binaries{observeFlags: true})
+	if len(passes) != 2 || passes[0].http2 || !passes[1].http2 {
+		t.Fatalf("passes %+v, want HTTP/1.1 then HTTP/2", passes)
+	}
+	if want := []string{targetBare, targetNginx, targetHAProxy}; !slices.Equal(passes[1].targets, want) {
+		t.Fatalf("HTTP/2 targets %v, want %v", passes[1].targets, want)
+	}
+	if own := instructionPasses(binaries{})[1].targets[0]; own != targetSwitchyard {
+		t.Fatalf("HTTP/2 pass of a binary without the flags runs %s", own)
+	}
+	report := instructionReport(passes[1], map[string][]float64{targetBare: {50000}, targetNginx: {20000}},
+		instructionSettings{requests: 3000, rounds: 1})
+	if !strings.Contains(report, "HTTP/2 clients") || !strings.Contains(report, "| switchyard-bare | 50000 | 50000-50000 | 2.50x | 1.00x |") {
+		t.Fatalf("HTTP/2 report:\n%s", report)
+	}
+}
+
 func TestInstructionReportGivesMediansAndRatios(t *testing.T) {
 	counts := map[string][]float64{
 		targetBare:  {17000, 18000, 17500},
 		targetNginx: {20000, 19000, 21000},
 	}
-	report := instructionReport([]string{targetBare, targetNginx}, counts, instructionSettings{requests: 3000, rounds: 3})
+	report := instructionReport(instructionPass{targets: []string{targetBare, targetNginx}}, counts, instructionSettings{requests: 3000, rounds: 3})
 	for _, want := range []string{
 		"| switchyard-bare | 17500 | 17000-18000 | 0.88x | 1.00x |",
 		"| nginx | 20000 | 19000-21000 | 1.00x | 1.14x |",
