@@ -83,7 +83,9 @@ func (rc *Context) String() string { return "reqcontext.Context" }
 
 // SetValue adds a value to the context, for the handler's code to find with Value,
 // and reports whether it could: a request's context holds one such value, which the
-// handler adds before it starts other goroutines. Code that gets false attaches its
+// handler adds before it starts other goroutines or derives contexts from this one
+// (the slot has no lock, and a derived context reads it when it ends, which the
+// client can make happen at any moment). Code that gets false attaches its
 // value by copying the request with a context of its own, as with any other server.
 func (rc *Context) SetValue(key, value any) bool {
 	if rc.slotKey != nil || key == nil {

@@ -189,6 +189,9 @@ func (c *conn) serve() {
 		if err == nil {
 			err = c.processFrame(f)
 		}
+		if _, ok := f.(*http2.MetaHeadersFrame); ok {
+			c.hblock.release()
+		}
 		if err == nil {
 			continue
 		}

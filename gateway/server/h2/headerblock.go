@@ -17,10 +17,10 @@ import (
 // frame, a new field slice grown field by field and a new closure with its
 // captured variables for every block, some ten allocations per request.
 //
-// The frame and its fields are valid until the next block is read; the
-// reading goroutine uses them before it reads another frame, and keeps only
-// the strings of the fields, which the decoder makes anew or takes from its
-// tables and never writes again.
+// The frame and its fields are valid until release, which the reading
+// goroutine calls once it has processed the frame, before it reads another; it
+// keeps only the strings of the fields, which the decoder makes anew or takes
+// from its tables and never writes again.
 type headerBlock struct {
 	dec *hpack.Decoder
 	// maxList is SETTINGS_MAX_HEADER_LIST_SIZE, the most the fields of one
@@ -38,8 +38,8 @@ type headerBlock struct {
 }
 
 // fieldsKept is the most fields whose storage a connection keeps between
-// blocks; a larger block's slice is let go, so that one request with many
-// fields does not pin their storage for the life of the connection.
+// blocks; a larger block's slice is let go (see release), so that one request
+// with many fields does not pin their storage for the life of the connection.
 const fieldsKept = 32
 
 // init sets the block up on dec, whose emit function it takes over.
@@ -94,9 +94,6 @@ func (b *headerBlock) emit(hf hpack.HeaderField) {
 // COMPRESSION_ERROR for a block HPACK cannot decode, and a stream
 // PROTOCOL_ERROR for invalid fields or pseudo-header fields.
 func (b *headerBlock) read(fr *http2.Framer, hf *http2.HeadersFrame) (*http2.MetaHeadersFrame, error) {
-	if cap(b.fields) > fieldsKept {
-		b.fields = make([]hpack.HeaderField, 0, 8)
-	}
 	b.fields = b.fields[:0]
 	b.frame = http2.MetaHeadersFrame{HeadersFrame: hf}
 	b.remain, b.sawRegular, b.invalid = b.maxList, false, nil
@@ -138,6 +135,20 @@ func (b *headerBlock) read(fr *http2.Framer, hf *http2.HeadersFrame) (*http2.Met
 		return nil, http2.StreamError{StreamID: hf.StreamID, Code: http2.ErrCodeProtocol, Cause: err}
 	}
 	return &b.frame, nil
+}
+
+// release lets go of the last block once the reading goroutine is done with it:
+// its frame, which points into the read Framer's buffer (a buffer the connection
+// drops while idle), and its fields' strings, which could otherwise outlive their
+// request on a connection that sends nothing more.
+func (b *headerBlock) release() {
+	b.frame = http2.MetaHeadersFrame{}
+	if cap(b.fields) > fieldsKept {
+		b.fields = make([]hpack.HeaderField, 0, 8)
+		return
+	}
+	clear(b.fields)
+	b.fields = b.fields[:0]
 }
 
 var errPseudoAfterRegular = errors.New("pseudo header field after regular")

@@ -23,6 +23,7 @@ func (c *conn) readFrame() (http2.Frame, error) {
 			f = mh
 		} else {
 			f = nil
+			c.hblock.release()
 		}
 	}
 	if c.rd.delivered-before > bigFrame {

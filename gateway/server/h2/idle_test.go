@@ -31,8 +31,9 @@ type idleTestConn struct {
 	mu    sync.Mutex
 	parks int
 	// heldRead and heldFramer are what the server held at the last park: a
-	// read buffer, and a read Framer.
-	heldRead, heldFramer bool
+	// read buffer, and a read Framer; heldBlock is set when the last header
+	// block was still held (its frame points into the Framer's buffer).
+	heldRead, heldFramer, heldBlock bool
 }
 
 func (c *idleTestConn) Read(p []byte) (int, error) { return c.raw.Read(p) }
@@ -61,13 +62,14 @@ func (c *idleTestConn) noteParked() {
 	c.parks++
 	c.heldRead = cc.rd.buf != nil
 	c.heldFramer = cc.fr != nil
+	c.heldBlock = cc.hblock.frame.HeadersFrame != nil || len(cc.hblock.fields) > 0
 }
 
 // parked returns the park count and what was held at the last park.
 func (c *idleTestConn) parked() (parks int, heldRead, heldFramer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.parks, c.heldRead, c.heldFramer
+	return c.parks, c.heldRead, c.heldFramer || c.heldBlock
 }
 
 // startIdleServer serves h on 127.0.0.1 with connections that can wait
@@ -227,7 +229,8 @@ func TestIdleConnectionGivesBuffersBack(t *testing.T) {
 }
 
 // waitGaveBack waits until the server's connection has waited for input and
-// holds neither a read buffer, nor a read Framer, nor output buffers.
+// holds neither a read buffer, nor a read Framer (nor the last header block,
+// which points into the Framer's buffer), nor output buffers.
 func waitGaveBack(t *testing.T, ic *idleTestConn, cc *conn) {
 	t.Helper()
 	deadline := time.Now().Add(ioBound)
