@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -27,8 +28,12 @@ type headerBlock struct {
 	// block may measure (RFC 9113 §6.5.2: names, values and 32 per field).
 	maxList uint32
 
-	frame  http2.MetaHeadersFrame
-	fields []hpack.HeaderField
+	frame http2.MetaHeadersFrame
+	// fields holds the block's fields from read to release, in a slice taken
+	// from fieldsPool (pooled, the slice with it), so that an idle connection
+	// holds none.
+	fields    []hpack.HeaderField
+	fieldsBox *[]hpack.HeaderField
 	// The state of the block being decoded, read by the emit function: the
 	// bytes of field list left, whether a regular field was seen, and the
 	// first invalid field's error.
@@ -37,15 +42,20 @@ type headerBlock struct {
 	invalid    error
 }
 
-// fieldsKept is the most fields whose storage a connection keeps between
-// blocks; a larger block's slice is let go (see release), so that one request
-// with many fields does not pin their storage for the life of the connection.
+// fieldsKept is the most fields whose storage goes back to fieldsPool; a larger
+// block's slice is let go (see release), so that one request with many fields
+// does not pin their storage.
 const fieldsKept = 32
+
+// fieldsPool holds the field slices of header blocks between uses.
+var fieldsPool = sync.Pool{New: func() any {
+	fields := make([]hpack.HeaderField, 0, 8)
+	return &fields
+}}
 
 // init sets the block up on dec, whose emit function it takes over.
 func (b *headerBlock) init(dec *hpack.Decoder, maxList uint32) {
 	b.dec, b.maxList = dec, maxList
-	b.fields = make([]hpack.HeaderField, 0, 8)
 	dec.SetEmitFunc(b.emit)
 	// A string longer than the whole list allows is an error at once, rather
 	// than a string decoded to be refused.
@@ -94,6 +104,10 @@ func (b *headerBlock) emit(hf hpack.HeaderField) {
 // COMPRESSION_ERROR for a block HPACK cannot decode, and a stream
 // PROTOCOL_ERROR for invalid fields or pseudo-header fields.
 func (b *headerBlock) read(fr *http2.Framer, hf *http2.HeadersFrame) (*http2.MetaHeadersFrame, error) {
+	if b.fieldsBox == nil {
+		b.fieldsBox = fieldsPool.Get().(*[]hpack.HeaderField)
+		b.fields = (*b.fieldsBox)[:0]
+	}
 	b.fields = b.fields[:0]
 	b.frame = http2.MetaHeadersFrame{HeadersFrame: hf}
 	b.remain, b.sawRegular, b.invalid = b.maxList, false, nil
@@ -139,16 +153,19 @@ func (b *headerBlock) read(fr *http2.Framer, hf *http2.HeadersFrame) (*http2.Met
 
 // release lets go of the last block once the reading goroutine is done with it:
 // its frame, which points into the read Framer's buffer (a buffer the connection
-// drops while idle), and its fields' strings, which could otherwise outlive their
-// request on a connection that sends nothing more.
+// drops while idle), and its fields, whose slice goes back to the pool emptied,
+// so that their strings do not outlive their request.
 func (b *headerBlock) release() {
 	b.frame = http2.MetaHeadersFrame{}
-	if cap(b.fields) > fieldsKept {
-		b.fields = make([]hpack.HeaderField, 0, 8)
+	if b.fieldsBox == nil {
 		return
 	}
-	clear(b.fields)
-	b.fields = b.fields[:0]
+	if cap(b.fields) <= fieldsKept {
+		clear(b.fields)
+		*b.fieldsBox = b.fields[:0]
+		fieldsPool.Put(b.fieldsBox)
+	}
+	b.fields, b.fieldsBox = nil, nil
 }
 
 var errPseudoAfterRegular = errors.New("pseudo header field after regular")

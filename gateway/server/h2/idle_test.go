@@ -62,7 +62,7 @@ func (c *idleTestConn) noteParked() {
 	c.parks++
 	c.heldRead = cc.rd.buf != nil
 	c.heldFramer = cc.fr != nil
-	c.heldBlock = cc.hblock.frame.HeadersFrame != nil || len(cc.hblock.fields) > 0
+	c.heldBlock = cc.hblock.frame.HeadersFrame != nil || cc.hblock.fieldsBox != nil
 }
 
 // parked returns the park count and what was held at the last park.
