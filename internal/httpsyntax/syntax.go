@@ -82,11 +82,12 @@ func mayHoldControl(x uint64) bool {
 }
 
 // load64 reads the eight bytes of v at i as a little-endian word; the compiler makes
-// it one load.
+// it one load. Indexing a slice of constant length eight, rather than v at i and
+// after, leaves one bounds check instead of eight.
 func load64[S ~string | ~[]byte](v S, i int) uint64 {
-	_ = v[i+7]
-	return uint64(v[i]) | uint64(v[i+1])<<8 | uint64(v[i+2])<<16 | uint64(v[i+3])<<24 |
-		uint64(v[i+4])<<32 | uint64(v[i+5])<<40 | uint64(v[i+6])<<48 | uint64(v[i+7])<<56
+	w := v[i : i+8]
+	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 }
 
 // Canonicalize rewrites a field name in place in the canonical form of
