@@ -42,8 +42,11 @@ type fastTransport struct {
 	dialer *net.Dialer
 	opts   Options
 
-	mu    sync.Mutex
-	hosts map[string][]*clientConn
+	mu sync.Mutex
+	// hosts holds the idle connections of each backend address. Each address has
+	// a list of its own behind a pointer, so that taking and returning a connection
+	// look the address up once and never store into the map.
+	hosts map[string]*idleConns
 	idle  int
 	// sweeping is set while the janitor runs; it runs while connections are idle.
 	sweeping bool
@@ -54,7 +57,7 @@ func newFastTransport(o Options, std *http.Transport) *fastTransport {
 		std:    std,
 		dialer: &net.Dialer{Timeout: o.DialTimeout, KeepAlive: o.KeepAlive},
 		opts:   o,
-		hosts:  map[string][]*clientConn{},
+		hosts:  map[string]*idleConns{},
 	}
 }
 
@@ -142,6 +145,11 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// idleConns are the idle connections to one address, the most recently used last.
+type idleConns struct {
+	conns []*clientConn
+}
+
 // getConn returns an idle connection to addr, or dials one. A request with a body
 // that could not be sent again checks an idle connection for a close by the backend
 // first, since it could not be retried on another.
@@ -170,23 +178,24 @@ func (t *fastTransport) getConn(ctx context.Context, addr string, probe bool) (*
 // expired one are older still, so they are closed with it.
 func (t *fastTransport) takeIdle(addr string, now time.Time) *clientConn {
 	t.mu.Lock()
-	idle := t.hosts[addr]
-	n := len(idle)
-	if n == 0 {
+	list := t.hosts[addr]
+	if list == nil || len(list.conns) == 0 {
 		t.mu.Unlock()
 		return nil
 	}
+	idle := list.conns
+	n := len(idle)
 	cc := idle[n-1]
 	if now.Sub(cc.idleSince) < t.opts.IdleConnTimeout {
 		idle[n-1] = nil
-		t.hosts[addr] = idle[:n-1]
+		list.conns = idle[:n-1]
 		t.idle--
 		t.mu.Unlock()
 		return cc
 	}
 	expired := append([]*clientConn(nil), idle...)
 	clear(idle)
-	t.hosts[addr] = idle[:0]
+	list.conns = idle[:0]
 	t.idle -= n
 	t.mu.Unlock()
 	for _, e := range expired {
@@ -200,13 +209,17 @@ func (t *fastTransport) takeIdle(addr string, now time.Time) *clientConn {
 func (t *fastTransport) putIdle(cc *clientConn) {
 	cc.idleSince = time.Now()
 	t.mu.Lock()
-	idle := t.hosts[cc.addr]
-	if len(idle) >= t.opts.MaxIdleConnsPerHost || t.idle >= t.opts.MaxIdleConns {
+	list := t.hosts[cc.addr]
+	if list == nil {
+		list = &idleConns{}
+		t.hosts[cc.addr] = list
+	}
+	if len(list.conns) >= t.opts.MaxIdleConnsPerHost || t.idle >= t.opts.MaxIdleConns {
 		t.mu.Unlock()
 		_ = cc.conn.Close()
 		return
 	}
-	t.hosts[cc.addr] = append(idle, cc)
+	list.conns = append(list.conns, cc)
 	t.idle++
 	if !t.sweeping {
 		t.sweeping = true
@@ -224,7 +237,8 @@ func (t *fastTransport) sweep() {
 	for now := range ticker.C {
 		var expired []*clientConn
 		t.mu.Lock()
-		for addr, idle := range t.hosts {
+		for addr, list := range t.hosts {
+			idle := list.conns
 			keep := idle[:0]
 			for _, cc := range idle {
 				if now.Sub(cc.idleSince) >= t.opts.IdleConnTimeout {
@@ -234,10 +248,12 @@ func (t *fastTransport) sweep() {
 				}
 			}
 			clear(idle[len(keep):])
+			// An address without idle connections leaves the map, so that it
+			// does not grow with every endpoint ever used.
 			if len(keep) == 0 {
 				delete(t.hosts, addr)
 			} else {
-				t.hosts[addr] = keep
+				list.conns = keep
 			}
 		}
 		t.idle -= len(expired)
@@ -259,8 +275,8 @@ func (t *fastTransport) sweep() {
 func (t *fastTransport) CloseIdleConnections() {
 	t.mu.Lock()
 	var all []*clientConn
-	for _, idle := range t.hosts {
-		all = append(all, idle...)
+	for _, list := range t.hosts {
+		all = append(all, list.conns...)
 	}
 	clear(t.hosts)
 	t.idle = 0

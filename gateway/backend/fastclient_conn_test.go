@@ -89,8 +89,8 @@ func TestFastClientGrowsTheReadBufferForLargeResponses(t *testing.T) {
 	bufferOfIdle := func(f *fastTransport) int {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		for _, conns := range f.hosts {
-			for _, cc := range conns {
+		for _, list := range f.hosts {
+			for _, cc := range list.conns {
 				return len(cc.rbuf)
 			}
 		}
