@@ -190,18 +190,46 @@ func appendMillisField(b []byte, key string, d time.Duration) []byte {
 		b = append(b, '-')
 		us = -us
 	}
-	b = strconv.AppendInt(b, us/1000, 10)
-	frac := us % 1000
+	if ms := us / 1000; ms < 10 {
+		// Most requests take less than ten milliseconds: one digit.
+		b = append(b, byte('0'+ms))
+	} else {
+		b = strconv.AppendInt(b, ms, 10)
+	}
+	frac := int(us % 1000)
 	if frac == 0 {
 		return b
 	}
-	digits := [3]byte{byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
-	n := 3
-	for digits[n-1] == '0' {
-		n--
-	}
 	b = append(b, '.')
-	return append(b, digits[:n]...)
+	return append(b, thousandths(frac)...)
+}
+
+// threeDigits holds the three decimal digits of each number below a thousand, "000"
+// to "999", for fractions written a group of three digits at a time.
+var threeDigits = func() (t [3000]byte) {
+	for n := range 1000 {
+		t[3*n], t[3*n+1], t[3*n+2] = byte('0'+n/100), byte('0'+n/10%10), byte('0'+n%10)
+	}
+	return t
+}()
+
+// significantDigits holds, for each number below a thousand written with three
+// digits, how many are left once trailing zeros are dropped (zero for zero).
+var significantDigits = func() (t [1000]uint8) {
+	for n := 1; n < 1000; n++ {
+		k := uint8(3)
+		for m := n; m%10 == 0; m /= 10 {
+			k--
+		}
+		t[n] = k
+	}
+	return t
+}()
+
+// thousandths returns the digits of n thousandths (n below a thousand, above zero)
+// after the decimal point, without trailing zeros: "5" for 500, "005" for 5.
+func thousandths(n int) []byte {
+	return threeDigits[3*n : 3*n+int(significantDigits[n])]
 }
 
 const hexDigits = "0123456789abcdef"
@@ -212,19 +240,35 @@ const hexDigits = "0123456789abcdef"
 // A line has a dozen such fields, nearly always plain ASCII with nothing to escape:
 // those are checked by word and then by a table, and copied whole.
 func appendJSONString(b []byte, s string) []byte {
-	i := 0
-	if len(s) >= 8 {
-		i = skipPlainWords(s, 0)
-	}
-	for i < len(s) && jsonPlain[s[i]] {
-		i++
-	}
-	if i < len(s) {
+	if !plainJSON(s) {
 		return appendEscapedJSONString(b, s)
 	}
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// plainJSON reports whether appendJSONString can copy s as it is: whether every byte
+// is printable ASCII other than a quote and a backslash. A string of eight bytes or
+// more is read a word at a time, its last few bytes as the word that ends it, which
+// overlaps bytes read already and so needs no byte-by-byte tail.
+func plainJSON(s string) bool {
+	if len(s) < 8 {
+		for i := 0; i < len(s); i++ {
+			if !jsonPlain[s[i]] {
+				return false
+			}
+		}
+		return true
+	}
+	i := skipPlainWords(s, 0)
+	if i == len(s) {
+		return true
+	}
+	if i+8 <= len(s) {
+		return false
+	}
+	return plainWord(s[len(s)-8:])
 }
 
 // jsonPlain tells the bytes appendJSONString copies as they are: printable ASCII
@@ -303,14 +347,20 @@ const (
 // compiler reads a little-endian word, in one load.
 func skipPlainWords(s string, i int) int {
 	for ; i+8 <= len(s); i += 8 {
-		w := s[i : i+8]
-		v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-		q := v ^ (eachByte * '"')
-		bs := v ^ (eachByte * '\\')
-		if ((v-eachByte*0x20)&^v|(q-eachByte)&^q|(bs-eachByte)&^bs|v)&highBits != 0 {
+		if !plainWord(s[i : i+8]) {
 			break
 		}
 	}
 	return i
+}
+
+// plainWord reports whether none of the eight bytes of w needs a look of its own
+// from appendEscapedJSONString (see skipPlainWords).
+func plainWord(w string) bool {
+	w = w[:8]
+	v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+	q := v ^ (eachByte * '"')
+	bs := v ^ (eachByte * '\\')
+	return ((v-eachByte*0x20)&^v|(q-eachByte)&^q|(bs-eachByte)&^bs|v)&highBits == 0
 }

@@ -59,11 +59,15 @@ func TestAppendJSONStringMatchesByteByByte(t *testing.T) {
 			}
 		}
 	}
+	// Every byte at every place of strings up to 20 bytes long: in a whole word, and
+	// among the last bytes, which are read as the word that ends the string.
 	for c := range 256 {
-		for pos := range 9 {
-			in := strings.Repeat("a", pos) + string([]byte{byte(c)}) + strings.Repeat("b", 8)
-			if got, want := appendJSONString(nil, in), referenceJSONString(nil, in); string(got) != string(want) {
-				t.Fatalf("appendJSONString(%q) = %s, want %s", in, got, want)
+		for n := 1; n <= 20; n++ {
+			for pos := range n {
+				in := strings.Repeat("a", pos) + string([]byte{byte(c)}) + strings.Repeat("b", n-pos-1)
+				if got, want := appendJSONString(nil, in), referenceJSONString(nil, in); string(got) != string(want) {
+					t.Fatalf("appendJSONString(%q) = %s, want %s", in, got, want)
+				}
 			}
 		}
 	}

@@ -38,19 +38,22 @@ func appendTime(b []byte, t time.Time) []byte {
 
 // appendNanos appends the fraction of a second of ns nanoseconds as RFC3339Nano
 // does: a dot and up to nine digits without trailing zeros, nothing when ns is zero.
+// The digits are written in three groups of three, each from a table.
 func appendNanos(b []byte, ns int) []byte {
 	if ns == 0 {
 		return b
 	}
-	var digits [10]byte
-	digits[0] = '.'
-	for i := 9; i >= 1; i-- {
-		digits[i] = byte('0' + ns%10)
-		ns /= 10
+	millis, micros, nanos := ns/1e6, ns/1e3%1000, ns%1000
+	b = append(b, '.')
+	switch {
+	case nanos != 0:
+		b = append(b, threeDigits[3*millis:3*millis+3]...)
+		b = append(b, threeDigits[3*micros:3*micros+3]...)
+		return append(b, thousandths(nanos)...)
+	case micros != 0:
+		b = append(b, threeDigits[3*millis:3*millis+3]...)
+		return append(b, thousandths(micros)...)
+	default:
+		return append(b, thousandths(millis)...)
 	}
-	n := 10
-	for digits[n-1] == '0' {
-		n--
-	}
-	return append(b, digits[:n]...)
 }

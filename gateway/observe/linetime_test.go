@@ -17,6 +17,11 @@ func TestAppendTimeMatchesRFC3339Nano(t *testing.T) {
 	base := time.Now()
 	times := []time.Time{base, base.Truncate(time.Second), base.Truncate(time.Millisecond),
 		time.Unix(0, 0), time.Unix(1, 100), time.Date(2024, 2, 29, 23, 59, 59, 999999999, time.UTC)}
+	// Each group of three digits of the fraction, with trailing zeros in and after
+	// it: the groups are written and trimmed one by one.
+	for _, ns := range []int64{5e8, 5e7, 120e6, 999e6, 1e3, 120e3, 7e5, 123456e3, 1, 10, 100, 123456780, 999999999} {
+		times = append(times, time.Unix(1700000000, ns), base.Truncate(time.Second).Add(time.Duration(ns)))
+	}
 	for range 2000 {
 		// Mostly within a few seconds, as lines come, with some far away.
 		d := time.Duration(rng.Int64N(int64(3 * time.Second)))
