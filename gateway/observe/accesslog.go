@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // accessLogFlushInterval bounds how long a line waits in the buffer before it is
@@ -261,14 +262,13 @@ func plainJSON(s string) bool {
 		}
 		return true
 	}
-	i := skipPlainWords(s, 0)
-	if i == len(s) {
-		return true
+	last := len(s) - 8
+	for i := 0; i < last; i += 8 {
+		if !plainWord(httpsyntax.Load64(s, i)) {
+			return false
+		}
 	}
-	if i+8 <= len(s) {
-		return false
-	}
-	return plainWord(s[len(s)-8:])
+	return plainWord(httpsyntax.Load64(s, last))
 }
 
 // jsonPlain tells the bytes appendJSONString copies as they are: printable ASCII
@@ -347,19 +347,17 @@ const (
 // compiler reads a little-endian word, in one load.
 func skipPlainWords(s string, i int) int {
 	for ; i+8 <= len(s); i += 8 {
-		if !plainWord(s[i : i+8]) {
+		if !plainWord(httpsyntax.Load64(s, i)) {
 			break
 		}
 	}
 	return i
 }
 
-// plainWord reports whether none of the eight bytes of w needs a look of its own
-// from appendEscapedJSONString (see skipPlainWords).
-func plainWord(w string) bool {
-	w = w[:8]
-	v := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+// plainWord reports whether none of the eight bytes of the word v (read by
+// httpsyntax.Load64) needs a look of its own from appendEscapedJSONString (see
+// skipPlainWords).
+func plainWord(v uint64) bool {
 	q := v ^ (eachByte * '"')
 	bs := v ^ (eachByte * '\\')
 	return ((v-eachByte*0x20)&^v|(q-eachByte)&^q|(bs-eachByte)&^bs|v)&highBits == 0

@@ -47,7 +47,7 @@ func IsToken[S ~string | ~[]byte](b S) bool {
 func ValidFieldValue[S ~string | ~[]byte](v S) bool {
 	i := 0
 	for ; i+8 <= len(v); i += 8 {
-		if mayHoldControl(load64(v, i)) && !validFieldBytes(v[i:i+8]) {
+		if mayHoldControl(Load64(v, i)) && !validFieldBytes(v[i:i+8]) {
 			return false
 		}
 	}
@@ -81,10 +81,10 @@ func mayHoldControl(x uint64) bool {
 	return ((x-space)&^x|(y-bytesOf1)&^y)&bytesOfHigh != 0
 }
 
-// load64 reads the eight bytes of v at i as a little-endian word; the compiler makes
+// Load64 reads the eight bytes of v at i as a little-endian word; the compiler makes
 // it one load. Indexing a slice of constant length eight, rather than v at i and
 // after, leaves one bounds check instead of eight.
-func load64[S ~string | ~[]byte](v S, i int) uint64 {
+func Load64[S ~string | ~[]byte](v S, i int) uint64 {
 	w := v[i : i+8]
 	return uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
 		uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
