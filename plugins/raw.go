@@ -40,6 +40,11 @@ type RawRequest interface {
 	Context() context.Context
 	// RemoteAddr is the TCP peer's address, as http.Request.RemoteAddr.
 	RemoteAddr() string
+	// RemoteIP is the TCP peer's IP address in canonical form (without a zone,
+	// an IPv4-mapped address unmapped), or RemoteAddr's host when that is not an
+	// IP address: the client's address, as a request without X-Forwarded-For has
+	// it. The data plane works it out once for all the requests of a connection.
+	RemoteIP() string
 	// HeaderValue returns the first value of the field with the canonical name
 	// (as http.CanonicalHeaderKey gives it), or "", as http.Header.Get does. It
 	// shows the edits of the filters before the one asking (see RawRequestEditor).
@@ -119,6 +124,10 @@ func (f *ResponseFields) SetInt(name string, value int64) {
 	f.b = strconv.AppendInt(f.b, value, 10)
 	f.b = append(f.b, "\r\n"...)
 }
+
+// SetLines adds fields already in their wire form, "Name: value\r\n" each, as Set
+// and SetInt write them: for a filter that renders a field once for many responses.
+func (f *ResponseFields) SetLines(lines string) { f.b = append(f.b, lines...) }
 
 // Wire returns the fields in their wire form, each line ending in CRLF.
 func (f *ResponseFields) Wire() []byte { return f.b }

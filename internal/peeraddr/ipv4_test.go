@@ -1,4 +1,4 @@
-package clientip
+package peeraddr
 
 import (
 	"math/rand/v2"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// generalPeer is what from reads of a peer's address without the IPv4 shortcut:
+// generalPeer is what Parse reads of a peer's address without the IPv4 shortcut:
 // the host part as net.SplitHostPort gives it and the address it parses to.
 func generalPeer(remoteAddr string) (host string, addr netip.Addr, ok bool) {
 	host, _, err := net.SplitHostPort(remoteAddr)
@@ -51,7 +51,7 @@ func allDigits(s string) bool {
 
 // TestSplitIPv4PeerAgreesWithTheGeneralPath compares the shortcut with the general
 // parsers on chosen addresses and on random strings made of the characters
-// addresses are made of, and checks that from, which takes the shortcut, still
+// addresses are made of, and checks that Parse, which takes the shortcut, still
 // gives what the general path gives.
 func TestSplitIPv4PeerAgreesWithTheGeneralPath(t *testing.T) {
 	chosen := []string{
@@ -76,13 +76,13 @@ func TestSplitIPv4PeerAgreesWithTheGeneralPath(t *testing.T) {
 		s := strconv.Itoa(rng.IntN(300)) + "." + strconv.Itoa(rng.IntN(300)) + "." + strconv.Itoa(rng.IntN(300)) +
 			"." + strconv.Itoa(rng.IntN(300)) + ":" + strconv.Itoa(rng.IntN(70000))
 		checkIPv4Peer(t, s)
-		if got, want := FromPeer(s), fromGeneral(s); got != want {
-			t.Fatalf("FromPeer(%q) = %q, the general path gives %q", s, got, want)
+		if _, got, _ := Parse(s); got != fromGeneral(s) {
+			t.Fatalf("Parse(%q) gives %q, the general path gives %q", s, got, fromGeneral(s))
 		}
 	}
 }
 
-// fromGeneral is FromPeer by the general parsers alone.
+// fromGeneral is the text Parse gives, by the general parsers alone.
 func fromGeneral(remoteAddr string) string {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -92,7 +92,7 @@ func fromGeneral(remoteAddr string) string {
 	if err != nil {
 		return host
 	}
-	return canonical(peer.WithZone("").Unmap(), host)
+	return Canonical(peer.WithZone("").Unmap(), host)
 }
 
 // FuzzSplitIPv4Peer is TestSplitIPv4PeerAgreesWithTheGeneralPath on the fuzzer's
@@ -104,14 +104,13 @@ func FuzzSplitIPv4Peer(f *testing.F) {
 	f.Fuzz(checkIPv4Peer)
 }
 
-// BenchmarkFromPeer reads the client address of a raw request from an IPv4 peer
-// and from an IPv6 one, as a rate limit keyed by client does for every request.
-func BenchmarkFromPeer(b *testing.B) {
+// BenchmarkParse reads the address of an IPv4 peer and of an IPv6 one.
+func BenchmarkParse(b *testing.B) {
 	for _, peer := range []string{"192.0.2.7:50312", "[2001:db8::7]:50312"} {
 		b.Run(peer, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if FromPeer(peer) == "" {
+				if _, text, _ := Parse(peer); text == "" {
 					b.Fatal("no address")
 				}
 			}

@@ -17,6 +17,7 @@ type wireRequest struct{ fields [][2]string }
 
 func (r *wireRequest) Context() context.Context { return context.Background() }
 func (r *wireRequest) RemoteAddr() string       { return "192.0.2.1:1234" }
+func (r *wireRequest) RemoteIP() string         { return "192.0.2.1" }
 func (r *wireRequest) Fields() int              { return len(r.fields) }
 
 func (r *wireRequest) Field(i int) (name, value string) { return r.fields[i][0], r.fields[i][1] }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -77,6 +78,16 @@ type rule struct {
 	header  string
 	limiter rl.Limiter
 	timed   rl.TimedLimiter
+	// limitLine is the RateLimit-Limit field line of the bucket's capacity, rendered
+	// for the last capacity a raw response gave: it changes only with the fleet's
+	// size, for a global limit without Redis.
+	limitLine *atomic.Pointer[renderedField]
+}
+
+// renderedField is a header field line in its wire form and the number it gives.
+type renderedField struct {
+	value int64
+	line  string
 }
 
 // Provision builds the middleware. Limiters come from the context's Store, keyed by
@@ -95,7 +106,7 @@ func (plugin) Provision(ctx plugins.Context, spec *config.Filter) (plugins.Middl
 		}
 		limiter := ctx.Shared(storeKey, func() any { return newLimiter(ctx, c, i, limit) }).(rl.Limiter)
 		timed, _ := limiter.(rl.TimedLimiter)
-		rules[i] = rule{keyType: r.Key.Type, limiter: limiter, timed: timed}
+		rules[i] = rule{keyType: r.Key.Type, limiter: limiter, timed: timed, limitLine: new(atomic.Pointer[renderedField])}
 		if r.Key.Type == config.KeyHeader {
 			rules[i].header = http.CanonicalHeaderKey(r.Key.Name)
 		}
@@ -147,7 +158,7 @@ var refusal = plugins.Answer{Status: http.StatusTooManyRequests, Body: refusalMe
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := reqctx.From(r.Context())
 	client := func() string { return clientip.From(r, h.ctx.TrustedProxies) }
-	d := h.decide(r.Context(), client, r.Header.Get, info)
+	d, _ := h.decide(r.Context(), client, r.Header.Get, info)
 	writeHeaders(w.Header(), d)
 	if !d.Allowed {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(d)))
@@ -163,12 +174,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // never carries X-Forwarded-For, so its client is its TCP peer, whom From would
 // name too.
 func (h *handler) FilterRaw(req plugins.RawRequest, info *reqctx.Info, fields *plugins.ResponseFields) *plugins.Answer {
-	client := func() string { return clientip.FromPeer(req.RemoteAddr()) }
-	d := h.decide(req.Context(), client, req.HeaderValue, info)
+	client := func() string { return req.RemoteIP() }
+	d, by := h.decide(req.Context(), client, req.HeaderValue, info)
 	limit, remaining, reset := headerNumbers(d)
-	fields.SetInt(limitHeader, limit)
+	if by != nil {
+		fields.SetLines(by.limitFieldLine(limit))
+	} else {
+		fields.SetInt(limitHeader, limit)
+	}
 	fields.SetInt(remainingHeader, remaining)
-	fields.SetInt(resetHeader, reset)
+	if reset < int64(len(resetLines)) {
+		fields.SetLines(resetLines[reset])
+	} else {
+		fields.SetInt(resetHeader, reset)
+	}
 	if !d.Allowed {
 		fields.SetInt("Retry-After", int64(retryAfterSeconds(d)))
 		return &refusal
@@ -176,21 +195,43 @@ func (h *handler) FilterRaw(req plugins.RawRequest, info *reqctx.Info, fields *p
 	return nil
 }
 
+// limitFieldLine returns the RateLimit-Limit field line of limit, rendered once for
+// as long as the rule's capacity stays limit rather than on every response.
+func (r *rule) limitFieldLine(limit int64) string {
+	if f := r.limitLine.Load(); f != nil && f.value == limit {
+		return f.line
+	}
+	f := &renderedField{value: limit, line: limitHeader + ": " + strconv.FormatInt(limit, 10) + "\r\n"}
+	r.limitLine.Store(f)
+	return f.line
+}
+
+// resetLines are the RateLimit-Reset field lines of the first few seconds, which
+// nearly every response gives.
+var resetLines = func() (lines [10]string) {
+	for i := range lines {
+		lines[i] = resetHeader + ": " + strconv.Itoa(i) + "\r\n"
+	}
+	return lines
+}()
+
 // Next is the handler ServeHTTP passes admitted requests on to.
 func (h *handler) Next() http.Handler { return h.next }
 
 // decide takes a token for the request from each rule's bucket in turn, flags the
 // outcome in info (nil when the request has none), and returns the decision the
-// response describes: the first refusal, or else the admission with the fewest
-// tokens left. The request is given by the pieces its keys read (see keyOf), so
-// that both of its forms are decided by this one function.
+// response describes and the rule that made it (nil when there is none): the first
+// refusal, or else the admission with the fewest tokens left. The request is given
+// by the pieces its keys read (see keyOf), so that both of its forms are decided by
+// this one function.
 //
 // A local bucket counts the request at its arrival, the Info's Start, rather than
 // at a reading of the clock of its own: the data plane reads the clock when the
 // request arrives anyway, and a reading costs more than the token.
-func (h *handler) decide(ctx context.Context, client func() string, header func(string) string, info *reqctx.Info) rl.Decision {
+func (h *handler) decide(ctx context.Context, client func() string, header func(string) string, info *reqctx.Info) (rl.Decision, *rule) {
 	var now time.Time
 	var tightest rl.Decision
+	var by *rule
 	for i := range h.rules {
 		rule := &h.rules[i]
 		key := keyOf(rule, client, header, info)
@@ -205,10 +246,10 @@ func (h *handler) decide(ctx context.Context, client func() string, header func(
 		}
 		if !d.Allowed {
 			addFlags(info, reqctx.FlagRateLimited)
-			return d
+			return d, rule
 		}
 		if i == 0 || d.Remaining < tightest.Remaining {
-			tightest = d
+			tightest, by = d, rule
 		}
 	}
 	addFlags(info, reqctx.FlagRateLimitPassed)
@@ -216,7 +257,7 @@ func (h *handler) decide(ctx context.Context, client func() string, header func(
 	// tightest is an admission already; this keeps a filter without rules, as
 	// ServeHTTP always did, from refusing everything.
 	tightest.Allowed = true
-	return tightest
+	return tightest, by
 }
 
 // arrival is when the request arrived: its Info's Start, or now for a request

@@ -2,17 +2,21 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"reflect"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/config"
 	"github.com/switchyard-dev/switchyard/gateway/reqctx"
 	"github.com/switchyard-dev/switchyard/plugins"
+	"github.com/switchyard-dev/switchyard/plugins/internal/clientip"
 )
 
 // rawRequest is a request in its wire form, as the data plane shows it to a raw
@@ -25,6 +29,7 @@ type rawRequest struct {
 
 func (r *rawRequest) Context() context.Context { return r.ctx }
 func (r *rawRequest) RemoteAddr() string       { return r.peer }
+func (r *rawRequest) RemoteIP() string         { return clientip.FromPeer(r.peer) }
 
 func (r *rawRequest) Fields() int { return len(r.fields) }
 
@@ -280,5 +285,23 @@ func BenchmarkFilterRaw(b *testing.B) {
 	}
 	if fields.Len() == 0 {
 		b.Fatal("no fields")
+	}
+}
+
+// TestFilterRawLimitFollowsTheFleetSize checks that a raw response's RateLimit-Limit
+// follows the capacity of the replica share as the fleet grows and shrinks: the
+// field's line is rendered once per capacity, and a line kept from an earlier one
+// would describe a bucket the replica no longer has.
+func TestFilterRawLimitFollowsTheFleetSize(t *testing.T) {
+	var replicas atomic.Int64
+	replicas.Store(1)
+	ctx := plugins.Context{Store: plugins.NewStore(), Replicas: func() int { return int(replicas.Load()) }}
+	stage := rawStageOf(t, ctx, filter(config.RateLimitGlobal, perMinute(config.RateLimitKey{Type: config.KeyClientIP}, 1200)))
+	for i, fleet := range []int64{1, 2, 4, 2, 1, 3} {
+		replicas.Store(fleet)
+		got := serveRaw(t, stage, step{peer: fmt.Sprintf("192.0.2.%d:4000", i+1)}, time.Now())
+		if want := strconv.FormatInt(1200/fleet, 10); got.header.Get("RateLimit-Limit") != want {
+			t.Fatalf("fleet of %d: RateLimit-Limit %q, want %q", fleet, got.header.Get("RateLimit-Limit"), want)
+		}
 	}
 }

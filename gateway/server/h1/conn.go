@@ -64,6 +64,10 @@ type conn struct {
 	// remoteHost is remote without its port, worked out once (see
 	// Exchange.RemoteHost).
 	remoteHost string
+	// remoteIP is the peer's IP address in canonical form, worked out by the first
+	// request that asks (see Exchange.RemoteIP); remoteIPRead says it was.
+	remoteIP     string
+	remoteIPRead bool
 	// yieldFirst is set when a goroutine should let others run before reading
 	// the next request (rawio.YieldPays).
 	yieldFirst bool

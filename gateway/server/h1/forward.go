@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/gateway/internal/reqcontext"
+	"github.com/switchyard-dev/switchyard/internal/peeraddr"
 )
 
 // Forwarder answers requests from their wire form, without the http.Request, header
@@ -76,6 +77,20 @@ func (x *Exchange) RemoteAddr() string { return x.c.remote }
 // it has none), as X-Forwarded-For gives it: the same for every request of the
 // connection, so worked out once.
 func (x *Exchange) RemoteHost() string { return x.c.remoteHost }
+
+// RemoteIP returns the client's IP address in canonical form (without a zone, an
+// IPv4-mapped address unmapped), or the host of RemoteAddr when that is not an IP
+// address, as peeraddr.Parse reads it: the client address a rate limit keys a
+// request without X-Forwarded-For by. It is worked out by the first request of the
+// connection that asks, and kept for the others.
+func (x *Exchange) RemoteIP() string {
+	c := x.c
+	if !c.remoteIPRead {
+		_, c.remoteIP, _ = peeraddr.Parse(c.remote)
+		c.remoteIPRead = true
+	}
+	return c.remoteIP
+}
 
 // hostOf is the host part of a peer's address, or the address when it has no port.
 func hostOf(remote string) string {

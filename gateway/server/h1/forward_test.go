@@ -521,3 +521,69 @@ func TestForwarderHijack(t *testing.T) {
 		t.Fatalf("after the hijack the client read %q, want only the hijacker's %q", all, "echo:hi\n")
 	}
 }
+
+// peerConn is a connection that reports the peer address it is given, as a
+// connection from another kind of peer would.
+type peerConn struct {
+	net.Conn
+	peer net.Addr
+}
+
+func (c peerConn) RemoteAddr() net.Addr { return c.peer }
+
+// peerText is a peer address of any text.
+type peerText string
+
+func (a peerText) Network() string { return "tcp" }
+func (a peerText) String() string  { return string(a) }
+
+// TestRemoteIPIsTheCanonicalPeerAddress checks the client address the raw path's
+// rate limits key requests by: the peer's IP address in canonical form, kept from
+// the connection's first request for the next, and each connection's own.
+func TestRemoteIPIsTheCanonicalPeerAddress(t *testing.T) {
+	cases := []struct{ peer, want string }{
+		{"192.0.2.7:5000", "192.0.2.7"},
+		{"[::ffff:192.0.2.8]:80", "192.0.2.8"},
+		{"[fe80::1%eth0]:80", "fe80::1"},
+		{"[2001:DB8::7]:80", "2001:db8::7"},
+		{"pipe", "pipe"},
+	}
+	seen := make(chan string, 4)
+	fwd := forwarderFunc(func(x *Exchange) bool {
+		seen <- x.RemoteIP()
+		return false
+	})
+	srv := New(Config{Forwarder: fwd, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})})
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	for _, tc := range cases {
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+		}()
+		c, br := dial(t, ln.Addr().String())
+		go srv.ServeConn(peerConn{Conn: <-accepted, peer: peerText(tc.peer)})
+		for i := range 2 {
+			_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+			if res, _ := read(t, br, "GET"); res.StatusCode != http.StatusOK {
+				t.Fatalf("%s: request %d: status %d", tc.peer, i, res.StatusCode)
+			}
+			select {
+			case got := <-seen:
+				if got != tc.want {
+					t.Fatalf("%s: request %d: RemoteIP %q, want %q", tc.peer, i, got, tc.want)
+				}
+			case <-time.After(testTimeout):
+				t.Fatalf("%s: the request was not offered to the forwarder", tc.peer)
+			}
+		}
+		_ = c.Close()
+	}
+}
