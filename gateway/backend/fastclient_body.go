@@ -168,7 +168,7 @@ func (b *clientBody) readChunked(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		size, _, _ := bytes.Cut(bytes.TrimRight(line, " \t\r\n"), []byte{';'})
+		size, _, _ := httpsyntax.CutByte(bytes.TrimRight(line, " \t\r\n"), ';')
 		n, ok := parseChunkSize(size)
 		if !ok {
 			return 0, errBadChunk

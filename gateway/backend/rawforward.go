@@ -286,9 +286,9 @@ func (cc *clientConn) relayInterim(end int, sink RawSink, res *RawResult) error 
 		return errMalformedResponse
 	}
 	out := appendStatusLine(cc.wbuf[:0], code)
-	_, rest, _ := bytes.Cut(b, []byte{'\n'})
+	_, rest, _ := httpsyntax.CutByte(b, '\n')
 	for line := range headFieldLines(rest) {
-		name, _, ok := bytes.Cut(line, []byte{':'})
+		name, _, ok := httpsyntax.CutByte(line, ':')
 		if !ok || !httpsyntax.IsToken(name) {
 			return errMalformedResponse
 		}
@@ -314,8 +314,30 @@ func (cc *clientConn) relayInterim(end int, sink RawSink, res *RawResult) error 
 }
 
 // appendStatusLine appends an HTTP/1.1 status line with the standard reason, or
-// "status code N" for a code without one, as the server writes it.
+// "status code N" for a code without one, as the server writes it. The lines of
+// the codes with a standard reason are written once, at start.
 func appendStatusLine(b []byte, code int) []byte {
+	if code >= 0 && code < len(standardStatusLines) {
+		if line := standardStatusLines[code]; line != "" {
+			return append(b, line...)
+		}
+	}
+	return formatStatusLine(b, code)
+}
+
+// standardStatusLines are the status lines of the codes with a standard reason,
+// indexed by code.
+var standardStatusLines = func() (lines [600]string) {
+	for code := range lines {
+		if http.StatusText(code) != "" {
+			lines[code] = string(formatStatusLine(nil, code))
+		}
+	}
+	return lines
+}()
+
+// formatStatusLine is appendStatusLine, formatting the line.
+func formatStatusLine(b []byte, code int) []byte {
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, ' ')
@@ -436,7 +458,7 @@ var errNotRelayable = errors.New("backend response cannot be relayed as is")
 // change (a body without a type, which it sniffs; a 204 or 304 with a length).
 func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	var rh rawHead
-	line, rest, _ := bytes.Cut(b, []byte{'\n'})
+	line, rest, _ := httpsyntax.CutByte(b, '\n')
 	rh.fieldsAt = len(line) + 1
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
@@ -453,7 +475,7 @@ func scanRawHead(b []byte, headRequest bool) (rawHead, error) {
 	crlfLength, hopByHop := 0, false
 	for line := range headFieldLines(rest) {
 		crlfLength += len(line) + 2
-		name, value, ok := bytes.Cut(line, []byte{':'})
+		name, value, ok := httpsyntax.CutByte(line, ':')
 		if !ok || !httpsyntax.IsToken(name) {
 			return rh, errNotRelayable
 		}
@@ -521,7 +543,7 @@ func headFieldLines(rest []byte) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
 		for len(rest) > 0 {
 			var line []byte
-			line, rest, _ = bytes.Cut(rest, []byte{'\n'})
+			line, rest, _ = httpsyntax.CutByte(rest, '\n')
 			line = bytes.TrimSuffix(line, []byte{'\r'})
 			if len(line) == 0 || !yield(line) {
 				return
@@ -555,9 +577,9 @@ func appendClientHead(out, b []byte, rh *rawHead, fields []byte, sink RawSink, e
 		// The usual head: its field lines, without the empty line, in one copy.
 		out = append(out, b[rh.fieldsAt:len(b)-2]...)
 	} else {
-		_, rest, _ := bytes.Cut(b, []byte{'\n'})
+		_, rest, _ := httpsyntax.CutByte(b, '\n')
 		for line := range headFieldLines(rest) {
-			name, _, _ := bytes.Cut(line, []byte{':'})
+			name, _, _ := httpsyntax.CutByte(line, ':')
 			if rawHopByHop(name, rh.connection[:rh.connections]) {
 				continue
 			}
@@ -657,7 +679,7 @@ func trimOWS(b []byte) []byte {
 func tokenIn(v []byte, token string) bool {
 	for len(v) > 0 {
 		var t []byte
-		t, v, _ = bytes.Cut(v, []byte{','})
+		t, v, _ = httpsyntax.CutByte(v, ',')
 		if httpsyntax.EqualFold(bytes.TrimSpace(t), token) {
 			return true
 		}

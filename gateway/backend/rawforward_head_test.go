@@ -6,6 +6,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,21 @@ func TestRawRelayClosesTheConnectionOfAPanickingEditor(t *testing.T) {
 	case <-closed:
 	case <-time.After(rawWait):
 		t.Fatal("the backend connection was left open")
+	}
+}
+
+// TestStatusLinesAreTheServersStatusLines checks the status line of every code,
+// those written once at start and the others, against the line the server writes:
+// the code, and its standard reason or "status code N".
+func TestStatusLinesAreTheServersStatusLines(t *testing.T) {
+	for code := -1; code < 1000; code++ {
+		reason := http.StatusText(code)
+		if reason == "" {
+			reason = "status code " + strconv.Itoa(code)
+		}
+		want := "HTTP/1.1 " + strconv.Itoa(code) + " " + reason + "\r\n"
+		if got := string(appendStatusLine([]byte("x"), code)); got != "x"+want {
+			t.Fatalf("appendStatusLine(%d) = %q, want %q", code, got, "x"+want)
+		}
 	}
 }

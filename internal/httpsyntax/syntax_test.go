@@ -1,6 +1,7 @@
 package httpsyntax
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -168,5 +169,26 @@ func TestEqualFoldMatchesByteLoop(t *testing.T) {
 		if got, want := EqualFold(a, string(b)), plain(string(a), string(b)); got != want {
 			t.Fatalf("EqualFold(%q, %q) = %v, want %v", a, b, got, want)
 		}
+	}
+}
+
+// TestCutByteMatchesBytesCut checks CutByte against bytes.Cut on strings with the
+// separator nowhere, once and several times, at either end, and on nil.
+func TestCutByteMatchesBytesCut(t *testing.T) {
+	inputs := []string{"", ":", "a:", ":a", "a:b", "a:b:c", "::", "abc", "name: value", "\n", "line\nrest\n"}
+	for _, in := range inputs {
+		for _, sep := range []byte{':', '\n', ' ', 'x'} {
+			s := []byte(in)
+			before, after, found := CutByte(s, sep)
+			wantBefore, wantAfter, wantFound := bytes.Cut(s, []byte{sep})
+			if string(before) != string(wantBefore) || string(after) != string(wantAfter) || found != wantFound ||
+				(after == nil) != (wantAfter == nil) {
+				t.Fatalf("CutByte(%q, %q) = %q, %q, %v; bytes.Cut gives %q, %q, %v",
+					in, sep, before, after, found, wantBefore, wantAfter, wantFound)
+			}
+		}
+	}
+	if before, after, found := CutByte(nil, ':'); before != nil || after != nil || found {
+		t.Fatalf("CutByte(nil) = %q, %q, %v", before, after, found)
 	}
 }

@@ -146,7 +146,7 @@ func (b *body) readChunkSize() (last bool, err error) {
 	for len(line) > 0 && (line[len(line)-1] == ' ' || line[len(line)-1] == '\t') {
 		line = line[:len(line)-1]
 	}
-	size, _, _ := bytes.Cut(line, []byte{';'})
+	size, _, _ := httpsyntax.CutByte(line, ';')
 	n, ok := httpsyntax.ParseHex(size)
 	if !ok || n > 1<<62 {
 		return false, errChunkLine

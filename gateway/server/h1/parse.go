@@ -133,8 +133,8 @@ func (p *parser) parse(b []byte, h *head) *protocolError {
 // requestLine checks "method SP target SP version" and returns where the method and
 // the target end.
 func (h *head) requestLine(line []byte) (methodEnd, targetEnd int, err *protocolError) {
-	method, rest, ok1 := bytes.Cut(line, []byte{' '})
-	target, version, ok2 := bytes.Cut(rest, []byte{' '})
+	method, rest, ok1 := httpsyntax.CutByte(line, ' ')
+	target, version, ok2 := httpsyntax.CutByte(rest, ' ')
 	if !ok1 || !ok2 || len(method) == 0 || len(target) == 0 {
 		return 0, 0, errRequestLine
 	}
