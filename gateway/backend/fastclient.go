@@ -45,7 +45,8 @@ type fastTransport struct {
 	mu sync.Mutex
 	// hosts holds the idle connections of each backend address. Each address has
 	// a list of its own behind a pointer, so that taking and returning a connection
-	// look the address up once and never store into the map.
+	// look the address up once; the map is written only when an address gets its
+	// first idle connection, or the sweep drops an address that has none.
 	hosts map[string]*idleConns
 	idle  int
 	// sweeping is set while the janitor runs; it runs while connections are idle.
@@ -209,15 +210,18 @@ func (t *fastTransport) takeIdle(addr string, now time.Time) *clientConn {
 func (t *fastTransport) putIdle(cc *clientConn) {
 	cc.idleSince = time.Now()
 	t.mu.Lock()
-	list := t.hosts[cc.addr]
-	if list == nil {
-		list = &idleConns{}
-		t.hosts[cc.addr] = list
+	list, held := t.hosts[cc.addr], 0
+	if list != nil {
+		held = len(list.conns)
 	}
-	if len(list.conns) >= t.opts.MaxIdleConnsPerHost || t.idle >= t.opts.MaxIdleConns {
+	if held >= t.opts.MaxIdleConnsPerHost || t.idle >= t.opts.MaxIdleConns {
 		t.mu.Unlock()
 		_ = cc.conn.Close()
 		return
+	}
+	if list == nil {
+		list = &idleConns{}
+		t.hosts[cc.addr] = list
 	}
 	list.conns = append(list.conns, cc)
 	t.idle++

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,5 +131,69 @@ func TestFastClientGrowsTheReadBufferForLargeResponses(t *testing.T) {
 	}
 	if n := bufferOfIdle(slow); n != clientBufferSize {
 		t.Fatalf("read buffer after late small bodies: %d, want %d", n, clientBufferSize)
+	}
+}
+
+// TestIdlePoolKeepsItsCountsUnderConcurrentUse runs requests to several backends
+// from several goroutines through a pool with small caps and a short idle timeout,
+// so that connections are taken, returned, turned away and swept all at once, and
+// checks the pool's books: the count of idle connections is what the lists hold,
+// within the caps, and the sweep leaves nothing once the requests stop.
+func TestIdlePoolKeepsItsCountsUnderConcurrentUse(t *testing.T) {
+	var addrs []string
+	for range 3 {
+		srv, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.WriteString(w, "ok")
+		}))
+		addrs = append(addrs, srv.URL)
+	}
+	f := newFast(t, Options{MaxIdleConnsPerHost: 2, MaxIdleConns: 4, IdleConnTimeout: 20 * time.Millisecond})
+	check := func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		held := 0
+		for addr, list := range f.hosts {
+			if len(list.conns) > 2 {
+				t.Errorf("%s holds %d idle connections, over its cap of 2", addr, len(list.conns))
+			}
+			held += len(list.conns)
+		}
+		if held != f.idle || f.idle > 4 {
+			t.Errorf("the lists hold %d idle connections, the count says %d (cap 4)", held, f.idle)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				req, _ := http.NewRequest(http.MethodGet, addrs[(g+i)%len(addrs)]+"/", nil)
+				res, err := f.RoundTrip(req)
+				if err != nil {
+					t.Errorf("request: %v", err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+				if i%10 == 0 {
+					check()
+					time.Sleep(15 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	check()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		f.mu.Lock()
+		idle, hosts, sweeping := f.idle, len(f.hosts), f.sweeping
+		f.mu.Unlock()
+		if idle == 0 && hosts == 0 && !sweeping {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the sweep: %d idle connections, %d addresses, sweeping %v", idle, hosts, sweeping)
+		}
 	}
 }

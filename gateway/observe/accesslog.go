@@ -230,7 +230,10 @@ var significantDigits = func() (t [1000]uint8) {
 // thousandths returns the digits of n thousandths (n below a thousand, above zero)
 // after the decimal point, without trailing zeros: "5" for 500, "005" for 5.
 func thousandths(n int) []byte {
-	return threeDigits[3*n : 3*n+int(significantDigits[n])]
+	end := 3*n + int(significantDigits[n])
+	// Capped at its end, so that an append to it copies rather than writing over
+	// the table.
+	return threeDigits[3*n : end : end]
 }
 
 const hexDigits = "0123456789abcdef"
@@ -239,7 +242,7 @@ const hexDigits = "0123456789abcdef"
 // characters and U+2028/U+2029 are escaped; invalid UTF-8 becomes U+FFFD.
 //
 // A line has a dozen such fields, nearly always plain ASCII with nothing to escape:
-// those are checked by word and then by a table, and copied whole.
+// those are checked eight bytes at a time (see plainJSON) and copied whole.
 func appendJSONString(b []byte, s string) []byte {
 	if !plainJSON(s) {
 		return appendEscapedJSONString(b, s)

@@ -206,7 +206,9 @@ func BenchmarkAccessLogLine(b *testing.B) {
 func TestAppendMillisMatchesFloatFormatting(t *testing.T) {
 	values := []time.Duration{0, time.Microsecond, 5 * time.Microsecond, 999 * time.Microsecond, time.Millisecond,
 		1200 * time.Microsecond, 1234567 * time.Microsecond, 90 * time.Minute, -1500 * time.Microsecond, 1499 * time.Nanosecond}
-	for us := int64(0); us < 3000; us += 7 {
+	// Every microsecond within 20 ms either way: one digit of milliseconds and
+	// two, with every fraction.
+	for us := int64(-20000); us <= 20000; us++ {
 		values = append(values, time.Duration(us)*time.Microsecond)
 	}
 	for _, d := range values {

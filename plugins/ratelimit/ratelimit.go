@@ -79,8 +79,8 @@ type rule struct {
 	limiter rl.Limiter
 	timed   rl.TimedLimiter
 	// limitLine is the RateLimit-Limit field line of the bucket's capacity, rendered
-	// for the last capacity a raw response gave: it changes only with the fleet's
-	// size, for a global limit without Redis.
+	// for the last capacity a raw response gave. A capacity changes rarely if ever:
+	// a global limit's share may follow the fleet's size.
 	limitLine *atomic.Pointer[renderedField]
 }
 

@@ -305,3 +305,28 @@ func TestFilterRawLimitFollowsTheFleetSize(t *testing.T) {
 		}
 	}
 }
+
+// TestFilterRawResetAroundTheRenderedLines checks RateLimit-Reset on the raw path
+// against the handler path while the bucket empties a token a second: the seconds
+// below ten come from lines rendered at start, the others are written per response.
+func TestFilterRawResetAroundTheRenderedLines(t *testing.T) {
+	f := filter(config.RateLimitLocal, config.RateLimitRule{
+		Key: config.RateLimitKey{Type: config.KeyClientIP}, Requests: 1, Per: config.Duration(time.Second), Burst: 14})
+	reference := provision(t, plugins.Context{Store: plugins.NewStore()}, f)
+	stage := rawStageOf(t, plugins.Context{Store: plugins.NewStore()}, f)
+	base := time.Now()
+	resets := map[string]bool{}
+	for i := range 16 {
+		s := step{peer: "192.0.2.9:4000"}
+		want, got := serveHandler(reference, s, base), serveRaw(t, stage, s, base)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("request %d: raw path\n%d %v\nhandler path\n%d %v", i, got.status, got.header, want.status, want.header)
+		}
+		resets[got.header.Get("RateLimit-Reset")] = true
+	}
+	for _, r := range []string{"9", "10", "14"} {
+		if !resets[r] {
+			t.Fatalf("RateLimit-Reset never read %s: %v", r, resets)
+		}
+	}
+}

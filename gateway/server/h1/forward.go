@@ -82,7 +82,9 @@ func (x *Exchange) RemoteHost() string { return x.c.remoteHost }
 // IPv4-mapped address unmapped), or the host of RemoteAddr when that is not an IP
 // address, as peeraddr.Parse reads it: the client address a rate limit keys a
 // request without X-Forwarded-For by. It is worked out by the first request of the
-// connection that asks, and kept for the others.
+// connection that asks, and kept for the others. It may be called only during
+// Forward, on the goroutine that called it: the connection keeps the address
+// without a lock.
 func (x *Exchange) RemoteIP() string {
 	c := x.c
 	if !c.remoteIPRead {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/peeraddr"
 )
 
 func TestFrom(t *testing.T) {
@@ -101,6 +103,20 @@ func TestFromPeerDoesNotAllocateForCanonicalAddresses(t *testing.T) {
 			}
 		}); n != 0 {
 			t.Errorf("FromPeer(%q) allocated %v times", peer, n)
+		}
+	}
+}
+
+// TestFromPeerIsTheParsedPeerText checks that FromPeer gives the text
+// peeraddr.Parse reads of the peer, which is what the HTTP/1.1 server keeps for a
+// connection's raw requests (h1.Exchange.RemoteIP): a raw request's rate limit
+// bucket is then the one its http.Request form counts in.
+func TestFromPeerIsTheParsedPeerText(t *testing.T) {
+	peers := []string{"192.0.2.7:5000", "192.0.2.7", "[::1]:80", "::1", "[::ffff:192.0.2.7]:80", "[fe80::1%eth0]:80",
+		"[2001:DB8::7]:80", "2001:0db8::7", "01.2.3.4:80", "1.2.3.4:", "pipe", "", "[1.2.3.4]:80", "host.test:80"}
+	for _, peer := range peers {
+		if _, text, _ := peeraddr.Parse(peer); FromPeer(peer) != text {
+			t.Errorf("FromPeer(%q) = %q, peeraddr.Parse reads %q", peer, FromPeer(peer), text)
 		}
 	}
 }
