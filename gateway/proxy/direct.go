@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchyard-dev/switchyard/internal/httpsyntax"
 )
 
 // Direct forwarding. A request that does not ask to switch protocols is forwarded by
@@ -290,7 +292,9 @@ func isHex(c byte) bool {
 // response is not used for anything else.
 func passResponseHeader(h http.Header, res *http.Response) int {
 	for k, vv := range res.Header {
-		k = http.CanonicalHeaderKey(k)
+		// A header filled other than through its methods may hold names in any
+		// case.
+		k = httpsyntax.CanonicalHeaderKey(k)
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, vv...)
 		} else {
@@ -372,7 +376,13 @@ func streamed(res *http.Response) bool {
 	if res.ContentLength == -1 {
 		return true
 	}
-	mediaType, _, _ := strings.Cut(res.Header.Get("Content-Type"), ";")
+	// What Get would give: it looks up the canonical form of the name it is
+	// given, which this name is already.
+	var contentType string
+	if vv := res.Header["Content-Type"]; len(vv) > 0 {
+		contentType = vv[0]
+	}
+	mediaType, _, _ := strings.Cut(contentType, ";")
 	return strings.EqualFold(strings.TrimSpace(mediaType), "text/event-stream")
 }
 

@@ -192,3 +192,32 @@ func TestCutByteMatchesBytesCut(t *testing.T) {
 		t.Fatalf("CutByte(nil) = %q, %q, %v", before, after, found)
 	}
 }
+
+// TestCanonicalHeaderKeyMatchesNetHTTP checks the quick check against
+// http.CanonicalHeaderKey: every byte at every place of names up to eight bytes
+// long around letters of both cases and hyphens, and random names of header
+// characters and others.
+func TestCanonicalHeaderKeyMatchesNetHTTP(t *testing.T) {
+	check := func(s string) {
+		if got, want := CanonicalHeaderKey(s), http.CanonicalHeaderKey(s); got != want {
+			t.Fatalf("CanonicalHeaderKey(%q) = %q, http.CanonicalHeaderKey gives %q", s, got, want)
+		}
+	}
+	for _, base := range []string{"Content-Type", "content-type", "X-A-B", "Ab", "a", "A-", "-a"} {
+		for pos := 0; pos <= len(base); pos++ {
+			for c := range 256 {
+				check(base[:pos] + string([]byte{byte(c)}) + base[pos:])
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 9))
+	const alphabet = "aAzZbB-_09 :\x00\xff\x7f@[`{"
+	for range 100000 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
+	check("")
+}
