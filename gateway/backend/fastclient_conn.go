@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,8 @@ type clientConn struct {
 	rbuf []byte
 	r, w int
 	wbuf []byte
-	keys []string
+	// fields is where appendHeader sorts a request's fields, kept for the next.
+	fields []headerField
 	// idleSince is when the connection last went idle.
 	idleSince time.Time
 	// reused is set when the connection served an earlier request; nothingRead
@@ -317,31 +319,11 @@ func appendRequestURI(b []byte, u *url.URL) []byte {
 // http.Transport writes them: a default User-Agent unless one is set (an empty one
 // means none), Content-Length for a body and for methods that expect one.
 func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) {
-	cc.keys = cc.keys[:0]
-	for k := range req.Header {
-		switch k {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
-			continue
-		}
-		cc.keys = append(cc.keys, k)
-	}
-	slices.Sort(cc.keys)
-	for _, k := range cc.keys {
-		if !httpsyntax.IsToken(k) {
-			return b, errBadHeaderField
-		}
-		for _, v := range req.Header[k] {
-			if k == "User-Agent" && v == "" {
-				continue
-			}
-			if !httpsyntax.ValidFieldValue(v) {
-				return b, errBadHeaderField
-			}
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
-		}
+	b, err := cc.appendSortedFields(b, req.Header)
+	// The connection keeps the slice, not the request's values.
+	clear(cc.fields)
+	if err != nil {
+		return b, err
 	}
 	if _, ok := req.Header["User-Agent"]; !ok {
 		b = append(b, "User-Agent: Go-http-client/1.1\r\n"...)
@@ -364,6 +346,45 @@ func (cc *clientConn) appendHeader(b []byte, req *http.Request) ([]byte, error) 
 		}
 	}
 	return append(b, "\r\n"...), nil
+}
+
+// headerField is a field name and its values, as an http.Header holds them.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// appendSortedFields appends the fields of h but those appendHeader writes itself,
+// in the order of their names, as http.Header.Write writes them. Each name's values
+// are gathered with it as the map is walked, so that the map is not looked up again.
+func (cc *clientConn) appendSortedFields(b []byte, h http.Header) ([]byte, error) {
+	cc.fields = cc.fields[:0]
+	for k, vv := range h {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		}
+		cc.fields = append(cc.fields, headerField{k, vv})
+	}
+	slices.SortFunc(cc.fields, func(a, b headerField) int { return strings.Compare(a.name, b.name) })
+	for _, f := range cc.fields {
+		if !httpsyntax.IsToken(f.name) {
+			return b, errBadHeaderField
+		}
+		for _, v := range f.values {
+			if f.name == "User-Agent" && v == "" {
+				continue
+			}
+			if !httpsyntax.ValidFieldValue(v) {
+				return b, errBadHeaderField
+			}
+			b = append(b, f.name...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b, nil
 }
 
 // BodyExpected reports whether a request of this method without a body is sent

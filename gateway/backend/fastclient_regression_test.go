@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +105,97 @@ func TestHeadEndFindsTheFirstEmptyLine(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestRequestHeadIsTheTransports checks the head the fast client writes against the
+// one http.Transport writes for the same requests: the same request line and Host,
+// the same values under each name in the same order, the default User-Agent (none
+// for an empty one) and Content-Length where a body is expected. Names may come in
+// another order than the Transport's, but the request's own fields come sorted by
+// name, as http.Header.Write sorts them, so that a head is the same every time.
+func TestRequestHeadIsTheTransports(t *testing.T) {
+	heads := make(chan string, 1)
+	url := rawServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			var head strings.Builder
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				head.WriteString(line)
+				if line == "\r\n" {
+					break
+				}
+			}
+			heads <- head.String()
+			if _, err := io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n"); err != nil {
+				return
+			}
+		}
+	})
+	o := Options{}.withDefaults()
+	fast, std := newFast(t, o), newHTTP1Transport(o)
+	t.Cleanup(std.CloseIdleConnections)
+	requests := []func() *http.Request{
+		func() *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, url+"/a?b=c", nil)
+			req.Header["Zeta"] = []string{"1", "2"}
+			req.Header["Accept"] = []string{"*/*"}
+			req.Header["X-Mid"] = []string{"m"}
+			req.Header["B-Name"] = []string{""}
+			return req
+		},
+		func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPost, url+"/", nil)
+			req.Header["User-Agent"] = []string{""}
+			req.Header["Connection"] = []string{"keep-alive"}
+			req.Header["Accept-Encoding"] = []string{"gzip"}
+			return req
+		},
+		func() *http.Request {
+			req, _ := http.NewRequest(http.MethodPut, url+"/p", strings.NewReader("body"))
+			req.Header["User-Agent"] = []string{"agent/1"}
+			req.Header["Content-Type"] = []string{"text/plain"}
+			return req
+		},
+	}
+	for i, newRequest := range requests {
+		var got [2]string
+		for j, rt := range []http.RoundTripper{fast, std} {
+			res, err := rt.RoundTrip(newRequest())
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			_ = res.Body.Close()
+			got[j] = <-heads
+		}
+		fastLines, stdLines := strings.Split(got[0], "\r\n"), strings.Split(got[1], "\r\n")
+		if fastLines[0] != stdLines[0] || fastLines[1] != stdLines[1] || !maps.EqualFunc(valuesByName(fastLines[2:]), valuesByName(stdLines[2:]), slices.Equal) {
+			t.Errorf("request %d: the fast client wrote\n%q\nhttp.Transport wrote\n%q", i, got[0], got[1])
+		}
+		var names []string
+		for _, line := range fastLines[2:] {
+			name, _, _ := strings.Cut(line, ":")
+			if name == "User-Agent" || name == "Content-Length" || name == "Connection" {
+				break
+			}
+			names = append(names, name)
+		}
+		if !slices.IsSorted(names) {
+			t.Errorf("request %d: the request's fields came in the order %v", i, names)
+		}
+	}
+}
+
+// valuesByName gathers the values of field lines under their names, in order.
+func valuesByName(lines []string) map[string][]string {
+	values := map[string][]string{}
+	for _, line := range lines {
+		if name, value, ok := strings.Cut(line, ": "); ok {
+			values[name] = append(values[name], value)
+		}
+	}
+	return values
 }
