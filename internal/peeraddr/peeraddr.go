@@ -1,5 +1,5 @@
 // Package peeraddr reads the IP address of a connection's peer from the text of its
-// address, as the client address that rate limits and logs key requests by.
+// address: the client address rate limits key requests by.
 package peeraddr
 
 import (
