@@ -118,18 +118,11 @@ func TestRequestHeadIsTheTransports(t *testing.T) {
 	url := rawServer(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
-			var head strings.Builder
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				head.WriteString(line)
-				if line == "\r\n" {
-					break
-				}
+			head, err := readHeadText(br)
+			if err != nil {
+				return
 			}
-			heads <- head.String()
+			heads <- head
 			if _, err := io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n"); err != nil {
 				return
 			}

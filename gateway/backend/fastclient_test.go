@@ -163,13 +163,22 @@ func rawServer(t *testing.T, serve func(net.Conn)) string {
 
 // readHead reads one request head from br.
 func readHead(br *bufio.Reader) error {
+	_, err := readHeadText(br)
+	return err
+}
+
+// readHeadText reads one request head from br and returns its text, the empty line
+// that ends it included.
+func readHeadText(br *bufio.Reader) (string, error) {
+	var head strings.Builder
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
-			return err
+			return head.String(), err
 		}
+		head.WriteString(line)
 		if line == "\r\n" {
-			return nil
+			return head.String(), nil
 		}
 	}
 }

@@ -185,18 +185,11 @@ func TestRawForwardRelaysExactly(t *testing.T) {
 			heads := make(chan string, 4)
 			addr, accepts := scriptedBackend(t, func(c net.Conn, br *bufio.Reader) {
 				for {
-					var head strings.Builder
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if line == "\r\n" {
-							break
-						}
+					head, err := readHeadText(br)
+					if err != nil {
+						return
 					}
-					heads <- head.String()
+					heads <- head
 					if _, err := io.WriteString(c, tc.response); err != nil {
 						return
 					}
