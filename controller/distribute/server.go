@@ -62,8 +62,9 @@ type ReplicaStatus struct {
 	ConnectedSince time.Time
 	// DisconnectedAt is when its last stream closed; zero while connected.
 	DisconnectedAt time.Time
-	// SentVersion is the version of the last snapshot sent (or, right after it
-	// connects, the version it said it already runs).
+	// SentVersion is the version of the last snapshot written to its stream (or,
+	// right after it connects, the version it said it already runs). It is recorded
+	// as the write begins, so it is never behind AckedVersion.
 	SentVersion string
 	// AckedVersion is the version the replica last reported running.
 	AckedVersion string
@@ -73,7 +74,8 @@ type ReplicaStatus struct {
 	AckError        string
 	// LastAck is when the replica last acked (keepalives included).
 	LastAck time.Time
-	// BytesSent counts the frames written on the current or last stream.
+	// BytesSent counts the bytes of the frames written on the current or last
+	// stream, each counted as its write begins.
 	BytesSent int64
 	// DeltasSent counts the snapshots sent on the current or last stream as delta
 	// frames rather than whole.

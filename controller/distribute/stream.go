@@ -199,7 +199,7 @@ func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.Respo
 			if silent := s.silence(rep); silent > missedHeartbeats*hb {
 				return fmt.Errorf("no ack or keepalive for %s", silent.Round(time.Millisecond))
 			}
-			if err := s.write(w, rc, rep, heartbeatFrame); err != nil {
+			if err := s.write(w, rc, rep, heartbeatFrame, nil); err != nil {
 				return fmt.Errorf("sending heartbeat: %w", err)
 			}
 		case <-rep.stop:
@@ -265,21 +265,21 @@ func (vs *viewSender) send(gen *generation) error {
 		vs.s.update(rep, func(st *ReplicaStatus) { st.SendError = err.Error() })
 		return nil
 	}
-	if err := vs.s.write(vs.w, vs.rc, rep, frame); err != nil {
+	isDelta := FrameType(frame[0]) == FrameDelta
+	record := func(st *ReplicaStatus) {
+		st.SentVersion = v.version
+		st.SendError = ""
+		if isDelta {
+			st.DeltasSent++
+		}
+	}
+	if err := vs.s.write(vs.w, vs.rc, rep, frame, record); err != nil {
 		return fmt.Errorf("sending snapshot %s: %w", v.version, err)
 	}
 	vs.sent, vs.lastErr = v.version, ""
 	if vs.delta {
 		vs.base = lines
 	}
-	isDelta := FrameType(frame[0]) == FrameDelta
-	vs.s.update(rep, func(st *ReplicaStatus) {
-		st.SentVersion = v.version
-		st.SendError = ""
-		if isDelta {
-			st.DeltasSent++
-		}
-	})
 	return nil
 }
 
@@ -312,8 +312,18 @@ func (vs *viewSender) frameOf(v *view) ([]byte, *SnapshotLines, error) {
 const minWriteThroughput = 256 << 10 // bytes per second
 
 // write sends one frame with a deadline, so that a replica that stopped reading
-// cannot hold its stream open forever.
-func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, rep *replica, frame []byte) error {
+// cannot hold its stream open forever. The frame is counted, and record (if any)
+// applied to the replica's status, before the frame is written: a replica may read it
+// and ack before the write returns, and its status must never show an ack of a
+// version it was not yet shown to have been sent. A failed write ends the stream.
+func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, rep *replica, frame []byte,
+	record func(*ReplicaStatus)) error {
+	s.update(rep, func(st *ReplicaStatus) {
+		st.BytesSent += int64(len(frame))
+		if record != nil {
+			record(st)
+		}
+	})
 	timeout := missedHeartbeats*s.opts.HeartbeatInterval + time.Duration(len(frame))*time.Second/minWriteThroughput
 	deadline := time.Now().Add(timeout)
 	if err := rc.SetWriteDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
@@ -329,7 +339,6 @@ func (s *Server) write(w http.ResponseWriter, rc *http.ResponseController, rep *
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
-	s.update(rep, func(st *ReplicaStatus) { st.BytesSent += int64(len(frame)) })
 	return nil
 }
 
