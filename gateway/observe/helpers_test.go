@@ -200,3 +200,23 @@ func expectValue(t *testing.T, reg prometheus.Gatherer, want float64, name strin
 		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
 	}
 }
+
+// eventuallyValue waits, for up to five seconds, until a series has the wanted
+// value, and fails the test if it never does. It is for what a request records once
+// its client has the answer: a request forwarded from its wire form is counted out
+// of requests_in_flight just after its answer is written.
+func eventuallyValue(t *testing.T, reg prometheus.Gatherer, want float64, name string, labels ...string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := value(t, reg, name, labels...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s%v = %v after 5s, want %v", name, labels, got, want)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
