@@ -97,12 +97,16 @@ func (x *Exchange) End() {
 		elapsed = time.Since(x.Info.Start)
 	}
 	if l.inFlight != nil {
-		l.inFlight.Dec()
 		x.count(status, elapsed)
 	}
 	if logged {
 		f := x.lineFields(status, elapsed)
 		a.log(&f, now)
+	}
+	// Counted out last, as the raw path counts its requests out: a listener with
+	// nothing in flight has written the lines of every request it answered.
+	if l.inFlight != nil {
+		l.inFlight.Dec()
 	}
 	if x.span != nil {
 		x.endSpan(status)

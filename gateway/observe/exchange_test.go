@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestResponseWriterRecordsTheFinalStatus(t *testing.T) {
@@ -64,5 +66,60 @@ func TestParseRouteMetrics(t *testing.T) {
 	}
 	if _, err := ParseRouteMetrics("some"); err == nil {
 		t.Error("an unknown mode was accepted")
+	}
+}
+
+// countingWriter counts the bytes written to it.
+type countingWriter struct{ n int }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	return len(p), nil
+}
+
+// linesAtDec is a requests_in_flight gauge that notes, whenever a request is
+// counted out, how many bytes of lines its access log has taken: those written out
+// to its destination and those it holds. Holding both of the log's locks keeps a
+// flush from moving bytes between the two while they are counted.
+type linesAtDec struct {
+	prometheus.Gauge
+	log  *AccessLog
+	dest *countingWriter
+	seen []int
+}
+
+func (g *linesAtDec) Dec() {
+	out := g.log.out
+	out.mu.Lock()
+	out.outMu.Lock()
+	g.seen = append(g.seen, g.dest.n+len(out.buf))
+	out.outMu.Unlock()
+	out.mu.Unlock()
+	g.Gauge.Dec()
+}
+
+// TestExchangeIsLoggedBeforeItLeavesFlight checks that the handler path writes a
+// request's access log line before it counts the request out of requests_in_flight,
+// as the raw path does: a listener with nothing in flight has logged all it answered.
+func TestExchangeIsLoggedBeforeItLeavesFlight(t *testing.T) {
+	dest := &countingWriter{}
+	a := NewAccessLog(dest, nil, 1)
+	defer a.Close()
+	o, err := New(Options{AccessLog: a, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := o.Listener("default/gw/http")
+	if l.inFlight == nil {
+		t.Fatal("the listener has no in-flight gauge")
+	}
+	probe := &linesAtDec{Gauge: l.inFlight, log: a, dest: dest}
+	l.inFlight = probe
+	for i := range 3 {
+		x, _ := l.Begin(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/a", nil))
+		x.End()
+		if len(probe.seen) != i+1 || probe.seen[i] == 0 || (i > 0 && probe.seen[i] <= probe.seen[i-1]) {
+			t.Fatalf("bytes of lines logged as each request was counted out: %v", probe.seen)
+		}
 	}
 }
