@@ -332,7 +332,7 @@ func TestSlowReplicaSkipsIntermediateVersions(t *testing.T) {
 	pki := newTestPKI(t)
 	c := startController(t, pki, "127.0.0.1:0", distribute.Options{})
 	rec := &recorder{gate: make(chan struct{}), entered: make(chan string, 16)}
-	runAgent(t, baseOptions(t, pki, c, rec, testToken))
+	a, _ := runAgent(t, baseOptions(t, pki, c, rec, testToken))
 	c.Publish(smallSnapshot("v1", "/a", "127.0.0.1:1"))
 	if got := <-rec.entered; got != "v1" {
 		t.Fatalf("first apply %s", got)
@@ -343,11 +343,17 @@ func TestSlowReplicaSkipsIntermediateVersions(t *testing.T) {
 		c.Publish(smallSnapshot("v"+string(rune('0'+i)), "/a", "127.0.0.1:"+string(rune('0'+i))))
 		time.Sleep(2 * time.Millisecond)
 	}
-	waitFor(t, "the controller to send v9", func() bool {
-		r, _ := c.replica("gw-1", distribute.RoleEdge)
-		return r.SentVersion == "v9"
+	// The controller counts a frame as sent before writing it, so its SentVersion
+	// says nothing of what the agent has read: wait until the agent's reader holds
+	// v9, which it has then offered to the session, still busy with v1.
+	waitFor(t, "the agent to read v9", func() bool {
+		lines := a.held()
+		if lines == nil {
+			return false
+		}
+		snap, err := distribute.NewDecoder(distribute.DefaultMaxFrameBytes).DecodeLines(lines)
+		return err == nil && snap.Version == "v9"
 	})
-	time.Sleep(20 * time.Millisecond) // let the last frame reach the agent's reader
 	close(rec.gate)
 	waitFor(t, "v9 applied", func() bool { l := rec.last(); return l != nil && l.Version == "v9" })
 	if got := rec.versions(); !slices.Equal(got, []string{"v1", "v9"}) {

@@ -214,8 +214,10 @@ func (a *Agent) readFrames(body io.Reader, slot *latestSlot, cancel context.Canc
 			cancel(fmt.Errorf("reading a %d-byte frame: %w", len(payload), err))
 			return
 		}
-		a.setHeld(lines)
+		// Offered to the session before they are noted as held, so that lines seen
+		// held have been offered: the session applies them or newer ones next.
 		slot.put(lines)
+		a.setHeld(lines)
 	}
 }
 
