@@ -252,8 +252,19 @@ func (r *Runner) ActRollout(ctx context.Context, namespace, name, action string,
 	return r.driver.ActRollout(ctx, namespace, name, action, full)
 }
 
-// Ready implements admin.State.
-func (r *Runner) Ready() bool { return r.engine.Ready() }
+// Ready implements admin.State: the engine serves a configuration, and the status
+// of the objects it was translated from is published. translateAndApply records the
+// status only once the engine has taken the configuration, so the engine's own
+// readiness comes a moment early: a client that found the gateway ready could read
+// an empty /api/v1/status.
+func (r *Runner) Ready() bool {
+	if !r.engine.Ready() {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status != nil
+}
 
 // Config implements admin.State.
 func (r *Runner) Config() admin.ConfigView {
