@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,7 +110,18 @@ func TestControllerServesTheServiceGraph(t *testing.T) {
 	// window: the fleet totals hold them at once, from no matter how long ago.
 	recorders.record("shop/web", "shop/cart", 500, 500, time.Second)
 	startNodeAgent(t, pki, addr, recorders)
-	g, err := graph.New(graph.Options{Source: snaps.EdgeOutcomes, Window: 30 * time.Second, Interval: 20 * time.Millisecond})
+	// sampledBefore is set once the graph's sampler has read fleet totals holding
+	// those requests; only the sampler reads them before the graph is first viewed.
+	key := outcome.EdgeKey{Caller: "shop/web", Callee: "shop/cart"}
+	var sampledBefore atomic.Bool
+	source := func() map[outcome.EdgeKey]outcome.Totals {
+		totals := snaps.EdgeOutcomes()
+		if totals[key].Requests == 500 {
+			sampledBefore.Store(true)
+		}
+		return totals
+	}
+	g, err := graph.New(graph.Options{Source: source, Window: 30 * time.Second, Interval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,10 +135,10 @@ func TestControllerServesTheServiceGraph(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = servers[0].Shutdown(context.Background()) })
 	base := "http://" + servers[0].Addr()
-	waitUntil(t, "the history to reach the fleet totals", func() bool {
-		return snaps.EdgeOutcomes()[outcome.EdgeKey{Caller: "shop/web", Callee: "shop/cart"}].Requests == 500
-	})
-	time.Sleep(100 * time.Millisecond) // a few samples hold the history now
+	// The graph measures an edge from its first sample that holds it, so the new
+	// requests must come after such a sample; a fixed pause could end before a
+	// sampler held up on a busy machine took one.
+	waitUntil(t, "the graph to sample the fleet totals", sampledBefore.Load)
 
 	recorders.record("shop/web", "shop/cart", 90, 9, 7500*time.Microsecond)
 	recorders.record("shop/web", "shop/cart", 10, 0, 20*time.Millisecond)
