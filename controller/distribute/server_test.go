@@ -96,7 +96,16 @@ func TestStreamSkipsVersionsTheReplicaHas(t *testing.T) {
 	p := edgeParams("gw-1")
 	p.Have = v1.Version
 	resp := ts.openStream(t, p, testToken)
-	ts.keepAlive(t, resp.Header.Get(HeaderStream), 10*time.Millisecond)
+	stream := resp.Header.Get(HeaderStream)
+	// The replica may ack the version it has as soon as its stream is open; the
+	// version shows as sent by then.
+	if code := ts.ack(t, testToken, Ack{Stream: stream, Applied: v1.Version}); code != http.StatusNoContent {
+		t.Fatalf("ack answered %d", code)
+	}
+	if r, _ := replicaOf(ts.Server, "gw-1", RoleEdge); r.SentVersion != v1.Version || r.AckedVersion != v1.Version {
+		t.Errorf("sent %q and acked %q right after connecting with %s", r.SentVersion, r.AckedVersion, v1.Version)
+	}
+	ts.keepAlive(t, stream, 10*time.Millisecond)
 	ch := frames(resp.Body)
 	expectNoSnapshot(t, ch, 3)
 	v2 := snapshotWith("/b", "127.0.0.1:1")

@@ -91,6 +91,14 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		httpError(w, code, err.Error())
 		return
 	}
+	// What the replica has (recorded as sent by register) and the lines it holds are
+	// settled before it learns that its stream is open: as soon as it has the
+	// answer's head it may ack the version it has, and a snapshot may be published
+	// that it should get as a delta against those lines.
+	var base *SnapshotLines
+	if p.Delta && p.Base != "" {
+		base = s.heldBase(rep, p.Base)
+	}
 	h := w.Header()
 	h.Set("Content-Type", ContentTypeFrames)
 	h.Set("Cache-Control", "no-store")
@@ -102,7 +110,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request) {
 		"identity", id.Name, "remote", r.RemoteAddr, "have", p.Have, "delta", p.Delta)
 	err = rc.Flush()
 	if err == nil {
-		err = s.pump(r.Context(), w, rc, rep, p)
+		err = s.pump(r.Context(), w, rc, rep, p, base)
 	}
 	s.unregister(rep)
 	s.logger.Info("replica disconnected", "node", p.Node, "role", p.Role, "instance", p.Instance,
@@ -126,7 +134,7 @@ func (s *Server) register(p StreamParams, id Identity, remote string) (*replica,
 		stop:     make(chan struct{}),
 		status: ReplicaStatus{
 			Node: p.Node, Role: p.Role, Instance: p.Instance, Identity: id.Name, RemoteAddr: remote,
-			SchemaVersion: p.Schema, Connected: true, ConnectedSince: now,
+			SchemaVersion: p.Schema, Connected: true, ConnectedSince: now, SentVersion: p.Have,
 		},
 		lastHeard: now,
 	}
@@ -174,18 +182,14 @@ func (s *Server) unregister(rep *replica) {
 }
 
 // pump sends the replica the newest view whenever it changes, and heartbeats between.
-// A replica busy receiving one snapshot gets only the newest one after it.
-func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rep *replica, p StreamParams) error {
+// A replica busy receiving one snapshot gets only the newest one after it. base is
+// the lines the replica holds, when they are the server's (see heldBase), or nil.
+func (s *Server) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, rep *replica, p StreamParams,
+	base *SnapshotLines) error {
 	hb := s.opts.HeartbeatInterval
 	ticker := time.NewTicker(hb)
 	defer ticker.Stop()
-	if p.Have != "" {
-		s.update(rep, func(st *ReplicaStatus) { st.SentVersion = p.Have })
-	}
-	sender := &viewSender{s: s, w: w, rc: rc, rep: rep, sent: p.Have, delta: p.Delta}
-	if p.Delta && p.Base != "" {
-		sender.base = s.heldBase(rep, p.Base)
-	}
+	sender := &viewSender{s: s, w: w, rc: rc, rep: rep, sent: p.Have, delta: p.Delta, base: base}
 	for {
 		gen, changed := s.latest()
 		if gen != nil {
